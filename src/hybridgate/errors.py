@@ -1,0 +1,111 @@
+"""One error tree for the whole gateway.
+
+Every error a caller can see is a ``GatewayError``. Each class carries the HTTP status and the
+wire ``type`` it is rendered with; ``api/errors.py`` is the only place that turns them into
+OpenAI or Anthropic error bodies. Backends translate httpx/SDK exceptions into this tree with
+``raise ... from exc``; nothing picks a status code by matching message text.
+
+    GatewayError
+    ├── RequestError                400 invalid_request_error
+    │   ├── BodyTooLargeError       413
+    │   └── ModelNotFoundError      404
+    ├── AuthenticationError         401
+    ├── PermissionDeniedError       403
+    ├── RateLimitError              429
+    ├── ConfigError                 (start-up only, never served)
+    └── BackendError                502 upstream_error  (retryable by the cascade)
+        ├── UpstreamTimeoutError    504
+        ├── UpstreamUnavailableError 503
+        ├── UpstreamStatusError     upstream's own 4xx/5xx
+        └── UpstreamProtocolError   502  (garbage, dropped stream)
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error hybridgate raises on purpose."""
+
+    status_code: int = 500
+    type: str = "api_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class ConfigError(GatewayError):
+    """The config file is missing, malformed or inconsistent. Raised before serving."""
+
+    type = "config_error"
+
+
+class RequestError(GatewayError):
+    """The caller's request is malformed or asks for something that does not exist."""
+
+    status_code = 400
+    type = "invalid_request_error"
+
+
+class BodyTooLargeError(RequestError):
+    status_code = 413
+    code = "request_too_large"
+
+
+class ModelNotFoundError(RequestError):
+    status_code = 404
+    code = "model_not_found"
+
+
+class AuthenticationError(GatewayError):
+    status_code = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDeniedError(GatewayError):
+    status_code = 403
+    type = "permission_error"
+
+
+class RateLimitError(GatewayError):
+    status_code = 429
+    type = "rate_limit_error"
+
+
+class BackendError(GatewayError):
+    """A backend failed. The cascade may try the next backend in the route."""
+
+    status_code = 502
+    type = "upstream_error"
+    retryable: bool = True
+
+
+class UpstreamTimeoutError(BackendError):
+    status_code = 504
+    type = "timeout"
+
+
+class UpstreamUnavailableError(BackendError):
+    status_code = 503
+    type = "service_unavailable"
+
+
+class UpstreamProtocolError(BackendError):
+    """The upstream answered with something that is not its documented wire format."""
+
+    code = "bad_upstream_response"
+
+
+class UpstreamStatusError(BackendError):
+    """The upstream answered with an HTTP error; its status and type are passed through."""
+
+    def __init__(self, message: str, *, status_code: int, type: str, param: str | None = None) -> None:
+        super().__init__(message, param=param)
+        self.status_code = status_code
+        self.type = type
+        # A 4xx caused by the request itself (bad params) would fail on every backend alike;
+        # 408/409/429 and 5xx are the upstream's trouble and worth a fallback.
+        self.retryable = status_code >= 500 or status_code in (408, 409, 429)
