@@ -149,7 +149,10 @@ def load_config(path: str | Path | None = None) -> GatewayConfig:
 def describe_validation_error(exc: ValidationError) -> str:
     problems = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = list(err["loc"])
+        if loc[:1] == ["backends"] and len(loc) > 3:
+            del loc[2]  # pydantic puts the union's tag (the backend type) in the path
+        where = ".".join(str(p) for p in loc) or "(top level)"
         if err["type"] == "extra_forbidden":
             problems.append(f"unknown key '{where}'")
         else:

@@ -161,5 +161,6 @@ class RequestContext:
     feature: str | None = None
     cohort: str | None = None
     route_override: str | None = None
-    started_at: float = 0.0
+    started_at: float = 0.0  # wall clock, for the ledger
+    started_perf: float = 0.0  # perf_counter, for latencies
     extra: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Install with test extras, then run lint, types and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install.sh test
+.venv/bin/ruff check src tests
+.venv/bin/mypy src tests
+.venv/bin/pytest -q "$@"

@@ -1,0 +1,1 @@
+"""Step 1 of the flow: the HTTP edge. Wire formats only; the pipeline does the work."""

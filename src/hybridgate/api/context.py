@@ -1,0 +1,46 @@
+"""Who is asking: a RequestContext from the HTTP request's headers.
+
+The API key itself is never stored: only a short SHA-256 prefix identifies it in the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from typing import Literal
+
+from starlette.requests import Request
+
+from hybridgate.types import RequestContext
+
+ROUTE_HEADER = "x-hybridgate-route"
+FEATURE_HEADER = "x-hybridgate-feature"
+COHORT_HEADER = "x-hybridgate-cohort"
+
+
+def api_key_of(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    return request.headers.get("x-api-key") or None
+
+
+def key_id(key: str | None) -> str | None:
+    return "key_" + hashlib.sha256(key.encode()).hexdigest()[:12] if key else None
+
+
+def context_from(request: Request, api: Literal["openai", "anthropic"], environment: str) -> RequestContext:
+    request_id = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}"
+    request.state.request_id = request_id
+    return RequestContext(
+        request_id=request_id,
+        api=api,
+        api_key_id=key_id(api_key_of(request)),
+        environment=environment,
+        feature=request.headers.get(FEATURE_HEADER),
+        cohort=request.headers.get(COHORT_HEADER),
+        route_override=request.headers.get(ROUTE_HEADER),
+        started_at=time.time(),
+        started_perf=time.perf_counter(),
+    )

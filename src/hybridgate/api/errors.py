@@ -1,0 +1,65 @@
+"""The one place errors become HTTP responses, in the caller's wire format.
+
+OpenAI callers get ``{"error": {"message", "type", "param", "code"}}``; Anthropic callers get
+``{"type": "error", "error": {"type", "message"}}``. Anything that is not a ``GatewayError`` is a
+bug: it is logged with its traceback server-side and the caller gets a plain 500 body, never the
+traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hybridgate.errors import GatewayError
+
+log = logging.getLogger("hybridgate.api")
+
+# Anthropic's documented error types, by HTTP status.
+ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+
+
+def is_anthropic_path(path: str) -> bool:
+    return path.startswith("/v1/messages")
+
+
+def openai_error_body(error: GatewayError) -> bytes:
+    return orjson.dumps(
+        {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}}
+    )
+
+
+def anthropic_error_body(error: GatewayError) -> bytes:
+    kind = ANTHROPIC_TYPES.get(error.status_code, "api_error")
+    return orjson.dumps({"type": "error", "error": {"type": kind, "message": error.message}})
+
+
+def render_error(request: Request, error: GatewayError) -> Response:
+    anthropic = is_anthropic_path(request.url.path)
+    body = anthropic_error_body(error) if anthropic else openai_error_body(error)
+    headers = {"x-request-id": request.state.request_id} if hasattr(request.state, "request_id") else {}
+    if anthropic and "x-request-id" in headers:
+        headers["request-id"] = headers["x-request-id"]
+    return Response(body, status_code=error.status_code, media_type="application/json", headers=headers)
+
+
+async def handle_gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return render_error(request, exc)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return render_error(request, GatewayError("internal error in the gateway; see its log"))

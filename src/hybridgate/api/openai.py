@@ -1,0 +1,102 @@
+"""The OpenAI-compatible edge: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+
+Parses the wire format into a ``ChatRequest``, hands it to the pipeline, and writes the answer back
+as JSON or as SSE. Decision headers (``x-hybridgate-route``, ``-backend``, ``-cost-usd``) tell the
+caller where its request went. A failure after the stream has started cannot change the status
+code any more, so it is sent as an in-stream ``{"error": ...}`` event, which the official SDKs
+raise as an APIError, and the stream ends without ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from hybridgate.api.body import parse, read_json
+from hybridgate.api.context import context_from
+from hybridgate.api.errors import openai_error_body
+from hybridgate.api.sse import DONE, SSE_HEADERS, data_event
+from hybridgate.errors import GatewayError
+from hybridgate.gateway import Gateway
+from hybridgate.pipeline import PipelineStream
+from hybridgate.types import ChatRequest, Decision, RequestContext
+
+
+def decision_headers(ctx: RequestContext, decision: Decision, backend: str) -> dict[str, str]:
+    return {
+        "x-request-id": ctx.request_id,
+        "x-hybridgate-route": decision.route,
+        "x-hybridgate-backend": backend,
+        "x-hybridgate-rule": decision.rule,
+    }
+
+
+async def chat_completions(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    ctx = context_from(request, "openai", gateway.config.environment)
+    chat: ChatRequest | None = None
+    try:
+        chat = parse(ChatRequest, await read_json(request, gateway.config.server.max_body_bytes))
+        ctx.feature = ctx.feature or (chat.metadata or {}).get("feature")
+        ctx.cohort = ctx.cohort or chat.user
+    except GatewayError as exc:
+        gateway.pipeline.reject(ctx, exc, chat)
+        raise
+    if chat.stream:
+        stream = await gateway.pipeline.stream(chat, ctx)
+        headers = decision_headers(ctx, stream.decision, stream.served.backend.name) | SSE_HEADERS
+        return StreamingResponse(
+            openai_sse(stream, chat.wants_usage_in_stream()), media_type="text/event-stream", headers=headers
+        )
+    done = await gateway.pipeline.complete(chat, ctx)
+    headers = decision_headers(ctx, done.decision, done.served.backend.name)
+    headers["x-hybridgate-cost-usd"] = f"{done.cost_usd:.8f}"
+    return Response(orjson.dumps(done.response.body), media_type="application/json", headers=headers)
+
+
+async def openai_sse(stream: PipelineStream, include_usage: bool) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in stream.chunks():
+            if chunk.get("usage") and not chunk.get("choices"):
+                if include_usage:
+                    yield data_event(chunk)
+                continue
+            if not include_usage and "usage" in chunk:
+                chunk = {k: v for k, v in chunk.items() if k != "usage"}
+            yield data_event(chunk)
+    except GatewayError as exc:
+        yield b"data: " + openai_error_body(exc) + b"\n\n"
+        return
+    yield DONE
+
+
+async def list_models(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    created = int(time.time())
+    data = [
+        {
+            "id": name,
+            "object": "model",
+            "created": created,
+            "owned_by": "hybridgate",
+            "kind": "route",
+            "backends": route.try_,
+        }
+        for name, route in gateway.config.routes.items()
+    ]
+    for name, backend in gateway.backends.items():
+        data.append(
+            {
+                "id": f"{name}/{backend.model}",
+                "object": "model",
+                "created": created,
+                "owned_by": "hybridgate",
+                "kind": "backend",
+                "local": backend.local,
+            }
+        )
+    return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")

@@ -1,0 +1,75 @@
+"""create_app(config) -> the ASGI application.
+
+Wires routes to the API modules, installs the one error handler, and ties the gateway's
+resources (connection pools, ledger writer) to the server's lifespan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from hybridgate.api import openai
+from hybridgate.api.errors import handle_gateway_error, handle_unexpected
+from hybridgate.config import GatewayConfig
+from hybridgate.errors import GatewayError, RequestError
+from hybridgate.gateway import Gateway, build_gateway
+
+
+async def healthz(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    backends = {
+        name: {"type": gateway.config.backends[name].type, "local": backend.local, "model": backend.model}
+        for name, backend in gateway.backends.items()
+    }
+    body = {
+        "status": "ok",
+        "environment": gateway.config.environment,
+        "backends": backends,
+        "routes": list(gateway.config.routes),
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def metrics(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    body, content_type = gateway.metrics.render()
+    return Response(body, media_type=content_type)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    error = RequestError(f"no endpoint {request.method} {request.url.path}")
+    error.status_code = 404
+    return await handle_gateway_error(request, error)
+
+
+def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> Starlette:
+    gateway = build_gateway(config, env)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.aclose()
+
+    routes = [
+        Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+        Route("/v1/models", openai.list_models, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={GatewayError: handle_gateway_error, Exception: handle_unexpected, 404: not_found},
+    )
+    app.state.gateway = gateway
+    return app

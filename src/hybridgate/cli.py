@@ -1,0 +1,95 @@
+"""The ``hybridgate`` command: parse arguments -> load config -> run. Nothing else lives here."""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hybridgate.config import GatewayConfig, load_config
+from hybridgate.errors import ConfigError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="A self-hosted hybrid LLM gateway.")
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file; default: the embedded default")
+]
+
+
+def _config_or_exit(path: Path | None) -> GatewayConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        typer.echo(f"hybridgate: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="bind address (default from config: 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default from config: 8787)")] = None,
+) -> None:
+    """Start the gateway."""
+    import uvicorn
+
+    from hybridgate.app import create_app
+
+    settings = _config_or_exit(config)
+    try:
+        application = create_app(settings)
+    except ConfigError as exc:
+        typer.echo(f"hybridgate: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    uvicorn.run(
+        application,
+        host=host or settings.server.host,
+        port=settings.server.port if port is None else port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="where to write the example config")] = Path("hybridgate.toml"),
+    force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
+) -> None:
+    """Write a commented example config file."""
+    if path.exists() and not force:
+        typer.echo(f"hybridgate: {path} exists; use --force to overwrite", err=True)
+        raise typer.Exit(1)
+    path.write_text(resources.files("hybridgate").joinpath("hybridgate.example.toml").read_text())
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def usage(
+    by: Annotated[
+        str, typer.Option(help="feature|cohort|route|model|backend|day|environment|api_key")
+    ] = "route",
+    days: Annotated[float | None, typer.Option(help="only the last N days")] = None,
+    json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    config: ConfigOption = None,
+    ledger: Annotated[Path | None, typer.Option(help="ledger file; default from config")] = None,
+) -> None:
+    """Print usage rollups from the ledger: requests, tokens, latency, cost."""
+    from hybridgate.ledger.store import SqliteLedger
+    from hybridgate.ledger.usage import render_usage
+
+    path = ledger or Path(_config_or_exit(config).ledger.path)
+    if not path.exists():
+        typer.echo(f"hybridgate: no ledger at {path}; serve some requests first", err=True)
+        raise typer.Exit(1)
+    rows = SqliteLedger(str(path)).usage(by, days)
+    typer.echo(render_usage(rows, by=by, as_json=json))
+
+
+def main() -> None:
+    sys.exit(app())

@@ -1,0 +1,64 @@
+"""Assemble the gateway from a config: backends, router, cascade, ledger, metrics, pipeline.
+
+Everything is built here and passed in; nothing lives at module level. ``start`` and ``aclose``
+are called by the ASGI lifespan, so connection pools and the ledger writer live exactly as long
+as the server.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from hybridgate.backends import Backend, build_backend
+from hybridgate.cascade import Cascade
+from hybridgate.config import GatewayConfig
+from hybridgate.ledger.metrics import GatewayMetrics
+from hybridgate.ledger.pricing import Pricer
+from hybridgate.ledger.store import SqliteLedger
+from hybridgate.pipeline import Pipeline
+from hybridgate.privacy.secret import load_prompt_secret
+from hybridgate.router import RuleRouter
+
+
+@dataclass
+class Gateway:
+    config: GatewayConfig
+    backends: dict[str, Backend]
+    ledger: SqliteLedger
+    metrics: GatewayMetrics
+    pipeline: Pipeline
+
+    async def start(self) -> None:
+        self.ledger.start()
+        for backend in self.backends.values():
+            await backend.start()
+
+    async def aclose(self) -> None:
+        for backend in self.backends.values():
+            await backend.aclose()
+        await self.ledger.aclose()
+
+
+def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -> Gateway:
+    env = os.environ if env is None else env
+    backends = {name: build_backend(name, cfg, env) for name, cfg in config.backends.items()}
+    ledger = SqliteLedger(
+        config.ledger.path,
+        batch_size=config.ledger.batch_size,
+        flush_interval_s=config.ledger.flush_interval_s,
+    )
+    metrics = GatewayMetrics(CollectorRegistry())
+    pipeline = Pipeline(
+        config,
+        RuleRouter(config),
+        Cascade(backends),
+        ledger,
+        metrics,
+        Pricer(),
+        load_prompt_secret(config.ledger, env),
+    )
+    return Gateway(config, backends, ledger, metrics, pipeline)

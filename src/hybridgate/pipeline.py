@@ -1,0 +1,201 @@
+"""The request flow, readable in one screen: decide -> run the cascade -> price -> record.
+
+The pipeline speaks only provider-neutral types (``ChatRequest`` in, OpenAI-shaped responses and
+chunks out); the API layer owns the wire formats. Every request that reaches the gateway leaves
+exactly one ledger record, whether it succeeded, failed upstream, was rejected as malformed, or
+was cancelled by a client that hung up mid-stream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from hybridgate.cascade import Cascade, Served, StartedStream
+from hybridgate.config import GatewayConfig
+from hybridgate.errors import GatewayError
+from hybridgate.ledger.metrics import GatewayMetrics
+from hybridgate.ledger.pricing import Pricer
+from hybridgate.ledger.records import LedgerRecord, prompt_hmac
+from hybridgate.ledger.store import SqliteLedger
+from hybridgate.router import RuleRouter
+from hybridgate.types import ChatRequest, ChatResponse, Decision, Json, RequestContext, Usage
+
+CLIENT_CLOSED = 499  # nginx's convention for "the client hung up before the answer was complete"
+
+
+@dataclass
+class Completion:
+    response: ChatResponse
+    decision: Decision
+    served: Served
+    cost_usd: float
+
+
+@dataclass
+class Trace:
+    """What is known about one request so far; becomes its ledger record."""
+
+    ctx: RequestContext
+    request: ChatRequest | None
+    decision: Decision | None = None
+    served: Served | None = None
+    attempts: list[str] = field(default_factory=list)
+    ttft_ms: float | None = None
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        router: RuleRouter,
+        cascade: Cascade,
+        ledger: SqliteLedger,
+        metrics: GatewayMetrics,
+        pricer: Pricer,
+        prompt_secret: bytes,
+    ) -> None:
+        self._config = config
+        self._router = router
+        self._cascade = cascade
+        self._ledger = ledger
+        self._metrics = metrics
+        self._pricer = pricer
+        self._secret = prompt_secret
+
+    async def complete(self, request: ChatRequest, ctx: RequestContext) -> Completion:
+        trace = Trace(ctx, request)
+        try:
+            trace.decision = self._router.decide(request, ctx)
+            trace.served, response = await self._cascade.complete(trace.decision, request, trace.attempts)
+        except GatewayError as exc:
+            self.record_failure(trace, exc)
+            raise
+        cost = self._record(trace, response.usage, 200, None, response.model, response.system_fingerprint)
+        return Completion(response, trace.decision, trace.served, cost)
+
+    async def stream(self, request: ChatRequest, ctx: RequestContext) -> PipelineStream:
+        trace = Trace(ctx, request)
+        try:
+            trace.decision = self._router.decide(request, ctx)
+            started = await self._cascade.stream(trace.decision, request, trace.attempts)
+        except GatewayError as exc:
+            self.record_failure(trace, exc)
+            raise
+        trace.served = started.served
+        return PipelineStream(self, trace, trace.decision, started)
+
+    def reject(self, ctx: RequestContext, error: GatewayError, request: ChatRequest | None = None) -> None:
+        """Record a request refused before it reached the router (bad JSON, auth, size)."""
+        self.record_failure(Trace(ctx, request), error)
+
+    def record_failure(self, trace: Trace, error: GatewayError) -> None:
+        self._record(trace, Usage(), error.status_code, error.type, None, None)
+
+    def _record(
+        self,
+        trace: Trace,
+        usage: Usage,
+        status: int,
+        error_type: str | None,
+        reported_model: str | None,
+        fingerprint: str | None,
+        *,
+        stream: bool = False,
+    ) -> float:
+        ctx, decision, served = trace.ctx, trace.decision, trace.served
+        cost = self._price(served, usage)
+        prompt = trace.request.prompt_text() if trace.request else None
+        record = LedgerRecord(
+            ts=ctx.started_at,
+            request_id=ctx.request_id,
+            api=ctx.api,
+            api_key_id=ctx.api_key_id,
+            environment=ctx.environment,
+            feature=ctx.feature,
+            cohort=ctx.cohort,
+            route=decision.route if decision else None,
+            backend=served.backend.name if served else None,
+            model=served.model if served else (trace.request.model if trace.request else None),
+            reported_model=reported_model,
+            system_fingerprint=fingerprint,
+            prompt_hash=prompt_hmac(self._secret, prompt) if prompt is not None else None,
+            prompt_text=prompt if self._config.ledger.log_prompts else None,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            ttft_ms=trace.ttft_ms,
+            latency_ms=(time.perf_counter() - ctx.started_perf) * 1000,
+            cost_usd=cost,
+            status=status,
+            error_type=error_type,
+            stream=stream,
+            cache=None,
+            rule=decision.rule if decision else None,
+            reasons=list(decision.reasons) if decision else [],
+            attempts=trace.attempts,
+        )
+        self._ledger.record(record)
+        self._metrics.observe(record)
+        return cost
+
+    def _price(self, served: Served | None, usage: Usage) -> float:
+        if served is None or usage.total_tokens == 0:
+            return 0.0
+        backend = self._config.backends[served.backend.name]
+        provider = getattr(backend, "provider", None) or (
+            "anthropic" if backend.type == "anthropic" else None
+        )
+        override = backend.price
+        if override is None and backend.local:
+            return 0.0  # a local tier is free unless config prices it (TCO values it later)
+        return self._pricer.price(provider, served.model, usage, override)
+
+
+class PipelineStream:
+    """An answer being streamed: yields OpenAI chunks, records the ledger row when done."""
+
+    def __init__(self, pipeline: Pipeline, trace: Trace, decision: Decision, started: StartedStream) -> None:
+        self._pipeline = pipeline
+        self.trace = trace
+        self._started = started
+        self.served = started.served
+        self.decision = decision
+        self.usage = Usage()
+        self.cost_usd = 0.0
+
+    async def chunks(self) -> AsyncIterator[Json]:
+        trace, status = self.trace, CLIENT_CLOSED
+        error_type: str | None = "client_closed"
+        reported: str | None = None
+        fingerprint: str | None = None
+        try:
+            async for chunk in self._with_first():
+                if trace.ttft_ms is None and _has_output(chunk):
+                    trace.ttft_ms = (time.perf_counter() - trace.ctx.started_perf) * 1000
+                if usage := chunk.get("usage"):
+                    self.usage = Usage.from_openai(usage)
+                reported = chunk.get("model") or reported
+                fingerprint = chunk.get("system_fingerprint") or fingerprint
+                yield chunk
+            status, error_type = 200, None
+        except GatewayError as exc:
+            status, error_type = exc.status_code, exc.type
+            raise
+        finally:
+            self.cost_usd = self._pipeline._record(
+                trace, self.usage, status, error_type, reported, fingerprint, stream=True
+            )
+
+    async def _with_first(self) -> AsyncIterator[Json]:
+        yield self._started.first
+        async for chunk in self._started.rest:
+            yield chunk
+
+
+def _has_output(chunk: Json) -> bool:
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls"):
+            return True
+    return False

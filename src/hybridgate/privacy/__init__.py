@@ -1,0 +1,1 @@
+"""Privacy: what may be logged and where prompts may go."""
