@@ -11,7 +11,7 @@ ledger shows the whole path, including for requests that failed everywhere.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 
 from hybridgate.backends.base import Backend
@@ -31,7 +31,7 @@ class Served:
 class StartedStream:
     served: Served
     first: Json
-    rest: AsyncIterator[Json]
+    rest: AsyncGenerator[Json, None]
 
 
 class Cascade:

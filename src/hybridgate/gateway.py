@@ -51,7 +51,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
         batch_size=config.ledger.batch_size,
         flush_interval_s=config.ledger.flush_interval_s,
     )
-    metrics = GatewayMetrics(CollectorRegistry())
+    metrics = GatewayMetrics(CollectorRegistry(), ledger_dropped=lambda: ledger.dropped)
     pipeline = Pipeline(
         config,
         RuleRouter(config),

@@ -183,6 +183,7 @@ class PipelineStream:
             status, error_type = exc.status_code, exc.type
             raise
         finally:
+            await self._started.rest.aclose()  # frees the upstream connection if we stopped early
             self.cost_usd = self._pipeline._record(
                 trace, self.usage, status, error_type, reported, fingerprint, stream=True
             )

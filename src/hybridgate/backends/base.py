@@ -8,7 +8,7 @@ nothing of routing, caching or the ledger.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Protocol
 
 from hybridgate.types import ChatRequest, ChatResponse, Json
@@ -21,8 +21,12 @@ class Backend(Protocol):
 
     async def complete(self, request: ChatRequest, model: str) -> ChatResponse: ...
 
-    def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Json]:
-        """Yield ``chat.completion.chunk`` dicts; the last one carries ``usage``."""
+    def stream(self, request: ChatRequest, model: str) -> AsyncGenerator[Json, None]:
+        """Yield ``chat.completion.chunk`` dicts; the last one carries ``usage``.
+
+        An async generator, so a caller that stops early can ``aclose()`` it and free the
+        upstream connection at once.
+        """
         ...
 
     async def start(self) -> None: ...

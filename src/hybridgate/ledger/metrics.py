@@ -1,0 +1,105 @@
+"""Prometheus metrics, updated from the same ``LedgerRecord`` the store writes.
+
+Sits at layer 5 of the flow beside the store: the pipeline calls ``observe()`` once per finished
+request and the admin endpoint serves ``render()``. Every metric lives in the registry passed in
+(never the global one), so tests and several gateways in one process don't collide. Labels take
+only config-bounded values (route, backend, feature, rule, ...): never request ids or models
+named by callers. Must not do I/O or import anything above ``hybridgate.types/config/errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from hybridgate.ledger.records import LedgerRecord
+
+# LLM calls run from tens of milliseconds (cache, tiny local model) to minutes (long generations).
+DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+NONE = "none"
+
+
+class _DroppedCollector(Collector):
+    """Reads the ledger's own drop count at scrape time, so the store needn't know metrics."""
+
+    def __init__(self, source: Callable[[], int]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily(
+            "hybridgate_ledger_dropped",
+            "Ledger records lost: queue full, ledger closed, or a failed write.",
+            value=float(self._source()),
+        )
+
+
+class GatewayMetrics:
+    """All gateway series in one registry; ``observe`` updates them from one ledger record."""
+
+    def __init__(
+        self, registry: CollectorRegistry, *, ledger_dropped: Callable[[], int] | None = None
+    ) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "hybridgate_requests",
+            "Requests served, by outcome.",
+            ["api", "route", "backend", "feature", "status"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "hybridgate_request_duration_seconds",
+            "Wall time from request received to response finished.",
+            ["route", "backend"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.ttft = Histogram(
+            "hybridgate_time_to_first_token_seconds",
+            "Time from request received to the first streamed token.",
+            ["route", "backend"],
+            buckets=TTFT_BUCKETS,
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "hybridgate_tokens",
+            "Tokens processed, by kind (prompt or completion).",
+            ["route", "backend", "feature", "kind"],
+            registry=registry,
+        )
+        self.cost = Counter(
+            "hybridgate_cost_usd",
+            "Estimated spend in US dollars.",
+            ["route", "backend", "feature"],
+            registry=registry,
+        )
+        self.decisions = Counter(
+            "hybridgate_router_decisions",
+            "Router decisions, by the rule that decided.",
+            ["route", "rule"],
+            registry=registry,
+        )
+        self.cache = Counter("hybridgate_cache", "Response cache lookups.", ["result"], registry=registry)
+        registry.register(_DroppedCollector(ledger_dropped or (lambda: 0)))
+
+    def observe(self, rec: LedgerRecord) -> None:
+        """Update every series from one finished request. Counters only go up, hence the max()."""
+        route, backend, feature = rec.route or NONE, rec.backend or NONE, rec.feature or NONE
+        self.requests.labels(rec.api, route, backend, feature, str(rec.status)).inc()
+        self.duration.labels(route, backend).observe(rec.latency_ms / 1000)
+        if rec.ttft_ms is not None:
+            self.ttft.labels(route, backend).observe(rec.ttft_ms / 1000)
+        self.tokens.labels(route, backend, feature, "prompt").inc(max(rec.prompt_tokens, 0))
+        self.tokens.labels(route, backend, feature, "completion").inc(max(rec.completion_tokens, 0))
+        self.cost.labels(route, backend, feature).inc(max(rec.cost_usd, 0.0))
+        if rec.rule is not None:
+            self.decisions.labels(route, rec.rule).inc()
+        if rec.cache is not None:
+            self.cache.labels(rec.cache).inc()
+
+    def render(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition of every series, and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

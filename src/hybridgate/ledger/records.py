@@ -1,0 +1,95 @@
+"""One ledger row per request: what was asked, where it went, what it cost.
+
+Sits at the bottom of the flow (layer 5): the pipeline builds a ``LedgerRecord`` once a request
+is done and hands it to the store and the metrics. This module is plain data and must not do
+I/O, nor import anything above ``hybridgate.types`` / ``config`` / ``errors``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+# Columns that hold lists; stored as JSON text because SQLite has no array type.
+LIST_FIELDS = ("reasons", "attempts")
+
+
+@dataclass(kw_only=True)
+class LedgerRecord:
+    """Everything the ledger keeps about one request. Times are unix seconds / milliseconds."""
+
+    ts: float
+    request_id: str
+    api: str = "openai"
+    api_key_id: str | None = None
+    environment: str = "default"
+    feature: str | None = None
+    cohort: str | None = None
+    route: str | None = None
+    backend: str | None = None
+    model: str | None = None
+    reported_model: str | None = None
+    system_fingerprint: str | None = None
+    prompt_hash: str | None = None
+    prompt_text: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_ms: float | None = None
+    latency_ms: float = 0.0
+    cost_usd: float = 0.0
+    status: int = 200
+    error_type: str | None = None
+    stream: bool = False
+    cache: str | None = None
+    rule: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    attempts: list[str] = field(default_factory=list)
+
+    @property
+    def is_error(self) -> bool:
+        return self.status >= 400
+
+    def to_row(self) -> tuple[Any, ...]:
+        """The record as a tuple in ``COLUMNS`` order, ready for ``executemany``."""
+        return tuple(_to_sql(name, getattr(self, name)) for name in COLUMNS)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> LedgerRecord:
+        """Rebuild a record from a ``requests`` row; unknown keys (like ``id``) are ignored."""
+        values = {name: _from_sql(name, row[name]) for name in COLUMNS if name in row}
+        return cls(**values)
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(LedgerRecord))
+
+
+def row_to_dict(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``requests`` row with lists decoded and ``stream`` as a bool, for JSON output."""
+    return {name: _from_sql(name, value) for name, value in row.items()}
+
+
+def prompt_hmac(secret: bytes, text: str) -> str:
+    """HMAC-SHA256 of the prompt as hex: equal prompts match, but the text can't be recovered."""
+    return hmac.new(secret, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _to_sql(name: str, value: Any) -> Any:
+    if name in LIST_FIELDS:
+        return json.dumps(list(value))
+    if name == "stream":
+        return int(bool(value))
+    return value
+
+
+def _from_sql(name: str, value: Any) -> Any:
+    if name in LIST_FIELDS:
+        if isinstance(value, list):  # already decoded, e.g. a row from ``recent()``
+            return list(value)
+        return list(json.loads(value)) if value else []
+    if name == "stream":
+        return bool(value)
+    return value

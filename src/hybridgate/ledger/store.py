@@ -1,0 +1,256 @@
+"""The request ledger in SQLite: written off the hot path in batches, read by the CLI.
+
+Sits at layer 5 of the flow: the pipeline calls ``record()`` once per finished request. That call
+only puts the record on a bounded queue; a dedicated writer thread with its own connection
+inserts batches with ``executemany``. The database runs in WAL mode so another process (the
+``hybridgate usage`` CLI) can read while the gateway writes. This module must never block or
+raise on the request path, and imports nothing above ``hybridgate.types/config/errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from hybridgate.errors import ConfigError
+from hybridgate.ledger.records import COLUMNS, LedgerRecord, row_to_dict
+from hybridgate.ledger.rollups import USAGE_GROUPS, check_group, rollup
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+COLUMN_TYPES: dict[str, str] = {
+    "ts": "REAL NOT NULL",
+    "request_id": "TEXT NOT NULL",
+    "api": "TEXT NOT NULL",
+    "api_key_id": "TEXT",
+    "environment": "TEXT NOT NULL",
+    "feature": "TEXT",
+    "cohort": "TEXT",
+    "route": "TEXT",
+    "backend": "TEXT",
+    "model": "TEXT",
+    "reported_model": "TEXT",
+    "system_fingerprint": "TEXT",
+    "prompt_hash": "TEXT",
+    "prompt_text": "TEXT",
+    "prompt_tokens": "INTEGER NOT NULL",
+    "completion_tokens": "INTEGER NOT NULL",
+    "ttft_ms": "REAL",
+    "latency_ms": "REAL NOT NULL",
+    "cost_usd": "REAL NOT NULL",
+    "status": "INTEGER NOT NULL",
+    "error_type": "TEXT",
+    "stream": "INTEGER NOT NULL",
+    "cache": "TEXT",
+    "rule": "TEXT",
+    "reasons": "TEXT NOT NULL",
+    "attempts": "TEXT NOT NULL",
+}
+INDEXED = ("ts", "feature", "route", "model", "cohort")
+__all__ = ["USAGE_GROUPS", "SqliteLedger"]
+
+_INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+
+
+@dataclass
+class _Marker:
+    """Put on the queue behind the records a caller waits for: set once they are committed."""
+
+    stop: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class SqliteLedger:
+    """A SQLite-backed ledger. ``start()`` before recording; ``close()`` drains and stops."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        batch_size: int = 200,
+        flush_interval_s: float = 0.5,
+        max_queue: int = 100_000,
+    ) -> None:
+        self.path = path
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self._queue: queue.Queue[LedgerRecord | _Marker] = queue.Queue(maxsize=max_queue)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._dropped = 0
+
+    @property
+    def dropped(self) -> int:
+        """Records lost because the queue was full, the ledger closed, or a write failed."""
+        return self._dropped
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the schema (raising here, at start-up, if the file is unusable) and the writer."""
+        if self._thread is not None:
+            return
+        with closing(_connect(self.path)) as conn:
+            _ensure_schema(conn, self.path)
+        self._thread = threading.Thread(target=self._run, name="hybridgate-ledger", daemon=True)
+        self._thread.start()
+
+    def record(self, rec: LedgerRecord) -> None:
+        """Queue one record for writing. Never blocks, never raises: a full queue drops it."""
+        with self._lock:
+            # Checked under the lock so nothing lands on the queue behind close()'s stop marker.
+            if not self._closed:
+                try:
+                    self._queue.put_nowait(rec)
+                    return
+                except queue.Full:
+                    pass
+            self._dropped += 1
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until everything recorded so far is committed. False if ``timeout`` ran out."""
+        if self._closed:
+            return True  # close() already drained the queue
+        if self._thread is None:
+            raise RuntimeError("ledger writer not running; call start() before flush()")
+        marker = _Marker()
+        try:
+            self._queue.put(marker, timeout=timeout)
+        except queue.Full:
+            return False
+        return marker.done.wait(timeout)
+
+    def close(self) -> None:
+        """Write everything queued, then stop the writer. Later ``record()`` calls are dropped."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._thread is None:
+            if self._queue.empty():
+                return
+            self.start()
+        assert self._thread is not None
+        self._queue.put(_Marker(stop=True))
+        self._thread.join()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    def _run(self) -> None:
+        conn = _connect(self.path)
+        try:
+            while True:
+                batch, marker = self._collect()
+                self._write(conn, batch)
+                if marker is not None:
+                    marker.done.set()
+                    if marker.stop:
+                        return
+        finally:
+            conn.close()
+
+    def _collect(self) -> tuple[list[LedgerRecord], _Marker | None]:
+        """Gather up to ``batch_size`` records, waiting at most ``flush_interval_s`` after the first."""
+        batch: list[LedgerRecord] = []
+        item = self._queue.get()
+        deadline = time.monotonic() + self.flush_interval_s
+        while True:
+            if isinstance(item, _Marker):
+                return batch, item
+            batch.append(item)
+            remaining = deadline - time.monotonic()
+            if len(batch) >= self.batch_size or remaining <= 0:
+                return batch, None
+            try:
+                item = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                return batch, None
+
+    def _write(self, conn: sqlite3.Connection, batch: list[LedgerRecord]) -> None:
+        if not batch:
+            return
+        try:
+            with conn:
+                conn.executemany(_INSERT, [rec.to_row() for rec in batch])
+        except Exception:
+            # The writer thread must outlive any bad batch (disk full, a malformed record, an int
+            # too big for SQLite): if it died, every later record would silently pile up unwritten.
+            # The loss is logged and counted in `dropped` instead, and the gateway keeps serving.
+            logger.exception("ledger: could not write %d records to %s", len(batch), self.path)
+            with self._lock:
+                self._dropped += len(batch)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def usage(self, by: str, days: float | None = None) -> list[dict[str, Any]]:
+        """Totals per ``by`` group (see ``USAGE_GROUPS``) over the last ``days``; None is all time."""
+        check_group(by)
+        since = 0.0 if days is None else time.time() - days * 86400
+        with self._reader() as conn:
+            return [] if conn is None else rollup(conn, by, since)
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest ``limit`` rows, newest first, with list columns decoded."""
+        with self._reader() as conn:
+            if conn is None:
+                return []
+            cur = conn.execute("SELECT * FROM requests ORDER BY ts DESC, id DESC LIMIT ?", (limit,))
+            return [row_to_dict(dict(row)) for row in cur.fetchall()]
+
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection | None]:
+        """A short-lived read connection, or None when there is no ledger to read yet."""
+        # Don't create a file: `hybridgate usage --ledger typo.db` should find nothing, not make it.
+        if not os.path.exists(self.path):
+            yield None
+            return
+        with closing(sqlite3.connect(self.path, timeout=5.0, isolation_level=None)) as conn:
+            conn.row_factory = sqlite3.Row
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='requests'")
+            yield conn if found.fetchone() else None
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=5.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # NORMAL is durable across application crashes in WAL mode; only power loss may drop the tail.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def _ensure_schema(conn: sqlite3.Connection, path: str) -> None:
+    columns = ",\n".join(f"{name} {COLUMN_TYPES[name]}" for name in COLUMNS)
+    indexes = "\n".join(f"CREATE INDEX IF NOT EXISTS requests_{c} ON requests({c});" for c in INDEXED)
+    conn.executescript(
+        f"""
+        CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS requests (id INTEGER PRIMARY KEY, {columns});
+        {indexes}
+        """
+    )
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    if row[0] is None:
+        with conn:
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+    elif row[0] > SCHEMA_VERSION:
+        raise ConfigError(
+            f"ledger {path} has schema version {row[0]} but this hybridgate knows up to "
+            f"{SCHEMA_VERSION}; upgrade hybridgate or point ledger.path at another file"
+        )

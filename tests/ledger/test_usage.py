@@ -1,0 +1,61 @@
+"""render_usage: the text table and JSON the `hybridgate usage` command prints."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hybridgate.ledger.usage import render_usage
+
+ROWS: list[dict[str, Any]] = [
+    {
+        "feature": "summarize",
+        "requests": 1200,
+        "errors": 3,
+        "prompt_tokens": 1_500_000,
+        "completion_tokens": 90_000,
+        "cost_usd": 12.3456,
+        "latency_p50_ms": 812.4,
+        "latency_p95_ms": 2400.0,
+        "ttft_mean_ms": 180.0,
+    },
+    {
+        "feature": None,
+        "requests": 40,
+        "errors": 0,
+        "prompt_tokens": 800,
+        "completion_tokens": 400,
+        "cost_usd": 0.00042,
+        "latency_p50_ms": 95.0,
+        "latency_p95_ms": 140.0,
+        "ttft_mean_ms": None,
+    },
+]
+
+
+def test_table_shows_each_group_and_a_total() -> None:
+    text = render_usage(ROWS, by="feature", as_json=False)
+    assert "Usage by feature" in text
+    lines = text.splitlines()
+    summarize = next(line for line in lines if "summarize" in line)
+    for cell in ("1,200", "1,500,000", "90,000", "12.35", "812", "2,400", "180"):
+        assert cell in summarize
+    untagged = next(line for line in lines if "(none)" in line)
+    assert "0.0004" in untagged and " - " in untagged + " "
+    total = next(line for line in lines if "total" in line)
+    assert "1,240" in total and "1,500,800" in total and "12.35" in total
+    assert "\x1b[" not in text  # plain text: safe to pipe or write to a file
+
+
+def test_json_round_trips() -> None:
+    assert json.loads(render_usage(ROWS, by="feature", as_json=True)) == ROWS
+
+
+def test_empty_period_says_so() -> None:
+    assert "No requests" in render_usage([], by="route", as_json=False)
+    assert json.loads(render_usage([], by="route", as_json=True)) == []
+
+
+def test_single_group_has_no_total_line() -> None:
+    text = render_usage(ROWS[:1], by="feature", as_json=False)
+    assert "total" not in text

@@ -1,0 +1,229 @@
+"""A stand-in for an OpenAI-compatible upstream, served on loopback for tests.
+
+This is NOT OpenAI: it is a small starlette app that speaks the documented chat-completions wire
+format (``chat.completion`` bodies, ``chat.completion.chunk`` SSE frames ending in ``data: [DONE]``,
+``{"error": {...}}`` bodies with an ``x-request-id`` header) so that httpx, SSE parsing and the
+official ``openai`` SDK run for real against it. Tests script its behaviour one request at a time
+(``standin.script(Reply(...), Fail(...))``, behaviours defined in ``openai_wire.py`` and
+re-exported here); with nothing scripted it echoes the last user message. It listens on 127.0.0.1
+only and knows nothing of hybridgate.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from tests.standins.openai_wire import (
+    Behaviour,
+    Completion,
+    Drop,
+    Fail,
+    FailMidStream,
+    Garbage,
+    Json,
+    Reply,
+    ToolCall,
+    Truncate,
+    as_reply,
+    error_body,
+)
+
+__all__ = [
+    "Drop",
+    "Fail",
+    "FailMidStream",
+    "Garbage",
+    "OpenAIStandIn",
+    "RecordedRequest",
+    "Reply",
+    "ToolCall",
+    "Truncate",
+    "run_openai_standin",
+]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any  # the parsed JSON, or None when the body was not JSON
+    peer: tuple[str, int] | None  # the client's address: equal ports mean a reused connection
+
+
+class OpenAIStandIn:
+    """Scripted OpenAI-compatible upstream. Read ``requests`` to see what it was sent."""
+
+    def __init__(self, *, api_key: str | None = None, models: Sequence[str] = ("gpt-4o-mini",)) -> None:
+        self.api_key = api_key
+        self.models = list(models)
+        self.requests: list[RecordedRequest] = []
+        self.base_url = ""
+        self._script: deque[Behaviour] = deque()
+
+    def script(self, *behaviours: Behaviour) -> None:
+        """Queue behaviours; each chat request consumes one, then the echo default resumes."""
+        self._script.extend(behaviours)
+
+    def reset(self) -> None:
+        """Forget the script and the recorded requests (for a server shared between tests)."""
+        self._script.clear()
+        self.requests.clear()
+
+    @property
+    def last_request(self) -> RecordedRequest:
+        return self.requests[-1]
+
+    def _record(self, request: Request, body: Any) -> None:
+        peer = (request.client.host, request.client.port) if request.client else None
+        self.requests.append(
+            RecordedRequest(request.method, request.url.path, dict(request.headers), body, peer)
+        )
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
+        )
+
+    async def _models(self, request: Request) -> Response:
+        self._record(request, None)
+        data = [
+            {"id": m, "object": "model", "created": 1700000000, "owned_by": "standin"} for m in self.models
+        ]
+        return _json({"object": "list", "data": data})
+
+    async def _chat(self, request: Request) -> Response:
+        raw = await request.body()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        self._record(request, body)
+        if rejected := self._reject(request, body):
+            return rejected
+        behaviour = self._script.popleft() if self._script else Reply()
+        if behaviour.delay_s:
+            await anyio.sleep(behaviour.delay_s)
+        return self._respond(behaviour, body)
+
+    def _reject(self, request: Request, body: Any) -> Response | None:
+        """What OpenAI itself refuses before any model runs: a wrong key, a malformed body."""
+        if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
+            error = error_body("Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+            return _json(error, 401)
+        if not isinstance(body, dict):
+            return _json(
+                error_body("We could not parse the JSON body of your request.", "invalid_request_error"), 400
+            )
+        for key in ("model", "messages"):
+            if key not in body:
+                message = f"Missing required parameter: '{key}'."
+                return _json(
+                    error_body(message, "invalid_request_error", "missing_required_parameter", key), 400
+                )
+        if body.get("stream_options") is not None and not body.get("stream"):
+            message = "The 'stream_options' parameter is only allowed when 'stream' is enabled."
+            return _json(error_body(message, "invalid_request_error", None, "stream_options"), 400)
+        return None
+
+    def _respond(self, behaviour: Behaviour, body: Json) -> Response:
+        if isinstance(behaviour, Fail):
+            error = error_body(behaviour.message, behaviour.type, behaviour.code, behaviour.param)
+            return _json(error, behaviour.status)
+        if isinstance(behaviour, Garbage):
+            headers = {"x-request-id": _request_id()}
+            return Response(behaviour.body, behaviour.status, headers, behaviour.content_type)
+        reply = as_reply(behaviour, body)
+        completion = Completion(body, reply)
+        headers = {"x-request-id": _request_id()}
+        if not body.get("stream"):
+            if isinstance(behaviour, Drop | Truncate):
+                # A non-streaming body cut in half: the JSON never closes.
+                return StreamingResponse(
+                    _partial(completion.body(), behaviour), 200, headers, "application/json"
+                )
+            return _json(completion.body())
+        frames = completion.chunks()
+        if isinstance(behaviour, Drop | Truncate | FailMidStream):
+            frames = frames[: behaviour.after_chunks]
+        return StreamingResponse(_sse(frames, behaviour), 200, headers, "text/event-stream")
+
+
+class DroppedConnection(Exception):
+    """Raised inside the response body so uvicorn aborts the connection mid-stream."""
+
+
+async def _sse(frames: list[Json], behaviour: Behaviour) -> AsyncIterator[bytes]:
+    for frame in frames:
+        yield b"data: " + json.dumps(frame, separators=(",", ":")).encode() + b"\n\n"
+    if isinstance(behaviour, Drop):
+        raise DroppedConnection("stand-in drops the connection as scripted")
+    if isinstance(behaviour, FailMidStream):
+        error = error_body(behaviour.message, behaviour.type)
+        yield b"data: " + json.dumps(error).encode() + b"\n\n"
+    if not isinstance(behaviour, Truncate):
+        yield b"data: [DONE]\n\n"
+
+
+async def _partial(body: Json, behaviour: Drop | Truncate) -> AsyncIterator[bytes]:
+    encoded = json.dumps(body).encode()
+    yield encoded[: len(encoded) // 2]
+    if isinstance(behaviour, Drop):
+        raise DroppedConnection("stand-in drops the connection as scripted")
+
+
+def _request_id() -> str:
+    return f"req_{uuid.uuid4().hex}"
+
+
+def _json(body: Json, status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status, headers={"x-request-id": _request_id()})
+
+
+@contextmanager
+def run_openai_standin(
+    *, api_key: str | None = None, models: Sequence[str] = ("gpt-4o-mini",)
+) -> Iterator[OpenAIStandIn]:
+    """Serve a fresh stand-in on 127.0.0.1 (a free port) in a background thread."""
+    standin = OpenAIStandIn(api_key=api_key, models=models)
+    config = uvicorn.Config(
+        standin.app(),
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the OpenAI stand-in did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    standin.base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        yield standin
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
