@@ -11,11 +11,12 @@ from contextlib import asynccontextmanager
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hybridgate.api import openai
+from hybridgate.api import anthropic, openai
 from hybridgate.api.errors import handle_gateway_error, handle_unexpected
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import GatewayError, RequestError
@@ -43,9 +44,11 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=content_type)
 
 
-async def not_found(request: Request, exc: Exception) -> Response:
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405, rendered in the caller's wire format like every other error."""
+    assert isinstance(exc, HTTPException)
     error = RequestError(f"no endpoint {request.method} {request.url.path}")
-    error.status_code = 404
+    error.status_code = exc.status_code
     return await handle_gateway_error(request, error)
 
 
@@ -63,13 +66,19 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> S
     routes = [
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/v1/models", openai.list_models, methods=["GET"]),
+        Route("/v1/messages", anthropic.messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", anthropic.count_tokens, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={GatewayError: handle_gateway_error, Exception: handle_unexpected, 404: not_found},
+        exception_handlers={
+            GatewayError: handle_gateway_error,
+            HTTPException: http_error,
+            Exception: handle_unexpected,
+        },
     )
     app.state.gateway = gateway
     return app

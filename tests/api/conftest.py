@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anthropic
+import openai
 import pytest
 
 from hybridgate.app import create_app
@@ -91,7 +93,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     with (
         run_openai_standin(api_key="sk-primary") as primary,
         run_openai_standin(api_key="sk-secondary", models=("backup-model",)) as secondary,
-        run_anthropic_standin() as claude,
+        run_anthropic_standin(api_key="sk-ant-test") as claude,
     ):
         config = rig_config(primary.base_url, secondary.base_url, claude.base_url, ledger)
         app = create_app(config, env=ENV)
@@ -103,3 +105,15 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
 def gw(rig: Rig) -> Rig:
     rig.reset()
     return rig
+
+
+@pytest.fixture
+def oai(rig: Rig) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{rig.url}/v1", api_key="caller-key", max_retries=0) as client:
+        yield client
+
+
+@pytest.fixture
+def claude(rig: Rig) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=rig.url, api_key="caller-key", max_retries=0) as client:
+        yield client

@@ -28,12 +28,8 @@ TOOLS: list[ChatCompletionToolParam] = [
 ]
 
 
-def client(gw: Rig) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gw.url}/v1", api_key="caller-key", max_retries=0)
-
-
-def test_completion_passes_through_with_decision_headers(gw: Rig) -> None:
-    raw = client(gw).chat.completions.with_raw_response.create(model="auto", messages=USER)
+def test_completion_passes_through_with_decision_headers(gw: Rig, oai: openai.OpenAI) -> None:
+    raw = oai.chat.completions.with_raw_response.create(model="auto", messages=USER)
     reply = raw.parse()
     assert reply.choices[0].message.content == "echo: hello there"
     assert raw.headers["x-hybridgate-route"] == "auto"
@@ -45,9 +41,9 @@ def test_completion_passes_through_with_decision_headers(gw: Rig) -> None:
     assert sent.headers["authorization"] == "Bearer sk-primary"  # the backend's key, not the caller's
 
 
-def test_stream_with_usage_and_without(gw: Rig) -> None:
+def test_stream_with_usage_and_without(gw: Rig, oai: openai.OpenAI) -> None:
     chunks = list(
-        client(gw).chat.completions.create(
+        oai.chat.completions.create(
             model="auto", messages=USER, stream=True, stream_options={"include_usage": True}
         )
     )
@@ -55,7 +51,7 @@ def test_stream_with_usage_and_without(gw: Rig) -> None:
     assert text == "echo: hello there"
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens > 0
-    plain = list(client(gw).chat.completions.create(model="auto", messages=USER, stream=True))
+    plain = list(oai.chat.completions.create(model="auto", messages=USER, stream=True))
     assert all(c.usage is None for c in plain)
     assert "".join(c.choices[0].delta.content or "" for c in plain if c.choices) == text
     # the gateway always asks the upstream for usage, so the ledger has tokens either way
@@ -63,15 +59,15 @@ def test_stream_with_usage_and_without(gw: Rig) -> None:
     assert all(r["stream"] and r["completion_tokens"] > 0 and r["ttft_ms"] is not None for r in rows)
 
 
-def test_tool_calls_round_trip_streaming_and_not(gw: Rig) -> None:
+def test_tool_calls_round_trip_streaming_and_not(gw: Rig, oai: openai.OpenAI) -> None:
     call = ToolCall(name="get_weather", arguments='{"city": "Paris"}')
     gw.primary.script(Reply(tool_calls=[call]), Reply(tool_calls=[call]))
-    reply = client(gw).chat.completions.create(model="auto", messages=USER, tools=TOOLS)
+    reply = oai.chat.completions.create(model="auto", messages=USER, tools=TOOLS)
     assert reply.choices[0].finish_reason == "tool_calls"
     calls = reply.choices[0].message.tool_calls or []
     assert calls and calls[0].type == "function"
     assert json.loads(calls[0].function.arguments) == {"city": "Paris"}
-    stream = client(gw).chat.completions.create(model="auto", messages=USER, tools=TOOLS, stream=True)
+    stream = oai.chat.completions.create(model="auto", messages=USER, tools=TOOLS, stream=True)
     arguments = "".join(
         call.function.arguments or ""
         for c in stream
@@ -83,9 +79,9 @@ def test_tool_calls_round_trip_streaming_and_not(gw: Rig) -> None:
     assert gw.primary.last_request.body["tools"] == TOOLS
 
 
-def test_fallback_to_next_backend_is_recorded(gw: Rig) -> None:
+def test_fallback_to_next_backend_is_recorded(gw: Rig, oai: openai.OpenAI) -> None:
     gw.primary.script(Fail(status=503, type="server_error"))
-    raw = client(gw).chat.completions.with_raw_response.create(model="auto", messages=USER)
+    raw = oai.chat.completions.with_raw_response.create(model="auto", messages=USER)
     assert raw.headers["x-hybridgate-backend"] == "secondary"
     assert raw.parse().model == "backup-model"
     row = gw.ledger_rows()[-1]
@@ -96,38 +92,38 @@ def test_fallback_to_next_backend_is_recorded(gw: Rig) -> None:
     assert row["cost_usd"] == pytest.approx(expected)
 
 
-def test_request_error_from_upstream_is_not_retried(gw: Rig) -> None:
+def test_request_error_from_upstream_is_not_retried(gw: Rig, oai: openai.OpenAI) -> None:
     gw.primary.script(
         Fail(status=400, type="invalid_request_error", message="bad temperature", param="temperature")
     )
     with pytest.raises(openai.BadRequestError) as err:
-        client(gw).chat.completions.create(model="auto", messages=USER)
+        oai.chat.completions.create(model="auto", messages=USER)
     assert isinstance(err.value.body, dict) and err.value.body["param"] == "temperature"
     assert len(gw.secondary.requests) == 0
 
 
-def test_feature_rule_and_route_override(gw: Rig) -> None:
-    raw = client(gw).chat.completions.with_raw_response.create(
+def test_feature_rule_and_route_override(gw: Rig, oai: openai.OpenAI) -> None:
+    raw = oai.chat.completions.with_raw_response.create(
         model="auto", messages=USER, extra_headers={"x-hybridgate-feature": "support"}
     )
     assert (raw.headers["x-hybridgate-route"], raw.headers["x-hybridgate-rule"]) == (
         "local",
         "rule:support-local",
     )
-    raw = client(gw).chat.completions.with_raw_response.create(
+    raw = oai.chat.completions.with_raw_response.create(
         model="auto", messages=USER, metadata={"feature": "support"}, user="cohort-a"
     )
     assert raw.headers["x-hybridgate-route"] == "local"
     row = gw.ledger_rows()[-1]
     assert (row["feature"], row["cohort"], row["rule"]) == ("support", "cohort-a", "rule:support-local")
-    raw = client(gw).chat.completions.with_raw_response.create(
+    raw = oai.chat.completions.with_raw_response.create(
         model="auto", messages=USER, extra_headers={"x-hybridgate-route": "primary"}
     )
     assert raw.headers["x-hybridgate-rule"] == "override"
 
 
-def test_concrete_backend_model(gw: Rig) -> None:
-    reply = client(gw).chat.completions.create(model="secondary/other-model", messages=USER)
+def test_concrete_backend_model(gw: Rig, oai: openai.OpenAI) -> None:
+    reply = oai.chat.completions.create(model="secondary/other-model", messages=USER)
     assert gw.secondary.last_request.body["model"] == "other-model"
     assert reply.choices[0].message.content == "echo: hello there"
 
@@ -156,7 +152,9 @@ def test_concrete_backend_model(gw: Rig) -> None:
         ),
     ],
 )
-def test_bad_input_gets_openai_error_and_a_ledger_row(gw: Rig, body: bytes, status: int, needle: str) -> None:
+def test_bad_input_gets_openai_error_and_a_ledger_row(
+    gw: Rig, oai: openai.OpenAI, body: bytes, status: int, needle: str
+) -> None:
     response = httpx.post(
         f"{gw.url}/v1/chat/completions",
         content=body,
@@ -170,16 +168,16 @@ def test_bad_input_gets_openai_error_and_a_ledger_row(gw: Rig, body: bytes, stat
     assert row["status"] == status and row["error_type"] == error["type"]
 
 
-def test_unknown_model_is_sdk_not_found(gw: Rig) -> None:
+def test_unknown_model_is_sdk_not_found(gw: Rig, oai: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError, match=r"configured routes|use one of"):
-        client(gw).chat.completions.create(model="nope", messages=USER)
+        oai.chat.completions.create(model="nope", messages=USER)
 
 
-def test_upstream_garbage_everywhere_is_502(gw: Rig) -> None:
+def test_upstream_garbage_everywhere_is_502(gw: Rig, oai: openai.OpenAI) -> None:
     gw.primary.script(Garbage())
     gw.secondary.script(Garbage())
     with pytest.raises(openai.InternalServerError) as err:
-        client(gw).chat.completions.create(model="auto", messages=USER)
+        oai.chat.completions.create(model="auto", messages=USER)
     assert err.value.status_code == 502
     row = gw.ledger_rows()[-1]
     assert row["status"] == 502 and row["attempts"] == [
@@ -188,9 +186,9 @@ def test_upstream_garbage_everywhere_is_502(gw: Rig) -> None:
     ]
 
 
-def test_upstream_drop_mid_stream_reaches_the_sdk_as_an_error(gw: Rig) -> None:
+def test_upstream_drop_mid_stream_reaches_the_sdk_as_an_error(gw: Rig, oai: openai.OpenAI) -> None:
     gw.primary.script(Drop(after_chunks=2))
-    stream = client(gw).chat.completions.create(model="primary", messages=USER, stream=True)
+    stream = oai.chat.completions.create(model="primary", messages=USER, stream=True)
     received: list[str] = []
     with pytest.raises(openai.APIError):
         for chunk in stream:
@@ -200,24 +198,24 @@ def test_upstream_drop_mid_stream_reaches_the_sdk_as_an_error(gw: Rig) -> None:
     assert row["stream"] and row["status"] == 502 and row["error_type"] == "upstream_error"
 
 
-def test_models_health_and_metrics(gw: Rig) -> None:
-    ids = {m.id for m in client(gw).models.list()}
+def test_models_health_and_metrics(gw: Rig, oai: openai.OpenAI) -> None:
+    ids = {m.id for m in oai.models.list()}
     assert {"auto", "primary", "claude", "local", "primary/gpt-4o-mini", "claude/claude-haiku-4-5"} <= ids
     health = httpx.get(f"{gw.url}/healthz").json()
     assert health["status"] == "ok" and health["backends"]["secondary"]["local"] is True
-    client(gw).chat.completions.create(model="auto", messages=USER)
+    oai.chat.completions.create(model="auto", messages=USER)
     metrics = httpx.get(f"{gw.url}/metrics").text
     assert "hybridgate_requests_total{" in metrics and 'route="auto"' in metrics
     assert "hybridgate_request_duration_seconds_bucket" in metrics
 
 
-def test_unknown_path_is_openai_404(gw: Rig) -> None:
+def test_unknown_path_is_openai_404(gw: Rig, oai: openai.OpenAI) -> None:
     response = httpx.get(f"{gw.url}/v1/nothing")
     assert response.status_code == 404 and "no endpoint" in response.json()["error"]["message"]
 
 
-def test_ledger_holds_a_hash_not_the_prompt(gw: Rig) -> None:
-    client(gw).chat.completions.create(model="auto", messages=[{"role": "user", "content": "secret plan 42"}])
+def test_ledger_holds_a_hash_not_the_prompt(gw: Rig, oai: openai.OpenAI) -> None:
+    oai.chat.completions.create(model="auto", messages=[{"role": "user", "content": "secret plan 42"}])
     row = gw.ledger_rows()[-1]
     assert row["prompt_text"] is None and len(row["prompt_hash"]) == 64
     assert "secret plan" not in json.dumps(row)

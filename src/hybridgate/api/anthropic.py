@@ -1,0 +1,89 @@
+"""The Anthropic-compatible edge: ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``.
+
+An Anthropic request is translated into the internal OpenAI-shaped ``ChatRequest`` and goes
+through the same pipeline as everything else (router, cascade, ledger), so any tier can serve it.
+The answer is translated back: a ``message`` object, or the documented SSE sequence
+``message_start``, ``ping``, ``content_block_*``, ``message_delta``, ``message_stop``. A failure
+after the stream has started is sent as an ``error`` event, as Anthropic's own API does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from hybridgate.api.body import read_json
+from hybridgate.api.context import context_from
+from hybridgate.api.errors import ANTHROPIC_TYPES
+from hybridgate.api.openai import decision_headers
+from hybridgate.api.sse import SSE_HEADERS, named_event
+from hybridgate.errors import GatewayError
+from hybridgate.gateway import Gateway
+from hybridgate.pipeline import PipelineStream
+from hybridgate.router.rules import estimate_prompt_tokens
+from hybridgate.types import ChatRequest, Json
+from hybridgate.wire.anthropic import AnthropicStreamWriter, from_anthropic_request, message_from_completion
+
+
+async def _parse(request: Request, gateway: Gateway) -> tuple[ChatRequest, Json]:
+    body = await read_json(request, gateway.config.server.max_body_bytes)
+    return from_anthropic_request(body), body
+
+
+async def messages(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    ctx = context_from(request, "anthropic", gateway.config.environment)
+    try:
+        chat, body = await _parse(request, gateway)
+    except GatewayError as exc:
+        gateway.pipeline.reject(ctx, exc)
+        raise
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("feature"), str):
+        ctx.feature = ctx.feature or metadata["feature"]
+    ctx.cohort = ctx.cohort or chat.user
+    if chat.stream:
+        stream = await gateway.pipeline.stream(chat, ctx)
+        headers = decision_headers(ctx, stream.decision, stream.served.backend.name) | SSE_HEADERS
+        headers["request-id"] = ctx.request_id
+        events = anthropic_sse(stream, estimate_prompt_tokens(chat))
+        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+    done = await gateway.pipeline.complete(chat, ctx)
+    headers = decision_headers(ctx, done.decision, done.served.backend.name)
+    headers["request-id"] = ctx.request_id
+    headers["x-hybridgate-cost-usd"] = f"{done.cost_usd:.8f}"
+    message = message_from_completion(done.response.body)
+    return Response(orjson.dumps(message), media_type="application/json", headers=headers)
+
+
+async def anthropic_sse(stream: PipelineStream, input_tokens: int) -> AsyncIterator[bytes]:
+    writer = AnthropicStreamWriter(input_tokens=input_tokens)
+    pinged = False
+    try:
+        async for chunk in stream.chunks():
+            for event in writer.feed(chunk):
+                yield named_event(event["type"], event)
+                if not pinged and event["type"] == "message_start":
+                    pinged = True
+                    yield named_event("ping", {"type": "ping"})
+    except GatewayError as exc:
+        kind = ANTHROPIC_TYPES.get(exc.status_code, "api_error")
+        yield named_event("error", {"type": "error", "error": {"type": kind, "message": exc.message}})
+        return
+    for event in writer.finish():
+        yield named_event(event["type"], event)
+
+
+async def count_tokens(request: Request) -> Response:
+    """An estimate: hybridgate cannot run every upstream's tokenizer, so it counts as the router does."""
+    gateway: Gateway = request.app.state.gateway
+    context_from(request, "anthropic", gateway.config.environment)
+    body = await read_json(request, gateway.config.server.max_body_bytes)
+    body.setdefault("max_tokens", 1)
+    chat = from_anthropic_request(body)
+    return Response(
+        orjson.dumps({"input_tokens": estimate_prompt_tokens(chat)}), media_type="application/json"
+    )

@@ -1,0 +1,232 @@
+"""Anthropic Messages request <-> OpenAI chat-completions request (``ChatRequest``).
+
+``to_anthropic_request`` serves backends/anthropic.py (outbound); ``from_anthropic_request`` serves
+the ``/v1/messages`` ingress (inbound). Both read a caller's request, so malformed input is a
+``RequestError``. Pure functions: no I/O, no knowledge of routing or backends.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from hybridgate.config import describe_validation_error
+from hybridgate.errors import RequestError
+from hybridgate.types import ChatRequest, Json, Message
+from hybridgate.wire.anthropic_content import (
+    anthropic_tool,
+    anthropic_tool_choice,
+    block_from_part,
+    openai_tool,
+    openai_tool_choice,
+    part_from_block,
+    tool_input,
+)
+
+# Anthropic's sampling range is [0, 1]; OpenAI's is [0, 2]. Clamping keeps "hot" requests valid.
+_MAX_TEMPERATURE = 1.0
+
+
+# --- OpenAI -> Anthropic ---------------------------------------------------------------------
+
+
+def to_anthropic_request(
+    request: ChatRequest, model: str, *, default_max_tokens: int, stream: bool = False
+) -> Json:
+    """The Messages API body for ``request`` sent to ``model``.
+
+    Anthropic requires ``max_tokens``: the request's own limit, else ``default_max_tokens``.
+    """
+    body: Json = {
+        "model": model,
+        "max_tokens": request.output_limit() or default_max_tokens,
+        "messages": _anthropic_turns(request.messages),
+    }
+    if system := _anthropic_system(request.messages):
+        body["system"] = system
+    if request.stop_list():
+        body["stop_sequences"] = request.stop_list()
+    if request.temperature is not None:
+        body["temperature"] = min(request.temperature, _MAX_TEMPERATURE)
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.tools:
+        body["tools"] = [anthropic_tool(tool) for tool in request.tools]
+        parallel = (request.model_extra or {}).get("parallel_tool_calls")
+        if choice := anthropic_tool_choice(request.tool_choice, parallel):
+            body["tool_choice"] = choice
+    if request.user:
+        body["metadata"] = {"user_id": request.user}
+    if stream:
+        body["stream"] = True
+    return body
+
+
+def _anthropic_system(messages: list[Message]) -> str | list[Json] | None:
+    # Anthropic has one top-level system prompt; OpenAI system/developer messages anywhere in the
+    # conversation are hoisted into it, in order.
+    blocks: list[Json] = []
+    for message in messages:
+        if message.role in ("system", "developer"):
+            blocks += [b for b in _blocks(message.content) if b["type"] == "text"]
+    if len(blocks) == 1 and set(blocks[0]) == {"type", "text"}:
+        return str(blocks[0]["text"])
+    return blocks or None
+
+
+def _anthropic_turns(messages: list[Message]) -> list[Json]:
+    turns: list[Json] = []
+    for message in messages:
+        if message.role in ("system", "developer"):
+            continue
+        role, blocks = _anthropic_turn(message)
+        if not blocks:
+            continue
+        # Consecutive tool results (and a user message after them) become one user turn: the
+        # Messages API wants all tool_result blocks for an assistant turn in the next user turn.
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return turns
+
+
+def _anthropic_turn(message: Message) -> tuple[str, list[Json]]:
+    if message.role == "user":
+        return "user", _blocks(message.content)
+    if message.role == "assistant":
+        return "assistant", _blocks(message.content) + [_tool_use(c) for c in message.tool_calls or []]
+    if message.role == "tool":
+        return "user", [_tool_result(message)]
+    raise RequestError("role 'function' is not supported; send tool messages instead", param="messages")
+
+
+def _blocks(content: str | list[Json] | None) -> list[Json]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    blocks = [block_from_part(part) for part in content or []]
+    # The Messages API rejects empty text blocks; OpenAI clients send them freely.
+    return [b for b in blocks if b["type"] != "text" or b["text"]]
+
+
+def _tool_use(call: Json) -> Json:
+    function = call.get("function") or {}
+    name = str(function.get("name", ""))
+    return {
+        "type": "tool_use",
+        "id": call.get("id"),
+        "name": name,
+        "input": tool_input(function.get("arguments"), name),
+    }
+
+
+def _tool_result(message: Message) -> Json:
+    if not message.tool_call_id:
+        raise RequestError("a tool message needs tool_call_id", param="messages")
+    content: str | list[Json] = (
+        message.content if isinstance(message.content, str) else _blocks(message.content)
+    )
+    return {"type": "tool_result", "tool_use_id": message.tool_call_id, "content": content}
+
+
+# --- Anthropic -> OpenAI ---------------------------------------------------------------------
+
+
+def from_anthropic_request(body: Any) -> ChatRequest:
+    """A Messages API request body (already JSON-decoded) as a ``ChatRequest``."""
+    _check_required(body)
+    messages = _openai_system(body.get("system"))
+    for turn in body["messages"]:
+        messages += _openai_messages(turn)
+    fields: Json = {"model": body["model"], "messages": messages, "max_tokens": body["max_tokens"]}
+    for name in ("temperature", "top_p"):
+        if body.get(name) is not None:
+            fields[name] = body[name]
+    if body.get("stop_sequences"):
+        fields["stop"] = body["stop_sequences"]
+    if body.get("tools"):
+        fields["tools"] = [openai_tool(tool) for tool in body["tools"]]
+    if isinstance(body.get("tool_choice"), dict):
+        fields["tool_choice"], parallel = openai_tool_choice(body["tool_choice"])
+        if parallel is not None:
+            fields["parallel_tool_calls"] = parallel
+    if isinstance(body.get("metadata"), dict) and body["metadata"].get("user_id"):
+        fields["user"] = str(body["metadata"]["user_id"])
+    if body.get("stream"):
+        # message_delta must carry usage, so ask every backend for it.
+        fields["stream"] = True
+        fields["stream_options"] = {"include_usage": True}
+    try:
+        return ChatRequest.model_validate(fields)
+    except ValidationError as exc:
+        raise RequestError(describe_validation_error(exc)) from exc
+
+
+def _check_required(body: Any) -> None:
+    if not isinstance(body, dict):
+        raise RequestError("the request body must be a JSON object")
+    if not isinstance(body.get("model"), str):
+        raise RequestError("model: field required (a string)", param="model")
+    if not isinstance(body.get("max_tokens"), int):
+        raise RequestError("max_tokens: field required (an integer)", param="max_tokens")
+    turns = body.get("messages")
+    if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
+        raise RequestError("messages: field required (a list of message objects)", param="messages")
+
+
+def _openai_system(system: Any) -> list[Json]:
+    if isinstance(system, str):
+        return [{"role": "system", "content": system}] if system else []
+    if isinstance(system, list) and system:
+        return [{"role": "system", "content": [part_from_block(b) for b in system if isinstance(b, dict)]}]
+    return []
+
+
+def _openai_messages(turn: Json) -> list[Json]:
+    role, content = turn.get("role"), turn.get("content")
+    if role not in ("user", "assistant"):
+        raise RequestError(f"messages: role must be 'user' or 'assistant', not {role!r}", param="messages")
+    if isinstance(content, str):
+        return [{"role": role, "content": content}]
+    if not isinstance(content, list) or not all(isinstance(b, dict) for b in content):
+        raise RequestError("messages: content must be a string or a list of blocks", param="messages")
+    return _openai_user(content) if role == "user" else [_openai_assistant(content)]
+
+
+def _openai_user(blocks: list[Json]) -> list[Json]:
+    # OpenAI wants tool results as separate tool messages right after the assistant turn, so
+    # they come first, then whatever else the user turn said.
+    results = [_tool_message(b) for b in blocks if b.get("type") == "tool_result"]
+    parts = [part_from_block(b) for b in blocks if b.get("type") != "tool_result"]
+    return results + ([{"role": "user", "content": parts}] if parts else [])
+
+
+def _tool_message(block: Json) -> Json:
+    content = block.get("content")
+    if isinstance(content, list):
+        parts = [part_from_block(b) for b in content if isinstance(b, dict)]
+        if any(p["type"] != "text" for p in parts):
+            raise RequestError("tool_result content can only hold text here", param="messages")
+        content = "\n".join(p["text"] for p in parts)
+    return {"role": "tool", "tool_call_id": block.get("tool_use_id"), "content": content or ""}
+
+
+def _openai_assistant(blocks: list[Json]) -> Json:
+    texts: list[str] = []
+    calls: list[Json] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(str(block.get("text", "")))
+        elif kind == "tool_use":
+            arguments = json.dumps(block.get("input") or {})
+            function = {"name": block.get("name"), "arguments": arguments}
+            calls.append({"id": block.get("id"), "type": "function", "function": function})
+        elif kind not in ("thinking", "redacted_thinking"):  # signed reasoning has no OpenAI slot
+            raise RequestError(f"assistant content block type '{kind}' is not supported", param="messages")
+    message: Json = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
+    if calls:
+        message["tool_calls"] = calls
+    return message
