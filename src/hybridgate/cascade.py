@@ -5,8 +5,13 @@ backend; an error caused by the request itself is raised at once, since every ba
 it alike. A stream can fall back only until its first chunk has arrived: after that the caller has
 seen output, and a failure is reported in-stream by the API layer.
 
-Every attempt is appended to ``attempts`` as ``"backend:ok"`` or ``"backend:error:<type>"`` so the
-ledger shows the whole path, including for requests that failed everywhere.
+A complete answer is also checked (``checks.py``: JSON / schema for ``response_format``, tool calls
+against their schemas). A failed check escalates to the next backend; the last backend's answer
+is returned even when it fails, since a best effort beats an error the caller cannot act on.
+
+Every attempt is appended to ``attempts`` as ``"backend:ok"``, ``"backend:error:<type>"`` or
+``"backend:check_failed:<check>"`` so the ledger shows the whole path, including for requests
+that failed everywhere.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 
 from hybridgate.backends.base import Backend
+from hybridgate.checks import run_checks
 from hybridgate.errors import BackendError, UpstreamUnavailableError
 from hybridgate.types import ChatRequest, ChatResponse, Decision, Json
 
@@ -48,7 +54,8 @@ class Cascade:
         self, decision: Decision, request: ChatRequest, attempts: list[str]
     ) -> tuple[Served, ChatResponse]:
         last: BackendError | None = None
-        for served in self._candidates(decision):
+        candidates = self._candidates(decision)
+        for position, served in enumerate(candidates, start=1):
             try:
                 response = await served.backend.complete(request, served.model)
             except BackendError as exc:
@@ -57,7 +64,14 @@ class Cascade:
                     raise
                 last = exc
                 continue
-            attempts.append(f"{served.backend.name}:ok")
+            failed = None
+            for check in run_checks(request, response):
+                response = check.repaired or response
+                failed = failed or (None if check.passed else check)
+            if failed is not None and position < len(candidates):
+                attempts.append(f"{served.backend.name}:check_failed:{failed.name}")
+                continue
+            attempts.append(f"{served.backend.name}:{'check_failed:' + failed.name if failed else 'ok'}")
             return served, response
         raise last or UpstreamUnavailableError(f"route '{decision.route}' has no backend to try")
 

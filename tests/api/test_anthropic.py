@@ -136,3 +136,19 @@ def test_count_tokens_grows_with_the_prompt(gw: Rig, claude: anthropic.Anthropic
     small = claude.messages.count_tokens(model="primary", messages=HELLO)
     big = claude.messages.count_tokens(model="primary", messages=[{"role": "user", "content": "word " * 400}])
     assert 0 < small.input_tokens < big.input_tokens
+
+
+def test_json_schema_on_the_anthropic_tier_is_asked_in_words_and_checked(gw: Rig, oai: openai.OpenAI) -> None:
+    gw.claude.script(ClaudeReply(text='{"city": "Oslo"}'))
+    schema: dict[str, object] = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    }
+    reply = oai.chat.completions.create(
+        model="claude",
+        messages=[{"role": "user", "content": "where?"}],
+        response_format={"type": "json_schema", "json_schema": {"name": "place", "schema": schema}},
+    )
+    assert json.loads(reply.choices[0].message.content or "") == {"city": "Oslo"}
+    assert '"required":["city"]' in gw.claude.last_request.body["system"]

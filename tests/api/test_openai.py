@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
+from openai.types.shared_params import ResponseFormatJSONSchema
 
 from tests.api.conftest import Rig
 from tests.standins.openai_upstream import Drop, Fail, Garbage, Reply, ToolCall
@@ -219,3 +220,26 @@ def test_ledger_holds_a_hash_not_the_prompt(gw: Rig, oai: openai.OpenAI) -> None
     row = gw.ledger_rows()[-1]
     assert row["prompt_text"] is None and len(row["prompt_hash"]) == 64
     assert "secret plan" not in json.dumps(row)
+
+
+PERSON: ResponseFormatJSONSchema = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "person",
+        "schema": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
+    },
+}
+
+
+def test_structured_output_failure_escalates_and_repair_passes(gw: Rig, oai: openai.OpenAI) -> None:
+    gw.primary.script(
+        Reply(content="Sure! The name is Ada."), Reply(content='```json\n{"name": "Ada",}\n```')
+    )
+    gw.secondary.script(Reply(content='{"name": "Ada"}'))
+    reply = oai.chat.completions.create(model="auto", messages=USER, response_format=PERSON)
+    assert json.loads(reply.choices[0].message.content or "") == {"name": "Ada"}
+    assert gw.ledger_rows()[-1]["attempts"] == ["primary:check_failed:json_schema", "secondary:ok"]
+    repaired = oai.chat.completions.create(model="auto", messages=USER, response_format=PERSON)
+    assert json.loads(repaired.choices[0].message.content or "") == {"name": "Ada"}
+    assert gw.ledger_rows()[-1]["attempts"] == ["primary:ok"]
+    assert len(gw.secondary.requests) == 1  # the repaired answer needed no escalation

@@ -44,7 +44,11 @@ def to_anthropic_request(
         "max_tokens": request.output_limit() or default_max_tokens,
         "messages": _anthropic_turns(request.messages),
     }
-    if system := _anthropic_system(request.messages):
+    system = _anthropic_system(request.messages)
+    if instruction := json_instruction(request.response_format):
+        # The Messages API has no response_format: ask for JSON in words; checks.py verifies it.
+        system = _with_instruction(system, instruction)
+    if system:
         body["system"] = system
     if request.stop_list():
         body["stop_sequences"] = request.stop_list()
@@ -62,6 +66,27 @@ def to_anthropic_request(
     if stream:
         body["stream"] = True
     return body
+
+
+def json_instruction(response_format: Json | None) -> str | None:
+    kind = (response_format or {}).get("type")
+    if kind == "json_object":
+        return "Reply with one JSON object and nothing else: no prose, no code fence."
+    schema = ((response_format or {}).get("json_schema") or {}).get("schema")
+    if kind == "json_schema" and isinstance(schema, dict):
+        return (
+            "Reply with one JSON value and nothing else (no prose, no code fence) that validates "
+            f"against this JSON schema: {json.dumps(schema, separators=(',', ':'))}"
+        )
+    return None
+
+
+def _with_instruction(system: str | list[Json] | None, instruction: str) -> str | list[Json]:
+    if system is None:
+        return instruction
+    if isinstance(system, str):
+        return f"{system}\n\n{instruction}"
+    return [*system, {"type": "text", "text": instruction}]
 
 
 def _anthropic_system(messages: list[Message]) -> str | list[Json] | None:
