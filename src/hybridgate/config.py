@@ -33,6 +33,9 @@ class BackendBase(Strict):
     local: bool = False
     price: Price | None = None
     timeout_s: float = Field(default=120.0, gt=0)
+    # The exact model version this backend must serve: an upstream model id (a dated snapshot)
+    # or, for a local GGUF file, its SHA-256. See docs/evals.md (version pinning).
+    pin: str | None = None
 
 
 class OpenAICompatBackend(BackendBase):
@@ -74,6 +77,14 @@ class RouteConfig(Strict):
 
     try_: list[str] = Field(alias="try", min_length=1)
     description: str = ""
+    # "learned": a trained router file scores each request and picks the cheap or strong tier
+    # (try[0] vs try[-1]); see docs/routing.md.
+    router: Literal["rules", "learned"] = "rules"
+    router_file: str | None = None
+    threshold: float | None = Field(default=None, ge=0, le=1)  # overrides the file's calibrated one
+    # Cascade: answer with try[0] first and escalate along `try` when checks or confidence fail.
+    cascade: bool = False
+    min_confidence: float | None = Field(default=None, ge=0, le=1)  # mean token probability
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -117,6 +128,8 @@ class GatewayConfig(Strict):
     @model_validator(mode="after")
     def _check_references(self) -> GatewayConfig:
         for name, route in self.routes.items():
+            if route.router == "learned" and not route.router_file:
+                raise ValueError(f"route '{name}' has router = \"learned\" but no router_file")
             for backend in route.try_:
                 if backend not in self.backends:
                     known = ", ".join(self.backends)
