@@ -1,28 +1,33 @@
-"""Run a Decision: try the route's backends in order until one answers.
+"""Run a Decision: try the route's backends in order until one answers well enough.
 
 A backend failure that is the upstream's trouble (``BackendError.retryable``) moves on to the next
 backend; an error caused by the request itself is raised at once, since every backend would refuse
-it alike. A stream can fall back only until its first chunk has arrived: after that the caller has
-seen output, and a failure is reported in-stream by the API layer.
+it alike. Answers are checked (``checks.py``: JSON / schema for ``response_format``, tool calls
+against their schemas; on ``cascade = true`` routes also non-empty, not cut off, and the mean token
+probability against ``min_confidence``). A failed check escalates to the next backend; the last
+backend's answer is returned even when it fails, since a best effort beats an error the caller
+cannot act on.
 
-A complete answer is also checked (``checks.py``: JSON / schema for ``response_format``, tool calls
-against their schemas). A failed check escalates to the next backend; the last backend's answer
-is returned even when it fails, since a best effort beats an error the caller cannot act on.
+Streams: on a cascade route every tier but the last is buffered and checked before a byte is
+sent, then replayed; the last tier streams directly. Elsewhere a stream can fall back only until
+its first chunk has arrived.
 
-Every attempt is appended to ``attempts`` as ``"backend:ok"``, ``"backend:error:<type>"`` or
-``"backend:check_failed:<check>"`` so the ledger shows the whole path, including for requests
-that failed everywhere.
+``Trail`` records every attempt (``"backend:ok"``, ``"backend:error:<type>"``,
+``"backend:check_failed:<check>"``) and what escalations wasted, for the ledger.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hybridgate.backends.base import Backend
-from hybridgate.checks import run_checks
+from hybridgate.checks import CheckResult, run_checks
+from hybridgate.config import RouteConfig
 from hybridgate.errors import BackendError, UpstreamUnavailableError
-from hybridgate.types import ChatRequest, ChatResponse, Decision, Json
+from hybridgate.stream_assembly import StreamAssembler
+from hybridgate.types import ChatRequest, ChatResponse, Decision, Json, Usage
 
 
 @dataclass
@@ -40,57 +45,151 @@ class StartedStream:
     rest: AsyncGenerator[Json, None]
 
 
-class Cascade:
-    def __init__(self, backends: Mapping[str, Backend]) -> None:
-        self._backends = backends
+@dataclass
+class Trail:
+    attempts: list[str] = field(default_factory=list)
+    wasted: list[tuple[Served, Usage]] = field(default_factory=list)  # answers escalated past
+    wasted_ms: float = 0.0
 
-    def _candidates(self, decision: Decision) -> list[Served]:
-        return [
+    @property
+    def escalations(self) -> int:
+        return len(self.wasted)
+
+    @property
+    def wasted_tokens(self) -> int:
+        return sum(usage.total_tokens for _, usage in self.wasted)
+
+    def escalate(self, served: Served, failed: CheckResult, response: ChatResponse, started: float) -> None:
+        self.attempts.append(f"{served.backend.name}:check_failed:{failed.name}")
+        self.wasted.append((served, response.usage))
+        self.wasted_ms += (time.perf_counter() - started) * 1000
+
+
+@dataclass(frozen=True)
+class Policy:
+    strict: bool = False
+    min_confidence: float | None = None
+
+    @classmethod
+    def of(cls, route: RouteConfig | None) -> Policy:
+        if route is None or not route.cascade:
+            return cls()
+        return cls(strict=True, min_confidence=route.min_confidence)
+
+    def first_failure(
+        self, request: ChatRequest, response: ChatResponse
+    ) -> tuple[ChatResponse, CheckResult | None]:
+        failed = None
+        for check in run_checks(request, response, strict=self.strict, min_confidence=self.min_confidence):
+            response = check.repaired or response
+            failed = failed or (None if check.passed else check)
+        return response, failed
+
+    def outbound(self, request: ChatRequest, is_last: bool) -> ChatRequest:
+        """Ask a cheaper tier for logprobs when its confidence decides escalation."""
+        if self.min_confidence is None or is_last or request.logprobs:
+            return request
+        return request.model_copy(update={"logprobs": True})
+
+
+class Cascade:
+    def __init__(self, backends: Mapping[str, Backend], routes: Mapping[str, RouteConfig]) -> None:
+        self._backends = backends
+        self._routes = routes
+
+    def _plan(self, decision: Decision) -> tuple[list[Served], Policy]:
+        served = [
             Served(backend, decision.model_override or backend.model)
             for backend in (self._backends[name] for name in decision.backends)
         ]
+        policy = Policy.of(self._routes.get(decision.route)) if len(served) > 1 else Policy()
+        return served, policy
 
     async def complete(
-        self, decision: Decision, request: ChatRequest, attempts: list[str]
+        self, decision: Decision, request: ChatRequest, trail: Trail
     ) -> tuple[Served, ChatResponse]:
         last: BackendError | None = None
-        candidates = self._candidates(decision)
+        candidates, policy = self._plan(decision)
         for position, served in enumerate(candidates, start=1):
+            is_last = position == len(candidates)
+            started = time.perf_counter()
             try:
-                response = await served.backend.complete(request, served.model)
+                response = await served.backend.complete(policy.outbound(request, is_last), served.model)
             except BackendError as exc:
-                attempts.append(f"{served.backend.name}:error:{exc.type}")
+                trail.attempts.append(f"{served.backend.name}:error:{exc.type}")
                 if not exc.retryable:
                     raise
                 last = exc
                 continue
-            failed = None
-            for check in run_checks(request, response):
-                response = check.repaired or response
-                failed = failed or (None if check.passed else check)
-            if failed is not None and position < len(candidates):
-                attempts.append(f"{served.backend.name}:check_failed:{failed.name}")
+            response, failed = policy.first_failure(request, response)
+            if failed is not None and not is_last:
+                trail.escalate(served, failed, response, started)
                 continue
-            attempts.append(f"{served.backend.name}:{'check_failed:' + failed.name if failed else 'ok'}")
-            return served, response
+            trail.attempts.append(
+                f"{served.backend.name}:{'check_failed:' + failed.name if failed else 'ok'}"
+            )
+            return served, _without_unasked_logprobs(request, response)
         raise last or UpstreamUnavailableError(f"route '{decision.route}' has no backend to try")
 
-    async def stream(self, decision: Decision, request: ChatRequest, attempts: list[str]) -> StartedStream:
+    async def stream(self, decision: Decision, request: ChatRequest, trail: Trail) -> StartedStream:
         last: BackendError | None = None
-        for served in self._candidates(decision):
-            chunks = served.backend.stream(request, served.model)
+        candidates, policy = self._plan(decision)
+        for position, served in enumerate(candidates, start=1):
+            is_last = position == len(candidates)
             try:
+                if policy.strict and not is_last:
+                    if buffered := await self._buffered(served, request, policy, trail):
+                        return buffered
+                    continue
+                chunks = served.backend.stream(request, served.model)
                 first = await anext(chunks)
             except StopAsyncIteration:
-                attempts.append(f"{served.backend.name}:error:empty_stream")
+                trail.attempts.append(f"{served.backend.name}:error:empty_stream")
                 last = BackendError(f"backend '{served.backend.name}' sent an empty stream")
                 continue
             except BackendError as exc:
-                attempts.append(f"{served.backend.name}:error:{exc.type}")
+                trail.attempts.append(f"{served.backend.name}:error:{exc.type}")
                 if not exc.retryable:
                     raise
                 last = exc
                 continue
-            attempts.append(f"{served.backend.name}:ok")
+            trail.attempts.append(f"{served.backend.name}:ok")
             return StartedStream(served, first, chunks)
         raise last or UpstreamUnavailableError(f"route '{decision.route}' has no backend to try")
+
+    async def _buffered(
+        self, served: Served, request: ChatRequest, policy: Policy, trail: Trail
+    ) -> StartedStream | None:
+        """Stream a cheaper tier into a buffer, check it, and replay it only if it passes."""
+        started = time.perf_counter()
+        assembler = StreamAssembler()
+        async for chunk in served.backend.stream(policy.outbound(request, False), served.model):
+            assembler.add(chunk)
+        if not assembler.chunks:
+            trail.attempts.append(f"{served.backend.name}:error:empty_stream")
+            return None
+        response, failed = policy.first_failure(request, assembler.response())
+        if failed is not None:
+            trail.escalate(served, failed, response, started)
+            return None
+        trail.attempts.append(f"{served.backend.name}:ok")
+        replay = _replay(assembler.chunks[1:], strip_logprobs=not request.logprobs)
+        first = _strip_logprobs(assembler.chunks[0]) if not request.logprobs else assembler.chunks[0]
+        return StartedStream(served, first, replay)
+
+
+async def _replay(chunks: list[Json], *, strip_logprobs: bool) -> AsyncGenerator[Json, None]:
+    for chunk in chunks:
+        yield _strip_logprobs(chunk) if strip_logprobs else chunk
+
+
+def _strip_logprobs(chunk: Json) -> Json:
+    if not any("logprobs" in c for c in chunk.get("choices") or ()):
+        return chunk
+    return {**chunk, "choices": [{k: v for k, v in c.items() if k != "logprobs"} for c in chunk["choices"]]}
+
+
+def _without_unasked_logprobs(request: ChatRequest, response: ChatResponse) -> ChatResponse:
+    if request.logprobs or not any("logprobs" in c for c in response.body.get("choices") or ()):
+        return response
+    return ChatResponse(_strip_logprobs(response.body))

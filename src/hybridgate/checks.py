@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -36,14 +37,56 @@ class CheckResult:
     repaired: ChatResponse | None = None  # set when the check passed only after a repair
 
 
-def run_checks(request: ChatRequest, response: ChatResponse) -> list[CheckResult]:
+def run_checks(
+    request: ChatRequest, response: ChatResponse, *, strict: bool = False, min_confidence: float | None = None
+) -> list[CheckResult]:
+    """Every applicable check. ``strict`` (cascade routes) adds: the answer is not empty and was not
+    cut off by the token limit; ``min_confidence`` adds the mean token probability check."""
     results = []
     if (result := check_structured_output(request, response)) is not None:
         results.append(result)
         response = result.repaired or response
     if (result := check_tool_calls(request, response)) is not None:
         results.append(result)
+    if strict:
+        results.append(check_complete(response))
+    if min_confidence is not None:
+        results.append(check_confidence(response, min_confidence))
     return results
+
+
+def check_complete(response: ChatResponse) -> CheckResult:
+    message = _message(response)
+    choice = (response.body.get("choices") or [{}])[0]
+    if not (message.get("content") or "").strip() and not message.get("tool_calls"):
+        return CheckResult("non_empty", False, "the answer is empty")
+    if choice.get("finish_reason") == "length":
+        return CheckResult("finish_reason", False, "the answer was cut off by the token limit")
+    return CheckResult("complete", True)
+
+
+def mean_token_probability(body: Json) -> float | None:
+    """exp(mean log-probability) of the answer's tokens, from OpenAI-format ``logprobs``; None
+    when the backend sent none."""
+    choice = (body.get("choices") or [{}])[0]
+    content = (choice.get("logprobs") or {}).get("content") if isinstance(choice, dict) else None
+    values = [
+        t["logprob"]
+        for t in content or ()
+        if isinstance(t, dict) and isinstance(t.get("logprob"), int | float)
+    ]
+    if not values:
+        return None
+    return math.exp(sum(values) / len(values))
+
+
+def check_confidence(response: ChatResponse, min_confidence: float) -> CheckResult:
+    confidence = mean_token_probability(response.body)
+    if confidence is None:
+        return CheckResult("confidence", True, "no logprobs: confidence not checked")
+    if confidence < min_confidence:
+        return CheckResult("confidence", False, f"mean token probability {confidence:.3f} < {min_confidence}")
+    return CheckResult("confidence", True, f"mean token probability {confidence:.3f}")
 
 
 def _message(response: ChatResponse) -> Json:

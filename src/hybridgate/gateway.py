@@ -19,6 +19,7 @@ from hybridgate.config import GatewayConfig
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.ledger.store import SqliteLedger
+from hybridgate.pins import enforce_pins, remote_pins
 from hybridgate.pipeline import Pipeline
 from hybridgate.privacy.secret import load_prompt_secret
 from hybridgate.router import RuleRouter
@@ -33,6 +34,7 @@ class Gateway:
     pipeline: Pipeline
 
     async def start(self) -> None:
+        await enforce_pins(self.config, self.backends)  # before anything starts: a bad pin stops here
         self.ledger.start()
         for backend in self.backends.values():
             await backend.start()
@@ -51,11 +53,13 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
         batch_size=config.ledger.batch_size,
         flush_interval_s=config.ledger.flush_interval_s,
     )
-    metrics = GatewayMetrics(CollectorRegistry(), ledger_dropped=lambda: ledger.dropped)
+    metrics = GatewayMetrics(
+        CollectorRegistry(), ledger_dropped=lambda: ledger.dropped, pins=remote_pins(config)
+    )
     pipeline = Pipeline(
         config,
         RuleRouter(config),
-        Cascade(backends),
+        Cascade(backends, config.routes),
         ledger,
         metrics,
         Pricer(),

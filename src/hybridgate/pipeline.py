@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from hybridgate.cascade import Cascade, Served, StartedStream
+from hybridgate.cascade import Cascade, Served, StartedStream, Trail
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import GatewayError
 from hybridgate.ledger.metrics import GatewayMetrics
@@ -41,7 +41,7 @@ class Trace:
     request: ChatRequest | None
     decision: Decision | None = None
     served: Served | None = None
-    attempts: list[str] = field(default_factory=list)
+    trail: Trail = field(default_factory=Trail)
     ttft_ms: float | None = None
 
 
@@ -68,7 +68,7 @@ class Pipeline:
         trace = Trace(ctx, request)
         try:
             trace.decision = self._router.decide(request, ctx)
-            trace.served, response = await self._cascade.complete(trace.decision, request, trace.attempts)
+            trace.served, response = await self._cascade.complete(trace.decision, request, trace.trail)
         except GatewayError as exc:
             self.record_failure(trace, exc)
             raise
@@ -79,7 +79,7 @@ class Pipeline:
         trace = Trace(ctx, request)
         try:
             trace.decision = self._router.decide(request, ctx)
-            started = await self._cascade.stream(trace.decision, request, trace.attempts)
+            started = await self._cascade.stream(trace.decision, request, trace.trail)
         except GatewayError as exc:
             self.record_failure(trace, exc)
             raise
@@ -105,7 +105,8 @@ class Pipeline:
         stream: bool = False,
     ) -> float:
         ctx, decision, served = trace.ctx, trace.decision, trace.served
-        cost = self._price(served, usage)
+        # Escalated answers were paid for too: a cascade's cost includes its cheaper attempts.
+        cost = self._price(served, usage) + sum(self._price(s, u) for s, u in trace.trail.wasted)
         prompt = trace.request.prompt_text() if trace.request else None
         record = LedgerRecord(
             ts=ctx.started_at,
@@ -133,7 +134,10 @@ class Pipeline:
             cache=None,
             rule=decision.rule if decision else None,
             reasons=list(decision.reasons) if decision else [],
-            attempts=trace.attempts,
+            attempts=trace.trail.attempts,
+            escalations=trace.trail.escalations,
+            wasted_tokens=trace.trail.wasted_tokens,
+            wasted_ms=trace.trail.wasted_ms,
         )
         self._ledger.record(record)
         self._metrics.observe(record)

@@ -9,7 +9,7 @@ named by callers. Must not do I/O or import anything above ``hybridgate.types/co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -41,9 +41,14 @@ class GatewayMetrics:
     """All gateway series in one registry; ``observe`` updates them from one ledger record."""
 
     def __init__(
-        self, registry: CollectorRegistry, *, ledger_dropped: Callable[[], int] | None = None
+        self,
+        registry: CollectorRegistry,
+        *,
+        ledger_dropped: Callable[[], int] | None = None,
+        pins: Mapping[str, str] | None = None,
     ) -> None:
         self.registry = registry
+        self._pins = dict(pins or {})  # backend name -> pinned upstream model id
         self.requests = Counter(
             "hybridgate_requests",
             "Requests served, by outcome.",
@@ -83,6 +88,14 @@ class GatewayMetrics:
             registry=registry,
         )
         self.cache = Counter("hybridgate_cache", "Response cache lookups.", ["result"], registry=registry)
+        # `reported` is the model the upstream says answered: bounded by what the provider serves
+        # for that backend, never by what callers send.
+        self.version_mismatch = Counter(
+            "hybridgate_version_mismatch",
+            "Responses whose upstream-reported model differs from the backend's pinned version.",
+            ["backend", "pinned", "reported"],
+            registry=registry,
+        )
         registry.register(_DroppedCollector(ledger_dropped or (lambda: 0)))
 
     def observe(self, rec: LedgerRecord) -> None:
@@ -99,6 +112,11 @@ class GatewayMetrics:
             self.decisions.labels(route, rec.rule).inc()
         if rec.cache is not None:
             self.cache.labels(rec.cache).inc()
+        # Only requests sent with the pinned id count: a caller naming another model explicitly
+        # (``backend/model``) gets what it asked for, which is no drift.
+        pinned = self._pins.get(rec.backend or "")
+        if pinned and rec.model == pinned and rec.reported_model and rec.reported_model != pinned:
+            self.version_mismatch.labels(rec.backend, pinned, rec.reported_model).inc()
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition of every series, and its content type."""

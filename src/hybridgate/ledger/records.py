@@ -48,6 +48,15 @@ class LedgerRecord:
     rule: str | None = None
     reasons: list[str] = field(default_factory=list)
     attempts: list[str] = field(default_factory=list)
+    # Cascade: answers produced by cheaper tiers that were not good enough, and what they cost.
+    escalations: int = 0
+    wasted_tokens: int = 0
+    wasted_ms: float = 0.0
+    # Privacy: entity types and counts found (never values), and the policy applied.
+    pii: str | None = None
+    privacy: str | None = None
+    # Shadow traffic: the request_id of the live request this row shadows.
+    shadow_of: str | None = None
 
     @property
     def is_error(self) -> bool:

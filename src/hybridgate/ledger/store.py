@@ -56,6 +56,12 @@ COLUMN_TYPES: dict[str, str] = {
     "rule": "TEXT",
     "reasons": "TEXT NOT NULL",
     "attempts": "TEXT NOT NULL",
+    "escalations": "INTEGER NOT NULL",
+    "wasted_tokens": "INTEGER NOT NULL",
+    "wasted_ms": "REAL NOT NULL",
+    "pii": "TEXT",
+    "privacy": "TEXT",
+    "shadow_of": "TEXT",
 }
 INDEXED = ("ts", "feature", "route", "model", "cohort")
 __all__ = ["USAGE_GROUPS", "SqliteLedger"]
