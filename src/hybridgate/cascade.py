@@ -106,15 +106,17 @@ class Cascade:
         return served, policy
 
     async def complete(
-        self, decision: Decision, request: ChatRequest, trail: Trail
+        self, decision: Decision, request: ChatRequest, trail: Trail, redacted: ChatRequest | None = None
     ) -> tuple[Served, ChatResponse]:
+        """``redacted``, when given, is what non-local backends receive instead of ``request``."""
         last: BackendError | None = None
         candidates, policy = self._plan(decision)
         for position, served in enumerate(candidates, start=1):
             is_last = position == len(candidates)
             started = time.perf_counter()
+            outbound = policy.outbound(_for(served, request, redacted), is_last)
             try:
-                response = await served.backend.complete(policy.outbound(request, is_last), served.model)
+                response = await served.backend.complete(outbound, served.model)
             except BackendError as exc:
                 trail.attempts.append(f"{served.backend.name}:error:{exc.type}")
                 if not exc.retryable:
@@ -131,17 +133,20 @@ class Cascade:
             return served, _without_unasked_logprobs(request, response)
         raise last or UpstreamUnavailableError(f"route '{decision.route}' has no backend to try")
 
-    async def stream(self, decision: Decision, request: ChatRequest, trail: Trail) -> StartedStream:
+    async def stream(
+        self, decision: Decision, request: ChatRequest, trail: Trail, redacted: ChatRequest | None = None
+    ) -> StartedStream:
         last: BackendError | None = None
         candidates, policy = self._plan(decision)
         for position, served in enumerate(candidates, start=1):
             is_last = position == len(candidates)
+            outbound = _for(served, request, redacted)
             try:
                 if policy.strict and not is_last:
-                    if buffered := await self._buffered(served, request, policy, trail):
+                    if buffered := await self._buffered(served, outbound, policy, trail):
                         return buffered
                     continue
-                chunks = served.backend.stream(request, served.model)
+                chunks = served.backend.stream(outbound, served.model)
                 first = await anext(chunks)
             except StopAsyncIteration:
                 trail.attempts.append(f"{served.backend.name}:error:empty_stream")
@@ -176,6 +181,10 @@ class Cascade:
         replay = _replay(assembler.chunks[1:], strip_logprobs=not request.logprobs)
         first = _strip_logprobs(assembler.chunks[0]) if not request.logprobs else assembler.chunks[0]
         return StartedStream(served, first, replay)
+
+
+def _for(served: Served, request: ChatRequest, redacted: ChatRequest | None) -> ChatRequest:
+    return redacted if redacted is not None and not served.backend.local else request
 
 
 async def _replay(chunks: list[Json], *, strip_logprobs: bool) -> AsyncGenerator[Json, None]:

@@ -116,6 +116,21 @@ class LedgerConfig(Strict):
     batch_size: int = Field(default=200, ge=1)
 
 
+PrivacyPolicy = Literal["allow", "redact", "local_only", "block"]
+
+
+class PrivacyConfig(Strict):
+    """What may leave the deployment when a prompt holds PII. A route, feature or API key policy
+    replaces the default ``policy``; among those that apply the strictest wins
+    (block > local_only > redact > allow). See docs/privacy.md."""
+
+    policy: PrivacyPolicy = "allow"
+    routes: dict[str, PrivacyPolicy] = {}
+    features: dict[str, PrivacyPolicy] = {}
+    entities: list[str] | None = None  # default: every type the detector covers
+    ner_model: str | None = "auto"  # an installed spaCy pipeline, "auto", or None for patterns only
+
+
 class GatewayConfig(Strict):
     environment: str = "default"
     server: ServerConfig = ServerConfig()
@@ -124,6 +139,7 @@ class GatewayConfig(Strict):
     routes: dict[str, RouteConfig]
     rules: list[RuleConfig] = []
     default_route: str = "auto"
+    privacy: PrivacyConfig | None = None  # absent: prompts are not scanned
 
     @model_validator(mode="after")
     def _check_references(self) -> GatewayConfig:
@@ -137,6 +153,9 @@ class GatewayConfig(Strict):
         for rule in self.rules:
             if rule.route not in self.routes:
                 raise ValueError(f"rule '{rule.name}' names unknown route '{rule.route}'")
+        for name in self.privacy.routes if self.privacy else {}:
+            if name not in self.routes:
+                raise ValueError(f"privacy.routes names unknown route '{name}'")
         if self.default_route not in self.routes:
             raise ValueError(f"default_route '{self.default_route}' is not a route")
         return self

@@ -11,6 +11,7 @@ OpenAI or Anthropic error bodies. Backends translate httpx/SDK exceptions into t
     │   └── ModelNotFoundError      404
     ├── AuthenticationError         401
     ├── PermissionDeniedError       403
+    │   └── PrivacyPolicyError      403  (PII under block / local_only with no local tier)
     ├── RateLimitError              429
     ├── ConfigError                 (start-up only, never served)
     └── BackendError                502 upstream_error  (retryable by the cascade)
@@ -68,6 +69,12 @@ class AuthenticationError(GatewayError):
 class PermissionDeniedError(GatewayError):
     status_code = 403
     type = "permission_error"
+
+
+class PrivacyPolicyError(PermissionDeniedError):
+    """The prompt holds PII and the policy forbids sending it anywhere this route can reach."""
+
+    code = "pii_policy"
 
 
 class RateLimitError(GatewayError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
@@ -23,6 +24,9 @@ from hybridgate.pins import enforce_pins, remote_pins
 from hybridgate.pipeline import Pipeline
 from hybridgate.privacy.secret import load_prompt_secret
 from hybridgate.router import RuleRouter
+
+if TYPE_CHECKING:
+    from hybridgate.privacy.policy import PrivacyGuard
 
 
 @dataclass
@@ -45,6 +49,16 @@ class Gateway:
         await self.ledger.aclose()
 
 
+def _privacy_guard(config: GatewayConfig) -> PrivacyGuard | None:
+    if config.privacy is None:
+        return None
+    # Imported here: Presidio (and spaCy behind it) take seconds to import; skip them when unused.
+    from hybridgate.privacy.policy import PrivacyGuard
+
+    local = [name for name, backend in config.backends.items() if backend.local]
+    return PrivacyGuard(config.privacy, local)
+
+
 def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -> Gateway:
     env = os.environ if env is None else env
     backends = {name: build_backend(name, cfg, env) for name, cfg in config.backends.items()}
@@ -64,5 +78,6 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
         metrics,
         Pricer(),
         load_prompt_secret(config.ledger, env),
+        _privacy_guard(config),
     )
     return Gateway(config, backends, ledger, metrics, pipeline)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hybridgate.cascade import Cascade, Served, StartedStream, Trail
 from hybridgate.config import GatewayConfig
@@ -19,7 +20,12 @@ from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.ledger.records import LedgerRecord, prompt_hmac
 from hybridgate.ledger.store import SqliteLedger
+from hybridgate.privacy.redact import RedactionMap
+from hybridgate.privacy.restore import ChunkRestorer, restore_completion
 from hybridgate.router import RuleRouter
+
+if TYPE_CHECKING:  # the guard is built only when [privacy] is configured: Presidio is slow to import
+    from hybridgate.privacy.policy import PrivacyGuard, Screening
 from hybridgate.types import ChatRequest, ChatResponse, Decision, Json, RequestContext, Usage
 
 CLIENT_CLOSED = 499  # nginx's convention for "the client hung up before the answer was complete"
@@ -42,7 +48,14 @@ class Trace:
     decision: Decision | None = None
     served: Served | None = None
     trail: Trail = field(default_factory=Trail)
+    screening: Screening | None = None
     ttft_ms: float | None = None
+
+    def redactions_for(self, served: Served | None) -> RedactionMap | None:
+        """The placeholders to restore in the answer: only a cloud backend saw them."""
+        if self.screening is None or served is None or served.backend.local:
+            return None
+        return self.screening.redactions
 
 
 class Pipeline:
@@ -55,6 +68,7 @@ class Pipeline:
         metrics: GatewayMetrics,
         pricer: Pricer,
         prompt_secret: bytes,
+        guard: PrivacyGuard | None = None,
     ) -> None:
         self._config = config
         self._router = router
@@ -63,28 +77,40 @@ class Pipeline:
         self._metrics = metrics
         self._pricer = pricer
         self._secret = prompt_secret
+        self._guard = guard
+
+    def _decide(self, trace: Trace, request: ChatRequest) -> Decision:
+        trace.decision = self._router.decide(request, trace.ctx)
+        if self._guard is not None:
+            trace.screening = self._guard.screen(request, trace.ctx, trace.decision)
+            trace.decision = trace.screening.decision
+        return trace.decision
 
     async def complete(self, request: ChatRequest, ctx: RequestContext) -> Completion:
         trace = Trace(ctx, request)
         try:
-            trace.decision = self._router.decide(request, ctx)
-            trace.served, response = await self._cascade.complete(trace.decision, request, trace.trail)
+            decision = self._decide(trace, request)
+            redacted = trace.screening.redacted if trace.screening else None
+            trace.served, response = await self._cascade.complete(decision, request, trace.trail, redacted)
         except GatewayError as exc:
             self.record_failure(trace, exc)
             raise
+        if (redactions := trace.redactions_for(trace.served)) is not None:
+            response = ChatResponse(restore_completion(response.body, redactions))
         cost = self._record(trace, response.usage, 200, None, response.model, response.system_fingerprint)
-        return Completion(response, trace.decision, trace.served, cost)
+        return Completion(response, decision, trace.served, cost)
 
     async def stream(self, request: ChatRequest, ctx: RequestContext) -> PipelineStream:
         trace = Trace(ctx, request)
         try:
-            trace.decision = self._router.decide(request, ctx)
-            started = await self._cascade.stream(trace.decision, request, trace.trail)
+            decision = self._decide(trace, request)
+            redacted = trace.screening.redacted if trace.screening else None
+            started = await self._cascade.stream(decision, request, trace.trail, redacted)
         except GatewayError as exc:
             self.record_failure(trace, exc)
             raise
         trace.served = started.served
-        return PipelineStream(self, trace, trace.decision, started)
+        return PipelineStream(self, trace, decision, started)
 
     def reject(self, ctx: RequestContext, error: GatewayError, request: ChatRequest | None = None) -> None:
         """Record a request refused before it reached the router (bad JSON, auth, size)."""
@@ -138,6 +164,8 @@ class Pipeline:
             escalations=trace.trail.escalations,
             wasted_tokens=trace.trail.wasted_tokens,
             wasted_ms=trace.trail.wasted_ms,
+            pii=trace.screening.pii if trace.screening else None,
+            privacy=trace.screening.policy if trace.screening else None,
         )
         self._ledger.record(record)
         self._metrics.observe(record)
@@ -193,9 +221,15 @@ class PipelineStream:
             )
 
     async def _with_first(self) -> AsyncIterator[Json]:
-        yield self._started.first
+        redactions = self.trace.redactions_for(self.served)
+        restorer = ChunkRestorer(redactions) if redactions is not None else None
+        last = self._started.first
+        yield restorer.feed(last) if restorer else last
         async for chunk in self._started.rest:
-            yield chunk
+            last = chunk
+            yield restorer.feed(chunk) if restorer else chunk
+        if restorer and (tail := restorer.flush_chunk(last)):
+            yield tail
 
 
 def _has_output(chunk: Json) -> bool:

@@ -161,6 +161,7 @@ class RequestContext:
     feature: str | None = None
     cohort: str | None = None
     route_override: str | None = None
+    privacy_policy: str | None = None  # set by the caller's API key, if it carries one
     started_at: float = 0.0  # wall clock, for the ledger
     started_perf: float = 0.0  # perf_counter, for latencies
     extra: dict[str, str] = field(default_factory=dict)

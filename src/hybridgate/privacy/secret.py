@@ -1,8 +1,9 @@
-"""The per-deployment secret that keys prompt HMACs in the ledger.
+"""Per-deployment secrets: the one that keys prompt HMACs in the ledger, and any other like it.
 
 Taken from the environment variable the config names; when that is unset, a random secret is
-created once beside the ledger file (mode 0600) so hashes stay comparable across restarts of the
-same deployment but not across deployments.
+created once beside the data file it protects (mode 0600) so hashes stay comparable across
+restarts of the same deployment but not across deployments. ``load_secret`` is the general form
+(also used for the API-key pepper); ``load_prompt_secret`` applies it to the ledger config.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from hybridgate.config import LedgerConfig
 
 
 def load_prompt_secret(config: LedgerConfig, env: Mapping[str, str]) -> bytes:
-    if value := env.get(config.hmac_secret_env):
+    return load_secret(config.hmac_secret_env, env, Path(config.path).with_suffix(".secret"))
+
+
+def load_secret(env_var: str, env: Mapping[str, str], path: Path) -> bytes:
+    """The value of ``env_var`` if set; otherwise the secret in ``path``, created there if missing."""
+    if value := env.get(env_var):
         return value.encode()
-    path = Path(config.path).with_suffix(".secret")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
