@@ -162,7 +162,12 @@ def test_block_refuses_pii_and_allow_lets_it_through(pr: PrivacyRig) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["\x00\x01\x02 binary junk \xff", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ﷽ " * 50, "a" * 200_000, f"zero{chr(0x200B)}width {EMAIL}"],
+    [
+        "\x00\x01\x02 binary junk \xff",
+        "".join(map(chr, (0x1D518, 0x1D52B, 0xFDFD, 0x20))) * 50,
+        "a" * 200_000,
+        f"zero{chr(0x200B)}width {EMAIL}",
+    ],
 )
 def test_odd_input_never_crashes_detection_nor_bypasses_policy(pr: PrivacyRig, text: str) -> None:
     pr.client.chat.completions.create(model="auto", messages=user(text))
