@@ -72,6 +72,13 @@ BackendConfig = Annotated[
 ]
 
 
+class ShadowConfig(Strict):
+    """Send a sample of a route's traffic to a candidate route too, in the background."""
+
+    route: str
+    percent: float = Field(ge=0, le=100)
+
+
 class RouteConfig(Strict):
     """An ordered list of backends; the cascade tries them in order."""
 
@@ -85,6 +92,7 @@ class RouteConfig(Strict):
     # Cascade: answer with try[0] first and escalate along `try` when checks or confidence fail.
     cascade: bool = False
     min_confidence: float | None = Field(default=None, ge=0, le=1)  # mean token probability
+    shadow: ShadowConfig | None = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -144,6 +152,8 @@ class GatewayConfig(Strict):
     @model_validator(mode="after")
     def _check_references(self) -> GatewayConfig:
         for name, route in self.routes.items():
+            if route.shadow and route.shadow.route not in self.routes:
+                raise ValueError(f"route '{name}' shadows unknown route '{route.shadow.route}'")
             if route.router == "learned" and not route.router_file:
                 raise ValueError(f"route '{name}' has router = \"learned\" but no router_file")
             for backend in route.try_:

@@ -44,6 +44,7 @@ class Gateway:
             await backend.start()
 
     async def aclose(self) -> None:
+        await self.pipeline.shadow.drain()
         for backend in self.backends.values():
             await backend.aclose()
         await self.ledger.aclose()

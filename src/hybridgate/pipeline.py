@@ -8,6 +8,7 @@ was cancelled by a client that hung up mid-stream.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from hybridgate.ledger.store import SqliteLedger
 from hybridgate.privacy.redact import RedactionMap
 from hybridgate.privacy.restore import ChunkRestorer, restore_completion
 from hybridgate.router import RuleRouter
+from hybridgate.shadow import Shadow
 
 if TYPE_CHECKING:  # the guard is built only when [privacy] is configured: Presidio is slow to import
     from hybridgate.privacy.policy import PrivacyGuard, Screening
@@ -78,6 +80,7 @@ class Pipeline:
         self._pricer = pricer
         self._secret = prompt_secret
         self._guard = guard
+        self.shadow = Shadow(config.routes, self.complete, random.Random())
 
     def _decide(self, trace: Trace, request: ChatRequest) -> Decision:
         trace.decision = self._router.decide(request, trace.ctx)
@@ -98,6 +101,7 @@ class Pipeline:
         if (redactions := trace.redactions_for(trace.served)) is not None:
             response = ChatResponse(restore_completion(response.body, redactions))
         cost = self._record(trace, response.usage, 200, None, response.model, response.system_fingerprint)
+        self.shadow.maybe(request, ctx, decision)
         return Completion(response, decision, trace.served, cost)
 
     async def stream(self, request: ChatRequest, ctx: RequestContext) -> PipelineStream:
@@ -110,6 +114,7 @@ class Pipeline:
             self.record_failure(trace, exc)
             raise
         trace.served = started.served
+        self.shadow.maybe(request, ctx, decision)
         return PipelineStream(self, trace, decision, started)
 
     def reject(self, ctx: RequestContext, error: GatewayError, request: ChatRequest | None = None) -> None:
@@ -166,6 +171,7 @@ class Pipeline:
             wasted_ms=trace.trail.wasted_ms,
             pii=trace.screening.pii if trace.screening else None,
             privacy=trace.screening.policy if trace.screening else None,
+            shadow_of=ctx.shadow_of,
         )
         self._ledger.record(record)
         self._metrics.observe(record)

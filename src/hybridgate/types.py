@@ -162,6 +162,7 @@ class RequestContext:
     cohort: str | None = None
     route_override: str | None = None
     privacy_policy: str | None = None  # set by the caller's API key, if it carries one
+    shadow_of: str | None = None  # set on the background copy of a shadowed request
     started_at: float = 0.0  # wall clock, for the ledger
     started_perf: float = 0.0  # perf_counter, for latencies
     extra: dict[str, str] = field(default_factory=dict)
