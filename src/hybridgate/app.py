@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hybridgate.api import anthropic, openai
+from hybridgate.api.auth import require_admin
 from hybridgate.api.errors import handle_gateway_error, handle_unexpected
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import GatewayError, RequestError
@@ -40,6 +41,7 @@ async def healthz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
+    await require_admin(request, gateway)
     body, content_type = gateway.metrics.render()
     return Response(body, media_type=content_type)
 

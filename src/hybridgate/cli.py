@@ -91,5 +91,14 @@ def usage(
     typer.echo(render_usage(rows, by=by, as_json=json))
 
 
+def _register_commands() -> None:
+    from hybridgate.commands import keys
+
+    app.add_typer(keys.app, name="keys", help="Create, list and revoke virtual API keys.")
+
+
+_register_commands()
+
+
 def main() -> None:
     sys.exit(app())

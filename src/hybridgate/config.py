@@ -124,6 +124,14 @@ class LedgerConfig(Strict):
     batch_size: int = Field(default=200, ge=1)
 
 
+class AuthConfig(Strict):
+    """Virtual API keys (``hybridgate keys create``); see docs/privacy.md."""
+
+    enabled: bool = False  # true: every request needs a valid key of this environment
+    keys_path: str = Field(default="hybridgate-keys.db", min_length=1)  # SQLite, keys stored hashed
+    pepper_env: str = Field(default="HYBRIDGATE_KEY_PEPPER", min_length=1)  # unset: a 0600 file beside it
+
+
 PrivacyPolicy = Literal["allow", "redact", "local_only", "block"]
 
 
@@ -148,6 +156,7 @@ class GatewayConfig(Strict):
     rules: list[RuleConfig] = []
     default_route: str = "auto"
     privacy: PrivacyConfig | None = None  # absent: prompts are not scanned
+    auth: AuthConfig = AuthConfig()
 
     @model_validator(mode="after")
     def _check_references(self) -> GatewayConfig:

@@ -35,6 +35,7 @@ class GatewayError(Exception):
         super().__init__(message)
         self.message = message
         self.param = param
+        self.headers: dict[str, str] = {}  # extra response headers, e.g. retry-after on a 429
 
 
 class ConfigError(GatewayError):

@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
+from hybridgate.auth import KeyStore, Limiter, MemoryLimiter, pepper_file
 from hybridgate.backends import Backend, build_backend
 from hybridgate.cascade import Cascade
 from hybridgate.config import GatewayConfig
@@ -22,11 +24,19 @@ from hybridgate.ledger.pricing import Pricer
 from hybridgate.ledger.store import SqliteLedger
 from hybridgate.pins import enforce_pins, remote_pins
 from hybridgate.pipeline import Pipeline
-from hybridgate.privacy.secret import load_prompt_secret
+from hybridgate.privacy.secret import load_prompt_secret, load_secret
 from hybridgate.router import RuleRouter
 
 if TYPE_CHECKING:
     from hybridgate.privacy.policy import PrivacyGuard
+
+
+@dataclass
+class Access:
+    """Virtual keys and their limits; present only when ``[auth] enabled = true``."""
+
+    keys: KeyStore
+    limiter: Limiter
 
 
 @dataclass
@@ -36,18 +46,42 @@ class Gateway:
     ledger: SqliteLedger
     metrics: GatewayMetrics
     pipeline: Pipeline
+    access: Access | None = None
 
     async def start(self) -> None:
         await enforce_pins(self.config, self.backends)  # before anything starts: a bad pin stops here
         self.ledger.start()
+        if self.access is not None:
+            await self._seed_spend(self.access.limiter)
         for backend in self.backends.values():
             await backend.start()
+
+    async def _seed_spend(self, limiter: Limiter) -> None:
+        """Budgets survive restarts: today's and this month's spend per key, from the ledger."""
+        now = datetime.now(UTC)
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        day = {r["api_key"]: r["cost_usd"] for r in self.ledger.usage("api_key", _days_since(midnight, now))}
+        month = self.ledger.usage("api_key", _days_since(midnight.replace(day=1), now))
+        for row in month:
+            if row["api_key"]:
+                await limiter.seed_spend(row["api_key"], day.get(row["api_key"], 0.0), row["cost_usd"])
 
     async def aclose(self) -> None:
         await self.pipeline.shadow.drain()
         for backend in self.backends.values():
             await backend.aclose()
         await self.ledger.aclose()
+
+
+def _days_since(start: datetime, now: datetime) -> float:
+    return max((now - start).total_seconds(), 1.0) / 86400
+
+
+def _access(config: GatewayConfig, env: Mapping[str, str]) -> Access | None:
+    if not config.auth.enabled:
+        return None
+    pepper = load_secret(config.auth.pepper_env, env, pepper_file(config.auth.keys_path))
+    return Access(KeyStore(config.auth.keys_path, pepper), MemoryLimiter())
 
 
 def _privacy_guard(config: GatewayConfig) -> PrivacyGuard | None:
@@ -71,6 +105,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
     metrics = GatewayMetrics(
         CollectorRegistry(), ledger_dropped=lambda: ledger.dropped, pins=remote_pins(config)
     )
+    access = _access(config, env)
     pipeline = Pipeline(
         config,
         RuleRouter(config),
@@ -80,5 +115,6 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
         Pricer(),
         load_prompt_secret(config.ledger, env),
         _privacy_guard(config),
+        access.limiter if access else None,
     )
-    return Gateway(config, backends, ledger, metrics, pipeline)
+    return Gateway(config, backends, ledger, metrics, pipeline, access)

@@ -8,6 +8,7 @@ was cancelled by a client that hung up mid-stream.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from hybridgate.cascade import Cascade, Served, StartedStream, Trail
 from hybridgate.config import GatewayConfig
-from hybridgate.errors import GatewayError
+from hybridgate.errors import GatewayError, PermissionDeniedError
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.ledger.records import LedgerRecord, prompt_hmac
@@ -25,10 +26,13 @@ from hybridgate.privacy.redact import RedactionMap
 from hybridgate.privacy.restore import ChunkRestorer, restore_completion
 from hybridgate.router import RuleRouter
 from hybridgate.shadow import Shadow
-
-if TYPE_CHECKING:  # the guard is built only when [privacy] is configured: Presidio is slow to import
-    from hybridgate.privacy.policy import PrivacyGuard, Screening
 from hybridgate.types import ChatRequest, ChatResponse, Decision, Json, RequestContext, Usage
+
+if TYPE_CHECKING:
+    from hybridgate.auth import Limiter
+
+    # the guard is built only when [privacy] is configured: Presidio is slow to import
+    from hybridgate.privacy.policy import PrivacyGuard, Screening
 
 CLIENT_CLOSED = 499  # nginx's convention for "the client hung up before the answer was complete"
 
@@ -71,6 +75,7 @@ class Pipeline:
         pricer: Pricer,
         prompt_secret: bytes,
         guard: PrivacyGuard | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self._config = config
         self._router = router
@@ -80,10 +85,18 @@ class Pipeline:
         self._pricer = pricer
         self._secret = prompt_secret
         self._guard = guard
+        self._limiter = limiter
+        self._charges: set[asyncio.Task[None]] = set()
         self.shadow = Shadow(config.routes, self.complete, random.Random())
 
     def _decide(self, trace: Trace, request: ChatRequest) -> Decision:
         trace.decision = self._router.decide(request, trace.ctx)
+        allowed = trace.ctx.allowed_routes
+        if allowed and trace.decision.route not in allowed:
+            raise PermissionDeniedError(
+                f"key {trace.ctx.api_key_id} may not use route '{trace.decision.route}'; "
+                f"it may use: {', '.join(allowed)}"
+            )
         if self._guard is not None:
             trace.screening = self._guard.screen(request, trace.ctx, trace.decision)
             trace.decision = trace.screening.decision
@@ -175,7 +188,19 @@ class Pipeline:
         )
         self._ledger.record(record)
         self._metrics.observe(record)
+        self._charge(record)
         return cost
+
+    def _charge(self, record: LedgerRecord) -> None:
+        """Count the request's spend against its key's budgets, off the response path."""
+        if self._limiter is None or record.api_key_id is None or record.shadow_of:
+            return
+        tokens = record.prompt_tokens + record.completion_tokens
+        task = asyncio.get_running_loop().create_task(
+            self._limiter.charge(record.api_key_id, record.cost_usd, tokens)
+        )
+        self._charges.add(task)
+        task.add_done_callback(self._charges.discard)
 
     def _price(self, served: Served | None, usage: Usage) -> float:
         if served is None or usage.total_tokens == 0:

@@ -163,6 +163,7 @@ class RequestContext:
     route_override: str | None = None
     privacy_policy: str | None = None  # set by the caller's API key, if it carries one
     shadow_of: str | None = None  # set on the background copy of a shadowed request
+    allowed_routes: tuple[str, ...] = ()  # the caller's key may use only these (empty: all)
     started_at: float = 0.0  # wall clock, for the ledger
     started_perf: float = 0.0  # perf_counter, for latencies
     extra: dict[str, str] = field(default_factory=dict)

@@ -15,6 +15,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from hybridgate.api.auth import admit
 from hybridgate.api.body import read_json
 from hybridgate.api.context import context_from
 from hybridgate.api.errors import ANTHROPIC_TYPES
@@ -37,6 +38,7 @@ async def messages(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     ctx = context_from(request, "anthropic", gateway.config.environment)
     try:
+        limits = await admit(request, gateway, ctx)
         chat, body = await _parse(request, gateway)
     except GatewayError as exc:
         gateway.pipeline.reject(ctx, exc)
@@ -47,12 +49,12 @@ async def messages(request: Request) -> Response:
     ctx.cohort = ctx.cohort or chat.user
     if chat.stream:
         stream = await gateway.pipeline.stream(chat, ctx)
-        headers = decision_headers(ctx, stream.decision, stream.served.backend.name) | SSE_HEADERS
+        headers = decision_headers(ctx, stream.decision, stream.served.backend.name) | SSE_HEADERS | limits
         headers["request-id"] = ctx.request_id
         events = anthropic_sse(stream, estimate_prompt_tokens(chat))
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     done = await gateway.pipeline.complete(chat, ctx)
-    headers = decision_headers(ctx, done.decision, done.served.backend.name)
+    headers = decision_headers(ctx, done.decision, done.served.backend.name) | limits
     headers["request-id"] = ctx.request_id
     headers["x-hybridgate-cost-usd"] = f"{done.cost_usd:.8f}"
     message = message_from_completion(done.response.body)

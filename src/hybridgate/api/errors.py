@@ -49,7 +49,9 @@ def anthropic_error_body(error: GatewayError) -> bytes:
 def render_error(request: Request, error: GatewayError) -> Response:
     anthropic = is_anthropic_path(request.url.path)
     body = anthropic_error_body(error) if anthropic else openai_error_body(error)
-    headers = {"x-request-id": request.state.request_id} if hasattr(request.state, "request_id") else {}
+    headers = dict(error.headers)
+    if hasattr(request.state, "request_id"):
+        headers["x-request-id"] = request.state.request_id
     if anthropic and "x-request-id" in headers:
         headers["request-id"] = headers["x-request-id"]
     return Response(body, status_code=error.status_code, media_type="application/json", headers=headers)

@@ -16,6 +16,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from hybridgate.api.auth import admit
 from hybridgate.api.body import parse, read_json
 from hybridgate.api.context import context_from
 from hybridgate.api.errors import openai_error_body
@@ -40,6 +41,7 @@ async def chat_completions(request: Request) -> Response:
     ctx = context_from(request, "openai", gateway.config.environment)
     chat: ChatRequest | None = None
     try:
+        limits = await admit(request, gateway, ctx)
         chat = parse(ChatRequest, await read_json(request, gateway.config.server.max_body_bytes))
         ctx.feature = ctx.feature or (chat.metadata or {}).get("feature")
         ctx.cohort = ctx.cohort or chat.user
@@ -48,12 +50,12 @@ async def chat_completions(request: Request) -> Response:
         raise
     if chat.stream:
         stream = await gateway.pipeline.stream(chat, ctx)
-        headers = decision_headers(ctx, stream.decision, stream.served.backend.name) | SSE_HEADERS
+        headers = decision_headers(ctx, stream.decision, stream.served.backend.name) | SSE_HEADERS | limits
         return StreamingResponse(
             openai_sse(stream, chat.wants_usage_in_stream()), media_type="text/event-stream", headers=headers
         )
     done = await gateway.pipeline.complete(chat, ctx)
-    headers = decision_headers(ctx, done.decision, done.served.backend.name)
+    headers = decision_headers(ctx, done.decision, done.served.backend.name) | limits
     headers["x-hybridgate-cost-usd"] = f"{done.cost_usd:.8f}"
     return Response(orjson.dumps(done.response.body), media_type="application/json", headers=headers)
 

@@ -1,0 +1,212 @@
+"""The dashboard at ``/ui``: one static page plus small JSON endpoints over the ledger.
+
+HTTP edge, beside the model APIs but off the request path: each endpoint opens the ledger file
+read-only, runs the ledger's SELECT-only views (``ledger.rollups``) in a worker thread, and for
+the break-even projection calls the pure functions of ``hybridgate.tco``. It must not write to
+the ledger, call the pipeline, or hold state between requests.
+
+Access control hook: ``dashboard_routes(guard)`` wraps every route in ``guard``, an async callable
+that returns a ``Response`` to refuse the request (e.g. 401 without an admin key) or None to let
+it through. ``DASHBOARD_ROUTES`` is the unguarded list, for gateways with auth off.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import closing, contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from hybridgate.config import GatewayConfig
+from hybridgate.errors import RequestError
+from hybridgate.ledger import rollups
+from hybridgate.tco.chart import render_svg
+from hybridgate.tco.measure import Workload, summarise
+from hybridgate.tco.model import Assumptions
+from hybridgate.tco.profiles import get_profile
+from hybridgate.tco.report import build_report
+
+Handler = Callable[[Request], Awaitable[Response]]
+Guard = Callable[[Request], Awaitable[Response | None]]
+DEFAULT_DAYS = 7.0
+DEFAULT_PRICE_PER_MTOK = 8.0
+DEFAULT_SELFHOST_MONTHLY = 8000.0
+
+
+def _config(request: Request) -> GatewayConfig:
+    config: GatewayConfig = request.app.state.gateway.config
+    return config
+
+
+def _float(request: Request, name: str, default: float | None, *, positive: bool = False) -> float | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise RequestError(f"query parameter '{name}' must be a number, got '{raw}'") from None
+    if value < 0 or (positive and value == 0):
+        raise RequestError(f"query parameter '{name}' must be {'positive' if positive else 'at least 0'}")
+    return value
+
+
+def _since(request: Request) -> tuple[float, float]:
+    days = _float(request, "days", DEFAULT_DAYS, positive=True)
+    assert days is not None
+    return days, time.time() - days * 86_400
+
+
+def _by(request: Request) -> str:
+    by = request.query_params.get("by", "route")
+    if by not in rollups.USAGE_GROUPS:
+        raise RequestError(f"cannot group by '{by}'; choose one of: {', '.join(rollups.USAGE_GROUPS)}")
+    return by
+
+
+@contextmanager
+def _read_only(path: str) -> Iterator[sqlite3.Connection | None]:
+    """A read-only connection, or None when the gateway has not written a ledger yet."""
+    file = Path(path)
+    if not file.exists():
+        yield None
+        return
+    uri = f"{file.resolve().as_uri()}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None)) as conn:
+        conn.row_factory = sqlite3.Row
+        found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='requests'")
+        yield conn if found.fetchone() else None
+
+
+async def _query(request: Request, read: Callable[[sqlite3.Connection], Any], empty: Any) -> Any:
+    def run() -> Any:
+        with _read_only(_config(request).ledger.path) as conn:
+            return empty if conn is None else read(conn)
+
+    return await run_in_threadpool(run)
+
+
+def _json(body: Any) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json", headers={"cache-control": "no-store"})
+
+
+async def page(request: Request) -> Response:
+    html = resources.files("hybridgate.api").joinpath("dashboard.html").read_text(encoding="utf-8")
+    return HTMLResponse(html, headers={"cache-control": "no-store"})
+
+
+async def usage(request: Request) -> Response:
+    by, (days, since) = _by(request), _since(request)
+    rows = await _query(request, lambda conn: rollups.rollup(conn, by, since), [])
+    return _json({"by": by, "days": days, "rows": rows})
+
+
+async def timeseries(request: Request) -> Response:
+    by, (days, since) = _by(request), _since(request)
+    rows = await _query(request, lambda conn: rollups.daily_series(conn, by, since), [])
+    return _json({"by": by, "days": days, "rows": rows})
+
+
+async def summary(request: Request) -> Response:
+    days, since = _since(request)
+
+    def read(conn: sqlite3.Connection) -> dict[str, Any]:
+        return rollups.decision_counts(conn, since) | {"latency": rollups.latency_percentiles(conn, since)}
+
+    body = await _query(request, read, None)
+    if body is None:  # no ledger yet: the same shape, all zero
+        body = {"requests": 0, "by_rule": {}, "escalated": 0, "check_failed": 0, "attempt_errors": 0}
+        body |= {
+            "cache_hits": 0,
+            "cache_lookups": 0,
+            "latency": {"p50_ms": None, "p95_ms": None, "p99_ms": None},
+        }
+    lookups = body["cache_lookups"]
+    body["cache_hit_rate"] = body["cache_hits"] / lookups if lookups else None  # None: no cache data
+    return _json({"days": days, **body})
+
+
+async def _workload(request: Request, since: float) -> Workload | None:
+    local = {name for name, backend in _config(request).backends.items() if backend.local}
+
+    def read(conn: sqlite3.Connection) -> Workload | None:
+        backends, hourly = rollups.backend_totals(conn, since), rollups.hourly_tokens(conn, since)
+        return summarise(backends, hourly, local, since=since, now=time.time())
+
+    workload: Workload | None = await _query(request, read, None)
+    return workload
+
+
+def _assumptions(request: Request, workload: Workload) -> tuple[Assumptions, dict[str, str]]:
+    """Query parameters first, then what the ledger measured, then the planning-table defaults."""
+    price = _float(request, "blended_price", None)
+    source = "given"
+    if price is None:
+        price, source = workload.cloud_usd_per_mtok, "ledger (cloud spend / cloud tokens)"
+    if price is None:
+        price, source = DEFAULT_PRICE_PER_MTOK, "assumed"
+    try:
+        profile = get_profile(request.query_params.get("profile", "l4"))
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+    selfhost = _float(request, "selfhost_monthly", DEFAULT_SELFHOST_MONTHLY)
+    a = Assumptions(price, profile, selfhost_monthly_usd=selfhost, local_share=workload.local_share)
+    return a, {"price": source, "local_share": "ledger"}
+
+
+async def projection(request: Request) -> Response:
+    """Break-even projection from the current volume; ``{"no_data": ...}`` on an empty ledger."""
+    days, since = _since(request)
+    workload = await _workload(request, since)
+    if workload is None:
+        return _json({"days": days, "no_data": f"no requests in the last {days:g} days"})
+    a, sources = _assumptions(request, workload)
+    return _json(
+        {"days": days, **build_report([workload.daily_tokens], a, workload=workload, sources=sources)}
+    )
+
+
+async def projection_svg(request: Request) -> Response:
+    _, since = _since(request)
+    workload = await _workload(request, since)
+    if workload is None:
+        raise RequestError("no data: the ledger has no requests in this period")
+    a, _ = _assumptions(request, workload)
+    svg = render_svg([workload.daily_tokens], a, title="Projection from current volume")
+    return Response(svg, media_type="image/svg+xml", headers={"cache-control": "no-store"})
+
+
+def _guarded(handler: Handler, guard: Guard) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        refused = await guard(request)
+        return refused if refused is not None else await handler(request)
+
+    return endpoint
+
+
+def dashboard_routes(guard: Guard | None = None) -> list[Route]:
+    """The dashboard's routes, each behind ``guard`` when one is given (the admin-auth hook)."""
+    handlers: list[tuple[str, Handler]] = [
+        ("/ui", page),
+        ("/ui/api/usage", usage),
+        ("/ui/api/timeseries", timeseries),
+        ("/ui/api/summary", summary),
+        ("/ui/api/projection", projection),
+        ("/ui/api/projection.svg", projection_svg),
+    ]
+    return [
+        Route(path, handler if guard is None else _guarded(handler, guard), methods=["GET"])
+        for path, handler in handlers
+    ]
+
+
+DASHBOARD_ROUTES: list[Route] = dashboard_routes()

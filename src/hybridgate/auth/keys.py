@@ -1,0 +1,286 @@
+"""Virtual API keys in SQLite, stored as HMAC-SHA256(pepper, key) and verified in constant time.
+
+Sits at the HTTP edge: ``api/`` calls ``KeyStore.verify`` once per request, before the pipeline;
+the ``hybridgate keys`` CLI (and admin endpoints) call ``create``, ``list`` and ``revoke``. It
+must never store, log or return a plaintext key after ``create`` hands it out, and imports only
+``hybridgate.config/errors`` and its own package.
+
+Lookup is by the key id (the first 8 random characters, stored in clear), then one
+``hmac.compare_digest`` of the full hash; an unknown id still costs one compare against a dummy
+hash, so the answer's timing says nothing about the secret part. Verified rows are cached in
+memory for ``cache_ttl_s`` (5 s): the hot path does not touch SQLite, and a revocation made by
+another process (the CLI) takes effect within that TTL; one made through this store is
+immediate. Expiry is checked on every request against the clock, cached or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hybridgate.auth.records import (
+    KeyRecord,
+    check_environment,
+    check_new_key,
+    new_key,
+    parse_key,
+    route_names,
+)
+from hybridgate.errors import AuthenticationError, ConfigError
+
+SCHEMA_VERSION = 1
+CACHE_TTL_S = 5.0
+# Unknown ids are cached too (so a flood of made-up keys stays off SQLite); the cap bounds that.
+CACHE_MAX_KEYS = 10_000
+_DUMMY_HASH = "0" * 64
+_PEPPER_CHECK = "hybridgate api-key pepper check"
+INVALID = "invalid API key; check the key you send, or create one with `hybridgate keys create`"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL,
+    name TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    revoked_at REAL,
+    budget_usd_day REAL,
+    budget_usd_month REAL,
+    rpm INTEGER,
+    tpm INTEGER,
+    routes TEXT NOT NULL,
+    admin INTEGER NOT NULL
+);
+"""
+_FIELDS = (
+    "key_id, name, environment, created_at, expires_at, revoked_at, "
+    "budget_usd_day, budget_usd_month, rpm, tpm, routes, admin"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    key_hash: str
+    record: KeyRecord
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    stored: _Stored | None
+    fetched_at: float
+
+
+def pepper_file(keys_path: str | Path) -> Path:
+    """Where the pepper lives when no environment variable holds it: beside the keys database."""
+    return Path(keys_path).with_suffix(".pepper")
+
+
+class KeyStore:
+    """Hashed virtual keys in the SQLite file at ``path``; ``pepper`` keys the HMAC."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        pepper: bytes,
+        *,
+        clock: Callable[[], float] = time.time,
+        cache_ttl_s: float = CACHE_TTL_S,
+    ) -> None:
+        if not pepper:
+            raise ConfigError("the API-key pepper is empty; set it or remove the variable to use a file")
+        self._path = str(path)
+        self._pepper = pepper
+        self._clock = clock
+        self._cache_ttl_s = cache_ttl_s
+        self._cache: dict[str, _Cached] = {}
+        _create_private(Path(self._path))
+        with self._connect() as conn:
+            _ensure_schema(conn, self._path, self._digest(_PEPPER_CHECK))
+
+    async def verify(self, plaintext: str, *, environment: str | None = None) -> KeyRecord:
+        """The record of a valid key; AuthenticationError (401) for anything else.
+
+        With ``environment``, a key created for another environment is refused too.
+        """
+        parts = parse_key(plaintext)
+        digest = self._digest(plaintext)
+        stored = await self._lookup(parts.key_id)
+        # Compare even for an unknown id: the work done must not depend on what is stored.
+        matched = hmac.compare_digest(digest, stored.key_hash if stored else _DUMMY_HASH)
+        if stored is None or not matched:
+            raise AuthenticationError(INVALID)
+        return self._usable(stored.record, environment)
+
+    def create(
+        self,
+        *,
+        environment: str,
+        name: str,
+        budget_usd_day: float | None = None,
+        budget_usd_month: float | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        routes: Sequence[str] = (),
+        expires_at: float | None = None,
+        admin: bool = False,
+    ) -> tuple[str, KeyRecord]:
+        """A new key and its record. The plaintext is returned here once and stored nowhere."""
+        now = self._clock()
+        check_new_key(name, budget_usd_day, budget_usd_month, rpm, tpm, expires_at, now)
+        for _ in range(3):  # a key-id collision (1 in 62**8) just draws again
+            plaintext = new_key(check_environment(environment))
+            record = KeyRecord(
+                key_id=parse_key(plaintext).key_id,
+                name=name.strip(),
+                environment=environment,
+                created_at=now,
+                expires_at=expires_at,
+                budget_usd_day=budget_usd_day,
+                budget_usd_month=budget_usd_month,
+                rpm=rpm,
+                tpm=tpm,
+                routes=route_names(routes),
+                admin=admin,
+            )
+            if self._insert(record, self._digest(plaintext)):
+                return plaintext, record
+        raise ConfigError(f"could not draw an unused key id in {self._path}")
+
+    def revoke(self, key_id: str) -> KeyRecord | None:
+        """Revoke a key at once for this store (other processes: within the cache TTL).
+
+        Returns the key's record, or None if no key has that id. Revoking twice keeps the first time.
+        """
+        with self._connect() as conn, conn:
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                (self._clock(), key_id),
+            )
+        self._cache.pop(key_id, None)
+        return self.get(key_id)
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        stored = self._fetch(key_id)
+        return stored.record if stored else None
+
+    def list(self, environment: str | None = None) -> list[KeyRecord]:
+        """Every key's record (never a key or hash), oldest first; optionally of one environment."""
+        where, args = ("WHERE environment = ?", (environment,)) if environment else ("", ())
+        with self._connect() as conn:
+            rows = conn.execute(f"SELECT {_FIELDS} FROM api_keys {where} ORDER BY created_at", args)
+            return [_record(row) for row in rows]
+
+    def _usable(self, record: KeyRecord, environment: str | None) -> KeyRecord:
+        # Only a caller holding the full key gets this far, so saying why it fails leaks nothing.
+        if record.revoked_at is not None:
+            raise AuthenticationError("this API key has been revoked; ask for a new one")
+        if record.expires_at is not None and self._clock() >= record.expires_at:
+            expired = datetime.fromtimestamp(record.expires_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+            raise AuthenticationError(f"this API key expired at {expired}; ask for a new one")
+        if environment is not None and record.environment != environment:
+            raise AuthenticationError(
+                f"this API key is for environment '{record.environment}' but this gateway serves "
+                f"'{environment}'; use a key created with --env {environment}"
+            )
+        return record
+
+    async def _lookup(self, key_id: str) -> _Stored | None:
+        now = self._clock()
+        cached = self._cache.get(key_id)
+        if cached is not None and now - cached.fetched_at < self._cache_ttl_s:
+            return cached.stored
+        # SQLite may wait on a writer's lock; keep that off the event loop.
+        stored = await asyncio.to_thread(self._fetch, key_id)
+        if len(self._cache) >= CACHE_MAX_KEYS:
+            self._cache.clear()
+        self._cache[key_id] = _Cached(stored, now)
+        return stored
+
+    def _fetch(self, key_id: str) -> _Stored | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                f"SELECT key_hash, {_FIELDS} FROM api_keys WHERE key_id = ?", (key_id,)
+            ).fetchone()
+        return _Stored(row[0], _record(row[1:])) if row else None
+
+    def _insert(self, record: KeyRecord, key_hash: str) -> bool:
+        values = (record.key_id, key_hash, *_row(record)[1:])
+        try:
+            with self._connect() as conn, conn:
+                conn.execute(f"INSERT INTO api_keys VALUES ({', '.join('?' * len(values))})", values)
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def _digest(self, plaintext: str) -> str:
+        return hmac.new(self._pepper, plaintext.encode(), hashlib.sha256).hexdigest()
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self._path, timeout=5.0)) as conn:
+            yield conn
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only, if it does not exist yet."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _ensure_schema(conn: sqlite3.Connection, path: str, pepper_check: str) -> None:
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.executescript(_SCHEMA)
+    with conn:
+        conn.execute("INSERT OR IGNORE INTO api_keys_meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        conn.execute("INSERT OR IGNORE INTO api_keys_meta VALUES ('pepper_check', ?)", (pepper_check,))
+    meta = dict(conn.execute("SELECT name, value FROM api_keys_meta").fetchall())
+    if int(meta["schema_version"]) > SCHEMA_VERSION:
+        raise ConfigError(
+            f"keys database {path} has schema version {meta['schema_version']} but this hybridgate "
+            f"knows up to {SCHEMA_VERSION}; upgrade hybridgate or point auth.keys_path at another file"
+        )
+    # A different pepper would make every stored key fail; say so instead of answering 401s.
+    if meta["pepper_check"] != pepper_check:
+        raise ConfigError(
+            f"the keys in {path} were created with another pepper; give this process the same "
+            "pepper variable (auth.pepper_env) or pepper file as the one that created them"
+        )
+
+
+def _row(record: KeyRecord) -> tuple[object, ...]:
+    r = record
+    limits = (r.budget_usd_day, r.budget_usd_month, r.rpm, r.tpm)
+    times = (r.created_at, r.expires_at, r.revoked_at)
+    return (r.key_id, r.name, r.environment, *times, *limits, json.dumps(list(r.routes)), int(r.admin))
+
+
+def _record(row: Sequence[Any]) -> KeyRecord:
+    key_id, name, environment, created, expires, revoked, day, month, rpm, tpm, routes, admin = row
+    return KeyRecord(
+        key_id=key_id,
+        name=name,
+        environment=environment,
+        created_at=created,
+        expires_at=expires,
+        revoked_at=revoked,
+        budget_usd_day=day,
+        budget_usd_month=month,
+        rpm=rpm,
+        tpm=tpm,
+        routes=tuple(json.loads(routes)),
+        admin=bool(admin),
+    )

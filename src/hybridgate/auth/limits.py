@@ -1,0 +1,173 @@
+"""Rate limits and budgets per virtual key: admit a request, then charge what it cost.
+
+Sits at the HTTP edge beside ``keys``: ``api/`` awaits ``check(key)`` after verifying the key
+and before the pipeline, adds ``headers(key)`` to the response, and the pipeline (or the edge)
+awaits ``charge(key_id, cost_usd, tokens)`` once the request's cost is known. It must not block,
+do I/O or import anything above ``hybridgate.errors``.
+
+Semantics, the same for any implementation:
+- requests per minute: exact over a sliding 60 s window; a key limited to N gets exactly N
+  admissions in any 60 s. ``check`` counts the request when it admits it.
+- tokens per minute and USD per UTC day / month: admitted while what was charged is below the
+  limit, so one request can overshoot by at most its own size (its cost is known only after).
+- a refusal is a ``LimitExceededError`` (a ``RateLimitError``, 429) naming the limit, its value
+  and when it resets, with ``retry_after_s`` and the headers to send.
+
+``MemoryLimiter`` counts per process: with ``--workers W`` each worker allows the full limit. A
+Redis limiter for several replicas (issue 7) maps one-to-one: the request and token windows are a
+sorted set per key updated by one Lua script (ZREMRANGEBYSCORE key 0 now-60; ZRANGE/ZCARD to
+sum; ZADD when admitted; PEXPIRE 60000), or, if approximate is enough, INCR/INCRBY with EXPIRE on
+two per-minute buckets; spend is INCRBYFLOAT on ``spend:{key}:{YYYY-MM-DD}`` and
+``spend:{key}:{YYYY-MM}`` with EXPIREAT just after the period ends; ``seed_spend`` is SET.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+from hybridgate.auth.records import KeyRecord
+from hybridgate.auth.windows import (
+    PeriodSpend,
+    SlidingWindow,
+    day_of,
+    format_duration,
+    month_of,
+    next_day,
+    next_month,
+)
+from hybridgate.errors import RateLimitError
+
+LimitName = Literal["requests", "tokens", "budget_day", "budget_month"]
+
+
+class Limiter(Protocol):
+    async def check(self, key: KeyRecord) -> None:
+        """Admit one request for ``key`` (and count it) or raise LimitExceededError."""
+
+    async def charge(self, key_id: str, cost_usd: float, tokens: int) -> None:
+        """Record what a finished request cost; call it for failed requests that cost too."""
+
+    async def headers(self, key: KeyRecord) -> dict[str, str]:
+        """``x-ratelimit-*`` response headers for the key's per-minute limits (none if unset)."""
+
+    async def seed_spend(self, key_id: str, day_usd: float, month_usd: float) -> None:
+        """Set the key's spend so far this UTC day and month (at start-up, from the ledger)."""
+
+
+class LimitExceededError(RateLimitError):
+    """A key's limit or budget refused a request. ``headers`` go on the 429 response."""
+
+    def __init__(
+        self, message: str, *, limit: LimitName, retry_after_s: float, headers: dict[str, str]
+    ) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+        self.headers = {"retry-after": str(max(1, math.ceil(retry_after_s))), **headers}
+        # OpenAI's codes: a spent budget is "insufficient_quota", a busy minute a rate limit.
+        self.code = "insufficient_quota" if limit.startswith("budget") else "rate_limit_exceeded"
+
+
+@dataclass
+class _KeyState:
+    requests: SlidingWindow = field(default_factory=SlidingWindow)
+    tokens: SlidingWindow = field(default_factory=SlidingWindow)
+    day: PeriodSpend = field(default_factory=lambda: PeriodSpend(day_of))
+    month: PeriodSpend = field(default_factory=lambda: PeriodSpend(month_of))
+
+
+class MemoryLimiter:
+    """The ``Limiter`` for one process. ``clock`` returns Unix seconds (tests pass a fake one)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._states: dict[str, _KeyState] = {}
+
+    async def check(self, key: KeyRecord) -> None:
+        now = self._clock()
+        state = self._state(key.key_id)
+        # Budgets and tokens first: a refusal there must not use up a request slot.
+        self._check_budget(key, state.month, key.budget_usd_month, "budget_month", now)
+        self._check_budget(key, state.day, key.budget_usd_day, "budget_day", now)
+        self._check_window(key, state, state.tokens, key.tpm, "tokens", now)
+        self._check_window(key, state, state.requests, key.rpm, "requests", now)
+        if key.rpm is not None:
+            state.requests.add(now, 1)
+
+    async def charge(self, key_id: str, cost_usd: float, tokens: int) -> None:
+        now = self._clock()
+        state = self._state(key_id)
+        if tokens > 0:
+            state.tokens.add(now, tokens)
+        if cost_usd > 0:
+            state.day.add(now, cost_usd)
+            state.month.add(now, cost_usd)
+
+    async def headers(self, key: KeyRecord) -> dict[str, str]:
+        return self._headers(key, self._state(key.key_id), self._clock())
+
+    async def seed_spend(self, key_id: str, day_usd: float, month_usd: float) -> None:
+        now = self._clock()
+        state = self._state(key_id)
+        state.day.set(now, day_usd)
+        state.month.set(now, month_usd)
+
+    def _state(self, key_id: str) -> _KeyState:
+        if (state := self._states.get(key_id)) is None:
+            state = self._states[key_id] = _KeyState()
+        return state
+
+    def _check_budget(
+        self, key: KeyRecord, spend: PeriodSpend, budget: float | None, limit: LimitName, now: float
+    ) -> None:
+        if budget is None or (spent := spend.usd(now)) < budget:
+            return
+        daily = limit == "budget_day"
+        resets = next_day(now) if daily else next_month(now)
+        wait = resets.timestamp() - now
+        raise LimitExceededError(
+            f"{'daily' if daily else 'monthly'} budget of API key {key.key_id} is used up: "
+            f"${spent:.4f} spent of ${budget:.4f} this {'UTC day' if daily else 'UTC month'}; "
+            f"it resets at {_utc(resets)}, in {format_duration(wait)}",
+            limit=limit,
+            retry_after_s=wait,
+            headers=self._headers(key, self._state(key.key_id), now),
+        )
+
+    def _check_window(
+        self,
+        key: KeyRecord,
+        state: _KeyState,
+        window: SlidingWindow,
+        limit: int | None,
+        name: LimitName,
+        now: float,
+    ) -> None:
+        if limit is None or window.total(now) < limit:
+            return
+        wait = window.wait_s(limit, now)
+        raise LimitExceededError(
+            f"rate limit of API key {key.key_id} reached: {limit} {name} per minute "
+            f"(counted over the last 60 s); retry in {format_duration(wait)}",
+            limit=name,
+            retry_after_s=wait,
+            headers=self._headers(key, state, now),
+        )
+
+    def _headers(self, key: KeyRecord, state: _KeyState, now: float) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for name, window, limit in (("requests", state.requests, key.rpm), ("tokens", state.tokens, key.tpm)):
+            if limit is not None:
+                headers[f"x-ratelimit-limit-{name}"] = str(limit)
+                headers[f"x-ratelimit-remaining-{name}"] = str(max(0, limit - window.total(now)))
+                headers[f"x-ratelimit-reset-{name}"] = format_duration(window.reset_s(now))
+        return headers
+
+
+def _utc(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")

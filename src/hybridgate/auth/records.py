@@ -1,0 +1,124 @@
+"""A virtual API key: its plaintext format and the record stored for it.
+
+Plaintext keys look like ``hg-<environment>-<43 base62 characters>`` (about 256 random bits).
+The first 8 random characters double as the key id, stored in clear so a key is found by id and
+then compared by hash in constant time; the rest never leaves the caller. This module is pure
+data: no I/O, no hashing, no clock.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from hybridgate.errors import AuthenticationError, RequestError
+
+PREFIX = "hg"
+SECRET_CHARS = 43
+KEY_ID_CHARS = 8
+# Base62 is URL-safe and has no '-', so the environment may contain '-' and still parse.
+ALPHABET = string.ascii_letters + string.digits
+ENVIRONMENT_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
+_SECRET_PATTERN = re.compile(f"[{ALPHABET}]{{{SECRET_CHARS}}}")
+# Longer input is not a key; refusing it early keeps huge headers off the HMAC.
+MAX_KEY_CHARS = len(PREFIX) + 2 + 32 + SECRET_CHARS
+
+MALFORMED = (
+    "malformed API key: hybridgate keys look like hg-<environment>-<43 letters and digits>; "
+    "send one as 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyParts:
+    environment: str
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """What the gateway knows about a key. Never holds the plaintext or its hash."""
+
+    key_id: str
+    name: str
+    environment: str
+    created_at: float
+    expires_at: float | None = None
+    revoked_at: float | None = None
+    budget_usd_day: float | None = None
+    budget_usd_month: float | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    routes: tuple[str, ...] = ()
+    """Route names this key may use; empty means every route."""
+    admin: bool = False
+
+    def allows_route(self, route: str) -> bool:
+        return not self.routes or route in self.routes
+
+    def status(self, now: float) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and now >= self.expires_at:
+            return "expired"
+        return "active"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["routes"] = list(self.routes)
+        return data
+
+
+def check_environment(environment: str) -> str:
+    if not ENVIRONMENT_PATTERN.fullmatch(environment):
+        raise RequestError(
+            f"environment {environment!r} cannot name keys: use 1-32 lowercase letters, digits, "
+            "'_', '.' or '-', starting with a letter or digit",
+            param="environment",
+        )
+    return environment
+
+
+def new_key(environment: str) -> str:
+    check_environment(environment)
+    secret = "".join(secrets.choice(ALPHABET) for _ in range(SECRET_CHARS))
+    return f"{PREFIX}-{environment}-{secret}"
+
+
+def parse_key(plaintext: str) -> KeyParts:
+    """The environment and key id of a well-formed key; AuthenticationError for anything else."""
+    if len(plaintext) > MAX_KEY_CHARS or not plaintext.startswith(PREFIX + "-"):
+        raise AuthenticationError(MALFORMED)
+    environment, _, secret = plaintext[len(PREFIX) + 1 :].rpartition("-")
+    if not ENVIRONMENT_PATTERN.fullmatch(environment) or not _SECRET_PATTERN.fullmatch(secret):
+        raise AuthenticationError(MALFORMED)
+    return KeyParts(environment=environment, key_id=secret[:KEY_ID_CHARS])
+
+
+def check_new_key(
+    name: str,
+    budget_usd_day: float | None,
+    budget_usd_month: float | None,
+    rpm: int | None,
+    tpm: int | None,
+    expires_at: float | None,
+    now: float,
+) -> None:
+    if not name.strip() or len(name) > 100:
+        raise RequestError("a key needs a name of 1-100 characters", param="name")
+    for param, value in (("budget_usd_day", budget_usd_day), ("budget_usd_month", budget_usd_month)):
+        if value is not None and not value > 0:
+            raise RequestError(f"{param} must be a positive number of dollars", param=param)
+    for param, count in (("rpm", rpm), ("tpm", tpm)):
+        if count is not None and count < 1:
+            raise RequestError(f"{param} must be at least 1 (leave it unset for no limit)", param=param)
+    if expires_at is not None and expires_at <= now:
+        raise RequestError("expires_at must be in the future", param="expires_at")
+
+
+def route_names(routes: Sequence[str]) -> tuple[str, ...]:
+    return tuple(route.strip() for route in routes if route.strip())

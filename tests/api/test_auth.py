@@ -1,0 +1,141 @@
+"""Virtual keys at the HTTP edge, through the official SDKs: 401s in each wire format, limits,
+budgets, route restrictions, admin endpoints. The upstream is an OpenAI-compatible stand-in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import anthropic
+import httpx
+import openai
+import pytest
+from openai.types.chat import ChatCompletionMessageParam
+
+from hybridgate.app import create_app
+from hybridgate.auth import KeyStore
+from hybridgate.config import GatewayConfig
+from hybridgate.gateway import Gateway
+from tests.servers import serve_in_thread
+from tests.standins.openai_upstream import run_openai_standin
+
+PEPPER = "test-pepper-0123456789"
+HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+
+
+@dataclass
+class AuthRig:
+    url: str
+    gateway: Gateway
+    keys: KeyStore
+
+    def client(self, key: str) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRig]:
+    folder: Path = tmp_path_factory.mktemp("auth")
+    with run_openai_standin() as upstream:
+        config = GatewayConfig.model_validate(
+            {
+                "environment": "prod",
+                "ledger": {"path": str(folder / "gw.db")},
+                "auth": {"enabled": True, "keys_path": str(folder / "keys.db")},
+                "backends": {
+                    "up": {
+                        "type": "openai_compat",
+                        "base_url": upstream.base_url,
+                        "model": "m",
+                        "price": {"input_per_mtok": 1000, "output_per_mtok": 1000},
+                    }
+                },
+                "routes": {"auto": {"try": ["up"]}, "other": {"try": ["up"]}},
+            }
+        )
+        app = create_app(config, env={"HYBRIDGATE_KEY_PEPPER": PEPPER})
+        with serve_in_thread(app) as url:
+            yield AuthRig(url, app.state.gateway, app.state.gateway.access.keys)
+
+
+def test_missing_and_wrong_keys_get_401_in_each_wire_format(rig: AuthRig) -> None:
+    with rig.client("not-a-key") as client, pytest.raises(openai.AuthenticationError) as err:
+        client.chat.completions.create(model="auto", messages=HI)
+    assert isinstance(err.value.body, dict) and err.value.body["type"] == "authentication_error"
+    with (
+        anthropic.Anthropic(base_url=rig.url, api_key="hg-prod-wrong", max_retries=0) as claude,
+        pytest.raises(anthropic.AuthenticationError) as aerr,
+    ):
+        claude.messages.create(model="auto", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+    assert isinstance(aerr.value.body, dict) and aerr.value.body["error"]["type"] == "authentication_error"
+    assert httpx.post(f"{rig.url}/v1/chat/completions", json={}).status_code == 401
+
+
+def test_valid_key_is_served_recorded_and_told_its_limits(rig: AuthRig) -> None:
+    key, record = rig.keys.create(environment="prod", name="app1", rpm=100)
+    with rig.client(key) as client:
+        raw = client.chat.completions.with_raw_response.create(model="auto", messages=HI)
+    assert raw.parse().choices[0].message.content == "echo: hi"
+    assert raw.headers["x-ratelimit-limit-requests"] == "100"
+    assert raw.headers["x-ratelimit-remaining-requests"] == "99"
+    rig.gateway.ledger.flush()
+    assert rig.gateway.ledger.recent(1)[0]["api_key_id"] == record.key_id
+
+
+def test_key_of_another_environment_is_refused(rig: AuthRig) -> None:
+    key, _ = rig.keys.create(environment="dev", name="laptop")
+    with rig.client(key) as client, pytest.raises(openai.AuthenticationError, match="environment"):
+        client.chat.completions.create(model="auto", messages=HI)
+
+
+def test_revoked_key_is_refused(rig: AuthRig) -> None:
+    key, record = rig.keys.create(environment="prod", name="gone")
+    rig.keys.revoke(record.key_id)
+    with rig.client(key) as client, pytest.raises(openai.AuthenticationError, match="revoked"):
+        client.chat.completions.create(model="auto", messages=HI)
+
+
+def test_rpm_limit_gives_exactly_n_then_429_with_retry_after(rig: AuthRig) -> None:
+    key, _ = rig.keys.create(environment="prod", name="small", rpm=3)
+    statuses = []
+    with httpx.Client() as http:
+        for _ in range(5):
+            response = http.post(
+                f"{rig.url}/v1/chat/completions",
+                json={"model": "auto", "messages": HI},
+                headers={"authorization": f"Bearer {key}"},
+            )
+            statuses.append(response.status_code)
+    assert statuses == [200, 200, 200, 429, 429]
+    assert int(response.headers["retry-after"]) >= 1
+    assert response.json()["error"]["code"] == "rate_limit_exceeded"
+
+
+def test_daily_budget_stops_spending_within_one_request(rig: AuthRig) -> None:
+    # 1000 $/Mtok makes each echo request cost about a cent
+    key, _ = rig.keys.create(environment="prod", name="budget", budget_usd_day=0.001)
+    with rig.client(key) as client:
+        client.chat.completions.create(model="auto", messages=HI)
+        with pytest.raises(openai.RateLimitError, match="budget") as err:
+            for _ in range(5):
+                client.chat.completions.create(model="auto", messages=HI)
+    assert isinstance(err.value.body, dict) and err.value.body["code"] == "insufficient_quota"
+
+
+def test_key_restricted_to_routes(rig: AuthRig) -> None:
+    key, _ = rig.keys.create(environment="prod", name="narrow", routes=["other"])
+    with rig.client(key) as client:
+        client.chat.completions.create(model="other", messages=HI)
+        with pytest.raises(openai.PermissionDeniedError, match="may not use route 'auto'"):
+            client.chat.completions.create(model="auto", messages=HI)
+
+
+def test_metrics_need_an_admin_key(rig: AuthRig) -> None:
+    user_key, _ = rig.keys.create(environment="prod", name="user")
+    admin_key, _ = rig.keys.create(environment="prod", name="ops", admin=True)
+    assert httpx.get(f"{rig.url}/metrics").status_code == 401
+    assert httpx.get(f"{rig.url}/metrics", headers={"authorization": f"Bearer {user_key}"}).status_code == 403
+    ok = httpx.get(f"{rig.url}/metrics", headers={"authorization": f"Bearer {admin_key}"})
+    assert ok.status_code == 200 and "hybridgate_requests_total" in ok.text
+    assert httpx.get(f"{rig.url}/healthz").status_code == 200  # health stays open for load balancers
