@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 
 from hybridgate.backends.base import Backend
 from hybridgate.checks import CheckResult, run_checks
-from hybridgate.config import RouteConfig
+from hybridgate.config import GatewayConfig, RouteConfig
 from hybridgate.errors import BackendError, UpstreamUnavailableError
+from hybridgate.resilience import Protected
 from hybridgate.stream_assembly import StreamAssembler
 from hybridgate.types import ChatRequest, ChatResponse, Decision, Json, Usage
 
@@ -93,9 +94,11 @@ class Policy:
 
 
 class Cascade:
-    def __init__(self, backends: Mapping[str, Backend], routes: Mapping[str, RouteConfig]) -> None:
+    def __init__(self, backends: Mapping[str, Backend], config: GatewayConfig) -> None:
         self._backends = backends
-        self._routes = routes
+        self._routes = config.routes
+        # every call goes through its backend's breaker, admission limit and retry policy
+        self.protected = {name: Protected(b, config.backends[name]) for name, b in backends.items()}
 
     def _plan(self, decision: Decision) -> tuple[list[Served], Policy]:
         served = [
@@ -116,7 +119,9 @@ class Cascade:
             started = time.perf_counter()
             outbound = policy.outbound(_for(served, request, redacted), is_last)
             try:
-                response = await served.backend.complete(outbound, served.model)
+                response = await self.protected[served.backend.name].complete(
+                    outbound, served.model, trail.attempts
+                )
             except BackendError as exc:
                 trail.attempts.append(f"{served.backend.name}:error:{exc.type}")
                 if not exc.retryable:
@@ -146,7 +151,7 @@ class Cascade:
                     if buffered := await self._buffered(served, outbound, policy, trail):
                         return buffered
                     continue
-                chunks = served.backend.stream(outbound, served.model)
+                chunks = self.protected[served.backend.name].stream(outbound, served.model, trail.attempts)
                 first = await anext(chunks)
             except StopAsyncIteration:
                 trail.attempts.append(f"{served.backend.name}:error:empty_stream")
@@ -168,7 +173,9 @@ class Cascade:
         """Stream a cheaper tier into a buffer, check it, and replay it only if it passes."""
         started = time.perf_counter()
         assembler = StreamAssembler()
-        async for chunk in served.backend.stream(policy.outbound(request, False), served.model):
+        async for chunk in self.protected[served.backend.name].stream(
+            policy.outbound(request, False), served.model, trail.attempts
+        ):
             assembler.add(chunk)
         if not assembler.chunks:
             trail.attempts.append(f"{served.backend.name}:error:empty_stream")

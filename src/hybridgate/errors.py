@@ -17,6 +17,7 @@ OpenAI or Anthropic error bodies. Backends translate httpx/SDK exceptions into t
     └── BackendError                502 upstream_error  (retryable by the cascade)
         ├── UpstreamTimeoutError    504
         ├── UpstreamUnavailableError 503
+        ├── BackendOverloadedError  503  (queue full or circuit open; never sent upstream)
         ├── UpstreamStatusError     upstream's own 4xx/5xx
         └── UpstreamProtocolError   502  (garbage, dropped stream)
 """
@@ -89,6 +90,7 @@ class BackendError(GatewayError):
     status_code = 502
     type = "upstream_error"
     retryable: bool = True
+    retry_after_s: float | None = None  # the upstream's Retry-After, when it sent one
 
 
 class UpstreamTimeoutError(BackendError):
@@ -99,6 +101,13 @@ class UpstreamTimeoutError(BackendError):
 class UpstreamUnavailableError(BackendError):
     status_code = 503
     type = "service_unavailable"
+
+
+class BackendOverloadedError(BackendError):
+    """The backend's concurrency limit and queue are full, or its circuit breaker is open."""
+
+    status_code = 503
+    type = "overloaded"
 
 
 class UpstreamProtocolError(BackendError):

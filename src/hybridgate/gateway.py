@@ -109,7 +109,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
     pipeline = Pipeline(
         config,
         RuleRouter(config),
-        Cascade(backends, config.routes),
+        Cascade(backends, config),
         ledger,
         metrics,
         Pricer(),

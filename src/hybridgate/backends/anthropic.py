@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from hybridgate.backends.base import retry_after_s
 from hybridgate.config import AnthropicBackend as AnthropicConfig
 from hybridgate.errors import (
     UpstreamProtocolError,
@@ -111,11 +112,13 @@ class AnthropicBackend:
             type_, message = _error_details(response)
             request_id = response.headers.get("request-id")
             suffix = f" (request-id {request_id})" if request_id else ""
-            raise UpstreamStatusError(
+            error = UpstreamStatusError(
                 f"{self._who} answered {response.status_code}: {message}{suffix}",
                 status_code=response.status_code,
                 type=type_,
-            ) from exc
+            )
+            error.retry_after_s = retry_after_s(response.headers)
+            raise error from exc
 
 
 def _error_details(response: httpx.Response) -> tuple[str, str]:

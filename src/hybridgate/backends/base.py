@@ -8,7 +8,7 @@ nothing of routing, caching or the ledger.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Protocol
 
 from hybridgate.types import ChatRequest, ChatResponse, Json
@@ -32,3 +32,19 @@ class Backend(Protocol):
     async def start(self) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds form) or OpenAI's ``retry-after-ms``."""
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(float(ms) / 1000, 0.0)
+        except ValueError:
+            return None
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return None  # an HTTP date: rare from APIs; the default backoff applies

@@ -10,12 +10,13 @@ and must not buffer a stream: this is the hot path of every cloud request.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import httpx
 import orjson
 
+from hybridgate.backends.base import retry_after_s
 from hybridgate.config import OpenAICompatBackend as OpenAICompatConfig
 from hybridgate.errors import (
     UpstreamProtocolError,
@@ -59,7 +60,7 @@ class OpenAICompatBackend:
         finally:
             await response.aclose()
         if response.status_code >= 400:
-            raise self._status_error(response.status_code, content)
+            raise self._status_error(response.status_code, content, response.headers)
         data = self._parse(content, response.status_code)
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise UpstreamProtocolError(f"{self._who()} answered without 'choices': {content[:200]!r}")
@@ -74,7 +75,7 @@ class OpenAICompatBackend:
         response = await self._send(body)
         try:
             if response.status_code >= 400:
-                raise self._status_error(response.status_code, await self._read(response))
+                raise self._status_error(response.status_code, await self._read(response), response.headers)
             lines = response.aiter_lines()
             while (data := await self._next_data(lines)) != "[DONE]":
                 yield self._chunk(data)
@@ -157,7 +158,7 @@ class OpenAICompatBackend:
                 f"{self._who()} answered HTTP {status} with a body that is not JSON: {content[:200]!r}"
             ) from exc
 
-    def _status_error(self, status: int, content: bytes) -> UpstreamStatusError:
+    def _status_error(self, status: int, content: bytes, headers: Mapping[str, str]) -> UpstreamStatusError:
         try:
             body = orjson.loads(content)
         except orjson.JSONDecodeError:
@@ -166,7 +167,9 @@ class OpenAICompatBackend:
         if not error:
             # A proxy's error page or another framework's error shape: pass its text on.
             error = content[:200].decode(errors="replace")
-        return self._error(error, status)
+        exc = self._error(error, status)
+        exc.retry_after_s = retry_after_s(headers)
+        return exc
 
     @staticmethod
     def _in_band_status(error: Any) -> int:
