@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh test
+scripts/deps/chromium.sh   # the dashboard test drives a real headless Chromium
 .venv/bin/ruff check src tests
 .venv/bin/mypy src tests
 .venv/bin/pytest -q "$@"

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from hybridgate.api import anthropic, openai
 from hybridgate.api.auth import require_admin
+from hybridgate.api.dashboard import dashboard_routes
 from hybridgate.api.errors import handle_gateway_error, handle_unexpected
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import GatewayError, RequestError
@@ -73,6 +74,11 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> S
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+    async def admin_only(request: Request) -> Response | None:
+        await require_admin(request, gateway)  # raises a GatewayError, rendered like any other
+        return None
+
+    routes += dashboard_routes(admin_only)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

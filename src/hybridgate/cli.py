@@ -93,8 +93,12 @@ def usage(
 
 def _register_commands() -> None:
     from hybridgate.commands import keys
+    from hybridgate.commands.decide import decide_command
+    from hybridgate.commands.tco import tco_command
 
     app.add_typer(keys.app, name="keys", help="Create, list and revoke virtual API keys.")
+    app.command("tco")(tco_command)
+    app.command("decide")(decide_command)
 
 
 _register_commands()

@@ -170,9 +170,7 @@ async def projection(request: Request) -> Response:
     if workload is None:
         return _json({"days": days, "no_data": f"no requests in the last {days:g} days"})
     a, sources = _assumptions(request, workload)
-    return _json(
-        {"days": days, **build_report([workload.daily_tokens], a, workload=workload, sources=sources)}
-    )
+    return _json({"days": days, **build_report([], a, workload=workload, sources=sources)})
 
 
 async def projection_svg(request: Request) -> Response:

@@ -1,7 +1,8 @@
 """Usage rollups over the ledger's ``requests`` table: per-group totals and latency percentiles.
 
-Read side of layer 5, used by ``SqliteLedger.usage`` (and so by ``hybridgate usage``). It only
-runs SELECTs on a connection it is given; it must not open databases or write.
+Read side of layer 5, used by ``SqliteLedger.usage`` (and so by ``hybridgate usage``), and by the
+offline readers: ``hybridgate tco``/``decide`` and the dashboard's JSON endpoints. It only runs
+SELECTs on a connection it is given; it must not open databases or write.
 """
 
 from __future__ import annotations
@@ -86,3 +87,103 @@ def percentile(ordered: list[float], pct: float) -> float | None:
     low = int(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+# -- read-only views for TCO and the dashboard (offline readers; same SELECT-only rule) ---------
+
+
+def daily_series(conn: sqlite3.Connection, by: str, since: float) -> list[dict[str, Any]]:
+    """Requests, tokens and cost per day and ``by`` group since ``since``, in date order."""
+    check_group(by)
+    cur = conn.execute(
+        f"""SELECT strftime('%Y-%m-%d', ts, 'unixepoch') AS day, {USAGE_GROUPS[by]} AS k,
+            COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd)
+        FROM requests WHERE ts >= ? GROUP BY day, k ORDER BY day, k""",
+        (since,),
+    )
+    return [
+        {
+            "day": day,
+            by: k,
+            "requests": n,
+            "prompt_tokens": int(p or 0),
+            "completion_tokens": int(c or 0),
+            "cost_usd": float(cost or 0.0),
+        }
+        for day, k, n, p, c, cost in cur
+    ]
+
+
+def backend_totals(conn: sqlite3.Connection, since: float) -> list[dict[str, Any]]:
+    """Per backend: token mix, spend, and the wall time spent serving successful requests.
+
+    ``served_tokens / busy_s`` is the backend's measured throughput for one request at a time.
+    """
+    cur = conn.execute(
+        """SELECT backend, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd),
+            SUM(CASE WHEN status < 400 THEN prompt_tokens + completion_tokens ELSE 0 END),
+            SUM(CASE WHEN status < 400 THEN latency_ms ELSE 0 END) / 1000.0, MIN(ts), MAX(ts)
+        FROM requests WHERE ts >= ? AND backend IS NOT NULL GROUP BY backend ORDER BY backend""",
+        (since,),
+    )
+    keys = ("backend", "requests", "prompt_tokens", "completion_tokens", "cost_usd")
+    return [
+        dict(zip(keys, row[:5], strict=True))
+        | {
+            "served_tokens": int(row[5] or 0),
+            "busy_s": float(row[6] or 0.0),
+            "first_ts": float(row[7]),
+            "last_ts": float(row[8]),
+        }
+        for row in cur
+    ]
+
+
+def hourly_tokens(conn: sqlite3.Connection, since: float) -> dict[int, int]:
+    """Tokens per hour (keyed by hours since the epoch) since ``since``; empty hours are absent."""
+    cur = conn.execute(
+        """SELECT CAST(ts / 3600 AS INTEGER) AS h, SUM(prompt_tokens + completion_tokens)
+        FROM requests WHERE ts >= ? GROUP BY h""",
+        (since,),
+    )
+    return {int(hour): int(tokens or 0) for hour, tokens in cur}
+
+
+def decision_counts(conn: sqlite3.Connection, since: float) -> dict[str, Any]:
+    """Router rules that decided, escalations along the cascade, and cache lookups.
+
+    An escalation is a request that tried more than one backend; ``attempts`` entries read
+    ``backend:ok``, ``backend:error:<type>`` or ``backend:check_failed:<check>``.
+    """
+    by_rule = conn.execute(
+        "SELECT rule, COUNT(*) FROM requests WHERE ts >= ? GROUP BY rule ORDER BY COUNT(*) DESC",
+        (since,),
+    ).fetchall()
+    row = conn.execute(
+        """SELECT COUNT(*), SUM(json_array_length(attempts) > 1),
+            SUM(attempts LIKE '%:check_failed:%'), SUM(attempts LIKE '%:error:%'),
+            SUM(cache LIKE 'hit%'), SUM(cache IS NOT NULL)
+        FROM requests WHERE ts >= ?""",
+        (since,),
+    ).fetchone()
+    requests, escalated, check_failed, errors, hits, lookups = (int(v or 0) for v in row)
+    return {
+        "requests": requests,
+        "by_rule": {str(rule) if rule is not None else "(none)": int(n) for rule, n in by_rule},
+        "escalated": escalated,
+        "check_failed": check_failed,
+        "attempt_errors": errors,
+        "cache_hits": hits,
+        "cache_lookups": lookups,
+    }
+
+
+def latency_percentiles(conn: sqlite3.Connection, since: float) -> dict[str, float | None]:
+    """p50/p95/p99 of request latency in milliseconds over every request since ``since``."""
+    ordered = [
+        float(v)
+        for (v,) in conn.execute(
+            "SELECT latency_ms FROM requests WHERE ts >= ? ORDER BY latency_ms", (since,)
+        )
+    ]
+    return {f"p{pct}_ms": percentile(ordered, pct) for pct in (50, 95, 99)}

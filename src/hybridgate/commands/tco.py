@@ -1,0 +1,160 @@
+"""``hybridgate tco``: parse options -> measure the ledger (optional) -> model -> render.
+
+Registered by cli.py (``app.command("tco")(tco_command)``). The math is in ``hybridgate.tco``;
+this module only turns options into ``Assumptions``, says where each input came from, and maps
+bad input to exit code 2 and "no data" to exit code 1. ``decide`` lives in ``commands/decide.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+
+from hybridgate.config import GatewayConfig, load_config
+from hybridgate.errors import ConfigError
+from hybridgate.ledger.pricing import Pricer
+from hybridgate.tco.chart import render_svg
+from hybridgate.tco.measure import Workload, read_workload
+from hybridgate.tco.model import Assumptions, parse_tokens, parse_volumes
+from hybridgate.tco.profiles import PROFILES, People, customise, get_profile
+from hybridgate.tco.report import build_report, render_csv, render_json, render_table
+from hybridgate.types import Usage
+
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="config file (ledger path, local tiers)")
+]
+LedgerOption = Annotated[Path | None, typer.Option(help="ledger file; default from --config")]
+DaysOption = Annotated[float | None, typer.Option(help="only the last N days of the ledger")]
+Money = Annotated[float | None, typer.Option(min=0)]
+DEFAULT_INPUT_SHARE = 0.75  # typical chat traffic: three prompt tokens for every completion token
+DEFAULT_LOCAL_SHARE = 0.5
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"hybridgate: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def checked(load: Callable[[], T]) -> T:
+    """Run ``load``; bad input (ValueError, ConfigError, a missing file) becomes a message and exit 2."""
+    try:
+        return load()
+    except ConfigError as exc:
+        fail(exc.message)
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+
+
+def ledger_workload(config: Path | None, ledger: Path | None, days: float | None) -> Workload | None:
+    """The measured workload, or None when the ledger has no traffic in the period."""
+    settings: GatewayConfig = checked(lambda: load_config(config))
+    local = {name for name, backend in settings.backends.items() if backend.local}
+    path = ledger or Path(settings.ledger.path)
+    return checked(lambda: read_workload(path, local, days=days, now=time.time()))
+
+
+def _price(
+    blended: float | None,
+    model: str | None,
+    provider: str | None,
+    input_share: float | None,
+    w: Workload | None,
+) -> tuple[float, str]:
+    if blended is not None:
+        return blended, "given"
+    if model is not None:
+        pricer = Pricer()
+        if not pricer.price_known(provider, model):
+            fail(
+                f"genai-prices has no price for model '{model}' (provider {provider!r}); use --blended-price"
+            )
+        share = input_share if input_share is not None else (w.input_share if w else DEFAULT_INPUT_SHARE)
+        per_in = pricer.price(provider, model, Usage(prompt_tokens=1_000_000), None)
+        per_out = pricer.price(provider, model, Usage(completion_tokens=1_000_000), None)
+        return share * per_in + (1 - share) * per_out, f"genai-prices {model}, {share:.0%} prompt tokens"
+    if w is not None and w.cloud_usd_per_mtok is not None:
+        return w.cloud_usd_per_mtok, "ledger (cloud spend / cloud tokens)"
+    fail("no API price: pass --blended-price or --model (the ledger has no priced cloud traffic)")
+
+
+def tco_command(
+    daily_tokens: Annotated[str | None, typer.Option(help="volumes to compare, e.g. 500k,5M,20M")] = None,
+    from_ledger: Annotated[
+        bool, typer.Option(help="add a row for the volume measured in the ledger")
+    ] = False,
+    days: DaysOption = None,
+    ledger: LedgerOption = None,
+    config: ConfigOption = None,
+    blended_price: Annotated[float | None, typer.Option(min=0, help="API $ per million tokens")] = None,
+    model: Annotated[str | None, typer.Option(help="price the API with this model from genai-prices")] = None,
+    provider: Annotated[str | None, typer.Option(help="provider for --model, e.g. openai")] = None,
+    input_share: Annotated[float | None, typer.Option(min=0, max=1, help="prompt share of tokens")] = None,
+    profile: Annotated[str, typer.Option(help=f"GPU profile: {', '.join(PROFILES)}")] = "l4",
+    selfhost_monthly: Annotated[float | None, typer.Option(help="all-in self-host $/month")] = None,
+    gpu_hourly: Money = None,
+    throughput_tps: Annotated[float | None, typer.Option(help="tokens/s per node")] = None,
+    utilisation: Annotated[float | None, typer.Option(help="average share of capacity used")] = None,
+    platform_overhead: Money = None,
+    people_fte: Annotated[float, typer.Option(help="FTE fraction running the stack")] = 0.25,
+    fte_yearly_usd: Annotated[float, typer.Option(help="yearly cost of one FTE")] = 200_000.0,
+    overhead: Annotated[float, typer.Option(help="retries/evals as a share of traffic, e.g. 0.4")] = 0.0,
+    local_share: Annotated[float | None, typer.Option(help="hybrid: share of tokens served locally")] = None,
+    embed_daily_tokens: Annotated[str, typer.Option(help="embedding tokens per day (RAG)")] = "0",
+    embed_price: Annotated[float, typer.Option(help="embedding API $ per million tokens")] = 0.02,
+    json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    csv_output: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
+    chart: Annotated[Path | None, typer.Option(help="write an SVG chart here")] = None,
+) -> None:
+    """Monthly cost on a closed API, self-hosted and hybrid, and the break-even daily volume."""
+    if daily_tokens is None and not from_ledger:
+        fail("give --daily-tokens (e.g. 500k,5M,20M) or --from-ledger")
+    volumes = checked(lambda: parse_volumes(daily_tokens)) if daily_tokens is not None else []
+    workload = ledger_workload(config, ledger, days) if from_ledger else None
+    if from_ledger and workload is None:
+        fail(f"no data: the ledger has no requests{'' if days is None else f' in the last {days:g} days'}", 1)
+    price, price_source = _price(blended_price, model, provider, input_share, workload)
+    share, share_source = _local_share(local_share, workload)
+
+    def assumptions() -> Assumptions:
+        node = customise(
+            get_profile(profile),
+            hourly_usd=gpu_hourly,
+            throughput_tps=throughput_tps,
+            utilisation=utilisation,
+            platform_overhead=platform_overhead,
+        )
+        return Assumptions(
+            api_usd_per_mtok=price,
+            profile=node,
+            people=People(people_fte, fte_yearly_usd),
+            selfhost_monthly_usd=selfhost_monthly,
+            local_share=share,
+            overhead=overhead,
+            embed_daily_tokens=parse_tokens(embed_daily_tokens),
+            embed_usd_per_mtok=embed_price,
+        )
+
+    a = checked(assumptions)
+    sources = {"price": price_source, "local_share": share_source}
+    report = checked(lambda: build_report(volumes, a, workload=workload, sources=sources))
+    if chart is not None:
+        plotted = volumes + ([workload.daily_tokens] if workload else [])
+        chart.write_text(checked(lambda: render_svg(plotted, a)))
+        typer.echo(f"wrote {chart}", err=True)  # stderr, so --json/--csv output stays parseable
+    typer.echo(
+        render_json(report) if json_output else render_csv(report) if csv_output else render_table(report)
+    )
+
+
+def _local_share(given: float | None, w: Workload | None) -> tuple[float, str]:
+    if given is not None:
+        return given, "given"
+    if w is not None:
+        return w.local_share, "ledger"
+    return DEFAULT_LOCAL_SHARE, "assumed; pass --local-share or --from-ledger"

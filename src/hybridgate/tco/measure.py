@@ -1,0 +1,116 @@
+"""Measure the workload from the ledger: daily volume, token mix, local share, throughput, shape.
+
+Offline reader for ``hybridgate tco --from-ledger`` and ``hybridgate decide``. ``summarise`` is
+pure (the dashboard calls it on rows it read itself); ``read_workload`` opens the SQLite file
+read-only and runs the ledger's own SELECT-only views. Nothing here writes to the ledger.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hybridgate.ledger.rollups import backend_totals, hourly_tokens
+
+# A workload whose busiest hour carries more than this multiple of the average hour is bursty:
+# a self-hosted stack sized for the peak idles most of the day.
+BURSTY_PEAK_TO_MEAN = 3.0
+# Fewer hours than this say nothing about the daily shape.
+MIN_HOURS_FOR_SHAPE = 24
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the ledger says about the traffic, averaged per day over ``days``."""
+
+    days: float
+    requests: int
+    daily_tokens: float
+    input_share: float
+    local_share: float
+    avg_prompt_tokens: float
+    cloud_usd_per_mtok: float | None  # None: no priced cloud traffic to measure
+    local_tps: float | None  # None: no successful local requests
+    peak_to_mean: float | None
+    shape: str  # "steady", "bursty" or "unknown"
+
+
+def summarise(
+    backends: list[dict[str, Any]], hourly: dict[int, int], local: set[str], *, since: float, now: float
+) -> Workload | None:
+    """The workload from ``backend_totals`` and ``hourly_tokens`` rows; None when there are none."""
+    tokens = sum(b["prompt_tokens"] + b["completion_tokens"] for b in backends)
+    requests = sum(b["requests"] for b in backends)
+    if not backends or tokens == 0:
+        return None
+    first = max(since, min(b["first_ts"] for b in backends))
+    # Less than a day of traffic counts as one day: a burst of tests is not a daily rate.
+    days = max((now - first) / 86_400, 1.0)
+    local_rows = [b for b in backends if b["backend"] in local]
+    cloud_rows = [b for b in backends if b["backend"] not in local]
+    peak = peak_to_mean(hourly)
+    return Workload(
+        days=days,
+        requests=requests,
+        daily_tokens=tokens / days,
+        input_share=sum(b["prompt_tokens"] for b in backends) / tokens,
+        local_share=_tokens(local_rows) / tokens,
+        avg_prompt_tokens=sum(b["prompt_tokens"] for b in backends) / requests,
+        cloud_usd_per_mtok=_price_per_mtok(cloud_rows),
+        local_tps=_throughput(local_rows),
+        peak_to_mean=peak,
+        shape="unknown" if peak is None else ("bursty" if peak > BURSTY_PEAK_TO_MEAN else "steady"),
+    )
+
+
+def peak_to_mean(hourly: dict[int, int]) -> float | None:
+    """Busiest hour over the average hour, counting silent hours in between as zero."""
+    if not hourly:
+        return None
+    first, last = min(hourly), max(hourly)
+    hours = last - first + 1
+    total = sum(hourly.values())
+    if hours < MIN_HOURS_FOR_SHAPE or total == 0:
+        return None
+    return max(hourly.values()) / (total / hours)
+
+
+def _tokens(rows: list[dict[str, Any]]) -> int:
+    return sum(int(b["prompt_tokens"] + b["completion_tokens"]) for b in rows)
+
+
+def _price_per_mtok(rows: list[dict[str, Any]]) -> float | None:
+    tokens, cost = _tokens(rows), sum(float(b["cost_usd"]) for b in rows)
+    # Zero spend on cloud tokens means unpriced models, not free ones: don't report $0.
+    return cost / tokens * 1_000_000 if tokens and cost > 0 else None
+
+
+def _throughput(rows: list[dict[str, Any]]) -> float | None:
+    served, busy = sum(b["served_tokens"] for b in rows), sum(b["busy_s"] for b in rows)
+    return served / busy if served and busy > 0 else None
+
+
+@contextmanager
+def open_ledger(path: str | Path) -> Iterator[sqlite3.Connection | None]:
+    """A read-only connection to the ledger, or None when the file has no ``requests`` table."""
+    file = Path(path)
+    if not file.exists():
+        raise FileNotFoundError(f"no ledger at {file}; serve some requests first or pass --ledger")
+    with closing(sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)) as conn:
+        found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='requests'")
+        yield conn if found.fetchone() else None
+
+
+def read_workload(path: str | Path, local: set[str], *, days: float | None, now: float) -> Workload | None:
+    """The workload over the last ``days`` (None: all time) from the ledger at ``path``."""
+    if days is not None and days <= 0:
+        raise ValueError(f"--days must be positive, got {days}")
+    since = 0.0 if days is None else now - days * 86_400
+    with open_ledger(path) as conn:
+        if conn is None:
+            return None
+        return summarise(backend_totals(conn, since), hourly_tokens(conn, since), local, since=since, now=now)

@@ -1,0 +1,151 @@
+"""Assemble a TCO report from the model and render it as a table, JSON or CSV.
+
+Offline: ``hybridgate tco`` builds one report and prints one rendering; the dashboard's projection
+endpoint returns the same dict. Pure: the numbers come from ``tco.model``, and nothing here reads
+files or prints.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from io import StringIO
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from hybridgate.tco.measure import Workload
+from hybridgate.tco.model import (
+    Assumptions,
+    break_even_daily_tokens,
+    compare,
+    embed_api_monthly,
+    embed_local_monthly,
+    local_tier,
+)
+
+ROW_FIELDS = ("daily_tokens", "api_monthly_usd", "selfhost_monthly_usd", "hybrid_monthly_usd")
+TABLE_WIDTH = 120
+
+
+def build_report(
+    volumes: list[float],
+    a: Assumptions,
+    *,
+    workload: Workload | None = None,
+    sources: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The whole report as plain JSON-ready data; ``sources`` says where each input came from.
+
+    With a ``workload``, its measured daily volume is priced too, as the last row (``measured``).
+    """
+    break_even = break_even_daily_tokens(a)
+    measured = [] if workload is None else [workload.daily_tokens]
+    rows = [
+        {
+            "daily_tokens": row.daily_tokens,
+            "api_monthly_usd": round(row.api_monthly_usd, 2),
+            "selfhost_monthly_usd": round(row.selfhost_monthly_usd, 2),
+            "hybrid_monthly_usd": round(row.hybrid_monthly_usd, 2),
+            "selfhost_nodes": row.selfhost_nodes,
+            "cheapest": row.cheapest,
+            "measured": i >= len(volumes),
+        }
+        for i, row in enumerate(compare([*volumes, *measured], a))
+    ]
+    return {
+        "rows": rows,
+        "break_even_daily_tokens": None if break_even is None else round(break_even, 2),
+        "assumptions": _assumptions(a, sources or {}),
+        "local_tier": local_tier(a.profile, workload.local_tps if workload else None),
+        "embeddings": {
+            "daily_tokens": a.embed_daily_tokens,
+            "api_monthly_usd": round(embed_api_monthly(a), 2),
+            "local_monthly_usd": round(embed_local_monthly(a), 2),
+        },
+        "measured": None if workload is None else _rounded(dataclasses.asdict(workload)),
+    }
+
+
+def _assumptions(a: Assumptions, sources: dict[str, str]) -> dict[str, Any]:
+    return {
+        "api_usd_per_mtok": round(a.api_usd_per_mtok, 4),
+        "profile": a.profile.name,
+        "profile_title": a.profile.title,
+        "selfhost_monthly_usd": a.selfhost_monthly_usd,
+        "people_monthly_usd": None if a.selfhost_monthly_usd is not None else round(a.people.monthly_usd, 2),
+        "local_share": round(a.local_share, 4),
+        "overhead": a.overhead,
+        "days_per_month": 30,
+        "sources": sources,
+    }
+
+
+def _rounded(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in values.items()}
+
+
+def render_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2)
+
+
+def render_csv(report: dict[str, Any]) -> str:
+    out = StringIO()
+    writer = csv.DictWriter(
+        out, fieldnames=[*ROW_FIELDS, "selfhost_nodes", "cheapest", "measured"], lineterminator="\n"
+    )
+    writer.writeheader()
+    writer.writerows(report["rows"])
+    return out.getvalue()
+
+
+def render_table(report: dict[str, Any]) -> str:
+    table = Table(title="Monthly cost by daily token volume (30-day months)")
+    for name in ("tokens/day", "closed API $", "self-host $", "nodes", "hybrid $", "cheapest"):
+        table.add_column(name, justify="left" if name == "cheapest" else "right")
+    for row in report["rows"]:
+        nodes = row["selfhost_nodes"]
+        table.add_row(
+            human_tokens(row["daily_tokens"]) + (" (ledger)" if row["measured"] else ""),
+            f"{row['api_monthly_usd']:,.2f}",
+            f"{row['selfhost_monthly_usd']:,.2f}",
+            "-" if nodes is None else str(nodes),
+            f"{row['hybrid_monthly_usd']:,.2f}",
+            row["cheapest"],
+        )
+    out = StringIO()
+    Console(file=out, width=TABLE_WIDTH, color_system=None, force_terminal=False).print(table)
+    out.write("\n".join(_summary_lines(report)) + "\n")
+    return out.getvalue()
+
+
+def _summary_lines(report: dict[str, Any]) -> list[str]:
+    a, tier = report["assumptions"], report["local_tier"]
+    break_even = report["break_even_daily_tokens"]
+    verdict = "never, at these prices" if break_even is None else f"{human_tokens(break_even)} tokens/day"
+    lines = [
+        f"break-even: {verdict}",
+        f"API price: ${a['api_usd_per_mtok']:g}/Mtok ({a['sources'].get('price', 'given')})",
+        f"self-host: {a['profile_title']}"
+        + ("" if a["selfhost_monthly_usd"] is None else f", all-in ${a['selfhost_monthly_usd']:,.0f}/month"),
+        f"hybrid: {a['local_share']:.0%} of tokens local ({a['sources'].get('local_share', 'given')})",
+        f"local tier: {tier['throughput_tps']:,} tokens/s ({tier['throughput_source']}) at "
+        f"{tier['utilisation']:.0%} utilisation -> ${tier['usd_per_mtok']}/Mtok",
+    ]
+    if report["measured"] is not None:
+        m = report["measured"]
+        lines.append(
+            f"measured: {m['requests']:,} requests over {m['days']:.1f} days, "
+            f"{m['input_share']:.0%} prompt tokens, shape {m['shape']}"
+        )
+    return lines
+
+
+def human_tokens(value: float) -> str:
+    """33_333_333 -> '33.3M'; 500_000 -> '500k'."""
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.0f}"
