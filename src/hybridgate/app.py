@@ -31,8 +31,14 @@ async def healthz(request: Request) -> Response:
         name: {"type": gateway.config.backends[name].type, "local": backend.local, "model": backend.model}
         for name, backend in gateway.backends.items()
     }
+    privacy = (
+        gateway.privacy.coverage()
+        if gateway.privacy
+        else {"mode": "off", "note": "no [privacy] section: prompts are not scanned"}
+    )
     body = {
         "status": "ok",
+        "privacy": privacy,
         "environment": gateway.config.environment,
         "backends": backends,
         "routes": list(gateway.config.routes),
@@ -74,6 +80,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> S
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+
     async def admin_only(request: Request) -> Response | None:
         await require_admin(request, gateway)  # raises a GatewayError, rendered like any other
         return None

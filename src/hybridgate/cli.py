@@ -14,6 +14,8 @@ from hybridgate.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="A self-hosted hybrid LLM gateway.")
 
+bench = typer.Typer(no_args_is_help=True, add_completion=False)
+
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML config file; default: the embedded default")
 ]
@@ -93,12 +95,15 @@ def usage(
 
 def _register_commands() -> None:
     from hybridgate.commands import keys
+    from hybridgate.commands.bench_pii import pii
     from hybridgate.commands.decide import decide_command
     from hybridgate.commands.tco import tco_command
 
     app.add_typer(keys.app, name="keys", help="Create, list and revoke virtual API keys.")
     app.command("tco")(tco_command)
     app.command("decide")(decide_command)
+    bench.command("pii")(pii)
+    app.add_typer(bench, name="bench", help="Benchmarks that print JSON (see docs/benchmarks.md).")
 
 
 _register_commands()

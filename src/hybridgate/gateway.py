@@ -47,6 +47,7 @@ class Gateway:
     metrics: GatewayMetrics
     pipeline: Pipeline
     access: Access | None = None
+    privacy: PrivacyGuard | None = None
 
     async def start(self) -> None:
         await enforce_pins(self.config, self.backends)  # before anything starts: a bad pin stops here
@@ -106,6 +107,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
         CollectorRegistry(), ledger_dropped=lambda: ledger.dropped, pins=remote_pins(config)
     )
     access = _access(config, env)
+    privacy = _privacy_guard(config)
     pipeline = Pipeline(
         config,
         RuleRouter(config),
@@ -114,7 +116,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
         metrics,
         Pricer(),
         load_prompt_secret(config.ledger, env),
-        _privacy_guard(config),
+        privacy,
         access.limiter if access else None,
     )
-    return Gateway(config, backends, ledger, metrics, pipeline, access)
+    return Gateway(config, backends, ledger, metrics, pipeline, access, privacy)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
@@ -182,3 +183,9 @@ def test_logs_hold_no_pii(pr: PrivacyRig, caplog: pytest.LogCaptureFixture) -> N
             pr.client.chat.completions.create(model="blocked", messages=user(PII_TEXT))
     assert caplog.records  # something was logged, so the check below looked at real output
     assert EMAIL not in caplog.text and "4111" not in caplog.text
+
+
+def test_healthz_says_what_is_detected(pr: PrivacyRig) -> None:
+    health = httpx.get(str(pr.client.base_url).replace("/v1/", "/healthz")).json()
+    privacy = health["privacy"]
+    assert "EMAIL_ADDRESS" in privacy["entities"] and "PERSON" in privacy["not_covered"]
