@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from importlib import resources
 from pathlib import Path
@@ -39,10 +40,13 @@ def serve(
     import uvicorn
 
     from hybridgate.app import create_app
+    from hybridgate.pins import enforce_pins
 
     settings = _config_or_exit(config)
     try:
         application = create_app(settings)
+        # checked here too (it also runs at start-up) so a wrong pin is a message, not a traceback
+        asyncio.run(enforce_pins(settings, application.state.gateway.backends))
     except ConfigError as exc:
         typer.echo(f"hybridgate: {exc.message}", err=True)
         raise typer.Exit(2) from exc
@@ -97,11 +101,14 @@ def _register_commands() -> None:
     from hybridgate.commands import keys
     from hybridgate.commands.bench_pii import pii
     from hybridgate.commands.decide import decide_command
+    from hybridgate.commands.evals import eval_command, replay_command
     from hybridgate.commands.tco import tco_command
 
     app.add_typer(keys.app, name="keys", help="Create, list and revoke virtual API keys.")
     app.command("tco")(tco_command)
     app.command("decide")(decide_command)
+    app.command("eval")(eval_command)
+    app.command("replay")(replay_command)
     bench.command("pii")(pii)
     app.add_typer(bench, name="bench", help="Benchmarks that print JSON (see docs/benchmarks.md).")
 

@@ -242,3 +242,23 @@ def test_stop_scanning_helpers() -> None:
     assert held_back("the E", ("END",)) == 1
     assert held_back("the EN", ("END", "ENOUGH")) == 2
     assert held_back("the", ("END",)) == 0
+
+
+async def test_schema_with_a_regex_pattern_does_not_crash_the_model(backend: EmbeddedBackend) -> None:
+    """llama.cpp's schema-to-grammar converter crashes the process on some regexes (``\\d``):
+    patterns are left out of the grammar and checked afterwards instead."""
+    schema = {
+        "type": "object",
+        "properties": {"year": {"type": "string", "pattern": "^\\d{4}$"}},
+        "required": ["year"],
+    }
+    request = ChatRequest.model_validate(
+        {
+            "model": "local",
+            "messages": [{"role": "user", "content": "A year as JSON."}],
+            "max_tokens": 24,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "y", "schema": schema}},
+        }
+    )
+    response = await backend.complete(request, "local")
+    assert isinstance(json.loads(response.body["choices"][0]["message"]["content"]), dict)

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import llama_cpp.llama_cpp as lib
 import numpy as np
@@ -65,11 +66,32 @@ def grammar_for(schema: Json | None) -> LlamaGrammar | None:
     if schema == {"type": "object"}:  # json_object: llama.cpp's own JSON grammar
         return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
     try:
-        return LlamaGrammar.from_string(json_schema_to_gbnf(json.dumps(schema)), verbose=False)
+        gbnf = json_schema_to_gbnf(json.dumps(_grammar_safe(schema)))
+        # The converter's string rule admits raw control characters, which JSON forbids inside
+        # strings (a newline in a string breaks every strict parser); exclude them as llama.cpp's
+        # own JSON grammar does.
+        gbnf = gbnf.replace(_LOOSE_CHAR, _JSON_CHAR)
+        return LlamaGrammar.from_string(gbnf, verbose=False)
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise RequestError(
             f"cannot constrain output to this JSON schema: {exc}", param="response_format"
         ) from exc
+
+
+# llama.cpp's converter turns regex ``pattern``s into grammar rules, and a pattern it cannot parse
+# (e.g. ``\d``) crashes the process at generation time. Patterns are left out of the grammar; the
+# cascade's checks still validate the answer against the full schema.
+_UNSAFE_KEYWORDS = frozenset({"pattern", "patternProperties"})
+_LOOSE_CHAR = r'char ::= [^"\\]'
+_JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F]'
+
+
+def _grammar_safe(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _grammar_safe(v) for k, v in schema.items() if k not in _UNSAFE_KEYWORDS}
+    if isinstance(schema, list):
+        return [_grammar_safe(item) for item in schema]
+    return schema
 
 
 @dataclass(frozen=True)
