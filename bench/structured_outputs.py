@@ -3,7 +3,9 @@
 Generates N JSON-schema requests (objects with string, integer, number, boolean, enum and array
 fields, some required, some optional), sends each to the embedded SmolLM2 backend through the
 gateway's own backend code (grammar-constrained decoding), and validates every answer with
-``jsonschema``. Prints one JSON object.
+``jsonschema``: as the model produced it (``valid``), and as the gateway returns it after its
+answer checks (``valid_after_checks``: checks.py repairs a truncated or broken JSON text, and on a
+cascade route a still-invalid answer would escalate). Prints one JSON object.
 
     .venv/bin/python bench/structured_outputs.py [--cases 100] [--max-tokens 160] [--seed 1]
 """
@@ -21,6 +23,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from hybridgate.backends.embedded import EmbeddedBackend
+from hybridgate.checks import run_checks
 from hybridgate.config import EmbeddedBackend as EmbeddedConfig
 from hybridgate.types import ChatRequest
 
@@ -51,7 +54,7 @@ def make_case(rng: random.Random) -> tuple[str, dict[str, Any]]:
 async def run(cases: int, max_tokens: int, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     backend = EmbeddedBackend("local", EmbeddedConfig(type="embedded"))
-    valid = 0
+    valid = valid_after = 0
     failures: list[dict[str, Any]] = []
     latencies: list[float] = []
     truncated = 0
@@ -73,6 +76,10 @@ async def run(cases: int, max_tokens: int, seed: int) -> dict[str, Any]:
         choice = response.body["choices"][0]
         truncated += choice["finish_reason"] == "length"
         problem = _problem(choice["message"]["content"] or "", schema)
+        checked = response
+        for check in run_checks(request, response):
+            checked = check.repaired or checked
+        valid_after += _problem(checked.body["choices"][0]["message"]["content"] or "", schema) is None
         if problem is None:
             valid += 1
         else:
@@ -101,7 +108,7 @@ def _problem(content: str, schema: dict[str, Any]) -> str | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--cases", type=int, default=100)
-    parser.add_argument("--max-tokens", type=int, default=160)
+    parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args.cases, args.max_tokens, args.seed)), indent=2))

@@ -66,7 +66,7 @@ def grammar_for(schema: Json | None) -> LlamaGrammar | None:
     if schema == {"type": "object"}:  # json_object: llama.cpp's own JSON grammar
         return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
     try:
-        gbnf = json_schema_to_gbnf(json.dumps(_grammar_safe(schema)))
+        gbnf = json_schema_to_gbnf(json.dumps(_grammar_schema(schema)))
         # The converter's string rule admits raw control characters, which JSON forbids inside
         # strings (a newline in a string breaks every strict parser); exclude them as llama.cpp's
         # own JSON grammar does.
@@ -78,20 +78,29 @@ def grammar_for(schema: Json | None) -> LlamaGrammar | None:
         ) from exc
 
 
-# llama.cpp's converter turns regex ``pattern``s into grammar rules, and a pattern it cannot parse
-# (e.g. ``\d``) crashes the process at generation time. Patterns are left out of the grammar; the
-# cascade's checks still validate the answer against the full schema.
+# What llama.cpp's JSON-schema converter cannot express safely is rewritten before conversion; the
+# cascade's checks still validate every answer against the caller's full schema.
+# - ``pattern``: regexes become grammar rules, and one it cannot parse (e.g. ``\\d``) crashes the
+#   process at generation time, so patterns are left out.
+# - integer ``minimum``/``maximum``: ignored by the converter; a small closed range becomes an
+#   ``enum``, which it does constrain.
 _UNSAFE_KEYWORDS = frozenset({"pattern", "patternProperties"})
+_MAX_ENUM_RANGE = 1000
+# The converter's string rule admits raw control characters, which JSON forbids inside strings.
 _LOOSE_CHAR = r'char ::= [^"\\]'
 _JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F]'
 
 
-def _grammar_safe(schema: Any) -> Any:
-    if isinstance(schema, dict):
-        return {k: _grammar_safe(v) for k, v in schema.items() if k not in _UNSAFE_KEYWORDS}
+def _grammar_schema(schema: Any) -> Any:
     if isinstance(schema, list):
-        return [_grammar_safe(item) for item in schema]
-    return schema
+        return [_grammar_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    low, high = schema.get("minimum"), schema.get("maximum")
+    integer = schema.get("type") == "integer"
+    if integer and isinstance(low, int) and isinstance(high, int) and 0 <= high - low <= _MAX_ENUM_RANGE:
+        return {"enum": list(range(low, high + 1))}
+    return {k: _grammar_schema(v) for k, v in schema.items() if k not in _UNSAFE_KEYWORDS}
 
 
 @dataclass(frozen=True)
