@@ -89,6 +89,8 @@ async def run(cases: int, max_tokens: int, seed: int) -> dict[str, Any]:
         "cases": cases,
         "valid": valid,
         "valid_share": valid / cases,
+        "valid_after_checks": valid_after,
+        "valid_after_checks_share": valid_after / cases,
         "truncated": truncated,
         "latency_p50_ms": statistics.median(latencies),
         "max_tokens": max_tokens,
