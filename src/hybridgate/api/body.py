@@ -33,7 +33,26 @@ async def read_json(request: Request, max_bytes: int) -> Json:
         raise RequestError(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise RequestError("request body must be a JSON object")
+    if _depth_over(data, MAX_DEPTH):
+        raise RequestError(f"request body nests deeper than {MAX_DEPTH} levels")
     return data
+
+
+# No chat request needs more; deeper JSON cannot be re-encoded for the upstream (orjson stops at 254).
+MAX_DEPTH = 64
+
+
+def _depth_over(value: object, limit: int) -> bool:
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values() if isinstance(child, dict | list))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item if isinstance(child, dict | list))
+    return False
 
 
 def parse(model: type[Model], data: Json) -> Model:

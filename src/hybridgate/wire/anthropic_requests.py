@@ -24,6 +24,7 @@ from hybridgate.wire.anthropic_content import (
     part_from_block,
     tool_input,
 )
+from hybridgate.wire.anthropic_schema import check_messages_request
 
 # Anthropic's sampling range is [0, 1]; OpenAI's is [0, 2]. Clamping keeps "hot" requests valid.
 _MAX_TEMPERATURE = 1.0
@@ -161,7 +162,7 @@ def _tool_result(message: Message) -> Json:
 
 def from_anthropic_request(body: Any) -> ChatRequest:
     """A Messages API request body (already JSON-decoded) as a ``ChatRequest``."""
-    _check_required(body)
+    check_messages_request(body)
     messages = _openai_system(body.get("system"))
     for turn in body["messages"]:
         messages += _openai_messages(turn)
@@ -187,18 +188,6 @@ def from_anthropic_request(body: Any) -> ChatRequest:
         return ChatRequest.model_validate(fields)
     except ValidationError as exc:
         raise RequestError(describe_validation_error(exc)) from exc
-
-
-def _check_required(body: Any) -> None:
-    if not isinstance(body, dict):
-        raise RequestError("the request body must be a JSON object")
-    if not isinstance(body.get("model"), str):
-        raise RequestError("model: field required (a string)", param="model")
-    if not isinstance(body.get("max_tokens"), int):
-        raise RequestError("max_tokens: field required (an integer)", param="max_tokens")
-    turns = body.get("messages")
-    if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
-        raise RequestError("messages: field required (a list of message objects)", param="messages")
 
 
 def _openai_system(system: Any) -> list[Json]:
