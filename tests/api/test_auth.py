@@ -52,6 +52,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRig]:
                     }
                 },
                 "routes": {"auto": {"try": ["up"]}, "other": {"try": ["up"]}},
+                "privacy": {"policy": "allow", "ner_model": None},
             }
         )
         app = create_app(config, env={"HYBRIDGATE_KEY_PEPPER": PEPPER})
@@ -139,3 +140,13 @@ def test_metrics_need_an_admin_key(rig: AuthRig) -> None:
     ok = httpx.get(f"{rig.url}/metrics", headers={"authorization": f"Bearer {admin_key}"})
     assert ok.status_code == 200 and "hybridgate_requests_total" in ok.text
     assert httpx.get(f"{rig.url}/healthz").status_code == 200  # health stays open for load balancers
+
+
+def test_a_keys_privacy_policy_applies_to_its_requests(rig: AuthRig) -> None:
+    strict, _ = rig.keys.create(environment="prod", name="hr-app", privacy="local_only")
+    relaxed, _ = rig.keys.create(environment="prod", name="chat-app")
+    pii: list[ChatCompletionMessageParam] = [{"role": "user", "content": "mail ada@example.com"}]
+    with rig.client(relaxed) as client:
+        client.chat.completions.create(model="auto", messages=pii)  # the default policy allows it
+    with rig.client(strict) as client, pytest.raises(openai.PermissionDeniedError, match="must stay local"):
+        client.chat.completions.create(model="auto", messages=pii)  # the only backend is a cloud one

@@ -241,7 +241,7 @@ def test_list_gives_records_without_secrets(store: KeyStore) -> None:
     assert [r.name for r in store.list("dev")] == ["app2"]
     assert set(records[0].to_dict()) == {
         "key_id", "name", "environment", "created_at", "expires_at", "revoked_at",
-        "budget_usd_day", "budget_usd_month", "rpm", "tpm", "routes", "admin",
+        "budget_usd_day", "budget_usd_month", "rpm", "tpm", "routes", "admin", "privacy",
     }  # fmt: skip
 
 

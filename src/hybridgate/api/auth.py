@@ -23,6 +23,7 @@ async def admit(request: Request, gateway: Gateway, ctx: RequestContext) -> dict
     key = await access.keys.verify(api_key_of(request) or "", environment=gateway.config.environment)
     ctx.api_key_id = key.key_id
     ctx.allowed_routes = key.routes
+    ctx.privacy_policy = key.privacy
     await access.limiter.check(key)
     return await access.limiter.headers(key)
 

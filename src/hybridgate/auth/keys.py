@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridgate.auth.records import (
+    PRIVACY_POLICIES,
     KeyRecord,
     check_environment,
     check_new_key,
@@ -37,7 +38,7 @@ from hybridgate.auth.records import (
     parse_key,
     route_names,
 )
-from hybridgate.errors import AuthenticationError, ConfigError
+from hybridgate.errors import AuthenticationError, ConfigError, RequestError
 
 SCHEMA_VERSION = 1
 CACHE_TTL_S = 5.0
@@ -62,12 +63,13 @@ CREATE TABLE IF NOT EXISTS api_keys (
     rpm INTEGER,
     tpm INTEGER,
     routes TEXT NOT NULL,
-    admin INTEGER NOT NULL
+    admin INTEGER NOT NULL,
+    privacy TEXT
 );
 """
 _FIELDS = (
     "key_id, name, environment, created_at, expires_at, revoked_at, "
-    "budget_usd_day, budget_usd_month, rpm, tpm, routes, admin"
+    "budget_usd_day, budget_usd_month, rpm, tpm, routes, admin, privacy"
 )
 
 
@@ -136,10 +138,13 @@ class KeyStore:
         routes: Sequence[str] = (),
         expires_at: float | None = None,
         admin: bool = False,
+        privacy: str | None = None,
     ) -> tuple[str, KeyRecord]:
         """A new key and its record. The plaintext is returned here once and stored nowhere."""
         now = self._clock()
         check_new_key(name, budget_usd_day, budget_usd_month, rpm, tpm, expires_at, now)
+        if privacy is not None and privacy not in PRIVACY_POLICIES:
+            raise RequestError(f"privacy must be one of {', '.join(PRIVACY_POLICIES)}", param="privacy")
         for _ in range(3):  # a key-id collision (1 in 62**8) just draws again
             plaintext = new_key(check_environment(environment))
             record = KeyRecord(
@@ -154,6 +159,7 @@ class KeyStore:
                 tpm=tpm,
                 routes=route_names(routes),
                 admin=admin,
+                privacy=privacy,
             )
             if self._insert(record, self._digest(plaintext)):
                 return plaintext, record
@@ -265,11 +271,20 @@ def _row(record: KeyRecord) -> tuple[object, ...]:
     r = record
     limits = (r.budget_usd_day, r.budget_usd_month, r.rpm, r.tpm)
     times = (r.created_at, r.expires_at, r.revoked_at)
-    return (r.key_id, r.name, r.environment, *times, *limits, json.dumps(list(r.routes)), int(r.admin))
+    return (
+        r.key_id,
+        r.name,
+        r.environment,
+        *times,
+        *limits,
+        json.dumps(list(r.routes)),
+        int(r.admin),
+        r.privacy,
+    )
 
 
 def _record(row: Sequence[Any]) -> KeyRecord:
-    key_id, name, environment, created, expires, revoked, day, month, rpm, tpm, routes, admin = row
+    key_id, name, environment, created, expires, revoked, day, month, rpm, tpm, routes, admin, privacy = row
     return KeyRecord(
         key_id=key_id,
         name=name,
@@ -283,4 +298,5 @@ def _record(row: Sequence[Any]) -> KeyRecord:
         tpm=tpm,
         routes=tuple(json.loads(routes)),
         admin=bool(admin),
+        privacy=privacy,
     )

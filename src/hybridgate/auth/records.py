@@ -56,6 +56,8 @@ class KeyRecord:
     routes: tuple[str, ...] = ()
     """Route names this key may use; empty means every route."""
     admin: bool = False
+    privacy: str | None = None
+    """A privacy policy (allow, redact, local_only, block) for this key's requests; see docs/privacy.md."""
 
     def allows_route(self, route: str) -> bool:
         return not self.routes or route in self.routes
@@ -118,6 +120,9 @@ def check_new_key(
             raise RequestError(f"{param} must be at least 1 (leave it unset for no limit)", param=param)
     if expires_at is not None and expires_at <= now:
         raise RequestError("expires_at must be in the future", param="expires_at")
+
+
+PRIVACY_POLICIES = ("allow", "redact", "local_only", "block")
 
 
 def route_names(routes: Sequence[str]) -> tuple[str, ...]:

@@ -74,6 +74,9 @@ def create(
     routes: Annotated[str | None, typer.Option(help="allowed routes, comma-separated; default all")] = None,
     expires_days: Annotated[float | None, typer.Option(help="expire after N days")] = None,
     admin: Annotated[bool, typer.Option("--admin", help="may use admin endpoints")] = False,
+    privacy: Annotated[
+        str | None, typer.Option(help="privacy policy for this key: allow|redact|local_only|block")
+    ] = None,
     keys_db: KeysDbOption = Path(_DEFAULTS.keys_path),
     pepper_env: PepperEnvOption = _DEFAULTS.pepper_env,
 ) -> None:
@@ -91,6 +94,7 @@ def create(
             routes=(routes or "").split(","),
             expires_at=expires_at,
             admin=admin,
+            privacy=privacy,
         )
     except GatewayError as exc:
         _fail(exc.message, 2)
