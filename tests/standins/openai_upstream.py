@@ -5,8 +5,11 @@ format (``chat.completion`` bodies, ``chat.completion.chunk`` SSE frames ending 
 ``{"error": {...}}`` bodies with an ``x-request-id`` header) so that httpx, SSE parsing and the
 official ``openai`` SDK run for real against it. Tests script its behaviour one request at a time
 (``standin.script(Reply(...), Fail(...))``, behaviours defined in ``openai_wire.py`` and
-re-exported here); with nothing scripted it echoes the last user message. It listens on 127.0.0.1
-only and knows nothing of hybridgate.
+re-exported here); with nothing scripted it echoes the last user message, or asks its
+``unscripted`` callable for a behaviour (a fault mix, for load tests). It counts the requests
+whose client hung up before the answer was complete (``abandoned``: during a scripted delay or
+mid-stream), so tests can see that a gateway cancels its upstream request. It listens on
+127.0.0.1 only and knows nothing of hybridgate.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -69,12 +72,23 @@ class RecordedRequest:
 class OpenAIStandIn:
     """Scripted OpenAI-compatible upstream. Read ``requests`` to see what it was sent."""
 
-    def __init__(self, *, api_key: str | None = None, models: Sequence[str] = ("gpt-4o-mini",)) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        models: Sequence[str] = ("gpt-4o-mini",),
+        unscripted: Callable[[], Behaviour] = Reply,
+        record: bool = True,
+    ) -> None:
         self.api_key = api_key
         self.models = list(models)
         self.requests: list[RecordedRequest] = []
         self.base_url = ""
+        self.abandoned = 0  # requests whose client hung up before the answer was complete
+        self.served = 0  # chat requests answered (or failed as scripted), recorded or not
         self._script: deque[Behaviour] = deque()
+        self._unscripted = unscripted
+        self._keep_requests = record  # off for long load runs: the list would grow without bound
 
     def script(self, *behaviours: Behaviour) -> None:
         """Queue behaviours; each chat request consumes one, then the echo default resumes."""
@@ -84,12 +98,15 @@ class OpenAIStandIn:
         """Forget the script and the recorded requests (for a server shared between tests)."""
         self._script.clear()
         self.requests.clear()
+        self.abandoned = 0
 
     @property
     def last_request(self) -> RecordedRequest:
         return self.requests[-1]
 
     def _record(self, request: Request, body: Any) -> None:
+        if not self._keep_requests:
+            return
         peer = (request.client.host, request.client.port) if request.client else None
         self.requests.append(
             RecordedRequest(request.method, request.url.path, dict(request.headers), body, peer)
@@ -119,10 +136,22 @@ class OpenAIStandIn:
         self._record(request, body)
         if rejected := self._reject(request, body):
             return rejected
-        behaviour = self._script.popleft() if self._script else Reply()
-        if behaviour.delay_s:
-            await anyio.sleep(behaviour.delay_s)
+        behaviour = self._script.popleft() if self._script else self._unscripted()
+        self.served += 1
+        if behaviour.delay_s and await self._hung_up_during(request, behaviour.delay_s):
+            self.abandoned += 1
+            return Response(status_code=499)  # nobody is listening any more
         return self._respond(behaviour, body)
+
+    @staticmethod
+    async def _hung_up_during(request: Request, delay_s: float) -> bool:
+        """Wait ``delay_s``, watching the connection: True as soon as the client hangs up."""
+        deadline = time.monotonic() + delay_s
+        while (left := deadline - time.monotonic()) > 0:
+            await anyio.sleep(min(left, 0.02))
+            if await request.is_disconnected():
+                return True
+        return False
 
     def _reject(self, request: Request, body: Any) -> Response | None:
         """What OpenAI itself refuses before any model runs: a wrong key, a malformed body."""
@@ -164,7 +193,18 @@ class OpenAIStandIn:
         frames = completion.chunks()
         if isinstance(behaviour, Drop | Truncate | FailMidStream):
             frames = frames[: behaviour.after_chunks]
-        return StreamingResponse(_sse(frames, behaviour), 200, headers, "text/event-stream")
+        return StreamingResponse(self._sse(frames, behaviour), 200, headers, "text/event-stream")
+
+    async def _sse(self, frames: list[Json], behaviour: Behaviour) -> AsyncIterator[bytes]:
+        finished = False
+        try:
+            async for event in _sse(frames, behaviour):
+                yield event
+            finished = True
+        finally:
+            # Not finished and not failing as scripted: the client hung up (starlette cancels us).
+            if not finished and not isinstance(behaviour, Drop):
+                self.abandoned += 1
 
 
 class DroppedConnection(Exception):
@@ -172,7 +212,9 @@ class DroppedConnection(Exception):
 
 
 async def _sse(frames: list[Json], behaviour: Behaviour) -> AsyncIterator[bytes]:
-    for frame in frames:
+    for index, frame in enumerate(frames):
+        if index and behaviour.chunk_delay_s:
+            await anyio.sleep(behaviour.chunk_delay_s)
         yield b"data: " + json.dumps(frame, separators=(",", ":")).encode() + b"\n\n"
     if isinstance(behaviour, Drop):
         raise DroppedConnection("stand-in drops the connection as scripted")
@@ -200,14 +242,19 @@ def _json(body: Json, status: int = 200) -> JSONResponse:
 
 @contextmanager
 def run_openai_standin(
-    *, api_key: str | None = None, models: Sequence[str] = ("gpt-4o-mini",)
+    *,
+    api_key: str | None = None,
+    models: Sequence[str] = ("gpt-4o-mini",),
+    unscripted: Callable[[], Behaviour] = Reply,
+    record: bool = True,
+    port: int = 0,
 ) -> Iterator[OpenAIStandIn]:
-    """Serve a fresh stand-in on 127.0.0.1 (a free port) in a background thread."""
-    standin = OpenAIStandIn(api_key=api_key, models=models)
+    """Serve a fresh stand-in on 127.0.0.1 (a free port by default) in a background thread."""
+    standin = OpenAIStandIn(api_key=api_key, models=models, unscripted=unscripted, record=record)
     config = uvicorn.Config(
         standin.app(),
         host="127.0.0.1",
-        port=0,
+        port=port,
         log_level="warning",
         lifespan="off",
         timeout_graceful_shutdown=1,

@@ -32,6 +32,7 @@ class ToolCall:
 @dataclass(frozen=True, kw_only=True)
 class Behaviour:
     delay_s: float = 0.0  # wait before the first byte of the response
+    chunk_delay_s: float = 0.0  # streams only: wait before each chunk after the first
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -84,8 +84,11 @@ def grammar_for(schema: Json | None) -> LlamaGrammar | None:
 #   process at generation time, so patterns are left out.
 # - integer ``minimum``/``maximum``: ignored by the converter; a small closed range becomes an
 #   ``enum``, which it does constrain.
+# - a string without ``maxLength`` gets one (``_STRING_MAX_CHARS``): a small model can otherwise
+#   ramble inside a string until the token limit cuts the JSON off unterminated.
 _UNSAFE_KEYWORDS = frozenset({"pattern", "patternProperties"})
 _MAX_ENUM_RANGE = 1000
+_STRING_MAX_CHARS = 200
 # The converter's string rule admits raw control characters, which JSON forbids inside strings.
 _LOOSE_CHAR = r'char ::= [^"\\]'
 _JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F]'
@@ -100,7 +103,10 @@ def _grammar_schema(schema: Any) -> Any:
     integer = schema.get("type") == "integer"
     if integer and isinstance(low, int) and isinstance(high, int) and 0 <= high - low <= _MAX_ENUM_RANGE:
         return {"enum": list(range(low, high + 1))}
-    return {k: _grammar_schema(v) for k, v in schema.items() if k not in _UNSAFE_KEYWORDS}
+    rewritten = {k: _grammar_schema(v) for k, v in schema.items() if k not in _UNSAFE_KEYWORDS}
+    if schema.get("type") == "string" and not {"maxLength", "enum", "const", "format"} & schema.keys():
+        rewritten["maxLength"] = _STRING_MAX_CHARS
+    return rewritten
 
 
 @dataclass(frozen=True)
