@@ -142,3 +142,41 @@ def usage_json(workdir: Path, by: str) -> list[dict[str, Any]]:
         if rows or time.monotonic() > deadline:
             return rows
         time.sleep(0.3)
+
+
+def test_anthropic_tool_use_round_trip_on_the_embedded_model(served: tuple[str, Path]) -> None:
+    url, _ = served
+    weather: anthropic.types.ToolParam = {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }
+    question: anthropic.types.MessageParam = {"role": "user", "content": "Weather in Paris?"}
+    with anthropic.Anthropic(base_url=url, api_key="x", max_retries=0) as client:
+        message = client.messages.create(
+            model="local",
+            max_tokens=60,
+            messages=[question],
+            tools=[weather],
+            tool_choice={"type": "tool", "name": "get_weather"},  # forced: grammar-constrained call
+        )
+        call = message.content[-1]
+        assert message.stop_reason == "tool_use"
+        assert call.type == "tool_use" and call.name == "get_weather" and isinstance(call.input["city"], str)
+        follow_up = client.messages.create(
+            model="local",
+            max_tokens=16,
+            tools=[weather],
+            messages=[
+                question,
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": call.id, "name": call.name, "input": call.input}],
+                },
+                {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "18 C and sunny"}],
+                },
+            ],
+        )
+        assert follow_up.content and follow_up.usage.input_tokens > message.usage.input_tokens
