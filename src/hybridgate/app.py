@@ -6,6 +6,7 @@ resources (connection pools, ledger writer) to the server's lifespan.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -20,7 +21,7 @@ from hybridgate.api import anthropic, openai
 from hybridgate.api.auth import require_admin
 from hybridgate.api.dashboard import dashboard_routes
 from hybridgate.api.errors import handle_gateway_error, handle_unexpected
-from hybridgate.config import GatewayConfig
+from hybridgate.config import GatewayConfig, load_config
 from hybridgate.errors import GatewayError, RequestError
 from hybridgate.gateway import Gateway, build_gateway
 
@@ -97,3 +98,12 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> S
     )
     app.state.gateway = gateway
     return app
+
+
+CONFIG_ENV = "HYBRIDGATE_CONFIG"
+
+
+def create_app_from_env() -> Starlette:
+    """The app factory each worker process calls under ``hybridgate serve --workers N``: the
+    parent passes the config file's path in ``HYBRIDGATE_CONFIG`` (unset: the embedded default)."""
+    return create_app(load_config(os.environ.get(CONFIG_ENV) or None))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -35,11 +36,12 @@ def serve(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="bind address (default from config: 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default from config: 8787)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes sharing the port")] = 1,
 ) -> None:
     """Start the gateway."""
     import uvicorn
 
-    from hybridgate.app import create_app
+    from hybridgate.app import CONFIG_ENV, create_app
     from hybridgate.pins import enforce_pins
 
     settings = _config_or_exit(config)
@@ -50,16 +52,22 @@ def serve(
     except ConfigError as exc:
         typer.echo(f"hybridgate: {exc.message}", err=True)
         raise typer.Exit(2) from exc
-    uvicorn.run(
-        application,
-        host=host or settings.server.host,
-        port=settings.server.port if port is None else port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
+    options: dict[str, Any] = {
+        "host": host or settings.server.host,
+        "port": settings.server.port if port is None else port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_graceful_shutdown": 30,
+    }
+    if workers == 1:
+        uvicorn.run(application, **options)
+        return
+    # Each worker builds its own gateway from the same file; they share the ledger (SQLite WAL)
+    # but not rate-limit counters (see docs/operations.md).
+    os.environ[CONFIG_ENV] = str(config.resolve()) if config else ""
+    uvicorn.run("hybridgate.app:create_app_from_env", factory=True, workers=workers, **options)
 
 
 @app.command()
