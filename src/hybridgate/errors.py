@@ -2,7 +2,7 @@
 
 Every error a caller can see is a ``GatewayError``. Each class carries the HTTP status and the
 wire ``type`` it is rendered with; ``api/errors.py`` is the only place that turns them into
-OpenAI or Anthropic error bodies. Backends translate httpx/SDK exceptions into this tree with
+OpenAI or Anthropic error bodies. Backends translate HTTP-client/SDK exceptions into this tree with
 ``raise ... from exc``; nothing picks a status code by matching message text.
 
     GatewayError

@@ -1,7 +1,7 @@
 """AnthropicBackend against a stand-in Anthropic upstream on loopback.
 
 The upstream is ``tests/standins/anthropic_upstream.py``: a stand-in speaking the documented
-Messages API wire format (and refusing what the real API refuses), not Anthropic. httpx, the SSE
+Messages API wire format (and refusing what the real API refuses), not Anthropic. aiohttp, the SSE
 parsing and the error mapping all run for real.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
+import aiohttp
 import pytest
 
 from hybridgate.backends.anthropic import AnthropicBackend
@@ -202,7 +202,6 @@ async def test_error_statuses_are_mapped(
     with pytest.raises(UpstreamStatusError) as caught:
         await (collect(backend, ask()) if streaming else backend.complete(ask(), MODEL))
     assert (caught.value.status_code, caught.value.type, caught.value.retryable) == (status, type_, retryable)
-    assert isinstance(caught.value.__cause__, httpx.HTTPStatusError)
     if isinstance(behaviour, Fail):
         assert behaviour.message in caught.value.message and "request-id req_" in caught.value.message
 
@@ -252,7 +251,7 @@ async def test_stream_garbage_and_drops_are_protocol_errors(
     with pytest.raises(UpstreamProtocolError) as caught:
         await collect(backend, ask())
     if isinstance(behaviour, Drop):
-        assert isinstance(caught.value.__cause__, httpx.TransportError)
+        assert isinstance(caught.value.__cause__, aiohttp.ClientPayloadError)
 
 
 async def test_stream_error_event_mid_stream(backend: AnthropicBackend, upstream: AnthropicStandIn) -> None:
@@ -273,7 +272,7 @@ async def test_timeout(upstream: AnthropicStandIn) -> None:
             await backend.complete(ask(), MODEL)
     finally:
         await backend.aclose()
-    assert isinstance(caught.value.__cause__, httpx.TimeoutException)
+    assert isinstance(caught.value.__cause__, TimeoutError)
 
 
 async def test_unreachable_upstream() -> None:
@@ -286,4 +285,4 @@ async def test_unreachable_upstream() -> None:
             await collect(backend, ask())
     finally:
         await backend.aclose()
-    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+    assert isinstance(caught.value.__cause__, aiohttp.ClientConnectorError)

@@ -2,7 +2,7 @@
 
 The upstream here is ``tests/standins/openai_upstream.py`` (a stand-in speaking the OpenAI
 chat-completions wire format, not OpenAI); a bare asyncio socket server stands in for an upstream
-that hangs up before answering. httpx, SSE parsing and the error mapping all run for real.
+that hangs up before answering. aiohttp, SSE parsing and the error mapping all run for real.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
+import aiohttp
 import pytest
 
 from hybridgate.backends.base import Backend
@@ -186,7 +186,7 @@ async def test_stream_yields_chunks_before_a_drop(
         await collect(backend, ask(), into=received)
     # The three chunks reached the caller before the failure: nothing was buffered.
     assert len(received) == 3
-    assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
+    assert isinstance(caught.value.__cause__, aiohttp.ClientPayloadError)
 
 
 async def test_stream_without_done_is_a_protocol_error(
@@ -292,7 +292,7 @@ async def test_complete_body_cut_off_is_a_protocol_error(
     standin.script(Drop(after_chunks=0))
     with pytest.raises(UpstreamProtocolError) as caught:
         await backend.complete(ask(), UPSTREAM_MODEL)
-    assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
+    assert isinstance(caught.value.__cause__, aiohttp.ClientPayloadError)
 
 
 @pytest.mark.parametrize("streaming", [False, True])
@@ -304,7 +304,7 @@ async def test_slow_upstream_is_a_timeout(standin: OpenAIStandIn, streaming: boo
             await (collect(backend, ask()) if streaming else backend.complete(ask(), UPSTREAM_MODEL))
     finally:
         await backend.aclose()
-    assert isinstance(caught.value.__cause__, httpx.TimeoutException)
+    assert isinstance(caught.value.__cause__, TimeoutError)
 
 
 def free_port() -> int:
@@ -322,7 +322,7 @@ async def test_nothing_listening_is_unavailable(streaming: bool) -> None:
             await (collect(backend, ask()) if streaming else backend.complete(ask(), UPSTREAM_MODEL))
     finally:
         await backend.aclose()
-    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+    assert isinstance(caught.value.__cause__, aiohttp.ClientConnectorError)
 
 
 async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -343,7 +343,7 @@ async def test_hang_up_before_answering_is_unavailable(streaming: bool) -> None:
         await backend.aclose()
         server.close()
         await server.wait_closed()
-    assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
+    assert isinstance(caught.value.__cause__, aiohttp.ServerDisconnectedError)
 
 
 async def test_backend_identity_comes_from_config() -> None:

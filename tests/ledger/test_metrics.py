@@ -91,3 +91,27 @@ def test_two_gateways_in_one_process_do_not_collide() -> None:
     assert "hybridgate_requests_total" in first.render()[0].decode()
     assert value(second, "hybridgate_ledger_dropped_total") == 0
     assert not any(name == "hybridgate_requests_total" for name, _ in samples(second))
+
+
+def test_repeated_label_combinations_are_bound_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    metrics = GatewayMetrics(CollectorRegistry())
+    calls: list[tuple[str, ...]] = []
+    real = metrics.requests.labels
+
+    def counting(*values: str) -> object:
+        calls.append(values)
+        return real(*values)
+
+    monkeypatch.setattr(metrics.requests, "labels", counting)
+    for _ in range(5):
+        metrics.observe(record())
+    metrics.observe(record(status=502))
+    assert calls == [("openai", "auto", "local", "chat", "200"), ("openai", "auto", "local", "chat", "502")]
+    req = {"api": "openai", "route": "auto", "backend": "local", "feature": "chat"}
+    assert value(metrics, "hybridgate_requests_total", **req, status="200") == 5
+    assert (
+        value(
+            metrics, "hybridgate_tokens_total", route="auto", backend="local", feature="chat", kind="prompt"
+        )
+        == 72
+    )

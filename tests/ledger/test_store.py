@@ -257,3 +257,39 @@ def test_percentile_edges() -> None:
     assert percentile([4.0], 95) == 4.0
     assert percentile([1.0, 3.0], 50) == 2.0
     assert percentile([1.0, 2.0, 3.0], 100) == 3.0
+
+
+def test_records_arriving_while_others_flush_are_all_written(db: Path) -> None:
+    # record() and flush() from several threads at once, with an interval far longer than the
+    # test: every flush must come back True, and nothing may wait for the interval.
+    store = SqliteLedger(str(db), batch_size=1000, flush_interval_s=30.0)
+    store.start()
+    results: list[bool] = []
+
+    def flusher() -> None:
+        for _ in range(20):
+            results.append(store.flush(timeout=5.0))
+
+    threads = [threading.Thread(target=flusher) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for i in range(200):
+        store.record(rec(i))
+    for thread in threads:
+        thread.join()
+    started = time.monotonic()
+    assert store.flush(timeout=5.0)
+    assert time.monotonic() - started < 1.0
+    assert results == [True] * 60
+    assert count(db) == 200
+    store.close()
+
+
+def test_an_idle_writer_wakes_for_the_first_record(db: Path) -> None:
+    store = SqliteLedger(str(db), batch_size=1000, flush_interval_s=0.05)
+    store.start()
+    time.sleep(0.2)  # the writer is asleep with nothing to do
+    store.record(rec(1))
+    assert wait_for(lambda: count(db) == 1, timeout=2.0)
+    assert store.queue_depth == 0
+    store.close()

@@ -190,7 +190,10 @@ def test_anthropic_request_round_trips_through_chat_request() -> None:
     [
         ({"model": "c", "messages": [{"role": "user", "content": "hi"}]}, "max_tokens"),
         ({"model": "c", "max_tokens": 5, "messages": "hi"}, "messages"),
-        ({"model": "c", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}, "messages.0.role"),
+        (
+            {"model": "c", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]},
+            "messages.0.role",
+        ),
         (
             {
                 "model": "c",

@@ -20,7 +20,7 @@ from hybridgate.api.body import read_json
 from hybridgate.api.context import context_from
 from hybridgate.api.errors import ANTHROPIC_TYPES
 from hybridgate.api.openai import decision_headers
-from hybridgate.api.sse import SSE_HEADERS, named_event
+from hybridgate.api.sse import SSE_HEADERS, coalesce, named_event
 from hybridgate.errors import GatewayError
 from hybridgate.gateway import Gateway
 from hybridgate.pipeline import PipelineStream
@@ -51,7 +51,7 @@ async def messages(request: Request) -> Response:
         stream = await gateway.pipeline.stream(chat, ctx)
         headers = decision_headers(ctx, stream.decision, stream.served.backend.name) | SSE_HEADERS | limits
         headers["request-id"] = ctx.request_id
-        events = anthropic_sse(stream, estimate_prompt_tokens(chat))
+        events = coalesce(anthropic_sse(stream, estimate_prompt_tokens(chat)))
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     done = await gateway.pipeline.complete(chat, ctx)
     headers = decision_headers(ctx, done.decision, done.served.backend.name) | limits

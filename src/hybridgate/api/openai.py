@@ -20,7 +20,7 @@ from hybridgate.api.auth import admit
 from hybridgate.api.body import parse, read_json
 from hybridgate.api.context import context_from
 from hybridgate.api.errors import openai_error_body
-from hybridgate.api.sse import DONE, SSE_HEADERS, data_event
+from hybridgate.api.sse import DONE, SSE_HEADERS, coalesce, data_event
 from hybridgate.errors import GatewayError
 from hybridgate.gateway import Gateway
 from hybridgate.pipeline import PipelineStream
@@ -51,9 +51,8 @@ async def chat_completions(request: Request) -> Response:
     if chat.stream:
         stream = await gateway.pipeline.stream(chat, ctx)
         headers = decision_headers(ctx, stream.decision, stream.served.backend.name) | SSE_HEADERS | limits
-        return StreamingResponse(
-            openai_sse(stream, chat.wants_usage_in_stream()), media_type="text/event-stream", headers=headers
-        )
+        events = coalesce(openai_sse(stream, chat.wants_usage_in_stream()))
+        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     done = await gateway.pipeline.complete(chat, ctx)
     headers = decision_headers(ctx, done.decision, done.served.backend.name) | limits
     headers["x-hybridgate-cost-usd"] = f"{done.cost_usd:.8f}"

@@ -1,20 +1,23 @@
 """Step 3 of the flow: call Anthropic's Messages API (``POST {base_url}/v1/messages``).
 
 Translates the OpenAI-shaped ``ChatRequest`` with wire/anthropic.py, sends it over one pooled
-httpx client, parses the SSE stream itself, and turns every failure into the ``BackendError`` tree
-with ``raise ... from exc``. It knows nothing of routing, caching or the ledger.
+aiohttp session (backends/http.py), parses the SSE stream itself, and turns every failure into the
+``BackendError`` tree with ``raise ... from exc``. It knows nothing of routing, caching or the
+ledger.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
+import aiohttp
+import orjson
 
 from hybridgate.backends.base import retry_after_s
+from hybridgate.backends.http import env_proxy, open_session
+from hybridgate.backends.sse import EventSplitter
 from hybridgate.config import AnthropicBackend as AnthropicConfig
 from hybridgate.errors import (
     UpstreamProtocolError,
@@ -35,25 +38,30 @@ class AnthropicBackend:
         self.local = config.local
         self.config = config
         self.url = f"{config.base_url.rstrip('/')}/v1/messages"
+        self._proxy = env_proxy(self.url)
         self._api_key = api_key
-        self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         self._http()
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     async def complete(self, request: ChatRequest, model: str) -> ChatResponse:
         body = self._body(request, model, stream=False)
         with self._translate_errors():
-            response = await self._http().post(self.url, json=body)
-            self._raise_for_status(response)
+            response = await self._post(body)
+            try:
+                content = await response.read()
+            finally:
+                response.release()
+        self._raise_for_status(response, content)
         try:
-            payload = response.json()
-        except ValueError as exc:
+            payload = orjson.loads(content)
+        except orjson.JSONDecodeError as exc:
             raise UpstreamProtocolError(f"{self._who} answered with a body that is not JSON") from exc
         return ChatResponse(completion_from_message(payload))
 
@@ -61,13 +69,22 @@ class AnthropicBackend:
         body = self._body(request, model, stream=True)
         reader = AnthropicStreamReader()
         with self._translate_errors():
-            async with self._http().stream("POST", self.url, json=body) as response:
-                if response.is_error:
-                    await response.aread()
-                self._raise_for_status(response)
-                async for event in _sse_events(response.aiter_lines()):
-                    for chunk in reader.feed(event):
-                        yield chunk
+            response = await self._post(body)
+            try:
+                if response.status >= 400:
+                    self._raise_for_status(response, await response.read())
+                events = EventSplitter()
+                # Read to the end of the body, past message_stop: only a fully read response
+                # goes back to the pool.
+                while True:
+                    received = await response.content.readany()
+                    for name, data in events.feed(received) if received else events.end():
+                        for chunk in reader.feed(_decode(name, data)):
+                            yield chunk
+                    if not received:
+                        break
+            finally:
+                response.release()
         if not reader.finished:
             raise UpstreamProtocolError(f"{self._who}: the stream ended before message_stop")
 
@@ -75,18 +92,18 @@ class AnthropicBackend:
     def _who(self) -> str:
         return f"anthropic backend '{self.name}'"
 
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> aiohttp.ClientSession:
         # Created once and shared by all requests so connections are pooled; aclose() ends it.
-        if self._client is None:
+        if self._session is None:
             headers = {"anthropic-version": self.config.version, "content-type": "application/json"}
             if self._api_key:
                 headers["x-api-key"] = self._api_key
-            self._client = httpx.AsyncClient(
-                headers=headers,
-                timeout=httpx.Timeout(self.config.timeout_s),
-                limits=httpx.Limits(max_connections=self.config.max_connections),
-            )
-        return self._client
+            self._session = open_session(headers, self.config.timeout_s, self.config.max_connections)
+        return self._session
+
+    async def _post(self, body: Json) -> aiohttp.ClientResponse:
+        """POST and wait for the status line and headers; the caller reads and releases the body."""
+        return await self._http().post(self.url, data=orjson.dumps(body), proxy=self._proxy)
 
     def _body(self, request: ChatRequest, model: str, *, stream: bool) -> Json:
         limit = self.config.default_max_tokens
@@ -96,63 +113,46 @@ class AnthropicBackend:
     def _translate_errors(self) -> Iterator[None]:
         try:
             yield
-        except httpx.TimeoutException as exc:
+        except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
             message = f"{self._who} timed out after {self.config.timeout_s}s; raise its timeout_s if needed"
             raise UpstreamTimeoutError(message) from exc
-        except (httpx.ConnectError, httpx.ProxyError) as exc:
+        except aiohttp.ClientConnectorError as exc:  # proxy connection failures included
             raise UpstreamUnavailableError(f"{self._who} is unreachable at {self.url}: {exc}") from exc
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             # Read/protocol errors after the connection was made: the reply was cut off.
             raise UpstreamProtocolError(f"{self._who}: the connection broke mid-reply ({exc})") from exc
 
-    def _raise_for_status(self, response: httpx.Response) -> None:
-        try:
-            response.raise_for_status()
-        except httpx.HTTPStatusError as exc:
-            type_, message = _error_details(response)
-            request_id = response.headers.get("request-id")
-            suffix = f" (request-id {request_id})" if request_id else ""
-            error = UpstreamStatusError(
-                f"{self._who} answered {response.status_code}: {message}{suffix}",
-                status_code=response.status_code,
-                type=type_,
-            )
-            error.retry_after_s = retry_after_s(response.headers)
-            raise error from exc
+    def _raise_for_status(self, response: aiohttp.ClientResponse, content: bytes) -> None:
+        if response.status < 400:
+            return
+        type_, message = _error_details(content, response.reason)
+        request_id = response.headers.get("request-id")
+        suffix = f" (request-id {request_id})" if request_id else ""
+        error = UpstreamStatusError(
+            f"{self._who} answered {response.status}: {message}{suffix}",
+            status_code=response.status,
+            type=type_,
+        )
+        error.retry_after_s = retry_after_s(response.headers)
+        raise error
 
 
-def _error_details(response: httpx.Response) -> tuple[str, str]:
+def _error_details(content: bytes, reason: str | None) -> tuple[str, str]:
     """The ``error.type`` and ``error.message`` of an Anthropic error body, if it is one."""
     try:
-        body: Any = response.json()
-    except ValueError:
+        body: Any = orjson.loads(content)
+    except orjson.JSONDecodeError:
         body = None
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         return str(error.get("type") or "upstream_error"), str(error.get("message") or "")
-    return "upstream_error", response.text[:200] or response.reason_phrase
+    return "upstream_error", content[:200].decode(errors="replace") or reason or ""
 
 
-async def _sse_events(lines: AsyncIterator[str]) -> AsyncIterator[Json]:
-    """Decoded events of a server-sent-events body: ``event:`` name, ``data:`` JSON payload."""
-    name, data = "", []
-    async for line in lines:
-        if line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
-        elif not line and data:
-            yield _decode(name, data)
-            name, data = "", []
-        # ":" comment lines (keep-alives) and unknown fields are ignored, as SSE specifies
-    if data:
-        yield _decode(name, data)
-
-
-def _decode(name: str, data: list[str]) -> Json:
+def _decode(name: str, data: bytes) -> Json:
     try:
-        payload = json.loads("\n".join(data))
-    except ValueError as exc:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
         raise UpstreamProtocolError(
             f"anthropic stream: event {name or '?'} carries data that is not JSON"
         ) from exc

@@ -2,7 +2,7 @@
 
 A backend takes a ``ChatRequest`` (OpenAI shape) and the concrete upstream model name, and returns
 a ``ChatResponse`` or an async iterator of ``chat.completion.chunk`` dicts. It raises only
-``BackendError`` subclasses (translated from httpx/SDK/llama.cpp errors with ``from exc``). It knows
+``BackendError`` subclasses (translated from aiohttp/llama.cpp errors with ``from exc``). It knows
 nothing of routing, caching or the ledger.
 """
 

@@ -1,22 +1,24 @@
 """Backend for any OpenAI-compatible chat-completions upstream (OpenAI, vLLM, llama.cpp server, ...).
 
 Step 3 of the flow: the cascade hands it a ``ChatRequest`` and a concrete model; it POSTs to
-``{base_url}/chat/completions`` over one pooled httpx client and returns the upstream's body, or
-its chunks as they arrive, untouched. Every httpx failure and every off-format answer becomes a
-``BackendError`` (``raise ... from exc``). It must not route, cache, record or reshape responses,
-and must not buffer a stream: this is the hot path of every cloud request.
+``{base_url}/chat/completions`` over one pooled aiohttp session (backends/http.py) and returns the
+upstream's body, or its chunks as they arrive, untouched. Every transport failure and every
+off-format answer becomes a ``BackendError`` (``raise ... from exc``). It must not route, cache,
+record or reshape responses, and must not buffer a stream: this is the hot path of every cloud
+request.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from hybridgate.backends.base import retry_after_s
+from hybridgate.backends.http import env_proxy, open_session
+from hybridgate.backends.sse import LineSplitter
 from hybridgate.config import OpenAICompatBackend as OpenAICompatConfig
 from hybridgate.errors import (
     UpstreamProtocolError,
@@ -28,6 +30,8 @@ from hybridgate.types import ChatRequest, ChatResponse, Json
 
 __all__ = ["OpenAICompatBackend"]
 
+DONE = b"[DONE]"
+
 
 class OpenAICompatBackend:
     def __init__(self, name: str, config: OpenAICompatConfig, api_key: str | None) -> None:
@@ -36,18 +40,19 @@ class OpenAICompatBackend:
         self.local = config.local
         self._config = config
         self._url = f"{config.base_url.rstrip('/')}/chat/completions"
+        self._proxy = env_proxy(self._url)
         self._headers = {"content-type": "application/json"}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
-        self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         self._http()
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     async def complete(self, request: ChatRequest, model: str) -> ChatResponse:
         body = request.upstream_body(model)
@@ -58,10 +63,10 @@ class OpenAICompatBackend:
         try:
             content = await self._read(response)
         finally:
-            await response.aclose()
-        if response.status_code >= 400:
-            raise self._status_error(response.status_code, content, response.headers)
-        data = self._parse(content, response.status_code)
+            response.release()
+        if response.status >= 400:
+            raise self._status_error(response.status, content, response.headers)
+        data = self._parse(content, response.status)
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise UpstreamProtocolError(f"{self._who()} answered without 'choices': {content[:200]!r}")
         return ChatResponse(data)
@@ -74,77 +79,80 @@ class OpenAICompatBackend:
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         response = await self._send(body)
         try:
-            if response.status_code >= 400:
-                raise self._status_error(response.status_code, await self._read(response), response.headers)
-            lines = response.aiter_lines()
-            while (data := await self._next_data(lines)) != "[DONE]":
-                yield self._chunk(data)
-            # Read past [DONE] to the end of the body: only a fully read response hands its
-            # connection back to the pool; otherwise the next request pays for a new one.
-            with contextlib.suppress(httpx.HTTPError):
-                async for _ in lines:
-                    pass
+            if response.status >= 400:
+                raise self._status_error(response.status, await self._read(response), response.headers)
+            lines = LineSplitter()
+            while True:
+                received = await self._read_some(response)
+                for data in _payloads(lines.feed(received) if received else lines.end()):
+                    if data == DONE:
+                        # Read past [DONE] to the end of the body: only a fully read response
+                        # goes back to the pool; otherwise the next request pays for a new one.
+                        await self._drain(response)
+                        return
+                    yield self._chunk(data)
+                if not received:
+                    raise UpstreamProtocolError(f"{self._who()} ended the stream without 'data: [DONE]'")
         finally:
-            await response.aclose()
+            response.release()
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            size = self._config.max_connections
-            self._client = httpx.AsyncClient(
-                headers=self._headers,
-                timeout=self._config.timeout_s,
-                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-            )
-        return self._client
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            config = self._config
+            self._session = open_session(self._headers, config.timeout_s, config.max_connections)
+        return self._session
 
     def _who(self) -> str:
         return f"backend '{self.name}' ({self._url})"
 
-    async def _send(self, body: Json) -> httpx.Response:
+    async def _send(self, body: Json) -> aiohttp.ClientResponse:
         """POST and wait for the status line and headers; the body is left unread."""
-        client = self._http()
-        request = client.build_request("POST", self._url, content=orjson.dumps(body))
         try:
-            return await client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
+            return await self._http().post(self._url, data=orjson.dumps(body), proxy=self._proxy)
+        except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
             raise UpstreamTimeoutError(
                 f"{self._who()} did not answer within {self._config.timeout_s}s"
             ) from exc
-        except httpx.RequestError as exc:
+        except aiohttp.ClientError as exc:
             raise UpstreamUnavailableError(f"{self._who()} is unreachable: {exc!r}") from exc
 
-    async def _read(self, response: httpx.Response) -> bytes:
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         try:
-            return await response.aread()
-        except httpx.TimeoutException as exc:
+            return await response.read()
+        except TimeoutError as exc:
             raise UpstreamTimeoutError(f"{self._who()} stalled for {self._config.timeout_s}s") from exc
-        except httpx.RequestError as exc:
+        except aiohttp.ClientError as exc:
             raise UpstreamProtocolError(f"{self._who()} broke off its answer: {exc!r}") from exc
 
-    async def _next_data(self, lines: AsyncIterator[str]) -> str:
-        """The payload of the next SSE ``data:`` line; blank lines, comments and ``event:`` skipped."""
+    async def _read_some(self, response: aiohttp.ClientResponse) -> bytes:
+        """What the next network read of the stream brought; empty at the end of the body."""
         try:
-            async for line in lines:
-                if line.startswith("data:"):
-                    return line[5:].strip()
-        except httpx.TimeoutException as exc:
+            return await response.content.readany()
+        except TimeoutError as exc:
             raise UpstreamTimeoutError(
                 f"{self._who()} stalled mid-stream for {self._config.timeout_s}s"
             ) from exc
-        except httpx.RequestError as exc:
+        except aiohttp.ClientError as exc:
             raise UpstreamProtocolError(f"{self._who()} dropped the stream: {exc!r}") from exc
-        raise UpstreamProtocolError(f"{self._who()} ended the stream without 'data: [DONE]'")
 
-    def _chunk(self, data: str) -> Json:
+    async def _drain(self, response: aiohttp.ClientResponse) -> None:
+        """Read to the end of a body whose last event has come; a failure only costs the connection."""
+        try:
+            while await response.content.readany():
+                pass
+        except (TimeoutError, aiohttp.ClientError):
+            response.close()
+
+    def _chunk(self, data: bytes) -> Json:
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise UpstreamProtocolError(
-                f"{self._who()} sent a stream event that is not JSON: {data[:200]!r}"
+                f"{self._who()} sent a stream event that is not JSON: {_text(data)!r}"
             ) from exc
         if not isinstance(chunk, dict):
             raise UpstreamProtocolError(
-                f"{self._who()} sent a stream event that is not an object: {data[:200]!r}"
+                f"{self._who()} sent a stream event that is not an object: {_text(data)!r}"
             )
         if "error" in chunk:
             raise self._error(chunk["error"], self._in_band_status(chunk["error"]))
@@ -166,7 +174,7 @@ class OpenAICompatBackend:
         error = body.get("error") if isinstance(body, dict) else None
         if not error:
             # A proxy's error page or another framework's error shape: pass its text on.
-            error = content[:200].decode(errors="replace")
+            error = _text(content)
         exc = self._error(error, status)
         exc.retry_after_s = retry_after_s(headers)
         return exc
@@ -190,3 +198,12 @@ class OpenAICompatBackend:
             type=kind if isinstance(kind, str) and kind else "upstream_error",
             param=param if isinstance(param, str) else None,
         )
+
+
+def _payloads(lines: list[bytes]) -> list[bytes]:
+    """The payloads of the ``data:`` lines; blank lines, comments and ``event:`` lines skipped."""
+    return [line[5:].strip() for line in lines if line.startswith(b"data:")]
+
+
+def _text(data: bytes) -> str:
+    return data[:200].decode(errors="replace")

@@ -10,6 +10,7 @@ named by callers. Must not do I/O or import anything above ``hybridgate.types/co
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -35,6 +36,26 @@ class _DroppedCollector(Collector):
             "Ledger records lost: queue full, ledger closed, or a failed write.",
             value=float(self._source()),
         )
+
+
+@dataclass(frozen=True)
+class _Children:
+    """The labelled series that one (api, route, backend, feature, status, rule) combination updates.
+
+    Bound once per combination and kept: ``labels()`` validates and looks up its values under a
+    lock on every call, which cost more per request than updating the series themselves.
+    """
+
+    requests: Counter
+    duration: Histogram
+    ttft: Histogram
+    prompt_tokens: Counter
+    completion_tokens: Counter
+    cost: Counter
+    decisions: Counter | None
+
+
+_Key = tuple[str, str, str, str, int, str | None]
 
 
 class GatewayMetrics:
@@ -97,26 +118,47 @@ class GatewayMetrics:
             registry=registry,
         )
         registry.register(_DroppedCollector(ledger_dropped or (lambda: 0)))
+        # As bounded as the series themselves: one entry per label combination already exported.
+        self._children: dict[_Key, _Children] = {}
+        self._cache_children: dict[str, Counter] = {}
 
     def observe(self, rec: LedgerRecord) -> None:
         """Update every series from one finished request. Counters only go up, hence the max()."""
-        route, backend, feature = rec.route or NONE, rec.backend or NONE, rec.feature or NONE
-        self.requests.labels(rec.api, route, backend, feature, str(rec.status)).inc()
-        self.duration.labels(route, backend).observe(rec.latency_ms / 1000)
+        key = (rec.api, rec.route or NONE, rec.backend or NONE, rec.feature or NONE, rec.status, rec.rule)
+        series = self._children.get(key) or self._bind(key)
+        series.requests.inc()
+        series.duration.observe(rec.latency_ms / 1000)
         if rec.ttft_ms is not None:
-            self.ttft.labels(route, backend).observe(rec.ttft_ms / 1000)
-        self.tokens.labels(route, backend, feature, "prompt").inc(max(rec.prompt_tokens, 0))
-        self.tokens.labels(route, backend, feature, "completion").inc(max(rec.completion_tokens, 0))
-        self.cost.labels(route, backend, feature).inc(max(rec.cost_usd, 0.0))
-        if rec.rule is not None:
-            self.decisions.labels(route, rec.rule).inc()
+            series.ttft.observe(rec.ttft_ms / 1000)
+        series.prompt_tokens.inc(max(rec.prompt_tokens, 0))
+        series.completion_tokens.inc(max(rec.completion_tokens, 0))
+        series.cost.inc(max(rec.cost_usd, 0.0))
+        if series.decisions is not None:
+            series.decisions.inc()
         if rec.cache is not None:
-            self.cache.labels(rec.cache).inc()
+            cache = self._cache_children.get(rec.cache)
+            if cache is None:
+                cache = self._cache_children[rec.cache] = self.cache.labels(rec.cache)
+            cache.inc()
         # Only requests sent with the pinned id count: a caller naming another model explicitly
         # (``backend/model``) gets what it asked for, which is no drift.
         pinned = self._pins.get(rec.backend or "")
         if pinned and rec.model == pinned and rec.reported_model and rec.reported_model != pinned:
             self.version_mismatch.labels(rec.backend, pinned, rec.reported_model).inc()
+
+    def _bind(self, key: _Key) -> _Children:
+        api, route, backend, feature, status, rule = key
+        children = _Children(
+            requests=self.requests.labels(api, route, backend, feature, str(status)),
+            duration=self.duration.labels(route, backend),
+            ttft=self.ttft.labels(route, backend),
+            prompt_tokens=self.tokens.labels(route, backend, feature, "prompt"),
+            completion_tokens=self.tokens.labels(route, backend, feature, "completion"),
+            cost=self.cost.labels(route, backend, feature),
+            decisions=self.decisions.labels(route, rule) if rule is not None else None,
+        )
+        self._children[key] = children
+        return children
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition of every series, and its content type."""

@@ -1,10 +1,13 @@
 """The request ledger in SQLite: written off the hot path in batches, read by the CLI.
 
 Sits at layer 5 of the flow: the pipeline calls ``record()`` once per finished request. That call
-only puts the record on a bounded queue; a dedicated writer thread with its own connection
-inserts batches with ``executemany``. The database runs in WAL mode so another process (the
-``hybridgate usage`` CLI) can read while the gateway writes. This module must never block or
-raise on the request path, and imports nothing above ``hybridgate.types/config/errors``.
+only appends the record to a bounded in-memory list; a dedicated writer thread with its own
+connection takes the list and inserts it with ``executemany``. The writer is woken once per batch
+(by the first record after an idle spell, a full batch, ``flush()`` or ``close()``), not once per
+record: a wake-up per request cost the event loop's thread more than the append. The database runs
+in WAL mode so another process (the ``hybridgate usage`` CLI) can read while the gateway writes.
+This module must never block or raise on the request path, and imports nothing above
+``hybridgate.types/config/errors``.
 """
 
 from __future__ import annotations
@@ -12,13 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from hybridgate.errors import ConfigError
@@ -69,14 +70,6 @@ __all__ = ["USAGE_GROUPS", "SqliteLedger"]
 _INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 
 
-@dataclass
-class _Marker:
-    """Put on the queue behind the records a caller waits for: set once they are committed."""
-
-    stop: bool = False
-    done: threading.Event = field(default_factory=threading.Event)
-
-
 class SqliteLedger:
     """A SQLite-backed ledger. ``start()`` before recording; ``close()`` drains and stops."""
 
@@ -91,9 +84,16 @@ class SqliteLedger:
         self.path = path
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
-        self._queue: queue.Queue[LedgerRecord | _Marker] = queue.Queue(maxsize=max_queue)
+        self._max_queue = max_queue
         self._thread: threading.Thread | None = None
+        # One lock guards every field below; the writer waits on `_wake`, flush() on `_progress`.
         self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._progress = threading.Condition(self._lock)
+        self._pending: list[LedgerRecord] = []
+        self._accepted = 0  # records ever appended to _pending
+        self._handled = 0  # records the writer has written, or failed to write and counted dropped
+        self._flush_wanted = False
         self._closed = False
         self._dropped = 0
 
@@ -104,7 +104,7 @@ class SqliteLedger:
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize()
+        return len(self._pending)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -120,14 +120,14 @@ class SqliteLedger:
     def record(self, rec: LedgerRecord) -> None:
         """Queue one record for writing. Never blocks, never raises: a full queue drops it."""
         with self._lock:
-            # Checked under the lock so nothing lands on the queue behind close()'s stop marker.
-            if not self._closed:
-                try:
-                    self._queue.put_nowait(rec)
-                    return
-                except queue.Full:
-                    pass
-            self._dropped += 1
+            # Checked under the lock so nothing is appended after close() has taken the last batch.
+            if self._closed or len(self._pending) >= self._max_queue:
+                self._dropped += 1
+                return
+            self._pending.append(rec)
+            self._accepted += 1
+            if len(self._pending) in (1, self.batch_size):
+                self._wake.notify()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Block until everything recorded so far is committed. False if ``timeout`` ran out."""
@@ -135,12 +135,11 @@ class SqliteLedger:
             return True  # close() already drained the queue
         if self._thread is None:
             raise RuntimeError("ledger writer not running; call start() before flush()")
-        marker = _Marker()
-        try:
-            self._queue.put(marker, timeout=timeout)
-        except queue.Full:
-            return False
-        return marker.done.wait(timeout)
+        with self._lock:
+            target = self._accepted
+            self._flush_wanted = True
+            self._wake.notify()
+            return self._progress.wait_for(lambda: self._handled >= target, timeout)
 
     def close(self) -> None:
         """Write everything queued, then stop the writer. Later ``record()`` calls are dropped."""
@@ -148,12 +147,11 @@ class SqliteLedger:
             if self._closed:
                 return
             self._closed = True
-        if self._thread is None:
-            if self._queue.empty():
+            self._wake.notify()
+            if self._thread is None and not self._pending:
                 return
-            self.start()
+        self.start()  # a never-started ledger still writes what was recorded
         assert self._thread is not None
-        self._queue.put(_Marker(stop=True))
         self._thread.join()
 
     async def aclose(self) -> None:
@@ -163,31 +161,28 @@ class SqliteLedger:
         conn = _connect(self.path)
         try:
             while True:
-                batch, marker = self._collect()
-                self._write(conn, batch)
-                if marker is not None:
-                    marker.done.set()
-                    if marker.stop:
-                        return
+                batch, last = self._take()
+                for start in range(0, len(batch), self.batch_size):
+                    self._write(conn, batch[start : start + self.batch_size])
+                with self._lock:
+                    self._handled += len(batch)
+                    self._progress.notify_all()
+                if last:
+                    return
         finally:
             conn.close()
 
-    def _collect(self) -> tuple[list[LedgerRecord], _Marker | None]:
-        """Gather up to ``batch_size`` records, waiting at most ``flush_interval_s`` after the first."""
-        batch: list[LedgerRecord] = []
-        item = self._queue.get()
-        deadline = time.monotonic() + self.flush_interval_s
-        while True:
-            if isinstance(item, _Marker):
-                return batch, item
-            batch.append(item)
-            remaining = deadline - time.monotonic()
-            if len(batch) >= self.batch_size or remaining <= 0:
-                return batch, None
-            try:
-                item = self._queue.get(timeout=remaining)
-            except queue.Empty:
-                return batch, None
+    def _take(self) -> tuple[list[LedgerRecord], bool]:
+        """Everything pending, once a batch is full, ``flush_interval_s`` has passed since the
+        first record of it arrived, or flush()/close() asked; and whether the ledger is closing."""
+        with self._lock:
+            self._wake.wait_for(lambda: self._pending or self._flush_wanted or self._closed)
+            self._wake.wait_for(self._batch_due, self.flush_interval_s)
+            batch, self._pending, self._flush_wanted = self._pending, [], False
+            return batch, self._closed
+
+    def _batch_due(self) -> bool:
+        return len(self._pending) >= self.batch_size or self._flush_wanted or self._closed
 
     def _write(self, conn: sqlite3.Connection, batch: list[LedgerRecord]) -> None:
         if not batch:
