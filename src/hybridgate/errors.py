@@ -13,6 +13,7 @@ OpenAI or Anthropic error bodies. Backends translate HTTP-client/SDK exceptions 
     ├── PermissionDeniedError       403
     │   └── PrivacyPolicyError      403  (PII under block / local_only with no local tier)
     ├── RateLimitError              429
+    ├── ClientClosedError           499  (the caller hung up; for the ledger)
     ├── ConfigError                 (start-up only, never served)
     └── BackendError                502 upstream_error  (retryable by the cascade)
         ├── UpstreamTimeoutError    504
@@ -77,6 +78,13 @@ class PrivacyPolicyError(PermissionDeniedError):
     """The prompt holds PII and the policy forbids sending it anywhere this route can reach."""
 
     code = "pii_policy"
+
+
+class ClientClosedError(GatewayError):
+    """The caller hung up before the answer; recorded as nginx's 499, never seen by anyone."""
+
+    status_code = 499
+    type = "client_closed"
 
 
 class RateLimitError(GatewayError):

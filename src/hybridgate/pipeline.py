@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from hybridgate.cascade import Cascade, Served, StartedStream, Trail
 from hybridgate.config import GatewayConfig
-from hybridgate.errors import GatewayError, PermissionDeniedError
+from hybridgate.errors import ClientClosedError, GatewayError, PermissionDeniedError
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.ledger.records import LedgerRecord, prompt_hmac
@@ -111,6 +111,9 @@ class Pipeline:
         except GatewayError as exc:
             self.record_failure(trace, exc)
             raise
+        except asyncio.CancelledError:  # the caller hung up: still one ledger row
+            self.record_failure(trace, ClientClosedError("cancelled before the answer was ready"))
+            raise
         if (redactions := trace.redactions_for(trace.served)) is not None:
             response = ChatResponse(restore_completion(response.body, redactions))
         cost = self._record(trace, response.usage, 200, None, response.model, response.system_fingerprint)
@@ -125,6 +128,9 @@ class Pipeline:
             started = await self._cascade.stream(decision, request, trace.trail, redacted)
         except GatewayError as exc:
             self.record_failure(trace, exc)
+            raise
+        except asyncio.CancelledError:
+            self.record_failure(trace, ClientClosedError("cancelled before the first chunk"))
             raise
         trace.served = started.served
         self.shadow.maybe(request, ctx, decision)

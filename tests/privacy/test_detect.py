@@ -213,16 +213,34 @@ def test_ner_model_adds_names_places_and_organisations(tmp_path: Path) -> None:
 
 
 def test_scan_of_a_long_prompt_stays_fast(detector: PiiDetector) -> None:
-    """A loose guard (the benchmark measures properly): ~1,000 tokens well under 50 ms."""
+    """A loose guard (the benchmark measures properly): ~1,000 tokens well under 50 ms of CPU,
+    best of three so that other processes on a shared machine do not decide the outcome."""
     line = f"Customer {EMAIL} paid with {CARD} from {IPV4}; notes follow about the order. "
     prompt = line * 50
     detector.scan_text(prompt)
-    started = time.perf_counter()
-    spans = detector.scan_text(prompt)
-    assert time.perf_counter() - started < 0.05
+    cpu = []
+    for _ in range(3):
+        started = time.thread_time()
+        spans = detector.scan_text(prompt)
+        cpu.append(time.thread_time() - started)
+    assert min(cpu) < 0.05
     assert len(spans) == 150
     assert all(isinstance(span, Span) for span in spans)
 
 
 def test_phone_context_survives_letters_that_lower_to_two_characters(detector: PiiDetector) -> None:
     assert found(detector, "İstanbul office, phone 467 3395") == [("PHONE_NUMBER", "467 3395")]
+
+
+def test_pattern_finding_beats_an_ner_tag_on_part_of_it(tmp_path: Path) -> None:
+    """spaCy tags bits of numbers as names or groups (scored 0.85, over a phone's 0.4): the
+    stand-in pipeline's ruler does so here. The whole number must win, or its remaining
+    digits would go out unredacted."""
+    nlp = spacy.blank("en")
+    ruler: Any = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "NORP", "pattern": [{"TEXT": "7946"}]}])
+    nlp.to_disk(tmp_path)
+    detector = PiiDetector(ner_model=str(tmp_path))
+    text = "London office: +44 20 7946 0958."
+    assert [(s.entity_type, s.score) for s in detector.scan_text("the 7946 group")] == [("NRP", 0.85)]
+    assert found(detector, text) == [("PHONE_NUMBER", "+44 20 7946 0958")]

@@ -18,6 +18,7 @@ from starlette.responses import Response, StreamingResponse
 from hybridgate.api.auth import admit
 from hybridgate.api.body import read_json
 from hybridgate.api.context import context_from
+from hybridgate.api.disconnect import unless_disconnected
 from hybridgate.api.errors import ANTHROPIC_TYPES
 from hybridgate.api.openai import decision_headers
 from hybridgate.api.sse import SSE_HEADERS, coalesce, named_event
@@ -48,12 +49,12 @@ async def messages(request: Request) -> Response:
         ctx.feature = ctx.feature or metadata["feature"]
     ctx.cohort = ctx.cohort or chat.user
     if chat.stream:
-        stream = await gateway.pipeline.stream(chat, ctx)
+        stream = await unless_disconnected(request, gateway.pipeline.stream(chat, ctx))
         headers = decision_headers(ctx, stream.decision, stream.served.backend.name) | SSE_HEADERS | limits
         headers["request-id"] = ctx.request_id
         events = coalesce(anthropic_sse(stream, estimate_prompt_tokens(chat)))
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
-    done = await gateway.pipeline.complete(chat, ctx)
+    done = await unless_disconnected(request, gateway.pipeline.complete(chat, ctx))
     headers = decision_headers(ctx, done.decision, done.served.backend.name) | limits
     headers["request-id"] = ctx.request_id
     headers["x-hybridgate-cost-usd"] = f"{done.cost_usd:.8f}"

@@ -19,6 +19,7 @@ from starlette.responses import Response, StreamingResponse
 from hybridgate.api.auth import admit
 from hybridgate.api.body import parse, read_json
 from hybridgate.api.context import context_from
+from hybridgate.api.disconnect import unless_disconnected
 from hybridgate.api.errors import openai_error_body
 from hybridgate.api.sse import DONE, SSE_HEADERS, coalesce, data_event
 from hybridgate.errors import GatewayError
@@ -49,11 +50,11 @@ async def chat_completions(request: Request) -> Response:
         gateway.pipeline.reject(ctx, exc, chat)
         raise
     if chat.stream:
-        stream = await gateway.pipeline.stream(chat, ctx)
+        stream = await unless_disconnected(request, gateway.pipeline.stream(chat, ctx))
         headers = decision_headers(ctx, stream.decision, stream.served.backend.name) | SSE_HEADERS | limits
         events = coalesce(openai_sse(stream, chat.wants_usage_in_stream()))
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
-    done = await gateway.pipeline.complete(chat, ctx)
+    done = await unless_disconnected(request, gateway.pipeline.complete(chat, ctx))
     headers = decision_headers(ctx, done.decision, done.served.backend.name) | limits
     headers["x-hybridgate-cost-usd"] = f"{done.cost_usd:.8f}"
     return Response(orjson.dumps(done.response.body), media_type="application/json", headers=headers)

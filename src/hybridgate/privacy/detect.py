@@ -29,7 +29,7 @@ from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 from hybridgate.errors import ConfigError
 from hybridgate.privacy.recognizers import pattern_recognizers
 from hybridgate.privacy.secrets_recognizers import SECRET_ENTITIES
-from hybridgate.privacy.views import Spans, View
+from hybridgate.privacy.views import Narrowed
 
 PATTERN_ENTITIES = (
     "EMAIL_ADDRESS",
@@ -145,11 +145,11 @@ class PiiDetector:
         if self._engine is not None:
             return list(self._engine.analyze(text=text, language="en", entities=list(self._entities)))
         results: list[RecognizerResult] = []
-        seen: dict[View, Spans] = {}
+        narrowed = Narrowed(text)
         for scoped in self._recognizers:
             wanted = [e for e in scoped.recognizer.supported_entities if e in self._entities]
             if wanted:
-                results.extend(scoped.analyze(text, wanted, seen))
+                results.extend(scoped.analyze(text, wanted, narrowed))
         return results
 
 
@@ -170,10 +170,17 @@ def _resolve_ner_model(ner_model: str | None) -> str | None:
 
 def _non_overlapping(results: Iterable[RecognizerResult]) -> tuple[Span, ...]:
     """Keep the strongest of overlapping findings (then the longest), so each character is
-    redacted once and counted once: a Luhn-valid card beats the phone number inside it."""
+    redacted once and counted once: a Luhn-valid card beats the phone number inside it.
+
+    A pattern finding beats any NER finding it overlaps, whatever the scores: spaCy tags bits
+    of numbers as names ("+1-984" as NRP in "+1-984-182-0190"), and letting such a part win
+    would leave the rest of the number unredacted."""
     starts: list[int] = []  # of kept spans, sorted; kept spans never overlap, so ends are too
     kept: list[Span] = []
-    for r in sorted(results, key=lambda r: (-r.score, r.start - r.end, r.start)):
+    order = sorted(
+        results, key=lambda r: (r.entity_type not in PATTERN_ENTITIES, -r.score, r.start - r.end, r.start)
+    )
+    for r in order:
         at = bisect_right(starts, r.start)
         if (at and kept[at - 1].end > r.start) or (at < len(kept) and kept[at].start < r.end):
             continue
