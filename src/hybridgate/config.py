@@ -168,6 +168,12 @@ class GatewayConfig(Strict):
     default_route: str = "auto"
     privacy: PrivacyConfig | None = None  # absent: prompts are not scanned
     auth: AuthConfig = AuthConfig()
+    metric_features: list[str] = []  # more feature names to keep as metric labels (others: "other")
+
+    def known_features(self) -> set[str]:
+        """Feature names the config mentions (rules, privacy): the bounded set metrics label by."""
+        named = {rule.feature for rule in self.rules if rule.feature}
+        return named | set(self.privacy.features if self.privacy else ()) | set(self.metric_features)
 
     @model_validator(mode="after")
     def _check_references(self) -> GatewayConfig:

@@ -104,7 +104,10 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
         flush_interval_s=config.ledger.flush_interval_s,
     )
     metrics = GatewayMetrics(
-        CollectorRegistry(), ledger_dropped=lambda: ledger.dropped, pins=remote_pins(config)
+        CollectorRegistry(),
+        ledger_dropped=lambda: ledger.dropped,
+        pins=remote_pins(config),
+        features=config.known_features(),
     )
     access = _access(config, env)
     privacy = _privacy_guard(config)

@@ -115,3 +115,28 @@ def test_repeated_label_combinations_are_bound_once(monkeypatch: pytest.MonkeyPa
         )
         == 72
     )
+
+
+def test_unknown_features_share_one_label_so_callers_cannot_grow_the_series() -> None:
+    metrics = GatewayMetrics(CollectorRegistry(), features={"chat"})
+    for i in range(50):
+        metrics.observe(record(feature=f"made-up-{i}"))
+    metrics.observe(record(feature="chat"))
+    features = {
+        dict(labels).get("feature")
+        for name, labels in samples(metrics)
+        if name == "hybridgate_requests_total"
+    }
+    assert features == {"chat", "other"}
+    assert (
+        value(
+            metrics,
+            "hybridgate_requests_total",
+            api="openai",
+            route="auto",
+            backend="local",
+            feature="other",
+            status="200",
+        )
+        == 50
+    )

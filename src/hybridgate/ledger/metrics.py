@@ -9,7 +9,7 @@ named by callers. Must not do I/O or import anything above ``hybridgate.types/co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -21,6 +21,7 @@ from hybridgate.ledger.records import LedgerRecord
 # LLM calls run from tens of milliseconds (cache, tiny local model) to minutes (long generations).
 DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+OTHER = "other"
 NONE = "none"
 
 
@@ -67,9 +68,13 @@ class GatewayMetrics:
         *,
         ledger_dropped: Callable[[], int] | None = None,
         pins: Mapping[str, str] | None = None,
+        features: Collection[str] | None = None,
     ) -> None:
         self.registry = registry
         self._pins = dict(pins or {})  # backend name -> pinned upstream model id
+        # Callers choose feature names: only those the config knows become label values, so a
+        # client cannot grow the series without bound; the ledger keeps the raw value.
+        self._features = None if features is None else frozenset(features)
         self.requests = Counter(
             "hybridgate_requests",
             "Requests served, by outcome.",
@@ -122,9 +127,21 @@ class GatewayMetrics:
         self._children: dict[_Key, _Children] = {}
         self._cache_children: dict[str, Counter] = {}
 
+    def _feature(self, feature: str | None) -> str:
+        if feature is None:
+            return NONE
+        return feature if self._features is None or feature in self._features else OTHER
+
     def observe(self, rec: LedgerRecord) -> None:
         """Update every series from one finished request. Counters only go up, hence the max()."""
-        key = (rec.api, rec.route or NONE, rec.backend or NONE, rec.feature or NONE, rec.status, rec.rule)
+        key = (
+            rec.api,
+            rec.route or NONE,
+            rec.backend or NONE,
+            self._feature(rec.feature),
+            rec.status,
+            rec.rule,
+        )
         series = self._children.get(key) or self._bind(key)
         series.requests.inc()
         series.duration.observe(rec.latency_ms / 1000)
