@@ -129,3 +129,38 @@ def test_retry_then_breaker_then_spill_over(rig: tuple[openai.OpenAI, Gateway, O
     client.chat.completions.create(model="auto", messages=hi)
     assert last_attempts(gateway) == ["flaky:error:overloaded", "backup:ok"]
     assert len(flaky.requests) == seen + 1  # the open circuit kept the last request away from it
+
+
+def test_fallback_on_timeout_and_on_a_dead_upstream(tmp_path_factory: pytest.TempPathFactory) -> None:
+    ledger = tmp_path_factory.mktemp("fallback") / "gw.db"
+    with run_openai_standin() as slow, run_openai_standin() as backup:
+        remote = {"type": "openai_compat", "model": "m"}
+        config = GatewayConfig.model_validate(
+            {
+                "ledger": {"path": str(ledger)},
+                "backends": {
+                    "slow": {**remote, "base_url": slow.base_url, "timeout_s": 0.3},
+                    "dead": {
+                        **remote,
+                        "base_url": "http://127.0.0.1:9/v1",
+                        "timeout_s": 2,
+                    },  # discard port: refused
+                    "backup": {**remote, "base_url": backup.base_url},
+                },
+                "routes": {"auto": {"try": ["slow", "backup"]}, "dead": {"try": ["dead", "backup"]}},
+            }
+        )
+        slow.script(Fail(status=500, type="server_error", delay_s=2.0))  # answers too late either way
+        app = create_app(config, env={})
+        with (
+            serve_in_thread(app) as url,
+            openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0) as client,
+        ):
+            hi: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+            assert (
+                client.chat.completions.create(model="auto", messages=hi).choices[0].message.content
+                == "echo: hi"
+            )
+            assert last_attempts(app.state.gateway) == ["slow:error:timeout", "backup:ok"]
+            client.chat.completions.create(model="dead", messages=hi)
+            assert last_attempts(app.state.gateway) == ["dead:error:service_unavailable", "backup:ok"]
