@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 
 from hybridgate.backends.base import retry_after_s
-from hybridgate.backends.http import env_proxy, open_session
+from hybridgate.backends.http import Pool, env_proxy
 from hybridgate.backends.sse import EventSplitter
 from hybridgate.config import AnthropicBackend as AnthropicConfig
 from hybridgate.errors import (
@@ -39,16 +39,17 @@ class AnthropicBackend:
         self.config = config
         self.url = f"{config.base_url.rstrip('/')}/v1/messages"
         self._proxy = env_proxy(self.url)
-        self._api_key = api_key
-        self._session: aiohttp.ClientSession | None = None
+        headers = {"anthropic-version": config.version, "content-type": "application/json"}
+        if api_key:
+            headers["x-api-key"] = api_key
+        # one pool shared by all requests so connections are reused; aclose() ends it
+        self._pool = Pool(headers, config.timeout_s, config.max_connections)
 
     async def start(self) -> None:
-        self._http()
+        self._pool.session()
 
     async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        await self._pool.aclose()
 
     async def complete(self, request: ChatRequest, model: str) -> ChatResponse:
         body = self._body(request, model, stream=False)
@@ -93,13 +94,7 @@ class AnthropicBackend:
         return f"anthropic backend '{self.name}'"
 
     def _http(self) -> aiohttp.ClientSession:
-        # Created once and shared by all requests so connections are pooled; aclose() ends it.
-        if self._session is None:
-            headers = {"anthropic-version": self.config.version, "content-type": "application/json"}
-            if self._api_key:
-                headers["x-api-key"] = self._api_key
-            self._session = open_session(headers, self.config.timeout_s, self.config.max_connections)
-        return self._session
+        return self._pool.session()
 
     async def _post(self, body: Json) -> aiohttp.ClientResponse:
         """POST and wait for the status line and headers; the caller reads and releases the body."""

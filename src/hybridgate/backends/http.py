@@ -18,7 +18,25 @@ import aiohttp
 # keep-alive connections after 5-15 s, and reusing one the server is closing fails the request.
 KEEPALIVE_S = 5.0
 
-__all__ = ["KEEPALIVE_S", "env_proxy", "open_session"]
+__all__ = ["KEEPALIVE_S", "Pool", "env_proxy", "open_session"]
+
+
+class Pool:
+    """One backend's session, opened on first use (inside the event loop) and closed by aclose()."""
+
+    def __init__(self, headers: Mapping[str, str], timeout_s: float, max_connections: int) -> None:
+        self._args = (dict(headers), timeout_s, max_connections)
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = open_session(*self._args)
+        return self._session
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
 
 def open_session(headers: Mapping[str, str], timeout_s: float, max_connections: int) -> aiohttp.ClientSession:

@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 
 from hybridgate.backends.base import retry_after_s
-from hybridgate.backends.http import env_proxy, open_session
+from hybridgate.backends.http import Pool, env_proxy
 from hybridgate.backends.sse import LineSplitter
 from hybridgate.config import OpenAICompatBackend as OpenAICompatConfig
 from hybridgate.errors import (
@@ -44,15 +44,13 @@ class OpenAICompatBackend:
         self._headers = {"content-type": "application/json"}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
-        self._session: aiohttp.ClientSession | None = None
+        self._pool = Pool(self._headers, config.timeout_s, config.max_connections)
 
     async def start(self) -> None:
-        self._http()
+        self._pool.session()
 
     async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        await self._pool.aclose()
 
     async def complete(self, request: ChatRequest, model: str) -> ChatResponse:
         body = request.upstream_body(model)
@@ -97,10 +95,7 @@ class OpenAICompatBackend:
             response.release()
 
     def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            config = self._config
-            self._session = open_session(self._headers, config.timeout_s, config.max_connections)
-        return self._session
+        return self._pool.session()
 
     def _who(self) -> str:
         return f"backend '{self.name}' ({self._url})"
