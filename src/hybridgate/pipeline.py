@@ -114,6 +114,9 @@ class Pipeline:
         except asyncio.CancelledError:  # the caller hung up: still one ledger row
             self.record_failure(trace, ClientClosedError("cancelled before the answer was ready"))
             raise
+        except Exception:  # a bug: the API answers a plain 500, and the ledger still has the row
+            self.record_failure(trace, GatewayError("internal error"))
+            raise
         if (redactions := trace.redactions_for(trace.served)) is not None:
             response = ChatResponse(restore_completion(response.body, redactions))
         cost = self._record(trace, response.usage, 200, None, response.model, response.system_fingerprint)
@@ -131,6 +134,9 @@ class Pipeline:
             raise
         except asyncio.CancelledError:
             self.record_failure(trace, ClientClosedError("cancelled before the first chunk"))
+            raise
+        except Exception:
+            self.record_failure(trace, GatewayError("internal error"))
             raise
         trace.served = started.served
         self.shadow.maybe(request, ctx, decision)

@@ -243,3 +243,19 @@ def test_structured_output_failure_escalates_and_repair_passes(gw: Rig, oai: ope
     assert json.loads(repaired.choices[0].message.content or "") == {"name": "Ada"}
     assert gw.ledger_rows()[-1]["attempts"] == ["primary:ok"]
     assert len(gw.secondary.requests) == 1  # the repaired answer needed no escalation
+
+
+def test_a_bug_is_a_plain_500_and_still_a_ledger_row(gw: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug with a secret in its message: sk-live-123")
+
+    monkeypatch.setattr(gw.gateway.pipeline._cascade, "complete", broken)
+    response = httpx.post(
+        f"{gw.url}/v1/chat/completions",
+        json={"model": "auto", "messages": USER},
+        headers={"x-request-id": "bug-1"},
+    )
+    assert response.status_code == 500
+    assert "sk-live" not in response.text and "Traceback" not in response.text
+    row = next(r for r in gw.ledger_rows() if r["request_id"] == "bug-1")
+    assert row["status"] == 500
