@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hybridgate.config import GatewayConfig, RuleConfig
 from hybridgate.errors import ModelNotFoundError
 from hybridgate.types import ChatRequest, Decision, RequestContext
+
+if TYPE_CHECKING:
+    from hybridgate.router.learned import LearnedRouter
 
 AUTO = "auto"
 # A rough chars-per-token ratio for English; good enough to pick a tier, never used for billing.
@@ -71,8 +75,17 @@ class RuleRouter:
         self._rules = [
             CompiledRule(rule, re.compile(rule.regex) if rule.regex else None) for rule in config.rules
         ]
+        # Router files and the embedding load once, here, never per request.
+        self._learned = _learned_routers(config)
 
     def decide(self, request: ChatRequest, ctx: RequestContext) -> Decision:
+        decision = self._decide(request, ctx)
+        learned = self._learned.get(decision.route)
+        if learned is None or decision.rule == "concrete":
+            return decision
+        return learned.decide(decision, request)  # router = "learned": cheap tier first, or strong only
+
+    def _decide(self, request: ChatRequest, ctx: RequestContext) -> Decision:
         if ctx.route_override:
             return self._route(ctx.route_override, "override", ["x-hybridgate-route header"])
         model = request.model
@@ -111,3 +124,11 @@ class RuleRouter:
             )
         known = ", ".join([*self._config.routes, *(f"{b}/<model>" for b in self._config.backends)])
         raise ModelNotFoundError(f"unknown model '{model}'; use one of: {known}", param="model")
+
+
+def _learned_routers(config: GatewayConfig) -> dict[str, LearnedRouter]:
+    if not any(route.router == "learned" for route in config.routes.values()):
+        return {}  # numpy and the embedding are loaded only when a route needs them
+    from hybridgate.router.learned import load_learned_routers
+
+    return load_learned_routers(config)

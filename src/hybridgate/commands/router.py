@@ -1,0 +1,202 @@
+"""``hybridgate router train|eval|explain`` and ``hybridgate bench router``.
+
+Registered by cli.py: ``app.add_typer(router.app, name="router")``, ``bench.command("router")
+(router.bench_router)`` and, for ``hybridgate route "prompt"``, ``app.command("route")
+(router.explain)``. Offline: these commands read files and print; they never start the gateway.
+Unusable input (missing file or column, a model column that is not bool/score, a bad router
+file) exits 2 with a message naming the file and the column.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import time
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from hybridgate.errors import GatewayError
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Train, evaluate and explain the learned router."
+)
+
+WeakOption = Annotated[str | None, typer.Option(help="cheap tier's outcome column (default: cheaper/first)")]
+StrongOption = Annotated[
+    str | None, typer.Option(help="strong tier's outcome column (default: dearer/second)")
+]
+AnswerOption = Annotated[
+    str | None, typer.Option(help="column with the cheap tier's answers: train a cascade verifier on them")
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def _fail(exc: GatewayError | ValueError) -> NoReturn:
+    typer.echo(f"hybridgate: {exc.message if isinstance(exc, GatewayError) else exc}", err=True)
+    raise typer.Exit(2) from exc
+
+
+def _print(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(jsonlib.dumps(report, indent=2))
+        return
+    for key, value in report.items():
+        typer.echo(f"{key:28} {jsonlib.dumps(value)}")
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Argument(help="CSV or JSONL: prompt + one outcome column per model")],
+    out: Annotated[Path, typer.Option(help="router file to write")] = Path("router.json"),
+    target_quality: Annotated[
+        float | None, typer.Option(min=0, max=1, help="keep >= this share of the strong tier's quality")
+    ] = None,
+    max_strong_share: Annotated[
+        float | None, typer.Option(min=0, max=1, help="instead: send <= this share to the strong tier")
+    ] = None,
+    weak: WeakOption = None,
+    strong: StrongOption = None,
+    answer: AnswerOption = None,
+    folds: Annotated[int, typer.Option(min=2, help="cross-validation folds for the held-out scores")] = 5,
+    confidence: Annotated[
+        float, typer.Option(min=0.5, max=0.999, help="meet the target on this share of bootstrap resamples")
+    ] = 0.5,
+    seed: int = 0,
+    json: JsonFlag = False,
+) -> None:
+    """Train a router file from outcome data and calibrate its threshold on held-out rows."""
+    from hybridgate.router.artifact import file_sha256
+    from hybridgate.router.calibration import Target
+    from hybridgate.router.dataset import load_outcomes
+    from hybridgate.router.features import FeatureSpec, Featurizer, WordLlamaEmbedder
+    from hybridgate.router.training import TrainingOptions, train_router
+
+    if target_quality is not None and max_strong_share is not None:
+        _fail(ValueError("give --target-quality or --max-strong-share, not both"))
+    target = (
+        Target("strong_share", max_strong_share)
+        if max_strong_share is not None
+        else Target("quality", 0.95 if target_quality is None else target_quality)
+    )
+    started = time.perf_counter()
+    try:
+        outcomes = load_outcomes(data, weak, strong, answer)
+        featurizer = Featurizer(FeatureSpec(answer=answer is not None), WordLlamaEmbedder())
+        options = TrainingOptions(target=target, folds=folds, seed=seed, confidence=confidence)
+        info = {"file": data.name, "sha256": file_sha256(data)}
+        artifact = train_router(outcomes, featurizer, options, info)
+    except GatewayError as exc:
+        _fail(exc)
+    artifact.save(out)
+    report = {
+        "router": str(out),
+        "target": target.describe(),
+        "threshold": artifact.threshold,
+        "calibration": artifact.calibration,
+        "held_out": artifact.metrics["held_out"],
+        "training": artifact.training,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    _print(report, json)
+
+
+@app.command("eval")
+def eval_command(
+    data: Annotated[Path, typer.Argument(help="CSV or JSONL outcome data (not the training data!)")],
+    router: Annotated[Path, typer.Option(help="router file from `hybridgate router train`")],
+    weak: WeakOption = None,
+    strong: StrongOption = None,
+    answer: AnswerOption = None,
+    threshold: Annotated[float | None, typer.Option(help="override the file's threshold")] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Strong share at 95% quality, APGR, CPT(50%/80%), cost, decision latency on DATA."""
+    from hybridgate.router.dataset import load_outcomes
+    from hybridgate.router.evaluation import evaluate
+    from hybridgate.router.learned import LearnedRouter
+
+    try:
+        model = LearnedRouter.load(router, threshold=threshold)
+        if model.artifact.features.answer and answer is None:
+            answer = f"{model.artifact.training.get('weak', '')}_response"
+        outcomes = load_outcomes(data, weak, strong, answer if model.artifact.features.answer else None)
+        report = evaluate(model, outcomes)
+    except GatewayError as exc:
+        _fail(exc)
+    _print(report, json)
+
+
+def explain(
+    prompt: Annotated[str, typer.Argument(help="the prompt to route")],
+    router: Annotated[
+        Path | None, typer.Option(help="router file (else: the route's, from --config)")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")] = None,
+    route: Annotated[str, typer.Option(help="route or model the request names")] = "auto",
+    json: JsonFlag = False,
+) -> None:
+    """Explain a routing decision: route, backends, rule, probability, threshold, top features."""
+    try:
+        report = (
+            _explain_file(prompt, router) if router is not None else _explain_config(prompt, config, route)
+        )
+    except GatewayError as exc:
+        _fail(exc)
+    _print(report, json)
+
+
+app.command("explain")(explain)
+
+
+def _explain_file(prompt: str, path: Path) -> dict[str, Any]:
+    from hybridgate.router.learned import LearnedRouter
+
+    score = LearnedRouter.load(path).score(prompt)
+    return {
+        "router": str(path),
+        "p_cheap_ok": round(score.cheap, 4),
+        "p_strong_ok": round(score.strong, 4),
+        "gain": round(score.gain, 4),
+        "threshold": score.threshold,
+        "tier": "strong" if score.use_strong else "cheap",
+        "top_features": list(score.top),
+    }
+
+
+def _explain_config(prompt: str, path: Path | None, route: str) -> dict[str, Any]:
+    from hybridgate.config import load_config
+    from hybridgate.router import RuleRouter
+    from hybridgate.types import ChatRequest, RequestContext
+
+    request = ChatRequest.model_validate({"model": route, "messages": [{"role": "user", "content": prompt}]})
+    decision = RuleRouter(load_config(path)).decide(request, RequestContext(request_id="explain"))
+    return {
+        "route": decision.route,
+        "backends": list(decision.backends),
+        "rule": decision.rule,
+        "reasons": list(decision.reasons),
+    }
+
+
+def bench_router(
+    data: Annotated[Path, typer.Option(help="RouteLLM outcome data: the folder with mmlu/ and gsm8k/")],
+    settings: Annotated[
+        str, typer.Option(help="comma-separated: mmlu,mmlu_subjects,gsm8k,gsm8k_cascade,cross")
+    ] = "mmlu,mmlu_subjects,gsm8k,gsm8k_cascade,cross",
+    svg: Annotated[Path | None, typer.Option(help="also write the cost-quality curves as SVG")] = None,
+    latency_rows: Annotated[int, typer.Option(min=1, help="prompts timed one by one per setting")] = 500,
+    json: JsonFlag = False,
+) -> None:
+    """The learned router on RouteLLM's MMLU and GSM8K outcome data, beside random and RouteLLM."""
+    from hybridgate.router.bench import run_bench
+
+    try:
+        report, curves = run_bench(data, [s.strip() for s in settings.split(",") if s.strip()], latency_rows)
+    except (GatewayError, ValueError) as exc:
+        _fail(exc)
+    if svg is not None:
+        from hybridgate.router.svg import curves_svg
+
+        svg.write_text(curves_svg(curves), encoding="utf-8")
+    _print(report, json)
