@@ -29,11 +29,15 @@ from numpy.typing import NDArray
 
 from hybridgate.errors import ConfigError
 from hybridgate.router.sparse import SparseRows
-from hybridgate.router.textstats import ANSWER_STAT_NAMES, PROMPT_STAT_NAMES, answer_stats, prompt_stats
+from hybridgate.router.textstats import (
+    ANSWER_STAT_NAMES,
+    PROMPT_STAT_NAMES,
+    answer_stats,
+    prompt_stats,
+    window,
+)
 
 EMBEDDER = "wordllama/l2_supercat_256"
-HEAD_CHARS = 1500
-TAIL_CHARS = 500
 BIGRAM_PRIME = 1_000_003
 
 
@@ -105,13 +109,6 @@ def _wordllama_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError("the learned router needs the 'wordllama' package: pip install wordllama")
     return Path(next(iter(spec.submodule_search_locations)))
-
-
-def window(text: str) -> str:
-    """The text, or its head and tail when it is long: the decision time stays bounded."""
-    if len(text) <= HEAD_CHARS + TAIL_CHARS:
-        return text
-    return text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
 
 
 class Featurizer:

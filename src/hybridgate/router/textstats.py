@@ -21,13 +21,12 @@ NEGATION = re.compile(r"\b(?:NOT|EXCEPT|LEAST|never|false)\b")
 CODE = re.compile(r"```|\bdef |\breturn\b|[{};]")
 SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 FRACTION = re.compile(r"\d/\d")
-# str.translate with a deletion table counts characters of a class at C speed.
-DROP_DIGITS = str.maketrans("", "", string.digits)
-DROP_MATH = str.maketrans("", "", "+-*/=^<>()")
-DROP_UPPER = str.maketrans("", "", string.ascii_uppercase)
+MATH_CHARS = "+-*/=^<>()"
 LONG_WORD = 9
-# Character statistics look at a bounded window, so a huge prompt costs no more than a long one.
-WINDOW = 4000
+# Every statistic but the length looks at the same head-and-tail window the embedding reads,
+# so a huge prompt costs no more than a long one.
+HEAD_CHARS = 1000
+TAIL_CHARS = 500
 HEDGE = re.compile(
     r"\b(?:however|actually|wait|assum\w*|approximately|round\w*|cannot|can't|impossible|"
     r"mistake|incorrect|re-?evaluat\w*|recalculat\w*|sorry|unclear)\b",
@@ -81,7 +80,7 @@ ANSWER_STAT_NAMES = (
 def prompt_stats(text: str) -> list[float]:
     """One float per name in ``PROMPT_STAT_NAMES``."""
     full_length = len(text)
-    text = text[:WINDOW]
+    text = window(text)
     n = len(text) + 1
     words = text.split()
     lengths = list(map(len, words))
@@ -91,15 +90,15 @@ def prompt_stats(text: str) -> list[float]:
         math.log1p(len(words)),
         math.log1p(text.count("\n")),
         math.log1p(len(SENTENCE_END.findall(text))),
-        _count_dropped(text, DROP_DIGITS) / n,
+        _count(text, string.digits) / n,
         math.log1p(len(numbers)),
         max(map(len, numbers), default=0) / 5,
         float(any("." in x for x in numbers)),
         float("%" in text),
         float("$" in text or "\u20ac" in text or "\u00a3" in text),
         float(FRACTION.search(text) is not None),
-        _count_dropped(text, DROP_MATH) / n,
-        _count_dropped(text, DROP_UPPER) / n,
+        _count(text, MATH_CHARS) / n,
+        _count(text, string.ascii_uppercase) / n,
         math.log1p(text.count("?")),
         sum(lengths) / len(words) / 5 if words else 0.0,
         sum(1 for x in lengths if x >= LONG_WORD) / len(words) if words else 0.0,
@@ -111,14 +110,23 @@ def prompt_stats(text: str) -> list[float]:
     ]
 
 
-def _count_dropped(text: str, table: dict[int, int | None]) -> int:
-    return len(text) - len(text.translate(table))
+def _count(text: str, characters: str) -> int:
+    # One str.count per character runs at C speed; a per-character Python loop or
+    # str.translate with a table is 10-50x slower on long prompts.
+    return sum(map(text.count, characters))
+
+
+def window(text: str) -> str:
+    """The text, or its head and tail when it is long: the decision time stays bounded."""
+    if len(text) <= HEAD_CHARS + TAIL_CHARS:
+        return text
+    return text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
 
 
 def answer_stats(answer: str, prompt: str) -> list[float]:
     """One float per name in ``ANSWER_STAT_NAMES``: signs that a cheap answer went wrong."""
     full_length = len(answer)
-    answer, prompt = answer[:WINDOW], prompt[:WINDOW]
+    answer, prompt = window(answer), window(prompt)
     numbers = NUMBER.findall(answer)
     last = _number(numbers[-1]) if numbers else None
     ok, wrong = check_equations(answer)
