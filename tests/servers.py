@@ -6,15 +6,25 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
 
 @contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1 at a free port; yields ``http://127.0.0.1:PORT``."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+def serve_in_thread(
+    app: Any, *, port: int = 0, lifespan: Literal["auto", "on", "off"] = "on", graceful_s: int | None = None
+) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1 (a free port unless given); yields ``http://127.0.0.1:PORT``."""
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan=lifespan,
+        timeout_graceful_shutdown=graceful_s,
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

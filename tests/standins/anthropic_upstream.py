@@ -14,8 +14,6 @@ It never touches the network beyond 127.0.0.1 and knows nothing of hybridgate.
 from __future__ import annotations
 
 import json
-import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -24,12 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.servers import serve_in_thread
 from tests.standins.anthropic_replies import Behaviour, Json, Message, Reply, ToolUse, count_tokens
 from tests.standins.anthropic_rules import first_violation, text_of
 
@@ -235,26 +233,6 @@ def _json(body: Json, status: int = 200) -> JSONResponse:
 def run_anthropic_standin(*, api_key: str | None = None) -> Iterator[AnthropicStandIn]:
     """Serve a fresh stand-in on 127.0.0.1 (a free port) in a background thread."""
     standin = AnthropicStandIn(api_key=api_key)
-    config = uvicorn.Config(
-        standin.app(),
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the Anthropic stand-in did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    standin.base_url = f"http://127.0.0.1:{port}"
-    try:
+    with serve_in_thread(standin.app(), port=0, lifespan="off", graceful_s=1) as url:
+        standin.base_url = f"{url}"
         yield standin
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

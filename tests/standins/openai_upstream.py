@@ -15,7 +15,6 @@ mid-stream), so tests can see that a gateway cancels its upstream request. It li
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections import deque
@@ -25,12 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.servers import serve_in_thread
 from tests.standins.openai_wire import (
     Behaviour,
     Completion,
@@ -251,26 +250,6 @@ def run_openai_standin(
 ) -> Iterator[OpenAIStandIn]:
     """Serve a fresh stand-in on 127.0.0.1 (a free port by default) in a background thread."""
     standin = OpenAIStandIn(api_key=api_key, models=models, unscripted=unscripted, record=record)
-    config = uvicorn.Config(
-        standin.app(),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the OpenAI stand-in did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    standin.base_url = f"http://127.0.0.1:{port}/v1"
-    try:
+    with serve_in_thread(standin.app(), port=port, lifespan="off", graceful_s=1) as url:
+        standin.base_url = f"{url}/v1"
         yield standin
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
