@@ -119,7 +119,7 @@ class Pipeline:
             raise
         if (redactions := trace.redactions_for(trace.served)) is not None:
             response = ChatResponse(restore_completion(response.body, redactions))
-        cost = self._record(trace, response.usage, 200, None, response.model, response.system_fingerprint)
+        cost = self.record(trace, response.usage, 200, None, response.model, response.system_fingerprint)
         self.shadow.maybe(request, ctx, decision)
         return Completion(response, decision, trace.served, cost)
 
@@ -147,9 +147,9 @@ class Pipeline:
         self.record_failure(Trace(ctx, request), error)
 
     def record_failure(self, trace: Trace, error: GatewayError) -> None:
-        self._record(trace, Usage(), error.status_code, error.type, None, None)
+        self.record(trace, Usage(), error.status_code, error.type, None, None)
 
-    def _record(
+    def record(
         self,
         trace: Trace,
         usage: Usage,
@@ -160,6 +160,7 @@ class Pipeline:
         *,
         stream: bool = False,
     ) -> float:
+        """Write the request's one ledger row and its metrics; returns its cost in USD."""
         ctx, decision, served = trace.ctx, trace.decision, trace.served
         # Escalated answers were paid for too: a cascade's cost includes its cheaper attempts.
         cost = self._price(served, usage) + sum(self._price(s, u) for s, u in trace.trail.wasted)
@@ -259,7 +260,7 @@ class PipelineStream:
             raise
         finally:
             await self._started.rest.aclose()  # frees the upstream connection if we stopped early
-            self.cost_usd = self._pipeline._record(
+            self.cost_usd = self._pipeline.record(
                 trace, self.usage, status, error_type, reported, fingerprint, stream=True
             )
 
