@@ -158,6 +158,45 @@ class PrivacyConfig(Strict):
     ner_model: str | None = "auto"  # an installed spaCy pipeline, "auto", or None for patterns only
 
 
+CacheMode = Literal["deterministic", "always", "off"]
+
+
+class CacheConfig(Strict):
+    """The response cache (docs/caching.md). Exact hits need the same route, messages, tools,
+    response format and sampling parameters; semantic hits (opt-in per route) compare only the
+    last user turn among requests that share everything else. Entries are namespaced by tenant."""
+
+    store: Literal["memory", "sqlite", "redis"] = "memory"
+    path: str = "hybridgate-cache.db"  # the sqlite store
+    mode: CacheMode = "deterministic"  # deterministic: only temperature 0 or a seed
+    ttl_s: float = Field(default=3600.0, gt=0)
+    max_entries: int = Field(default=10_000, ge=1)
+    max_entry_bytes: int = Field(default=1024 * 1024, ge=1024)
+    cache_pii: bool = False  # requests in which the privacy screen found PII are not cached
+    semantic_threshold: float = Field(default=0.9, ge=0, le=1)
+    routes: dict[str, CacheMode] = {}  # per-route override of `mode`
+    semantic_routes: list[str] = []  # routes whose misses look for a semantic match
+
+
+class RedisConfig(Strict):
+    """A Redis server the replicas share (cache, rate limits, budgets). The password, if any,
+    is read from the environment variable named by ``password_env``."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    password_env: str | None = None
+    key_prefix: str = "hybridgate:"
+    timeout_s: float = Field(default=0.25, gt=0)
+
+
+class PostgresConfig(Strict):
+    """A PostgreSQL server the replicas share (the ledger). No password inline: ``password_env``."""
+
+    dsn: str = "postgresql://hybridgate@127.0.0.1:5432/hybridgate"
+    password_env: str | None = None
+    pool_size: int = Field(default=4, ge=1)
+    timeout_s: float = Field(default=2.0, gt=0)
+
+
 class GatewayConfig(Strict):
     environment: str = "default"
     server: ServerConfig = ServerConfig()
@@ -169,6 +208,9 @@ class GatewayConfig(Strict):
     privacy: PrivacyConfig | None = None  # absent: prompts are not scanned
     auth: AuthConfig = AuthConfig()
     metric_features: list[str] = []  # more feature names to keep as metric labels (others: "other")
+    cache: CacheConfig | None = None  # absent: no response cache
+    redis: RedisConfig | None = None  # needed by any store = "redis"
+    postgres: PostgresConfig | None = None  # needed by ledger store = "postgres"
 
     def known_features(self) -> set[str]:
         """Feature names the config mentions (rules, privacy): the bounded set metrics label by."""
@@ -192,6 +234,12 @@ class GatewayConfig(Strict):
         for name in self.privacy.routes if self.privacy else {}:
             if name not in self.routes:
                 raise ValueError(f"privacy.routes names unknown route '{name}'")
+        if self.cache is not None:
+            for name in [*self.cache.routes, *self.cache.semantic_routes]:
+                if name not in self.routes:
+                    raise ValueError(f"cache names unknown route '{name}'")
+            if self.cache.store == "redis" and self.redis is None:
+                raise ValueError("cache.store = \"redis\" needs a [redis] section")
         if self.default_route not in self.routes:
             raise ValueError(f"default_route '{self.default_route}' is not a route")
         return self
