@@ -56,10 +56,34 @@ def ledger(db: Path) -> Iterator[SqliteLedger]:
 def test_schema_has_version_indexes_and_wal(db: Path, ledger: SqliteLedger) -> None:
     assert set(COLUMN_TYPES) == set(COLUMNS)
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert {f"requests_{c}" for c in ("ts", "feature", "route", "model", "cohort")} <= names
+
+
+def test_version_1_file_gains_the_new_columns_and_keeps_its_rows(db: Path) -> None:
+    old_columns = [c for c in COLUMNS if c != "saved_usd"]
+    with sqlite3.connect(db) as conn:
+        cols = ", ".join(f"{c} {COLUMN_TYPES[c]}" for c in old_columns)
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+        conn.execute(f"CREATE TABLE requests (id INTEGER PRIMARY KEY, {cols})")
+        row = rec(1).to_row()
+        values = [v for name, v in zip(COLUMNS, row, strict=True) if name != "saved_usd"]
+        conn.execute(
+            f"INSERT INTO requests ({', '.join(old_columns)}) VALUES ({', '.join('?' * len(values))})", values
+        )
+    store = SqliteLedger(str(db))
+    store.start()
+    store.record(rec(2))
+    store.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (2,)
+        assert conn.execute("SELECT request_id, saved_usd FROM requests ORDER BY id").fetchall() == [
+            (rec(1).request_id, 0.0),
+            (rec(2).request_id, 0.0),
+        ]
 
 
 def test_newer_schema_version_is_refused(db: Path) -> None:

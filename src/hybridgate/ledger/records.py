@@ -44,7 +44,8 @@ class LedgerRecord:
     status: int = 200
     error_type: str | None = None
     stream: bool = False
-    cache: str | None = None
+    cache: str | None = None  # hit | semantic-hit | miss; None when the cache was not consulted
+    saved_usd: float = 0.0  # a cache hit: what the cached answer cost when it was first made
     rule: str | None = None
     reasons: list[str] = field(default_factory=list)
     attempts: list[str] = field(default_factory=list)

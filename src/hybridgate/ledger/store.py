@@ -28,7 +28,9 @@ from hybridgate.ledger.rollups import USAGE_GROUPS, check_group, rollup
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Columns added after version 1, by the version that added them: older files gain them on open.
+ADDED_COLUMNS: dict[str, int] = {"saved_usd": 2}
 
 COLUMN_TYPES: dict[str, str] = {
     "ts": "REAL NOT NULL",
@@ -54,6 +56,7 @@ COLUMN_TYPES: dict[str, str] = {
     "error_type": "TEXT",
     "stream": "INTEGER NOT NULL",
     "cache": "TEXT",
+    "saved_usd": "REAL NOT NULL DEFAULT 0",
     "rule": "TEXT",
     "reasons": "TEXT NOT NULL",
     "attempts": "TEXT NOT NULL",
@@ -255,3 +258,15 @@ def _ensure_schema(conn: sqlite3.Connection, path: str) -> None:
             f"ledger {path} has schema version {row[0]} but this hybridgate knows up to "
             f"{SCHEMA_VERSION}; upgrade hybridgate or point ledger.path at another file"
         )
+    elif row[0] < SCHEMA_VERSION:
+        _migrate(conn, row[0])
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Bring a file written by an older hybridgate up to ``SCHEMA_VERSION`` in one transaction."""
+    present = {r[1] for r in conn.execute("PRAGMA table_info(requests)")}
+    with conn:
+        for name, added_in in ADDED_COLUMNS.items():
+            if added_in > version and name not in present:
+                conn.execute(f"ALTER TABLE requests ADD COLUMN {name} {COLUMN_TYPES[name]}")
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
