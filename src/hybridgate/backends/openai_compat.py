@@ -2,14 +2,18 @@
 
 Step 3 of the flow: the cascade hands it a ``ChatRequest`` and a concrete model; it POSTs to
 ``{base_url}/chat/completions`` over one pooled aiohttp session (backends/http.py) and returns the
-upstream's body, or its chunks as they arrive, untouched. Every transport failure and every
-off-format answer becomes a ``BackendError`` (``raise ... from exc``). It must not route, cache,
-record or reshape responses, and must not buffer a stream: this is the hot path of every cloud
-request.
+upstream's body, or its chunks as they arrive, untouched. With ``replicas`` the server is chosen
+per request by a ``ReplicaPool`` (backends/replicas.py: least busy, healthy, spill-over); one that
+refuses the connection is replaced by the next, since the request never reached it. Every
+transport failure and every off-format answer becomes a ``BackendError`` (``raise ... from exc``).
+It must not route, cache, record or reshape responses, and must not buffer a stream: this is the
+hot path of every cloud request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
@@ -17,10 +21,12 @@ import aiohttp
 import orjson
 
 from hybridgate.backends.base import retry_after_s
-from hybridgate.backends.http import Pool, env_proxy
+from hybridgate.backends.http import Pool
+from hybridgate.backends.replicas import Replica, ReplicaPool
 from hybridgate.backends.sse import LineSplitter
 from hybridgate.config import OpenAICompatBackend as OpenAICompatConfig
 from hybridgate.errors import (
+    BackendError,
     UpstreamProtocolError,
     UpstreamStatusError,
     UpstreamTimeoutError,
@@ -40,16 +46,23 @@ class OpenAICompatBackend:
         self.local = config.local
         self._config = config
         self._url = f"{config.base_url.rstrip('/')}/chat/completions"
-        self._proxy = env_proxy(self._url)
+        self.replicas = ReplicaPool(name, config)
+        self._health: asyncio.Task[None] | None = None
         self._headers = {"content-type": "application/json"}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
         self._pool = Pool(self._headers, config.timeout_s, config.max_connections)
 
     async def start(self) -> None:
-        self._pool.session()
+        session = self._pool.session()
+        if self._config.health_path and self._health is None:
+            self._health = asyncio.get_running_loop().create_task(self.replicas.watch_health(session))
 
     async def aclose(self) -> None:
+        health, self._health = self._health, None
+        if health is not None:
+            health.cancel()
+            await asyncio.gather(health, return_exceptions=True)
         await self._pool.aclose()
 
     async def complete(self, request: ChatRequest, model: str) -> ChatResponse:
@@ -57,11 +70,14 @@ class OpenAICompatBackend:
         body["stream"] = False
         # OpenAI answers 400 to stream_options on a non-streaming request.
         body.pop("stream_options", None)
-        response = await self._send(body)
+        response, replica, sent = await self._send(body)
+        first_byte_ms = None
         try:
             content = await self._read(response)
+            first_byte_ms = _ms_since(sent)
         finally:
             response.release()
+            self.replicas.release(replica, first_byte_ms)
         if response.status >= 400:
             raise self._status_error(response.status, content, response.headers)
         data = self._parse(content, response.status)
@@ -75,13 +91,16 @@ class OpenAICompatBackend:
         # Always ask for the usage chunk so the ledger can count tokens; the pipeline strips it
         # again when the client did not ask for it.
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        response = await self._send(body)
+        response, replica, sent = await self._send(body)
+        first_byte_ms = None
         try:
             if response.status >= 400:
                 raise self._status_error(response.status, await self._read(response), response.headers)
             lines = LineSplitter()
             while True:
                 received = await self._read_some(response)
+                if first_byte_ms is None:
+                    first_byte_ms = _ms_since(sent)
                 for data in _payloads(lines.feed(received) if received else lines.end()):
                     if data == DONE:
                         # Read past [DONE] to the end of the body: only a fully read response
@@ -93,6 +112,7 @@ class OpenAICompatBackend:
                     raise UpstreamProtocolError(f"{self._who()} ended the stream without 'data: [DONE]'")
         finally:
             response.release()
+            self.replicas.release(replica, first_byte_ms)
 
     def _http(self) -> aiohttp.ClientSession:
         return self._pool.session()
@@ -100,16 +120,32 @@ class OpenAICompatBackend:
     def _who(self) -> str:
         return f"backend '{self.name}' ({self._url})"
 
-    async def _send(self, body: Json) -> aiohttp.ClientResponse:
-        """POST and wait for the status line and headers; the body is left unread."""
-        try:
-            return await self._http().post(self._url, data=orjson.dumps(body), proxy=self._proxy)
-        except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
-            raise UpstreamTimeoutError(
-                f"{self._who()} did not answer within {self._config.timeout_s}s"
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnavailableError(f"{self._who()} is unreachable: {exc!r}") from exc
+    async def _send(self, body: Json) -> tuple[aiohttp.ClientResponse, Replica, float]:
+        """POST to a server of the pool and wait for the status line and headers; the body is left
+        unread, and the caller gives the server back with ``replicas.release``."""
+        data = orjson.dumps(body)
+        tried: list[Replica] = []
+        while True:
+            replica = await self.replicas.acquire(tried)
+            sent = time.perf_counter()
+            try:
+                response = await self._http().post(replica.url, data=data, proxy=replica.proxy)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                self.replicas.release(replica)
+                tried.append(replica)
+                if isinstance(exc, aiohttp.ClientConnectorError) and self.replicas.refused(replica, tried):
+                    continue  # nothing was sent: the next server gets it
+                raise self._send_error(exc, replica) from exc
+            except BaseException:  # cancelled while connecting
+                self.replicas.release(replica)
+                raise
+            return response, replica, sent
+
+    def _send_error(self, exc: Exception, replica: Replica) -> BackendError:
+        who = f"backend '{self.name}' ({replica.url})"
+        if isinstance(exc, TimeoutError):  # before ClientError: aiohttp's timeouts are both
+            return UpstreamTimeoutError(f"{who} did not answer within {self._config.timeout_s}s")
+        return UpstreamUnavailableError(f"{who} is unreachable: {exc!r}")
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         try:
@@ -198,6 +234,10 @@ class OpenAICompatBackend:
 def _payloads(lines: list[bytes]) -> list[bytes]:
     """The payloads of the ``data:`` lines; blank lines, comments and ``event:`` lines skipped."""
     return [line[5:].strip() for line in lines if line.startswith(b"data:")]
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def _text(data: bytes) -> str:
