@@ -109,6 +109,10 @@ class SqliteLedger:
     def queue_depth(self) -> int:
         return len(self._pending)
 
+    def degraded_reason(self) -> str | None:
+        """Always None: a local file has no outage to report (failed writes count in ``dropped``)."""
+        return None
+
     # -- writing -----------------------------------------------------------------------------
 
     def start(self) -> None:

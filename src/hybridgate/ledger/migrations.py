@@ -1,0 +1,74 @@
+"""The PostgreSQL ledger's schema as ordered, numbered migrations, and the statements that use it.
+
+Layer 5, used by ``PostgresLedger`` at start-up. ``migrate`` applies, in one transaction under an
+advisory lock, every migration newer than the version in ``schema_version``: replicas starting
+together serialise on the lock, and running it again changes nothing. A database newer than this
+code is refused rather than guessed at. Migrations are append-only: never edit a released one.
+
+Columns mirror ``LedgerRecord`` (the SQLite ledger's ``COLUMN_TYPES``), with the same encodings
+(lists as JSON text, ``stream`` as 0/1) so rows read back through ``records.row_to_dict``.
+``row_key`` is a key the ledger gives each record when it first tries to store it; it is unique,
+so a batch stored twice (a replayed spool, a commit whose acknowledgement was lost) lands once.
+It is not ``request_id``: clients choose that one (``x-request-id``) and may repeat it.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from hybridgate.errors import ConfigError
+from hybridgate.ledger.records import COLUMNS
+from hybridgate.ledger.store import COLUMN_TYPES
+
+# pg_advisory_xact_lock key: any constant the replicas agree on ("hgledger" as hex, truncated).
+LOCK_KEY = 0x68676C6564676572
+
+
+def _pg_type(sqlite_type: str) -> str:
+    return sqlite_type.replace("REAL", "DOUBLE PRECISION").replace("INTEGER", "BIGINT")
+
+
+_COLUMNS_SQL = ",\n    ".join(f"{name} {_pg_type(COLUMN_TYPES[name])}" for name in COLUMNS)
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the table.
+    f"""CREATE TABLE requests (
+    id BIGSERIAL PRIMARY KEY,
+    row_key TEXT NOT NULL UNIQUE,
+    {_COLUMNS_SQL}
+)""",
+    # 2: what the rollups filter and group on (hybridgate usage, budgets by api key, retention).
+    """CREATE INDEX requests_ts ON requests (ts);
+CREATE INDEX requests_api_key_ts ON requests (api_key_id, ts);
+CREATE INDEX requests_feature_ts ON requests (feature, ts);
+CREATE INDEX requests_route_ts ON requests (route, ts);
+CREATE INDEX requests_model_ts ON requests (model, ts);
+CREATE INDEX requests_cohort_ts ON requests (cohort, ts)""",
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+INSERT = (
+    f"INSERT INTO requests (row_key, {', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(COLUMNS) + 2))}) "
+    "ON CONFLICT (row_key) DO NOTHING"
+)
+
+
+async def migrate(conn: asyncpg.Connection) -> int:
+    """Bring the schema up to ``SCHEMA_VERSION``; returns the version found before."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        found = int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
+        if found > SCHEMA_VERSION:
+            raise ConfigError(
+                f"the ledger database has schema version {found} but this hybridgate knows up to "
+                f"{SCHEMA_VERSION}; upgrade hybridgate or point [postgres] dsn at another database"
+            )
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            await conn.execute(MIGRATIONS[version - 1])
+            await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+    return found

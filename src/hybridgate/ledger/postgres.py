@@ -1,0 +1,306 @@
+"""The request ledger in PostgreSQL, shared by several gateway replicas; a local spool for outages.
+
+Layer 5 of the flow, the same ``Ledger`` interface as the SQLite store. ``record()`` appends to an
+in-memory list (``batches.Batches``) and returns; one writer thread per process, with its own event
+loop and one asyncpg connection, takes a batch every ``flush_interval_s`` (or ``batch_size``
+records) and inserts it in one ``executemany`` transaction. When PostgreSQL is unreachable the
+batch goes to the spool file (``spool.py``, fsynced) instead and ``degraded_reason()`` says so;
+every ``retry_s`` the writer reconnects, replays the spool, and empties it. Each record gets a
+unique ``row_key`` on its first write attempt, so a batch written twice lands once.
+
+What survives what: ``close()`` (SIGTERM, via the server's lifespan) stores or spools everything
+queued. SIGKILL loses what is still in memory: records younger than ``flush_interval_s`` plus the
+batch being inserted at that instant (its transaction rolls back). Spooled rows survive.
+
+Must never block or raise on the request path; imports nothing above ``types/config/errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from hybridgate.errors import ConfigError
+from hybridgate.ledger.batches import Batches
+from hybridgate.ledger.migrations import INSERT, migrate
+from hybridgate.ledger.pg_rollups import pg_recent, pg_rollup
+from hybridgate.ledger.records import LedgerRecord
+from hybridgate.ledger.rollups import check_group
+from hybridgate.ledger.spool import Keyed, Spool
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# SQLSTATE classes that mean "the server is unavailable", not "this row is bad": connection
+# exception, insufficient resources, operator intervention (shutdown), transaction rollback.
+OUTAGE_CLASSES = ("08", "53", "57", "40")
+WRITE_TIMEOUT_S = 30.0  # a slow write is not an outage; a stuck one is
+PURGE_CHUNK = 5000
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when storing should be retried later (spool), False when the rows themselves are bad."""
+    if isinstance(exc, asyncpg.DataError):  # an argument asyncpg could not encode
+        return False
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc.sqlstate or "")[:2] in OUTAGE_CLASSES
+    return isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError)
+
+
+class PostgresLedger:
+    """A PostgreSQL-backed ledger. ``start()`` before recording; ``close()`` drains and stops."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        spool_path: str,
+        password: str | None = None,
+        timeout_s: float = 2.0,
+        batch_size: int = 200,
+        flush_interval_s: float = 0.5,
+        max_queue: int = 100_000,
+        retention_days: float | None = None,
+        retry_s: float = 1.0,
+        purge_every_s: float = 3600.0,
+    ) -> None:
+        self.dsn = dsn
+        self.where = _where(dsn)
+        self._password = password
+        self.timeout_s = timeout_s
+        self.batch_size = batch_size
+        self.retention_days = retention_days
+        self.retry_s = retry_s
+        self.purge_every_s = purge_every_s
+        self.spool = Spool(spool_path)
+        self._batches = Batches(batch_size=batch_size, flush_interval_s=flush_interval_s, max_queue=max_queue)
+        self._thread: threading.Thread | None = None
+        self._conn: asyncpg.Connection | None = None  # the writer thread's, only touched there
+        self._reason: str | None = None
+        self._next_purge = 0.0
+
+    @property
+    def dropped(self) -> int:
+        """Records lost for good: queue full, ledger closed, rows PostgreSQL rejects, spool unwritable."""
+        return self._batches.dropped
+
+    @property
+    def queue_depth(self) -> int:
+        return self._batches.depth
+
+    def degraded_reason(self) -> str | None:
+        return self._reason
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Migrate the schema and replay the spool. Raises ConfigError if PostgreSQL answers but
+        refuses (password, database, newer schema); an unreachable server only degrades."""
+        if self._thread is not None:
+            return
+        ready: Future[None] = Future()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="hybridgate-ledger", daemon=True
+        )
+        self._thread.start()
+        ready.result()
+
+    def record(self, rec: LedgerRecord) -> None:
+        """Queue one record for writing. Never blocks, never raises: a full queue drops it."""
+        self._batches.add(rec)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until everything recorded so far is stored or spooled. False if ``timeout`` ran out."""
+        if self._batches.closed:
+            return True
+        if self._thread is None:
+            raise RuntimeError("ledger writer not running; call start() before flush()")
+        return self._batches.wait_handled(timeout)
+
+    def close(self) -> None:
+        """Store (or spool) everything queued, then stop the writer. Later records are dropped."""
+        if not self._batches.close():
+            return
+        if self._thread is None:
+            if not self._batches.depth:
+                return
+            self.start()  # a never-started ledger still writes what was recorded
+        assert self._thread is not None
+        self._thread.join()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    def _run(self, ready: Future[None]) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._open(ready))
+            while ready.exception() is None:
+                batch, last = self._batches.take(self._idle_s())
+                loop.run_until_complete(self._store(batch))
+                self._batches.done(len(batch))
+                if last:
+                    break
+        finally:
+            loop.run_until_complete(self._disconnect())
+            loop.close()
+
+    def _idle_s(self) -> float | None:
+        """How long the writer may sleep with no records: retry soon while degraded."""
+        if self._reason is not None or self.spool.has_rows():
+            return self.retry_s
+        if self.retention_days is not None:
+            return max(self._next_purge - time.monotonic(), 0.0) + 0.01
+        return None
+
+    async def _open(self, ready: Future[None]) -> None:
+        try:
+            await self._store([], strict=True)
+        except ConfigError as exc:
+            ready.set_exception(exc)
+            return
+        ready.set_result(None)
+
+    async def _store(self, batch: list[LedgerRecord], *, strict: bool = False) -> None:
+        """Insert ``batch`` (after any spooled rows); when that fails, spool it instead.
+
+        ``strict`` (at start-up): a server that answers but refuses raises ConfigError. Later the
+        writer must survive anything, so every failure degrades and spools.
+        """
+        keyed = [(uuid.uuid4().hex, rec) for rec in batch]
+        for attempt in (1, 2):  # a connection that went stale while idle gets one fresh retry
+            try:
+                conn = await self._connection()
+                await self.spool.replay(functools.partial(self._insert, conn))
+                await self._insert(conn, keyed)
+                await self._purge(conn)
+            except Exception as exc:
+                await self._disconnect()
+                if strict and not is_outage(exc):
+                    raise ConfigError(f"ledger: PostgreSQL at {self.where} refused: {exc}") from exc
+                if attempt == 2 or self._reason is not None or not is_outage(exc):
+                    self._degrade(exc)
+                    self._to_spool(keyed)
+                    return
+            else:
+                self._recover()
+                return
+
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            conn = await asyncpg.connect(self.dsn, password=self._password, timeout=self.timeout_s)
+            try:
+                await migrate(conn)
+            except BaseException:
+                await conn.close(timeout=self.timeout_s)
+                raise
+            self._conn = conn
+        return self._conn
+
+    async def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()  # no goodbye round trip: the server may be gone
+
+    async def _insert(self, conn: asyncpg.Connection, rows: list[Keyed]) -> None:
+        for start in range(0, len(rows), self.batch_size):
+            chunk = rows[start : start + self.batch_size]
+            try:
+                await conn.executemany(
+                    INSERT, [(key, *rec.to_row()) for key, rec in chunk], timeout=WRITE_TIMEOUT_S
+                )
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                await self._insert_each(conn, chunk)  # keep the good rows of a batch with a bad one
+
+    async def _insert_each(self, conn: asyncpg.Connection, rows: list[Keyed]) -> None:
+        for key, rec in rows:
+            try:
+                await conn.execute(INSERT, key, *rec.to_row(), timeout=WRITE_TIMEOUT_S)
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                logger.error("ledger: PostgreSQL rejected request %s: %s", rec.request_id, exc)
+                self._batches.lose(1)
+
+    async def _purge(self, conn: asyncpg.Connection) -> None:
+        """Delete rows older than ``retention_days``, in chunks so no lock is held for long."""
+        if self.retention_days is None or time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + self.purge_every_s
+        cutoff = time.time() - self.retention_days * 86400
+        query = "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE ts < $1 LIMIT $2)"
+        while int((await conn.execute(query, cutoff, PURGE_CHUNK)).split()[-1]) == PURGE_CHUNK:
+            pass
+
+    def _to_spool(self, rows: list[Keyed]) -> None:
+        if not rows:
+            return
+        try:
+            self.spool.append(rows)
+        except OSError:
+            logger.exception("ledger: could not spool %d records to %s", len(rows), self.spool.path)
+            self._batches.lose(len(rows))
+
+    def _degrade(self, exc: BaseException) -> None:
+        if self._reason is not None:
+            return
+        if is_outage(exc):
+            logger.warning("ledger: PostgreSQL at %s unreachable (%r); spooling", self.where, exc)
+        else:
+            logger.error("ledger: storing in PostgreSQL at %s failed; spooling", self.where, exc_info=exc)
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self._reason = (
+            f"ledger store PostgreSQL at {self.where} failing since {since} ({type(exc).__name__}); "
+            f"records are spooled to {self.spool.path} and replayed when it is back"
+        )
+
+    def _recover(self) -> None:
+        if self._reason is not None:
+            logger.warning("ledger: PostgreSQL at %s is back; spool replayed", self.where)
+        self._reason = None
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def usage(self, by: str, days: float | None = None) -> list[dict[str, Any]]:
+        """Totals per ``by`` group (see ``USAGE_GROUPS``) over the last ``days``; None is all time."""
+        check_group(by)
+        since = 0.0 if days is None else time.time() - days * 86400
+        return self._read(lambda conn: pg_rollup(conn, by, since))
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest ``limit`` rows, newest first, with list columns decoded."""
+        return self._read(lambda conn: pg_recent(conn, limit))
+
+    def _read(self, query: Callable[[asyncpg.Connection], Awaitable[list[T]]]) -> list[T]:
+        """Run ``query`` on a short-lived connection, in a thread of its own so it works from sync
+        and async callers alike; [] while no gateway has created the table yet."""
+
+        async def run() -> list[T]:
+            conn = await asyncpg.connect(self.dsn, password=self._password, timeout=self.timeout_s)
+            try:
+                return await query(conn)
+            except asyncpg.UndefinedTableError:
+                return []
+            finally:
+                await conn.close(timeout=self.timeout_s)
+
+        with ThreadPoolExecutor(1, thread_name_prefix="hybridgate-ledger-read") as pool:
+            return pool.submit(asyncio.run, run()).result()
+
+
+def _where(dsn: str) -> str:
+    """host:port/database of a DSN, never its password."""
+    parts = urlsplit(dsn)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"

@@ -1,0 +1,228 @@
+"""PostgresLedger against a real PostgreSQL server (Debian's, started on loopback per module).
+
+Each test gets a database of its own on that server; the outage tests start a server of their
+own, since they stop and restart it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from hybridgate.errors import ConfigError
+from hybridgate.ledger.migrations import SCHEMA_VERSION, migrate
+from hybridgate.ledger.postgres import PostgresLedger
+from hybridgate.ledger.records import LedgerRecord
+from hybridgate.ledger.spool import Spool
+from hybridgate.ledger.store import SqliteLedger
+from tests.postgres_server import PostgresServer, run_postgres
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PostgresServer]:
+    with run_postgres() as pg:
+        yield pg
+
+
+@pytest.fixture
+def dsn(server: PostgresServer) -> str:
+    """A fresh, empty database on the module's server."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_execute(server.dsn, f"CREATE DATABASE {name}"))
+    return server.dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def _execute(dsn: str, sql: str, *args: object) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql, *args)
+    finally:
+        await conn.close()
+
+
+def fetch(dsn: str, sql: str) -> list[tuple[object, ...]]:
+    async def run() -> list[tuple[object, ...]]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return [tuple(r) for r in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def request_ids(dsn: str) -> list[str]:
+    return sorted(str(r[0]) for r in fetch(dsn, "SELECT request_id FROM requests"))
+
+
+def rec(i: int, **changes: object) -> LedgerRecord:
+    fields: dict[str, object] = {
+        "ts": time.time(),
+        "request_id": f"r-{i}",
+        "route": ["local", "cloud"][i % 2],
+        "model": "m",
+        "prompt_tokens": 10 + i,
+        "completion_tokens": i,
+        "latency_ms": float(5 * i + 1),
+        "ttft_ms": float(i) if i % 3 else None,
+        "cost_usd": 0.001 * i,
+        "status": 500 if i % 7 == 0 else 200,
+        "reasons": ["rule:x"],
+        "attempts": ["local:ok"],
+        "stream": i % 2 == 1,
+    }
+    return LedgerRecord(**(fields | changes))  # type: ignore[arg-type]
+
+
+def rounded(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Sums of floats differ in the last bits with the order they were added in."""
+    return [{k: round(v, 9) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
+
+
+def ledger(dsn: str, tmp_path: Path, **options: float | None) -> PostgresLedger:
+    settings: dict[str, float | None] = {"flush_interval_s": 0.02, "retry_s": 0.05} | options
+    return PostgresLedger(dsn, spool_path=str(tmp_path / "spool.jsonl"), **settings)  # type: ignore[arg-type]
+
+
+def test_rows_written_and_rolled_up_like_the_sqlite_ledger(dsn: str, tmp_path: Path) -> None:
+    records = [rec(i) for i in range(1, 60)]
+    pg, lite = ledger(dsn, tmp_path), SqliteLedger(str(tmp_path / "l.db"), flush_interval_s=0.02)
+    for store in (pg, lite):
+        store.start()
+        for r in records:
+            store.record(r)
+        assert store.flush(timeout=10)
+    assert request_ids(dsn) == sorted(r.request_id for r in records)
+    for by in ("route", "model", "day", "api_key"):
+        assert rounded(pg.usage(by)) == rounded(lite.usage(by)), by
+    assert pg.recent(3) == lite.recent(3)
+    assert pg.degraded_reason() is None and pg.dropped == 0
+    pg.close()
+    lite.close()
+
+
+def test_migrations_are_ordered_and_idempotent(dsn: str, tmp_path: Path) -> None:
+    for _ in range(2):  # a second replica starting on the same database changes nothing
+        store = ledger(dsn, tmp_path)
+        store.start()
+        store.close()
+    assert fetch(dsn, "SELECT version FROM schema_version ORDER BY version") == [
+        (v,) for v in range(1, SCHEMA_VERSION + 1)
+    ]
+
+    async def again() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await migrate(conn)
+        finally:
+            await conn.close()
+
+    assert asyncio.run(again()) == SCHEMA_VERSION
+    indexes = {str(r[0]) for r in fetch(dsn, "SELECT indexname FROM pg_indexes WHERE tablename = 'requests'")}
+    assert {"requests_ts", "requests_api_key_ts", "requests_feature_ts", "requests_route_ts"} <= indexes
+
+
+def test_a_newer_schema_or_a_missing_database_refuses_to_start(dsn: str, tmp_path: Path) -> None:
+    ledger(dsn, tmp_path).start()
+    asyncio.run(_execute(dsn, "INSERT INTO schema_version (version) VALUES ($1)", SCHEMA_VERSION + 1))
+    with pytest.raises(ConfigError, match="schema version"):
+        ledger(dsn, tmp_path).start()
+    with pytest.raises(ConfigError, match="refused"):
+        ledger(dsn.rsplit("/", 1)[0] + "/no_such_db", tmp_path).start()
+
+
+def test_a_bad_row_is_dropped_and_the_rest_of_its_batch_kept(dsn: str, tmp_path: Path) -> None:
+    store = ledger(dsn, tmp_path)
+    store.start()
+    for i in range(5):
+        store.record(rec(i, prompt_tokens=2**70) if i == 2 else rec(i))  # too big for BIGINT
+    assert store.flush(timeout=10)
+    assert request_ids(dsn) == ["r-0", "r-1", "r-3", "r-4"]
+    assert store.dropped == 1 and store.degraded_reason() is None
+    store.close()
+
+
+def test_retention_deletes_only_rows_older_than_the_limit(dsn: str, tmp_path: Path) -> None:
+    old = time.time() - 10 * 86400
+    writer = ledger(dsn, tmp_path)
+    writer.start()
+    for i in range(3):
+        writer.record(rec(i, ts=old, request_id=f"old-{i}"))
+        writer.record(rec(i, request_id=f"new-{i}"))
+    writer.close()
+    keeper = ledger(dsn, tmp_path, retention_days=5)
+    keeper.start()  # purges at start-up, then every purge_every_s
+    assert request_ids(dsn) == ["new-0", "new-1", "new-2"]
+    keeper.close()
+
+
+def test_spool_replay_at_start_up_never_duplicates(dsn: str, tmp_path: Path) -> None:
+    spool = Spool(str(tmp_path / "spool.jsonl"))
+    keyed = [(f"key-{i}", rec(i)) for i in range(10)]
+    for _ in range(2):  # the same rows spooled twice: a commit whose acknowledgement was lost
+        spool.append(keyed)
+        store = ledger(dsn, tmp_path)
+        store.start()
+        assert not spool.has_rows()
+        store.close()
+    assert request_ids(dsn) == sorted(f"r-{i}" for i in range(10))
+
+
+def test_outage_spools_reports_degraded_and_replays_everything(tmp_path: Path) -> None:
+    with run_postgres() as pg:
+        store = ledger(pg.dsn, tmp_path)
+        store.start()
+        for i in range(50):
+            store.record(rec(i))
+        assert store.flush(timeout=10)
+        pg.stop()
+        for i in range(50, 120):
+            store.record(rec(i))
+        assert store.flush(timeout=10)  # spooled counts as handled: durable on local disk
+        assert store.degraded_reason() is not None and "spooled" in str(store.degraded_reason())
+        assert store.spool.count() == 70
+        pg.start()
+        deadline = time.monotonic() + 15
+        while store.degraded_reason() is not None or store.spool.has_rows():
+            assert time.monotonic() < deadline, "the spool was not replayed"
+            time.sleep(0.05)
+        store.close()
+        assert request_ids(pg.dsn) == sorted(f"r-{i}" for i in range(120))
+        assert store.dropped == 0
+
+
+def test_killed_server_and_shutdown_while_down_lose_nothing(tmp_path: Path) -> None:
+    with run_postgres() as pg:
+        store = ledger(pg.dsn, tmp_path)
+        store.start()
+        store.record(rec(0))
+        assert store.flush(timeout=10)
+        pg.kill()
+        for i in range(1, 20):
+            store.record(rec(i))
+        store.close()  # drains into the spool: PostgreSQL is still down
+        assert store.spool.count() == 19
+        pg.start()
+        restarted = ledger(pg.dsn, tmp_path)
+        restarted.start()  # replays the spool before taking new records
+        restarted.close()
+        assert request_ids(pg.dsn) == sorted(f"r-{i}" for i in range(20))
+
+
+def test_unreachable_at_start_up_degrades_instead_of_failing(tmp_path: Path) -> None:
+    with run_postgres() as pg:
+        pg.stop()
+        store = ledger(pg.dsn, tmp_path)
+        store.start()
+        assert store.degraded_reason() is not None
+        store.record(rec(1))
+        assert store.flush(timeout=10)
+        pg.start()
+        store.close()  # the last batch reconnects, replays the spool and stores
+        assert request_ids(pg.dsn) == ["r-1"]

@@ -1,0 +1,153 @@
+"""A throwaway real PostgreSQL server on 127.0.0.1, for the ledger tests.
+
+Debian's server binaries (scripts/deps/postgres.sh) run a fresh cluster in a temporary data
+directory on a free port, trust auth on loopback only, no Unix socket, and fsync off: fast to start
+and thrown away afterwards. ``initdb`` refuses to run as root, so as root the server runs as the
+``postgres`` OS user, which owns the data directory. ``stop()``/``start()`` keep the port and the
+data, so a test can take the ledger's store away mid-load and bring it back; ``kill()`` is the
+SIGKILL version of ``stop()``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.gateway_process import free_port
+
+DATABASE = "hybridgate"
+# fsync off is safe for tests that kill the server, not the machine: a killed process leaves its
+# writes in the OS cache. synchronous_commit stays on, or a SIGKILL could undo acknowledged commits.
+SETTINGS = {
+    "listen_addresses": "127.0.0.1",
+    "unix_socket_directories": "",
+    "fsync": "off",
+    "full_page_writes": "off",
+    "shared_buffers": "16MB",
+    "max_connections": "40",
+}
+
+
+def bin_dir() -> Path:
+    """Where Debian put ``initdb`` and ``postgres`` (the newest version if several)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if not found:
+        raise RuntimeError("PostgreSQL server binaries not found: run scripts/deps/postgres.sh")
+    return Path(found[-1]).parent
+
+
+class PostgresServer:
+    """One cluster, one database; ``dsn`` connects as the superuser over TCP."""
+
+    def __init__(self) -> None:
+        self.bin = bin_dir()
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="hybridgate-pg-"))
+        self.data = self.root / "data"
+        self._as_owner: list[str] = []
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+            self._as_owner = ["runuser", "-u", "postgres", "--"]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
+
+    def init(self) -> None:
+        self._run(self.bin / "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self.start()
+        self._run(self.bin / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", DATABASE)
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Start (or restart) the server on the same port and data directory; wait until ready."""
+        options = [arg for key, value in SETTINGS.items() for arg in ("-c", f"{key}={value}")]
+        command = [*self._as_owner, str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port)]
+        log = (self.root / "postgres.log").open("ab")
+        with log:
+            self.process = subprocess.Popen([*command, *options], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while not self._ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"postgres did not start:\n{self.log()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT): open connections are cut, committed data stays."""
+        self._signal(signal.SIGINT)
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster, then wait for its backends, which exit once they notice."""
+        children = self._children()
+        self._signal(signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        path = self.root / "postgres.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _postmaster(self) -> int | None:
+        pid_file = self.data / "postmaster.pid"
+        return int(pid_file.read_text().split()[0]) if pid_file.exists() else None
+
+    def _children(self) -> list[int]:
+        pid = self._postmaster()
+        found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+        return [int(child) for child in found.stdout.split()] if pid else []
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        # The server's own pid, not runuser's: runuser cannot pass on a SIGKILL.
+        pid = self._postmaster()
+        if pid is not None:
+            os.kill(pid, sig)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def _ready(self) -> bool:
+        probe = [str(self.bin / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+        return subprocess.run(probe, check=False).returncode == 0
+
+    def _run(self, *command: str | Path) -> None:
+        done = subprocess.run([*self._as_owner, *map(str, command)], capture_output=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{command[0]} failed: {done.stdout.decode()}{done.stderr.decode()}")
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@contextmanager
+def run_postgres() -> Iterator[PostgresServer]:
+    """A fresh server with an empty ``hybridgate`` database; stopped and deleted afterwards."""
+    server = PostgresServer()
+    try:
+        server.init()
+        yield server
+    finally:
+        server.remove()
