@@ -13,12 +13,13 @@ Semantics, the same for any implementation:
 - a refusal is a ``LimitExceededError`` (a ``RateLimitError``, 429) naming the limit, its value
   and when it resets, with ``retry_after_s`` and the headers to send.
 
-``MemoryLimiter`` counts per process: with ``--workers W`` each worker allows the full limit. A
-Redis limiter for several replicas (issue 7) maps one-to-one: the request and token windows are a
-sorted set per key updated by one Lua script (ZREMRANGEBYSCORE key 0 now-60; ZRANGE/ZCARD to
-sum; ZADD when admitted; PEXPIRE 60000), or, if approximate is enough, INCR/INCRBY with EXPIRE on
-two per-minute buckets; spend is INCRBYFLOAT on ``spend:{key}:{YYYY-MM-DD}`` and
-``spend:{key}:{YYYY-MM}`` with EXPIREAT just after the period ends; ``seed_spend`` is SET.
+``MemoryLimiter`` counts per process: with ``--workers W`` each worker allows the full limit.
+``redis_limits.RedisLimiter`` (``[auth] limits_store = "redis"``) shares the counts between
+replicas: the request and token windows are a sorted set per key updated by one Lua script
+(ZREMRANGEBYSCORE key -inf now-60; ZCARD/ZRANGE to sum; ZADD when admitted; PEXPIRE); spend is
+INCRBYFLOAT on ``spend:{key}:{YYYY-MM-DD}`` and ``spend:{key}:{YYYY-MM}``, expiring after the
+period ends; ``seed_spend`` is SET NX (the first replica to start seeds, see its docstring).
+The budget, window and header helpers below word refusals the same for both.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ class Limiter(Protocol):
 
     async def seed_spend(self, key_id: str, day_usd: float, month_usd: float) -> None:
         """Set the key's spend so far this UTC day and month (at start-up, from the ledger)."""
+
+    async def aclose(self) -> None:
+        """Release connections (the gateway's shutdown)."""
+
+    def degraded_reason(self) -> str | None:
+        """Why limits are only per process right now (shared store unreachable), else None."""
 
 
 class LimitExceededError(RateLimitError):
@@ -127,17 +134,7 @@ class MemoryLimiter:
     ) -> None:
         if budget is None or (spent := spend.usd(now)) < budget:
             return
-        daily = limit == "budget_day"
-        resets = next_day(now) if daily else next_month(now)
-        wait = resets.timestamp() - now
-        raise LimitExceededError(
-            f"{'daily' if daily else 'monthly'} budget of API key {key.key_id} is used up: "
-            f"${spent:.4f} spent of ${budget:.4f} this {'UTC day' if daily else 'UTC month'}; "
-            f"it resets at {_utc(resets)}, in {format_duration(wait)}",
-            limit=limit,
-            retry_after_s=wait,
-            headers=self._headers(key, self._state(key.key_id), now),
-        )
+        raise budget_error(key, limit, spent, budget, now, self._headers(key, self._state(key.key_id), now))
 
     def _check_window(
         self,
@@ -150,23 +147,64 @@ class MemoryLimiter:
     ) -> None:
         if limit is None or window.total(now) < limit:
             return
-        wait = window.wait_s(limit, now)
-        raise LimitExceededError(
-            f"rate limit of API key {key.key_id} reached: {limit} {name} per minute "
-            f"(counted over the last 60 s); retry in {format_duration(wait)}",
-            limit=name,
-            retry_after_s=wait,
-            headers=self._headers(key, state, now),
-        )
+        raise window_error(key, name, limit, window.wait_s(limit, now), self._headers(key, state, now))
 
     def _headers(self, key: KeyRecord, state: _KeyState, now: float) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        for name, window, limit in (("requests", state.requests, key.rpm), ("tokens", state.tokens, key.tpm)):
-            if limit is not None:
-                headers[f"x-ratelimit-limit-{name}"] = str(limit)
-                headers[f"x-ratelimit-remaining-{name}"] = str(max(0, limit - window.total(now)))
-                headers[f"x-ratelimit-reset-{name}"] = format_duration(window.reset_s(now))
-        return headers
+        return rate_headers(
+            key,
+            (state.requests.total(now), state.requests.reset_s(now)),
+            (state.tokens.total(now), state.tokens.reset_s(now)),
+        )
+
+    async def aclose(self) -> None:
+        """Nothing to release: the counts live in this process."""
+
+    def degraded_reason(self) -> str | None:
+        """Always None: an in-process limiter cannot lose its store."""
+        return None
+
+
+def budget_error(
+    key: KeyRecord, limit: LimitName, spent: float, budget: float, now: float, headers: dict[str, str]
+) -> LimitExceededError:
+    """The refusal for a spent daily or monthly budget (any limiter)."""
+    daily = limit == "budget_day"
+    resets = next_day(now) if daily else next_month(now)
+    wait = resets.timestamp() - now
+    return LimitExceededError(
+        f"{'daily' if daily else 'monthly'} budget of API key {key.key_id} is used up: "
+        f"${spent:.4f} spent of ${budget:.4f} this {'UTC day' if daily else 'UTC month'}; "
+        f"it resets at {_utc(resets)}, in {format_duration(wait)}",
+        limit=limit,
+        retry_after_s=wait,
+        headers=headers,
+    )
+
+
+def window_error(
+    key: KeyRecord, name: LimitName, limit: int, wait_s: float, headers: dict[str, str]
+) -> LimitExceededError:
+    """The refusal for a full per-minute window (any limiter)."""
+    return LimitExceededError(
+        f"rate limit of API key {key.key_id} reached: {limit} {name} per minute "
+        f"(counted over the last 60 s); retry in {format_duration(wait_s)}",
+        limit=name,
+        retry_after_s=wait_s,
+        headers=headers,
+    )
+
+
+def rate_headers(
+    key: KeyRecord, requests: tuple[int, float], tokens: tuple[int, float]
+) -> dict[str, str]:
+    """``x-ratelimit-*`` headers from each window's (total, seconds until it empties)."""
+    headers: dict[str, str] = {}
+    for name, (total, reset_s), limit in (("requests", requests, key.rpm), ("tokens", tokens, key.tpm)):
+        if limit is not None:
+            headers[f"x-ratelimit-limit-{name}"] = str(limit)
+            headers[f"x-ratelimit-remaining-{name}"] = str(max(0, limit - total))
+            headers[f"x-ratelimit-reset-{name}"] = format_duration(reset_s)
+    return headers
 
 
 def _utc(moment: datetime) -> str:

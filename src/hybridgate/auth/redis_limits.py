@@ -1,0 +1,258 @@
+"""``RedisLimiter``: the ``Limiter`` shared by every replica through one Redis server.
+
+Same semantics as ``MemoryLimiter`` (see ``limits``), counted in Redis instead of the process:
+the request and token windows are sorted sets updated by the Lua scripts in ``redis_scripts``,
+so a key limited to N requests per minute gets exactly N admissions across all replicas; spend
+is ``INCRBYFLOAT`` on one key per UTC day and one per UTC month, expiring an hour after the
+period ends. Keys, under ``[redis] key_prefix``: ``limits:{<key id>}:requests`` and
+``:tokens``, ``spend:{<key id>}:<YYYY-MM-DD>`` and ``:<YYYY-MM>`` (the braces keep one key's
+data in one Redis Cluster slot).
+
+``seed_spend`` sets a period's spend only if Redis has none yet (``SET NX``): every replica seeds
+at start-up from its own ledger, and the first one in wins. Overwriting would drop what other
+replicas charged since, and adding would count the same spend once per replica when they share a
+ledger. When Redis has lost its data (it restarted without persistence) the next replica to
+start, or to reconnect, puts the totals back.
+
+If Redis cannot be reached or times out, the gateway keeps serving: each process falls back to
+its own ``MemoryLimiter`` (every replica then allows a key's full limit, the budgets continue from
+the last spend it read from Redis), logs one warning per outage and reports the reason in
+``degraded_reason()`` (shown by /healthz). It tries Redis again at most every ``retry_interval_s``;
+once Redis answers it writes back the spend charged meanwhile and counts in Redis again.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from hybridgate.auth.limits import LimitName, MemoryLimiter, budget_error, rate_headers, window_error
+from hybridgate.auth.records import KeyRecord
+from hybridgate.auth.redis_scripts import CHECK, HEADERS
+from hybridgate.auth.windows import day_of, month_of, next_day, next_month
+from hybridgate.config import RedisConfig
+from hybridgate.errors import ConfigError
+
+log = logging.getLogger("hybridgate.auth")
+T = TypeVar("T")
+EXPIRY_MARGIN_S = 3600  # a period's spend key outlives the period by an hour
+OUTAGE_ERRORS = (RedisError, OSError, TimeoutError)
+
+
+def redis_client(config: RedisConfig, env: Mapping[str, str]) -> Redis:
+    """A client for ``[redis]``: no retries of its own (the limiter decides), ``timeout_s`` on
+    every connect and command."""
+    password = None
+    if config.password_env is not None:
+        password = env.get(config.password_env)
+        if not password:
+            raise ConfigError(f"[redis] password_env names {config.password_env}, which is not set")
+    return Redis.from_url(
+        config.url,
+        password=password,
+        socket_timeout=config.timeout_s,
+        socket_connect_timeout=config.timeout_s,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+@dataclass
+class _Outage:
+    """Whether Redis is unreachable, since when, and when to try it again."""
+
+    retry_interval_s: float
+    reason: str | None = None
+    next_try: float = 0.0
+    unsynced: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    """Spend charged locally during the outage, by (key id, day, month), to write back."""
+
+    def begin(self, exc: BaseException, now: float) -> bool:
+        """Record a failure; True if this starts a new outage."""
+        first = self.reason is None
+        self.reason = f"redis unreachable ({type(exc).__name__}: {exc}); limits are per process"
+        self.next_try = now + self.retry_interval_s
+        return first
+
+
+class RedisLimiter:
+    """The ``Limiter`` for several replicas. ``clock`` returns Unix seconds (tests pass a fake one)."""
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        key_prefix: str = "hybridgate:",
+        clock: Callable[[], float] = time.time,
+        retry_interval_s: float = 1.0,
+    ) -> None:
+        self._redis = client
+        self._prefix = key_prefix
+        self._clock = clock
+        self._check_script = client.register_script(CHECK)
+        self._headers_script = client.register_script(HEADERS)
+        self._outage = _Outage(retry_interval_s)
+        self._fallback = MemoryLimiter(clock)
+        self._last_spend: dict[str, tuple[str, float, str, float]] = {}
+
+    async def check(self, key: KeyRecord) -> None:
+        now = self._clock()
+        args: list[str | float] = [
+            now,
+            _arg(key.rpm),
+            _arg(key.tpm),
+            _arg(key.budget_usd_day),
+            _arg(key.budget_usd_month),
+        ]
+        keys = [*self._windows(key.key_id), *self._spend_keys(key.key_id, now)]
+        answer = await self._shared(lambda: self._check_script(keys, [*args, secrets.token_hex(8)]))
+        if answer is None:
+            return await self._fallback.check(key)
+        verdict, detail = _text(answer[0]), _text(answer[1])
+        day, month = float(answer[6]), float(answer[7])
+        self._last_spend[key.key_id] = (day_of(now), day, month_of(now), month)
+        headers = rate_headers(key, (int(answer[2]), float(answer[3])), (int(answer[4]), float(answer[5])))
+        self._raise_for(key, verdict, detail, (day, month), now, headers)
+
+    async def charge(self, key_id: str, cost_usd: float, tokens: int) -> None:
+        now = self._clock()
+        if not await self._shared(lambda: self._charge(key_id, cost_usd, tokens, now)):
+            await self._fallback.charge(key_id, cost_usd, tokens)
+            if cost_usd > 0:
+                period = (key_id, day_of(now), month_of(now))
+                self._outage.unsynced[period] = self._outage.unsynced.get(period, 0.0) + cost_usd
+
+    async def headers(self, key: KeyRecord) -> dict[str, str]:
+        if key.rpm is None and key.tpm is None:
+            return {}
+        now = self._clock()
+        keys, args = self._windows(key.key_id), [repr(now), _arg(key.rpm), _arg(key.tpm)]
+        answer = await self._shared(lambda: self._headers_script(keys, args))
+        if answer is None:
+            return await self._fallback.headers(key)
+        return rate_headers(key, (int(answer[0]), float(answer[1])), (int(answer[2]), float(answer[3])))
+
+    async def seed_spend(self, key_id: str, day_usd: float, month_usd: float) -> None:
+        now = self._clock()
+        if not await self._shared(
+            lambda: self._seed(key_id, (day_of(now), day_usd), (month_of(now), month_usd), now)
+        ):
+            await self._fallback.seed_spend(key_id, day_usd, month_usd)
+
+    def degraded_reason(self) -> str | None:
+        return self._outage.reason
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+    def _raise_for(
+        self,
+        key: KeyRecord,
+        verdict: str,
+        detail: str,
+        spent: tuple[float, float],
+        now: float,
+        headers: dict[str, str],
+    ) -> None:
+        if verdict in ("budget_day", "budget_month"):
+            daily = verdict == "budget_day"
+            budget = key.budget_usd_day if daily else key.budget_usd_month
+            assert budget is not None
+            limit: LimitName = "budget_day" if daily else "budget_month"
+            raise budget_error(key, limit, spent[0] if daily else spent[1], budget, now, headers)
+        if verdict in ("requests", "tokens"):
+            name: LimitName = "requests" if verdict == "requests" else "tokens"
+            count = key.rpm if verdict == "requests" else key.tpm
+            assert count is not None
+            raise window_error(key, name, count, float(detail), headers)
+
+    async def _charge(self, key_id: str, cost_usd: float, tokens: int, now: float) -> bool:
+        token_window = self._windows(key_id)[1]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if tokens > 0:
+                pipe.zremrangebyscore(token_window, "-inf", now - 60)
+                pipe.zadd(token_window, {f"{tokens}:{secrets.token_hex(8)}": now})
+                pipe.pexpire(token_window, 61_000)
+            if cost_usd > 0:
+                self._add_spend(pipe, key_id, day_of(now), month_of(now), cost_usd, now)
+            await pipe.execute()
+        return True
+
+    def _add_spend(self, pipe: Any, key_id: str, day: str, month: str, usd: float, now: float) -> None:
+        for name, ends in ((day, next_day(now)), (month, next_month(now))):
+            pipe.incrbyfloat(self._spend_key(key_id, name), usd)
+            pipe.expire(self._spend_key(key_id, name), _ttl(ends.timestamp(), now))
+
+    async def _shared(self, operation: Callable[[], Awaitable[T]]) -> T | None:
+        """Run ``operation`` on Redis; None (and the fallback) while Redis is unreachable."""
+        now = self._clock()
+        if self._outage.reason is not None and now < self._outage.next_try:
+            return None
+        try:
+            if self._outage.reason is not None:
+                await self._recover(now)
+            return await operation()
+        except OUTAGE_ERRORS as exc:
+            if self._outage.begin(exc, now):
+                log.warning("rate limits fall back to this process: %s", self._outage.reason)
+                await self._seed_fallback(now)
+            return None
+
+    async def _recover(self, now: float) -> None:
+        """Redis answers again: put back what it lost and what was charged meanwhile."""
+        for key_id, (day, day_usd, month, month_usd) in self._last_spend.items():
+            await self._seed(key_id, (day, day_usd), (month, month_usd), now)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for (key_id, day, month), usd in self._outage.unsynced.items():
+                self._add_spend(pipe, key_id, day, month, usd, now)
+            await pipe.execute()
+        self._outage.unsynced.clear()
+        self._outage.reason = None
+        self._fallback = MemoryLimiter(self._clock)
+        log.warning("rate limits are shared through redis again")
+
+    async def _seed(self, key_id: str, day: tuple[str, float], month: tuple[str, float], now: float) -> bool:
+        """``SET NX`` each period's spend, for the periods that have not ended."""
+        periods = ((day, day_of(now), next_day(now)), (month, month_of(now), next_month(now)))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for (period, usd), current, ends in periods:
+                if period == current:
+                    key = self._spend_key(key_id, period)
+                    pipe.set(key, repr(usd), nx=True, ex=_ttl(ends.timestamp(), now))
+            await pipe.execute()
+        return True
+
+    async def _seed_fallback(self, now: float) -> None:
+        """Start the local limiter from the spend last read from Redis, for the current periods."""
+        for key_id, (day, day_usd, month, month_usd) in self._last_spend.items():
+            if month == month_of(now):
+                await self._fallback.seed_spend(key_id, day_usd if day == day_of(now) else 0.0, month_usd)
+
+    def _windows(self, key_id: str) -> list[str]:
+        return [f"{self._prefix}limits:{{{key_id}}}:requests", f"{self._prefix}limits:{{{key_id}}}:tokens"]
+
+    def _spend_keys(self, key_id: str, now: float) -> list[str]:
+        return [self._spend_key(key_id, day_of(now)), self._spend_key(key_id, month_of(now))]
+
+    def _spend_key(self, key_id: str, period: str) -> str:
+        return f"{self._prefix}spend:{{{key_id}}}:{period}"
+
+
+def _arg(limit: float | None) -> str:
+    return "" if limit is None else repr(limit)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _ttl(ends: float, now: float) -> int:
+    return max(1, round(ends - now + EXPIRY_MARGIN_S))

@@ -1,0 +1,94 @@
+"""The Lua scripts behind ``RedisLimiter``: each runs atomically inside Redis, so replicas that
+check the same key at the same moment are serialised there and a key limited to N requests per
+minute gets exactly N admissions in any 60 s, however many replicas ask.
+
+A key's request window is a sorted set of admissions scored by Unix time (members are unique
+ids); its token window is a sorted set of ``"<tokens>:<id>"`` members scored the same way. Both
+drop entries at or before ``now - 60`` before counting, as ``windows.SlidingWindow`` does. The
+caller passes ``now`` (its clock), so replicas need NTP-synced clocks; a skew of milliseconds
+moves a 60 s window by as much. Numbers that are not integers come back as strings (Redis would
+truncate Lua floats).
+"""
+
+from __future__ import annotations
+
+# KEYS: requests zset, tokens zset.  ARGV[1]: now.
+_WINDOWS = """
+local now = tonumber(ARGV[1])
+local function fmt(x) return string.format('%.6f', x) end
+local function amount(member) return tonumber(string.match(member, '^%d+')) end
+
+local function requests(key)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - 60)
+  local total = redis.call('ZCARD', key)
+  local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  local reset = 0
+  if #newest > 0 then reset = math.max(0, tonumber(newest[2]) + 60 - now) end
+  return total, reset
+end
+
+local function requests_wait(key, total, limit)
+  local at = redis.call('ZRANGE', key, total - limit, total - limit, 'WITHSCORES')
+  return math.max(0, tonumber(at[2]) + 60 - now)
+end
+
+local function tokens(key)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - 60)
+  local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+  local total, reset = 0, 0
+  for i = 1, #entries, 2 do total = total + amount(entries[i]) end
+  if #entries > 0 then reset = math.max(0, tonumber(entries[#entries]) + 60 - now) end
+  return total, reset, entries
+end
+
+local function tokens_wait(entries, total, limit)
+  local excess = total - limit + 1
+  for i = 1, #entries, 2 do
+    excess = excess - amount(entries[i])
+    if excess <= 0 then return math.max(0, tonumber(entries[i + 1]) + 60 - now) end
+  end
+  return 0
+end
+
+local function limit(i)
+  if ARGV[i] == '' then return nil end
+  return tonumber(ARGV[i])
+end
+local rpm, tpm = limit(2), limit(3)
+local req_total, req_reset, tok_total, tok_reset, tok_entries = 0, 0, 0, 0, {}
+if rpm then req_total, req_reset = requests(KEYS[1]) end
+if tpm then tok_total, tok_reset, tok_entries = tokens(KEYS[2]) end
+"""
+
+HEADERS = (
+    _WINDOWS
+    + """
+-- ARGV[2]: rpm or '', ARGV[3]: tpm or ''.
+return {req_total, fmt(req_reset), tok_total, fmt(tok_reset)}
+"""
+)
+
+CHECK = (
+    _WINDOWS
+    + """
+-- KEYS[3], KEYS[4]: spend this day and month. ARGV[4], ARGV[5]: day and month budgets or '';
+-- ARGV[6]: a unique id for this admission.
+-- Returns {verdict, detail, requests, requests reset, tokens, tokens reset, spent day, spent month}:
+-- verdict 'ok' or the limit that refused; detail is the seconds to wait for a window.
+local day_budget, month_budget = limit(4), limit(5)
+local day = tonumber(redis.call('GET', KEYS[3]) or '0')
+local month = tonumber(redis.call('GET', KEYS[4]) or '0')
+local function answer(verdict, detail)
+  return {verdict, detail, req_total, fmt(req_reset), tok_total, fmt(tok_reset), fmt(day), fmt(month)}
+end
+if month_budget and month >= month_budget then return answer('budget_month', '') end
+if day_budget and day >= day_budget then return answer('budget_day', '') end
+if tpm and tok_total >= tpm then return answer('tokens', fmt(tokens_wait(tok_entries, tok_total, tpm))) end
+if rpm and req_total >= rpm then return answer('requests', fmt(requests_wait(KEYS[1], req_total, rpm))) end
+if rpm then
+  redis.call('ZADD', KEYS[1], now, ARGV[6])
+  redis.call('PEXPIRE', KEYS[1], 61000)
+end
+return answer('ok', '')
+"""
+)

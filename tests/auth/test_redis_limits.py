@@ -1,0 +1,136 @@
+"""RedisLimiter against a real redis-server (tests/redis_server.py) on loopback.
+
+The MemoryLimiter scenarios in test_limits.py run here unchanged against Redis (they are
+imported below and collected again with this module's ``limiter`` fixture), the clock is a
+FakeClock passed to the limiter, so the windows slide without sleeping. Then what only a shared
+store does: two limiters (two replicas) share one key's limits exactly, start-up seeds do not
+overwrite live spend, and a Redis outage falls back to per-process limits and recovers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+
+import pytest
+from redis.asyncio import Redis
+
+from hybridgate.auth.redis_limits import RedisLimiter, redis_client
+from hybridgate.config import RedisConfig
+from tests.auth import test_limits as same
+from tests.auth.clock import FakeClock
+from tests.auth.test_limits import KEY, admitted, refusal
+from tests.redis_server import RedisServer
+
+MakeLimiter = Callable[[], RedisLimiter]
+
+test_exactly_n_of_n_plus_5_requests_pass_in_a_minute = (
+    same.test_exactly_n_of_n_plus_5_requests_pass_in_a_minute
+)
+test_the_window_slides_and_frees_slots_a_minute_after_use = (
+    same.test_the_window_slides_and_frees_slots_a_minute_after_use
+)
+test_refusal_says_which_limit_its_value_and_when = same.test_refusal_says_which_limit_its_value_and_when
+test_tokens_per_minute = same.test_tokens_per_minute
+test_daily_budget_stops_within_one_requests_cost = same.test_daily_budget_stops_within_one_requests_cost
+test_monthly_budget_holds_across_days_until_the_next_month = (
+    same.test_monthly_budget_holds_across_days_until_the_next_month
+)
+test_budget_refusals_do_not_use_up_request_slots = same.test_budget_refusals_do_not_use_up_request_slots
+test_headers_report_limit_remaining_and_reset = same.test_headers_report_limit_remaining_and_reset
+test_no_limits_no_headers_and_no_refusals = same.test_no_limits_no_headers_and_no_refusals
+test_limits_are_per_key = same.test_limits_are_per_key
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def replicas(redis_server: RedisServer, clock: FakeClock) -> AsyncIterator[MakeLimiter]:
+    """Makes limiters that share one Redis and one fresh key prefix, like replicas of a gateway."""
+    # A generous timeout: on a loaded test machine a connect can take longer than the default 0.25 s,
+    # and a timeout is an outage (tested below), not what the exactness tests are about.
+    config = RedisConfig(url=redis_server.url, key_prefix=f"test-{secrets.token_hex(4)}:", timeout_s=5)
+    made: list[RedisLimiter] = []
+
+    def make() -> RedisLimiter:
+        made.append(RedisLimiter(redis_client(config, {}), key_prefix=config.key_prefix, clock=clock))
+        return made[-1]
+
+    yield make
+    for limiter in made:
+        await limiter.aclose()
+
+
+@pytest.fixture
+def limiter(replicas: MakeLimiter) -> RedisLimiter:
+    return replicas()
+
+
+async def test_two_replicas_admit_exactly_n_together(replicas: MakeLimiter) -> None:
+    first, second = replicas(), replicas()
+    key = replace(KEY, rpm=10)
+    results = await asyncio.gather(*(admitted(first if i % 2 else second, key) for i in range(30)))
+    assert sum(results) == 10
+    error = await refusal(first, key)
+    assert error.limit == "requests" and error.headers["x-ratelimit-remaining-requests"] == "0"
+
+
+async def test_spend_on_one_replica_counts_on_the_other(replicas: MakeLimiter) -> None:
+    first, second = replicas(), replicas()
+    key = replace(KEY, budget_usd_day=1.0)
+    await first.charge(key.key_id, 0.6, 100)
+    assert await admitted(second, key)
+    await second.charge(key.key_id, 0.6, 100)
+    assert (await refusal(first, key)).limit == "budget_day"
+    assert "$1.2000 spent of $1.0000" in (await refusal(second, key)).message
+
+
+async def test_seed_sets_a_period_only_once(replicas: MakeLimiter) -> None:
+    first, second = replicas(), replicas()
+    key = replace(KEY, budget_usd_day=1.0, budget_usd_month=10.0)
+    await first.seed_spend(key.key_id, day_usd=0.5, month_usd=3.0)
+    await first.charge(key.key_id, 0.3, 10)
+    # A second replica starting later, from a ledger that saw less, must not undo the charge.
+    await second.seed_spend(key.key_id, day_usd=0.0, month_usd=0.0)
+    assert await admitted(second, key)
+    await second.charge(key.key_id, 0.25, 10)
+    error = await refusal(first, key)
+    assert error.limit == "budget_day" and "$1.0500 spent" in error.message
+
+
+async def test_redis_outage_falls_back_to_local_limits_and_recovers(
+    redis_server: RedisServer, limiter: RedisLimiter, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = replace(KEY, rpm=3, budget_usd_day=1.0)
+    await limiter.charge(key.key_id, 0.7, 10)
+    assert await admitted(limiter, key)  # reads the shared spend: $0.70
+    assert limiter.degraded_reason() is None
+    redis_server.stop()
+    try:
+        with caplog.at_level(logging.WARNING, logger="hybridgate.auth"):
+            # Local limits now: a fresh minute window of 3, and the budget from the last read.
+            assert [await admitted(limiter, key) for _ in range(4)] == [True, True, True, False]
+            await limiter.charge(key.key_id, 0.4, 10)
+            assert await limiter.headers(key) != {}
+        reason = limiter.degraded_reason()
+        assert reason is not None and "redis unreachable" in reason
+        assert len([r for r in caplog.records if "fall back" in r.message]) == 1
+        clock.advance(61)
+        assert (await refusal(limiter, key)).limit == "budget_day"  # $0.70 + $0.40 locally
+    finally:
+        redis_server.start()  # empty: it kept nothing
+    clock.advance(1)  # past the retry interval: the next call tries Redis again
+    assert (await refusal(limiter, key)).limit == "budget_day"  # spend written back on recovery
+    assert limiter.degraded_reason() is None
+    check = Redis.from_url(redis_server.url)
+    try:
+        keys = await check.keys("*spend*")  # the restarted server holds only this test's keys
+        assert [float(value or 0) for value in await check.mget(keys)] == pytest.approx([1.1, 1.1])
+    finally:
+        await check.aclose()
