@@ -142,9 +142,7 @@ class RedisLimiter:
 
     async def seed_spend(self, key_id: str, day_usd: float, month_usd: float) -> None:
         now = self._clock()
-        if not await self._shared(
-            lambda: self._seed(key_id, (day_of(now), day_usd), (month_of(now), month_usd), now)
-        ):
+        if not await self._shared(lambda: self._seed_now(key_id, day_usd, month_usd, now)):
             await self._fallback.seed_spend(key_id, day_usd, month_usd)
 
     def degraded_reason(self) -> str | None:
@@ -194,45 +192,59 @@ class RedisLimiter:
     async def _shared(self, operation: Callable[[], Awaitable[T]]) -> T | None:
         """Run ``operation`` on Redis; None (and the fallback) while Redis is unreachable."""
         now = self._clock()
-        if self._outage.reason is not None and now < self._outage.next_try:
-            return None
+        outage = self._outage
+        if outage.reason is not None:
+            if now < outage.next_try:
+                return None
+            outage.next_try = now + outage.retry_interval_s  # this call probes; the others wait
         try:
-            if self._outage.reason is not None:
+            if outage.reason is not None:
                 await self._recover(now)
             return await operation()
         except OUTAGE_ERRORS as exc:
-            if self._outage.begin(exc, now):
-                log.warning("rate limits fall back to this process: %s", self._outage.reason)
+            if outage.begin(exc, now):
+                log.warning("rate limits fall back to this process: %s", outage.reason)
                 await self._seed_fallback(now)
             return None
 
     async def _recover(self, now: float) -> None:
-        """Redis answers again: put back what it lost and what was charged meanwhile."""
-        for key_id, (day, day_usd, month, month_usd) in self._last_spend.items():
-            await self._seed(key_id, (day, day_usd), (month, month_usd), now)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for (key_id, day, month), usd in self._outage.unsynced.items():
-                self._add_spend(pipe, key_id, day, month, usd, now)
-            await pipe.execute()
-        self._outage.unsynced.clear()
+        """Redis answers again: put back the spend it lost (if it restarted empty) and what was
+        charged here meanwhile."""
+        unsynced, self._outage.unsynced = self._outage.unsynced, {}
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key_id, (day, day_usd, month, month_usd) in list(self._last_spend.items()):
+                    self._seed(pipe, key_id, (day, day_usd), (month, month_usd), now)
+                for (key_id, day, month), usd in unsynced.items():
+                    self._add_spend(pipe, key_id, day, month, usd, now)
+                await pipe.execute()
+        except BaseException:
+            for period, usd in unsynced.items():  # not written: keep it for the next try
+                self._outage.unsynced[period] = self._outage.unsynced.get(period, 0.0) + usd
+            raise
         self._outage.reason = None
         self._fallback = MemoryLimiter(self._clock)
         log.warning("rate limits are shared through redis again")
 
-    async def _seed(self, key_id: str, day: tuple[str, float], month: tuple[str, float], now: float) -> bool:
-        """``SET NX`` each period's spend, for the periods that have not ended."""
-        periods = ((day, day_of(now), next_day(now)), (month, month_of(now), next_month(now)))
+    async def _seed_now(self, key_id: str, day_usd: float, month_usd: float, now: float) -> bool:
         async with self._redis.pipeline(transaction=False) as pipe:
-            for (period, usd), current, ends in periods:
-                if period == current:
-                    key = self._spend_key(key_id, period)
-                    pipe.set(key, repr(usd), nx=True, ex=_ttl(ends.timestamp(), now))
+            self._seed(pipe, key_id, (day_of(now), day_usd), (month_of(now), month_usd), now)
             await pipe.execute()
         return True
 
+    def _seed(
+        self, pipe: Any, key_id: str, day: tuple[str, float], month: tuple[str, float], now: float
+    ) -> None:
+        """``SET NX`` each period's spend, for the periods that have not ended."""
+        periods = ((day, day_of(now), next_day(now)), (month, month_of(now), next_month(now)))
+        for (period, usd), current, ends in periods:
+            if period == current:
+                key = self._spend_key(key_id, period)
+                pipe.set(key, repr(usd), nx=True, ex=_ttl(ends.timestamp(), now))
+
     async def _seed_fallback(self, now: float) -> None:
         """Start the local limiter from the spend last read from Redis, for the current periods."""
-        for key_id, (day, day_usd, month, month_usd) in self._last_spend.items():
+        for key_id, (day, day_usd, month, month_usd) in list(self._last_spend.items()):
             if month == month_of(now):
                 await self._fallback.seed_spend(key_id, day_usd if day == day_of(now) else 0.0, month_usd)
 
