@@ -37,8 +37,13 @@ async def healthz(request: Request) -> Response:
         if gateway.privacy
         else {"mode": "off", "note": "no [privacy] section: prompts are not scanned"}
     )
+    # Degraded still answers 200: the replica serves (cache as miss, local limits, spooled
+    # ledger), so a load balancer must keep it; operators alert on the status field instead.
+    degraded = gateway.degraded()
     body = {
-        "status": "ok",
+        "status": "degraded" if degraded else "ok",
+        "degraded": degraded,
+        "cache": {"store": gateway.cache.store_name} if gateway.cache else None,
         "privacy": privacy,
         "environment": gateway.config.environment,
         "backends": backends,

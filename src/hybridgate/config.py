@@ -54,6 +54,22 @@ class OpenAICompatBackend(BackendBase):
     api_key_env: str | None = None
     provider: str | None = None  # for price lookups, e.g. "openai"; guessed from base_url if unset
     max_connections: int = Field(default=200, ge=1)
+    # A pool of servers (docs/operations.md, "Local tier at scale"): more base URLs serving the
+    # same model; each request goes to the healthy one with the fewest requests in flight.
+    replicas: list[str] = []
+    # Polled on each server every health_interval_s; a path replaces base_url's path, e.g.
+    # "/health" (vLLM, llama-server), "/api/tags" (Ollama), "/v1/models". Unset: no polling.
+    health_path: str | None = None
+    health_interval_s: float = Field(default=5.0, gt=0)
+    replica_cooldown_s: float = Field(default=10.0, gt=0)  # a server that refused a connection is skipped
+    replica_max_in_flight: int | None = Field(default=None, ge=1)  # per server; more wait for a slot
+    # Spill-over: refuse at once (the cascade moves to the next tier) when more than this many
+    # requests wait for a slot, or while busy with a recent time-to-first-byte over the limit.
+    spill_queue_depth: int = Field(default=16, ge=0)
+    spill_latency_ms: float | None = Field(default=None, gt=0)
+
+    def base_urls(self) -> list[str]:
+        return [self.base_url, *self.replicas]
 
 
 class AnthropicBackend(BackendBase):
@@ -133,6 +149,10 @@ class LedgerConfig(Strict):
     log_prompts: bool = False
     flush_interval_s: float = Field(default=0.5, gt=0)
     batch_size: int = Field(default=200, ge=1)
+    # "postgres": one ledger shared by every replica (needs [postgres]); see docs/ledger.md.
+    store: Literal["sqlite", "postgres"] = "sqlite"
+    spool_path: str = "hybridgate-ledger-spool.jsonl"  # postgres: rows kept here while it is down
+    retention_days: float | None = Field(default=None, gt=0)  # postgres: delete older rows; None keeps all
 
 
 class AuthConfig(Strict):
@@ -141,6 +161,7 @@ class AuthConfig(Strict):
     enabled: bool = False  # true: every request needs a valid key of this environment
     keys_path: str = Field(default="hybridgate-keys.db", min_length=1)  # SQLite, keys stored hashed
     pepper_env: str = Field(default="HYBRIDGATE_KEY_PEPPER", min_length=1)  # unset: a 0600 file beside it
+    limits_store: Literal["memory", "redis"] = "memory"  # redis: limits shared by replicas via [redis]
 
 
 PrivacyPolicy = Literal["allow", "redact", "local_only", "block"]
@@ -172,6 +193,7 @@ class CacheConfig(Strict):
     ttl_s: float = Field(default=3600.0, gt=0)
     max_entries: int = Field(default=10_000, ge=1)
     max_entry_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_store_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)  # the memory store's bound
     cache_pii: bool = False  # requests in which the privacy screen found PII are not cached
     semantic_threshold: float = Field(default=0.9, ge=0, le=1)
     routes: dict[str, CacheMode] = {}  # per-route override of `mode`
@@ -240,6 +262,10 @@ class GatewayConfig(Strict):
                     raise ValueError(f"cache names unknown route '{name}'")
             if self.cache.store == "redis" and self.redis is None:
                 raise ValueError("cache.store = \"redis\" needs a [redis] section")
+        if self.auth.limits_store == "redis" and self.redis is None:
+            raise ValueError("auth.limits_store = \"redis\" needs a [redis] section")
+        if self.ledger.store == "postgres" and self.postgres is None:
+            raise ValueError("ledger.store = \"postgres\" needs a [postgres] section")
         if self.default_route not in self.routes:
             raise ValueError(f"default_route '{self.default_route}' is not a route")
         return self

@@ -15,6 +15,7 @@ OpenAI or Anthropic error bodies. Backends translate HTTP-client/SDK exceptions 
     ├── RateLimitError              429
     ├── ClientClosedError           499  (the caller hung up; for the ledger)
     ├── ConfigError                 (start-up only, never served)
+    ├── StoreUnavailableError       (a shared store failed; never served: the component degrades)
     └── BackendError                502 upstream_error  (retryable by the cascade)
         ├── UpstreamTimeoutError    504
         ├── UpstreamUnavailableError 503
@@ -44,6 +45,15 @@ class ConfigError(GatewayError):
     """The config file is missing, malformed or inconsistent. Raised before serving."""
 
     type = "config_error"
+
+
+class StoreUnavailableError(GatewayError):
+    """A state store (cache, limits, ledger) failed or holds garbage. Never reaches a caller: the
+    component that owns the store degrades (a cache miss, a local limit, a disk spool) and says so
+    in ``/healthz``."""
+
+    status_code = 503
+    type = "store_unavailable"
 
 
 class RequestError(GatewayError):

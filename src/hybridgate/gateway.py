@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from hybridgate.auth import KeyStore, Limiter, MemoryLimiter, pepper_file
 from hybridgate.backends import Backend, build_backend
+from hybridgate.cache import ResponseCache, build_cache
 from hybridgate.cascade import Cascade
 from hybridgate.config import GatewayConfig
 from hybridgate.ledger.metrics import GatewayMetrics
@@ -48,6 +49,12 @@ class Gateway:
     pipeline: Pipeline
     access: Access | None = None
     privacy: PrivacyGuard | None = None
+    cache: ResponseCache | None = None
+
+    def degraded(self) -> dict[str, str]:
+        """Shared stores that are failing right now, by component (served around, see /healthz)."""
+        reasons = {"cache": self.cache.degraded_reason() if self.cache else None}
+        return {name: reason for name, reason in reasons.items() if reason}
 
     async def start(self) -> None:
         await enforce_pins(self.config, self.backends)  # before anything starts: a bad pin stops here
@@ -69,6 +76,8 @@ class Gateway:
 
     async def aclose(self) -> None:
         await self.pipeline.shadow.drain()
+        if self.cache is not None:
+            await self.cache.aclose()
         for backend in self.backends.values():
             await backend.aclose()
         await self.ledger.aclose()
@@ -111,6 +120,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
     )
     access = _access(config, env)
     privacy = _privacy_guard(config)
+    cache = build_cache(config, env)
     pipeline = Pipeline(
         config,
         RuleRouter(config),
@@ -121,5 +131,6 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
         load_prompt_secret(config.ledger, env),
         privacy,
         access.limiter if access else None,
+        cache,
     )
-    return Gateway(config, backends, ledger, metrics, pipeline, access, privacy)
+    return Gateway(config, backends, ledger, metrics, pipeline, access, privacy, cache)

@@ -1,4 +1,4 @@
-"""The request flow, readable in one screen: decide -> run the cascade -> price -> record.
+"""The request flow, readable in one screen: decide -> cache -> run the cascade -> price -> record.
 
 The pipeline speaks only provider-neutral types (``ChatRequest`` in, OpenAI-shaped responses and
 chunks out); the API layer owns the wire formats. Every request that reaches the gateway leaves
@@ -11,22 +11,23 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from hybridgate.cascade import Cascade, Served, StartedStream, Trail
+from hybridgate.cache import CachedAnswer, Hit, Lookup, ResponseCache, replay_chunks
+from hybridgate.cascade import Cascade, Served, Trail
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import ClientClosedError, GatewayError, PermissionDeniedError
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.ledger.records import LedgerRecord, prompt_hmac
-from hybridgate.ledger.store import SqliteLedger
+from hybridgate.ledger.base import Ledger
+from hybridgate.pipeline_stream import PipelineStream, iterate
 from hybridgate.privacy.redact import RedactionMap
-from hybridgate.privacy.restore import ChunkRestorer, restore_completion
+from hybridgate.privacy.restore import restore_completion
 from hybridgate.router import RuleRouter
 from hybridgate.shadow import Shadow
-from hybridgate.types import ChatRequest, ChatResponse, Decision, Json, RequestContext, Usage
+from hybridgate.types import ChatRequest, ChatResponse, Decision, RequestContext, Usage
 
 if TYPE_CHECKING:
     from hybridgate.auth import Limiter
@@ -34,15 +35,17 @@ if TYPE_CHECKING:
     # the guard is built only when [privacy] is configured: Presidio is slow to import
     from hybridgate.privacy.policy import PrivacyGuard, Screening
 
-CLIENT_CLOSED = 499  # nginx's convention for "the client hung up before the answer was complete"
+__all__ = ["Completion", "Pipeline", "PipelineStream", "Trace"]
 
 
 @dataclass
 class Completion:
     response: ChatResponse
     decision: Decision
-    served: Served
+    backend: str
+    model: str
     cost_usd: float
+    cache: str | None = None  # hit | semantic-hit | miss | bypass; None without a cache
 
 
 @dataclass
@@ -56,6 +59,20 @@ class Trace:
     trail: Trail = field(default_factory=Trail)
     screening: Screening | None = None
     ttft_ms: float | None = None
+    cache: str | None = None  # hit | semantic-hit | miss | bypass; None without a cache
+    hit: CachedAnswer | None = None
+
+    @property
+    def backend(self) -> str:
+        return self.served.backend.name if self.served else self.hit.backend if self.hit else ""
+
+    @property
+    def model(self) -> str | None:
+        if self.served:
+            return self.served.model
+        if self.hit:
+            return self.hit.model
+        return self.request.model if self.request else None
 
     def redactions_for(self, served: Served | None) -> RedactionMap | None:
         """The placeholders to restore in the answer: only a cloud backend saw them."""
@@ -70,12 +87,13 @@ class Pipeline:
         config: GatewayConfig,
         router: RuleRouter,
         cascade: Cascade,
-        ledger: SqliteLedger,
+        ledger: Ledger,
         metrics: GatewayMetrics,
         pricer: Pricer,
         prompt_secret: bytes,
         guard: PrivacyGuard | None = None,
         limiter: Limiter | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self._config = config
         self._router = router
@@ -86,6 +104,7 @@ class Pipeline:
         self._secret = prompt_secret
         self._guard = guard
         self._limiter = limiter
+        self.cache = cache
         self._charges: set[asyncio.Task[None]] = set()
         self.shadow = Shadow(config.routes, self.complete, random.Random())
 
@@ -102,10 +121,28 @@ class Pipeline:
             trace.decision = trace.screening.decision
         return trace.decision
 
+    async def _look_up(self, trace: Trace, request: ChatRequest, decision: Decision) -> Lookup | None:
+        """Plan the request's use of the cache and try it; ``trace.hit`` is set on a hit."""
+        if self.cache is None:
+            return None
+        pii = bool(trace.screening and trace.screening.pii)
+        lookup = self.cache.plan(request, decision, trace.ctx, trace.ctx.cache, pii)
+        hit: Hit | None = await self.cache.get(lookup) if lookup else None
+        trace.cache = "bypass" if lookup is None else hit.result if hit else "miss"
+        trace.hit = hit.answer if hit else None
+        return lookup
+
+    def store(self, lookup: Lookup | None, trace: Trace, response: ChatResponse, cost: float) -> None:
+        if self.cache is not None and lookup is not None and trace.served is not None:
+            self.cache.put(lookup, response, trace.backend, trace.served.model, cost)
+
     async def complete(self, request: ChatRequest, ctx: RequestContext) -> Completion:
         trace = Trace(ctx, request)
         try:
             decision = self._decide(trace, request)
+            lookup = await self._look_up(trace, request, decision)
+            if trace.hit is not None:
+                return self._answer_from_cache(trace, decision, trace.hit)
             redacted = trace.screening.redacted if trace.screening else None
             trace.served, response = await self._cascade.complete(decision, request, trace.trail, redacted)
         except GatewayError as exc:
@@ -120,13 +157,23 @@ class Pipeline:
         if (redactions := trace.redactions_for(trace.served)) is not None:
             response = ChatResponse(restore_completion(response.body, redactions))
         cost = self.record(trace, response.usage, 200, None, response.model, response.system_fingerprint)
+        self.store(lookup, trace, response, cost)
         self.shadow.maybe(request, ctx, decision)
-        return Completion(response, decision, trace.served, cost)
+        return Completion(response, decision, trace.backend, trace.served.model, cost, trace.cache)
+
+    def _answer_from_cache(self, trace: Trace, decision: Decision, hit: CachedAnswer) -> Completion:
+        response = hit.response(trace.ctx.request_id)
+        self.record(trace, Usage(), 200, None, response.model, response.system_fingerprint)
+        return Completion(response, decision, hit.backend, hit.model, 0.0, trace.cache)
 
     async def stream(self, request: ChatRequest, ctx: RequestContext) -> PipelineStream:
         trace = Trace(ctx, request)
         try:
             decision = self._decide(trace, request)
+            lookup = await self._look_up(trace, request, decision)
+            if trace.hit is not None:
+                chunks = replay_chunks(trace.hit.response(ctx.request_id))
+                return PipelineStream(self, trace, decision, chunks[0], iterate(chunks[1:]))
             redacted = trace.screening.redacted if trace.screening else None
             started = await self._cascade.stream(decision, request, trace.trail, redacted)
         except GatewayError as exc:
@@ -140,7 +187,7 @@ class Pipeline:
             raise
         trace.served = started.served
         self.shadow.maybe(request, ctx, decision)
-        return PipelineStream(self, trace, decision, started)
+        return PipelineStream(self, trace, decision, started.first, started.rest, lookup)
 
     def reject(self, ctx: RequestContext, error: GatewayError, request: ChatRequest | None = None) -> None:
         """Record a request refused before it reached the router (bad JSON, auth, size)."""
@@ -174,8 +221,8 @@ class Pipeline:
             feature=ctx.feature,
             cohort=ctx.cohort,
             route=decision.route if decision else None,
-            backend=served.backend.name if served else None,
-            model=served.model if served else (trace.request.model if trace.request else None),
+            backend=trace.backend or None,
+            model=trace.model,
             reported_model=reported_model,
             system_fingerprint=fingerprint,
             prompt_hash=prompt_hmac(self._secret, prompt) if prompt is not None else None,
@@ -188,7 +235,8 @@ class Pipeline:
             status=status,
             error_type=error_type,
             stream=stream,
-            cache=None,
+            cache=trace.cache if trace.cache != "bypass" else None,
+            saved_usd=trace.hit.cost_usd if trace.hit else 0.0,
             rule=decision.rule if decision else None,
             reasons=list(decision.reasons) if decision else [],
             attempts=trace.trail.attempts,
@@ -226,59 +274,3 @@ class Pipeline:
         if override is None and backend.local:
             return 0.0  # a local tier is free unless config prices it (TCO values it later)
         return self._pricer.price(provider, served.model, usage, override)
-
-
-class PipelineStream:
-    """An answer being streamed: yields OpenAI chunks, records the ledger row when done."""
-
-    def __init__(self, pipeline: Pipeline, trace: Trace, decision: Decision, started: StartedStream) -> None:
-        self._pipeline = pipeline
-        self.trace = trace
-        self._started = started
-        self.served = started.served
-        self.decision = decision
-        self.usage = Usage()
-        self.cost_usd = 0.0
-
-    async def chunks(self) -> AsyncIterator[Json]:
-        trace, status = self.trace, CLIENT_CLOSED
-        error_type: str | None = "client_closed"
-        reported: str | None = None
-        fingerprint: str | None = None
-        try:
-            async for chunk in self._with_first():
-                if trace.ttft_ms is None and _has_output(chunk):
-                    trace.ttft_ms = (time.perf_counter() - trace.ctx.started_perf) * 1000
-                if usage := chunk.get("usage"):
-                    self.usage = Usage.from_openai(usage)
-                reported = chunk.get("model") or reported
-                fingerprint = chunk.get("system_fingerprint") or fingerprint
-                yield chunk
-            status, error_type = 200, None
-        except GatewayError as exc:
-            status, error_type = exc.status_code, exc.type
-            raise
-        finally:
-            await self._started.rest.aclose()  # frees the upstream connection if we stopped early
-            self.cost_usd = self._pipeline.record(
-                trace, self.usage, status, error_type, reported, fingerprint, stream=True
-            )
-
-    async def _with_first(self) -> AsyncIterator[Json]:
-        redactions = self.trace.redactions_for(self.served)
-        restorer = ChunkRestorer(redactions) if redactions is not None else None
-        last = self._started.first
-        yield restorer.feed(last) if restorer else last
-        async for chunk in self._started.rest:
-            last = chunk
-            yield restorer.feed(chunk) if restorer else chunk
-        if restorer and (tail := restorer.flush_chunk(last)):
-            yield tail
-
-
-def _has_output(chunk: Json) -> bool:
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") or {}
-        if delta.get("content") or delta.get("tool_calls"):
-            return True
-    return False

@@ -150,6 +150,11 @@ class Decision:
     model_override: str | None = None
 
 
+# The caller's wish about the response cache: Cache-Control no-store / no-cache, or
+# x-hybridgate-cache: off | refresh | force ("force" caches a non-deterministic request too).
+CacheDirective = Literal["default", "no-cache", "no-store", "force"]
+
+
 @dataclass
 class RequestContext:
     """Who asked and how: everything about a request that is not its body."""
@@ -164,6 +169,7 @@ class RequestContext:
     privacy_policy: str | None = None  # set by the caller's API key, if it carries one
     shadow_of: str | None = None  # set on the background copy of a shadowed request
     allowed_routes: tuple[str, ...] = ()  # the caller's key may use only these (empty: all)
+    cache: CacheDirective = "default"
     started_at: float = 0.0  # wall clock, for the ledger
     started_perf: float = 0.0  # perf_counter, for latencies
     extra: dict[str, str] = field(default_factory=dict)

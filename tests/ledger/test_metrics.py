@@ -46,7 +46,7 @@ def record(**kw: object) -> LedgerRecord:
 def test_observe_updates_every_series() -> None:
     metrics = GatewayMetrics(CollectorRegistry())
     metrics.observe(record())
-    metrics.observe(record(status=504, ttft_ms=None, cache="hit", cost_usd=0.001))
+    metrics.observe(record(status=504, ttft_ms=None, cache="hit", cost_usd=0.001, saved_usd=0.25))
     req = {"api": "openai", "route": "auto", "backend": "local", "feature": "chat"}
     assert value(metrics, "hybridgate_requests_total", **req, status="200") == 1
     assert value(metrics, "hybridgate_requests_total", **req, status="504") == 1
@@ -61,8 +61,9 @@ def test_observe_updates_every_series() -> None:
     assert value(metrics, "hybridgate_tokens_total", **tok, kind="completion") == 60
     assert value(metrics, "hybridgate_cost_usd_total", **tok) == pytest.approx(0.003)
     assert value(metrics, "hybridgate_router_decisions_total", route="auto", rule="long-prompt") == 2
-    assert value(metrics, "hybridgate_cache_total", result="miss") == 1
-    assert value(metrics, "hybridgate_cache_total", result="hit") == 1
+    assert value(metrics, "hybridgate_cache_total", result="miss", route="auto") == 1
+    assert value(metrics, "hybridgate_cache_total", result="hit", route="auto") == 1
+    assert value(metrics, "hybridgate_cache_saved_usd_total", route="auto") == pytest.approx(0.25)
     assert value(metrics, "hybridgate_ledger_dropped_total") == 0
 
 

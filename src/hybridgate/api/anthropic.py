@@ -50,12 +50,12 @@ async def messages(request: Request) -> Response:
     ctx.cohort = ctx.cohort or chat.user
     if chat.stream:
         stream = await unless_disconnected(request, gateway.pipeline.stream(chat, ctx))
-        headers = decision_headers(ctx, stream.decision, stream.served.backend.name) | SSE_HEADERS | limits
+        headers = decision_headers(ctx, stream.decision, stream.backend, stream.cache) | SSE_HEADERS | limits
         headers["request-id"] = ctx.request_id
         events = coalesce(anthropic_sse(stream, estimate_prompt_tokens(chat)))
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     done = await unless_disconnected(request, gateway.pipeline.complete(chat, ctx))
-    headers = decision_headers(ctx, done.decision, done.served.backend.name) | limits
+    headers = decision_headers(ctx, done.decision, done.backend, done.cache) | limits
     headers["request-id"] = ctx.request_id
     headers["x-hybridgate-cost-usd"] = f"{done.cost_usd:.8f}"
     message = message_from_completion(done.response.body)

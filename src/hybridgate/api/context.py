@@ -12,11 +12,13 @@ from typing import Literal
 
 from starlette.requests import Request
 
+from hybridgate.cache.keys import parse_directive
 from hybridgate.types import RequestContext
 
 ROUTE_HEADER = "x-hybridgate-route"
 FEATURE_HEADER = "x-hybridgate-feature"
 COHORT_HEADER = "x-hybridgate-cohort"
+CACHE_HEADER = "x-hybridgate-cache"  # request: off | refresh | force; response: hit | semantic-hit | miss
 
 
 def api_key_of(request: Request) -> str | None:
@@ -41,6 +43,7 @@ def context_from(request: Request, api: Literal["openai", "anthropic"], environm
         feature=request.headers.get(FEATURE_HEADER),
         cohort=request.headers.get(COHORT_HEADER),
         route_override=request.headers.get(ROUTE_HEADER),
+        cache=parse_directive(request.headers.get("cache-control"), request.headers.get(CACHE_HEADER)),
         started_at=time.time(),
         started_perf=time.perf_counter(),
     )

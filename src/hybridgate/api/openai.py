@@ -1,8 +1,8 @@
 """The OpenAI-compatible edge: ``POST /v1/chat/completions`` and ``GET /v1/models``.
 
 Parses the wire format into a ``ChatRequest``, hands it to the pipeline, and writes the answer back
-as JSON or as SSE. Decision headers (``x-hybridgate-route``, ``-backend``, ``-cost-usd``) tell the
-caller where its request went. A failure after the stream has started cannot change the status
+as JSON or as SSE. Decision headers (``x-hybridgate-route``, ``-backend``, ``-cost-usd``, ``-cache``) tell
+the caller where its request went. A failure after the stream has started cannot change the status
 code any more, so it is sent as an in-stream ``{"error": ...}`` event, which the official SDKs
 raise as an APIError, and the stream ends without ``[DONE]``.
 """
@@ -18,7 +18,7 @@ from starlette.responses import Response, StreamingResponse
 
 from hybridgate.api.auth import admit
 from hybridgate.api.body import parse, read_json
-from hybridgate.api.context import context_from
+from hybridgate.api.context import CACHE_HEADER, context_from
 from hybridgate.api.disconnect import unless_disconnected
 from hybridgate.api.errors import openai_error_body
 from hybridgate.api.sse import DONE, SSE_HEADERS, coalesce, data_event
@@ -28,13 +28,18 @@ from hybridgate.pipeline import PipelineStream
 from hybridgate.types import ChatRequest, Decision, RequestContext
 
 
-def decision_headers(ctx: RequestContext, decision: Decision, backend: str) -> dict[str, str]:
-    return {
+def decision_headers(
+    ctx: RequestContext, decision: Decision, backend: str, cache: str | None
+) -> dict[str, str]:
+    headers = {
         "x-request-id": ctx.request_id,
         "x-hybridgate-route": decision.route,
         "x-hybridgate-backend": backend,
         "x-hybridgate-rule": decision.rule,
     }
+    if cache is not None:
+        headers[CACHE_HEADER] = cache
+    return headers
 
 
 async def chat_completions(request: Request) -> Response:
@@ -51,11 +56,11 @@ async def chat_completions(request: Request) -> Response:
         raise
     if chat.stream:
         stream = await unless_disconnected(request, gateway.pipeline.stream(chat, ctx))
-        headers = decision_headers(ctx, stream.decision, stream.served.backend.name) | SSE_HEADERS | limits
+        headers = decision_headers(ctx, stream.decision, stream.backend, stream.cache) | SSE_HEADERS | limits
         events = coalesce(openai_sse(stream, chat.wants_usage_in_stream()))
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     done = await unless_disconnected(request, gateway.pipeline.complete(chat, ctx))
-    headers = decision_headers(ctx, done.decision, done.served.backend.name) | limits
+    headers = decision_headers(ctx, done.decision, done.backend, done.cache) | limits
     headers["x-hybridgate-cost-usd"] = f"{done.cost_usd:.8f}"
     return Response(orjson.dumps(done.response.body), media_type="application/json", headers=headers)
 

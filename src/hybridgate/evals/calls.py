@@ -36,6 +36,7 @@ def context(config: GatewayConfig, route: str | None, feature: str) -> RequestCo
         environment=config.environment,
         feature=feature,
         route_override=None if policy else route,
+        cache="no-store",  # evals measure the models, never an answer cached earlier
         started_at=time.time(),
         started_perf=time.perf_counter(),
     )

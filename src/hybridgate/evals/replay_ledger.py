@@ -89,7 +89,7 @@ async def answer_all(
                 return Answered(None)
         done = called.completion
         text = Answer.from_response(done.response).text()
-        return Answered(text, done.cost_usd, called.latency_ms, done.served.backend.name)
+        return Answered(text, done.cost_usd, called.latency_ms, done.backend)
 
     await gateway.start()
     try:

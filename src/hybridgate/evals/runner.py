@@ -124,8 +124,8 @@ class Runner:
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             latency_ms=called.latency_ms,
-            backend=done.served.backend.name,
-            model=done.response.model or done.served.model,
+            backend=done.backend,
+            model=done.response.model or done.model,
         )
         try:
             verdict, judge_cost = await self._grade(case, request, answer)

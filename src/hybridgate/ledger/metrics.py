@@ -113,7 +113,18 @@ class GatewayMetrics:
             ["route", "rule"],
             registry=registry,
         )
-        self.cache = Counter("hybridgate_cache", "Response cache lookups.", ["result"], registry=registry)
+        self.cache = Counter(
+            "hybridgate_cache",
+            "Response cache lookups, by result and route.",
+            ["result", "route"],
+            registry=registry,
+        )
+        self.cache_saved = Counter(
+            "hybridgate_cache_saved_usd",
+            "What cache hits would have cost, by route.",
+            ["route"],
+            registry=registry,
+        )
         # `reported` is the model the upstream says answered: bounded by what the provider serves
         # for that backend, never by what callers send.
         self.version_mismatch = Counter(
@@ -125,7 +136,15 @@ class GatewayMetrics:
         registry.register(_DroppedCollector(ledger_dropped or (lambda: 0)))
         # As bounded as the series themselves: one entry per label combination already exported.
         self._children: dict[_Key, _Children] = {}
-        self._cache_children: dict[str, Counter] = {}
+        self._cache_children: dict[tuple[str, str], Counter] = {}
+
+    def _observe_cache(self, result: str, route: str, saved_usd: float) -> None:
+        cache = self._cache_children.get((result, route))
+        if cache is None:
+            cache = self._cache_children[(result, route)] = self.cache.labels(result, route)
+        cache.inc()
+        if saved_usd > 0:
+            self.cache_saved.labels(route).inc(saved_usd)
 
     def _feature(self, feature: str | None) -> str:
         if feature is None:
@@ -153,10 +172,7 @@ class GatewayMetrics:
         if series.decisions is not None:
             series.decisions.inc()
         if rec.cache is not None:
-            cache = self._cache_children.get(rec.cache)
-            if cache is None:
-                cache = self._cache_children[rec.cache] = self.cache.labels(rec.cache)
-            cache.inc()
+            self._observe_cache(rec.cache, rec.route or NONE, rec.saved_usd)
         # Only requests sent with the pinned id count: a caller naming another model explicitly
         # (``backend/model``) gets what it asked for, which is no drift.
         pinned = self._pins.get(rec.backend or "")

@@ -1,0 +1,61 @@
+"""The response cache (layer 4 of the flow): exact and semantic, namespaced by tenant.
+
+``build_cache`` turns the ``[cache]`` section into a ``ResponseCache`` over the chosen store.
+The semantic matcher (an embedder plus guards against near-miss questions) is built only when a
+route asks for it: loading the embedding model costs start-up time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from hybridgate.cache.entry import CachedAnswer, replay_chunks
+from hybridgate.cache.keys import CacheKeys, Directive, cache_keys, parse_directive, tenant_of
+from hybridgate.cache.memory import CacheStore, MemoryStore, SemanticNote
+from hybridgate.cache.response_cache import CacheResult, Hit, Lookup, ResponseCache
+from hybridgate.config import CacheConfig, GatewayConfig, RedisConfig
+
+__all__ = [
+    "CacheKeys",
+    "CacheResult",
+    "CacheStore",
+    "CachedAnswer",
+    "Directive",
+    "Hit",
+    "Lookup",
+    "MemoryStore",
+    "ResponseCache",
+    "SemanticNote",
+    "build_cache",
+    "cache_keys",
+    "parse_directive",
+    "replay_chunks",
+    "tenant_of",
+]
+
+
+def build_cache(config: GatewayConfig, env: Mapping[str, str]) -> ResponseCache | None:
+    if config.cache is None:
+        return None
+    store = _store(config.cache, config.redis, env)
+    if not config.cache.semantic_routes:
+        return ResponseCache(config.cache, store)
+    from hybridgate.cache.semantic import SemanticMatcher, VectorIndex
+    from hybridgate.router.features import WordLlamaEmbedder
+
+    matcher = SemanticMatcher(WordLlamaEmbedder(), config.cache.semantic_threshold)
+    return ResponseCache(config.cache, store, matcher, VectorIndex(max_entries=config.cache.max_entries))
+
+
+def _store(cache: CacheConfig, redis: RedisConfig | None, env: Mapping[str, str]) -> CacheStore:
+    if cache.store == "sqlite":
+        from hybridgate.cache.sqlite import SqliteStore
+
+        return SqliteStore(cache.path, cache.max_entries)
+    if cache.store == "redis":
+        assert redis is not None  # the config validator insists on a [redis] section
+        from hybridgate.cache.redis import RedisStore
+        from hybridgate.redis_client import redis_client
+
+        return RedisStore(redis_client(redis, env), redis.key_prefix, cache.max_entries)
+    return MemoryStore(cache.max_entries, cache.max_store_bytes)

@@ -1,0 +1,97 @@
+"""The cache in a SQLite file: survives restarts, shared by the workers of one machine.
+
+Each call runs on a worker thread (``asyncio.to_thread``) with one connection behind a lock, so
+the event loop never waits on the disk. The file runs in WAL mode; expired rows are skipped on
+read and pruned, with the oldest rows past ``max_entries``, every ``PRUNE_EVERY`` writes.
+Semantic notes are rows with a scope; ``notes_since`` reads the ones past the last rowid seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+
+from hybridgate.cache.memory import SemanticNote
+
+PRUNE_EVERY = 256
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cache_entries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    value BLOB NOT NULL,
+    expires REAL NOT NULL,
+    scope TEXT,
+    query TEXT,
+    vector TEXT
+);
+CREATE INDEX IF NOT EXISTS cache_entries_expires ON cache_entries(expires);
+"""
+
+
+class SqliteStore:
+    name = "sqlite"
+
+    def __init__(self, path: str, max_entries: int) -> None:
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5.0)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self._max_entries = max_entries
+        self._writes = 0
+        self._seen = 0  # the first notes_since() indexes what earlier runs left
+
+    async def get(self, key: str) -> bytes | None:
+        return await asyncio.to_thread(self._get, key)
+
+    async def put(self, key: str, value: bytes, ttl_s: float, note: SemanticNote | None) -> None:
+        await asyncio.to_thread(self._put, key, value, ttl_s, note)
+
+    async def notes_since(self) -> list[SemanticNote]:
+        return await asyncio.to_thread(self._notes_since)
+
+    async def aclose(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _get(self, key: str) -> bytes | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT value FROM cache_entries WHERE key = ? AND expires > ?", (key, time.time())
+            ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def _put(self, key: str, value: bytes, ttl_s: float, note: SemanticNote | None) -> None:
+        scope, query, vector = (note.scope, note.query, note.vector) if note else (None, None, None)
+        with self._lock:
+            # REPLACE gives the row a new seq, so other replicas see a rewritten note again.
+            self._conn.execute(
+                "INSERT OR REPLACE INTO cache_entries (key, value, expires, scope, query, vector)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (key, value, time.time() + ttl_s, scope, query, vector),
+            )
+            self._writes += 1
+            if self._writes % PRUNE_EVERY == 0:
+                self._prune()
+
+    def _prune(self) -> None:
+        self._conn.execute("DELETE FROM cache_entries WHERE expires <= ?", (time.time(),))
+        self._conn.execute(
+            "DELETE FROM cache_entries WHERE seq <= (SELECT seq FROM cache_entries"
+            " ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+            (self._max_entries,),
+        )
+
+    def _notes_since(self) -> list[SemanticNote]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, key, scope, query, vector FROM cache_entries"
+                " WHERE seq > ? AND scope IS NOT NULL ORDER BY seq",
+                (self._seen,),
+            ).fetchall()
+        if rows:
+            self._seen = rows[-1][0]
+        return [SemanticNote(key, scope, query, vector) for _, key, scope, query, vector in rows]

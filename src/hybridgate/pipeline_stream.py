@@ -1,0 +1,108 @@
+"""A streamed answer on its way to the caller: chunks out, one ledger row and a cache write when done.
+
+The chunks come from the cascade's ``StartedStream`` (a live upstream) or, on a cache hit, from
+the cached completion replayed as chunks. Placeholders the privacy screen put in the prompt are
+restored on the way out; the answer is folded back into one completion for the cache only after
+the stream ended cleanly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TYPE_CHECKING
+
+from hybridgate.errors import GatewayError
+from hybridgate.privacy.restore import ChunkRestorer
+from hybridgate.stream_assembly import StreamAssembler
+from hybridgate.types import Decision, Json, Usage
+
+if TYPE_CHECKING:
+    from hybridgate.cache import Lookup
+    from hybridgate.pipeline import Pipeline, Trace
+
+CLIENT_CLOSED = 499  # nginx's convention for "the client hung up before the answer was complete"
+
+
+class PipelineStream:
+    """An answer being streamed: yields OpenAI chunks, records the ledger row when done."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        trace: Trace,
+        decision: Decision,
+        first: Json,
+        rest: AsyncGenerator[Json, None],
+        lookup: Lookup | None = None,
+    ) -> None:
+        self._pipeline = pipeline
+        self.trace = trace
+        self.decision = decision
+        self._first = first
+        self._rest = rest
+        self._lookup = lookup  # set: store the answer once it has streamed whole
+        self.usage = Usage()
+        self.cost_usd = 0.0
+
+    @property
+    def backend(self) -> str:
+        return self.trace.backend
+
+    @property
+    def cache(self) -> str | None:
+        return self.trace.cache
+
+    async def chunks(self) -> AsyncIterator[Json]:
+        trace, status = self.trace, CLIENT_CLOSED
+        error_type: str | None = "client_closed"
+        reported: str | None = None
+        fingerprint: str | None = None
+        assembler = StreamAssembler() if self._lookup is not None else None
+        try:
+            async for chunk in self._restored():
+                if trace.ttft_ms is None and _has_output(chunk):
+                    trace.ttft_ms = (time.perf_counter() - trace.ctx.started_perf) * 1000
+                if (usage := chunk.get("usage")) and trace.hit is None:
+                    self.usage = Usage.from_openai(usage)
+                reported = chunk.get("model") or reported
+                fingerprint = chunk.get("system_fingerprint") or fingerprint
+                if assembler is not None:
+                    assembler.add(chunk)
+                yield chunk
+            status, error_type = 200, None
+        except GatewayError as exc:
+            status, error_type = exc.status_code, exc.type
+            raise
+        finally:
+            await self._rest.aclose()  # frees the upstream connection if we stopped early
+            self.cost_usd = self._pipeline.record(
+                trace, self.usage, status, error_type, reported, fingerprint, stream=True
+            )
+        if assembler is not None and self._lookup is not None:
+            self._pipeline.store(self._lookup, trace, assembler.response(), self.cost_usd)
+
+    async def _restored(self) -> AsyncIterator[Json]:
+        redactions = self.trace.redactions_for(self.trace.served)
+        restorer = ChunkRestorer(redactions) if redactions is not None else None
+        last = self._first
+        yield restorer.feed(last) if restorer else last
+        async for chunk in self._rest:
+            last = chunk
+            yield restorer.feed(chunk) if restorer else chunk
+        if restorer and (tail := restorer.flush_chunk(last)):
+            yield tail
+
+
+async def iterate(chunks: list[Json]) -> AsyncGenerator[Json, None]:
+    """Chunks already in hand (a cached answer) as the async generator a live stream is."""
+    for chunk in chunks:
+        yield chunk
+
+
+def _has_output(chunk: Json) -> bool:
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls"):
+            return True
+    return False
