@@ -85,9 +85,11 @@ def rounded(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     return [{k: round(v, 9) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
 
 
-def ledger(dsn: str, tmp_path: Path, **options: float | None) -> PostgresLedger:
-    settings: dict[str, float | None] = {"flush_interval_s": 0.02, "retry_s": 0.05} | options
-    return PostgresLedger(dsn, spool_path=str(tmp_path / "spool.jsonl"), **settings)  # type: ignore[arg-type]
+def ledger(dsn: str, tmp_path: Path, *, retention_days: float | None = None) -> PostgresLedger:
+    spool = str(tmp_path / "spool.jsonl")
+    return PostgresLedger(
+        dsn, spool_path=spool, flush_interval_s=0.02, retry_s=0.05, retention_days=retention_days
+    )
 
 
 def test_rows_written_and_rolled_up_like_the_sqlite_ledger(dsn: str, tmp_path: Path) -> None:

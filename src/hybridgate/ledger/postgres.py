@@ -285,7 +285,8 @@ class PostgresLedger:
 
     def _read(self, query: Callable[[asyncpg.Connection], Awaitable[list[T]]]) -> list[T]:
         """Run ``query`` on a short-lived connection, in a thread of its own so it works from sync
-        and async callers alike; [] while no gateway has created the table yet."""
+        and async callers alike; [] while no gateway has created the table yet. An unreachable
+        server raises ConnectionError (an OSError)."""
 
         async def run() -> list[T]:
             conn = await asyncpg.connect(self.dsn, password=self._password, timeout=self.timeout_s)
@@ -297,7 +298,12 @@ class PostgresLedger:
                 await conn.close(timeout=self.timeout_s)
 
         with ThreadPoolExecutor(1, thread_name_prefix="hybridgate-ledger-read") as pool:
-            return pool.submit(asyncio.run, run()).result()
+            try:
+                return pool.submit(asyncio.run, run()).result()
+            except Exception as exc:
+                if is_outage(exc):
+                    raise ConnectionError(f"ledger: cannot read PostgreSQL at {self.where}: {exc}") from exc
+                raise
 
 
 def _where(dsn: str) -> str:
