@@ -15,6 +15,7 @@ import anthropic
 import httpx
 import openai
 import pytest
+from anthropic.types import MessageParam
 
 from hybridgate.app import create_app
 from hybridgate.config import GatewayConfig
@@ -23,7 +24,7 @@ from tests.servers import serve_in_thread
 from tests.standins.anthropic_upstream import run_anthropic_standin
 from tests.standins.openai_upstream import run_openai_standin
 
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION: list[MessageParam] = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 def cached_config(base: GatewayConfig, **cache: Any) -> GatewayConfig:
