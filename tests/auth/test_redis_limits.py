@@ -91,7 +91,7 @@ async def test_spend_on_one_replica_counts_on_the_other(replicas: MakeLimiter) -
     assert "$1.2000 spent of $1.0000" in (await refusal(second, key)).message
 
 
-async def test_seed_sets_a_period_only_once(replicas: MakeLimiter) -> None:
+async def test_a_seed_never_lowers_live_spend(replicas: MakeLimiter) -> None:
     first, second = replicas(), replicas()
     key = replace(KEY, budget_usd_day=1.0, budget_usd_month=10.0)
     await first.seed_spend(key.key_id, day_usd=0.5, month_usd=3.0)
@@ -135,3 +135,18 @@ async def test_redis_outage_falls_back_to_local_limits_and_recovers(
         assert [float(value or 0) for value in await check.mget(keys)] == pytest.approx([1.1, 1.1])
     finally:
         await check.aclose()
+
+
+async def test_a_redis_that_restarted_empty_gets_the_spend_back(
+    redis_server: RedisServer, limiter: RedisLimiter, clock: FakeClock
+) -> None:
+    key = replace(KEY, budget_usd_day=1.0)
+    await limiter.charge(key.key_id, 0.9, 10)
+    assert await admitted(limiter, key)  # reads $0.90
+    redis_server.stop()
+    redis_server.start()  # so quickly that no call saw it down: only the spend going back tells
+    await limiter.charge(key.key_id, 0.05, 10)
+    assert await admitted(limiter, key)  # reads $0.05 < $0.90: puts $0.90 back
+    await limiter.charge(key.key_id, 0.15, 10)
+    assert (await refusal(limiter, key)).limit == "budget_day"  # $0.90 + $0.15 >= $1
+    assert limiter.degraded_reason() is None

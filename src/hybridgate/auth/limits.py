@@ -18,7 +18,7 @@ Semantics, the same for any implementation:
 replicas: the request and token windows are a sorted set per key updated by one Lua script
 (ZREMRANGEBYSCORE key -inf now-60; ZCARD/ZRANGE to sum; ZADD when admitted; PEXPIRE); spend is
 INCRBYFLOAT on ``spend:{key}:{YYYY-MM-DD}`` and ``spend:{key}:{YYYY-MM}``, expiring after the
-period ends; ``seed_spend`` is SET NX (the first replica to start seeds, see its docstring).
+period ends; ``seed_spend`` raises the spend to at least its value (see its docstring).
 The budget, window and header helpers below word refusals the same for both.
 """
 
@@ -194,9 +194,7 @@ def window_error(
     )
 
 
-def rate_headers(
-    key: KeyRecord, requests: tuple[int, float], tokens: tuple[int, float]
-) -> dict[str, str]:
+def rate_headers(key: KeyRecord, requests: tuple[int, float], tokens: tuple[int, float]) -> dict[str, str]:
     """``x-ratelimit-*`` headers from each window's (total, seconds until it empties)."""
     headers: dict[str, str] = {}
     for name, (total, reset_s), limit in (("requests", requests, key.rpm), ("tokens", tokens, key.tpm)):

@@ -8,17 +8,22 @@ period ends. Keys, under ``[redis] key_prefix``: ``limits:{<key id>}:requests`` 
 ``:tokens``, ``spend:{<key id>}:<YYYY-MM-DD>`` and ``:<YYYY-MM>`` (the braces keep one key's
 data in one Redis Cluster slot).
 
-``seed_spend`` sets a period's spend only if Redis has none yet (``SET NX``): every replica seeds
-at start-up from its own ledger, and the first one in wins. Overwriting would drop what other
-replicas charged since, and adding would count the same spend once per replica when they share a
-ledger. When Redis has lost its data (it restarted without persistence) the next replica to
-start, or to reconnect, puts the totals back.
+``seed_spend`` raises a period's spend to at least the given amount and never lowers it (a Lua
+max, not SET): every replica seeds at start-up from its own ledger, and Redis already holds the
+replicas' shared total. Overwriting would drop what other replicas charged since, and adding
+would count the same spend once per replica when they share a ledger. Plain ``SET NX`` would do
+for a healthy Redis, but not for one that restarted empty and has since taken a charge or two:
+the key exists again, too low. So each replica also remembers the last totals it read; when a
+read comes back lower within the same period, Redis lost its data and the replica raises the
+totals back (idempotent: the largest wins). Charges between the loss and that read are lost.
 
 If Redis cannot be reached or times out, the gateway keeps serving: each process falls back to
 its own ``MemoryLimiter`` (every replica then allows a key's full limit, the budgets continue from
 the last spend it read from Redis), logs one warning per outage and reports the reason in
 ``degraded_reason()`` (shown by /healthz). It tries Redis again at most every ``retry_interval_s``;
-once Redis answers it writes back the spend charged meanwhile and counts in Redis again.
+once Redis answers it writes back the spend charged meanwhile and counts in Redis again. Budgets
+may overshoot by what is in flight at once, everywhere; windows and spend use the replicas' own
+clocks (``now`` goes into the scripts), so replicas need NTP-synced clocks.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from redis.exceptions import RedisError
 
 from hybridgate.auth.limits import LimitName, MemoryLimiter, budget_error, rate_headers, window_error
 from hybridgate.auth.records import KeyRecord
-from hybridgate.auth.redis_scripts import CHECK, HEADERS
+from hybridgate.auth.redis_scripts import CHECK, HEADERS, RAISE
 from hybridgate.auth.windows import day_of, month_of, next_day, next_month
 from hybridgate.config import RedisConfig
 from hybridgate.errors import ConfigError
@@ -49,8 +54,9 @@ OUTAGE_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 def redis_client(config: RedisConfig, env: Mapping[str, str]) -> Redis:
-    """A client for ``[redis]``: no retries of its own (the limiter decides), ``timeout_s`` on
-    every connect and command."""
+    """A client for ``[redis]`` with ``timeout_s`` on every connect and command. It retries once,
+    at once, on a connection error: a pooled connection goes stale when Redis restarts, and only
+    a second failure (on a new connection) means Redis is down; the limiter decides the rest."""
     password = None
     if config.password_env is not None:
         password = env.get(config.password_env)
@@ -61,7 +67,7 @@ def redis_client(config: RedisConfig, env: Mapping[str, str]) -> Redis:
         password=password,
         socket_timeout=config.timeout_s,
         socket_connect_timeout=config.timeout_s,
-        retry=Retry(NoBackoff(), 0),
+        retry=Retry(NoBackoff(), 1),
     )
 
 
@@ -99,6 +105,7 @@ class RedisLimiter:
         self._clock = clock
         self._check_script = client.register_script(CHECK)
         self._headers_script = client.register_script(HEADERS)
+        self._raise_script = client.register_script(RAISE)
         self._outage = _Outage(retry_interval_s)
         self._fallback = MemoryLimiter(clock)
         self._last_spend: dict[str, tuple[str, float, str, float]] = {}
@@ -118,7 +125,8 @@ class RedisLimiter:
             return await self._fallback.check(key)
         verdict, detail = _text(answer[0]), _text(answer[1])
         day, month = float(answer[6]), float(answer[7])
-        self._last_spend[key.key_id] = (day_of(now), day, month_of(now), month)
+        if self._remember(key.key_id, day, month, now):  # Redis lost its data: put the totals back
+            await self._shared(lambda: self._seed_now(key.key_id, *self._last_spend[key.key_id][1::2], now))
         headers = rate_headers(key, (int(answer[2]), float(answer[3])), (int(answer[4]), float(answer[5])))
         self._raise_for(key, verdict, detail, (day, month), now, headers)
 
@@ -214,7 +222,7 @@ class RedisLimiter:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key_id, (day, day_usd, month, month_usd) in list(self._last_spend.items()):
-                    self._seed(pipe, key_id, (day, day_usd), (month, month_usd), now)
+                    await self._seed(pipe, key_id, (day, day_usd), (month, month_usd), now)
                 for (key_id, day, month), usd in unsynced.items():
                     self._add_spend(pipe, key_id, day, month, usd, now)
                 await pipe.execute()
@@ -228,19 +236,35 @@ class RedisLimiter:
 
     async def _seed_now(self, key_id: str, day_usd: float, month_usd: float, now: float) -> bool:
         async with self._redis.pipeline(transaction=False) as pipe:
-            self._seed(pipe, key_id, (day_of(now), day_usd), (month_of(now), month_usd), now)
+            await self._seed(pipe, key_id, (day_of(now), day_usd), (month_of(now), month_usd), now)
             await pipe.execute()
         return True
 
-    def _seed(
+    async def _seed(
         self, pipe: Any, key_id: str, day: tuple[str, float], month: tuple[str, float], now: float
     ) -> None:
-        """``SET NX`` each period's spend, for the periods that have not ended."""
+        """Raise each period's spend to at least ``usd``, for the periods that have not ended."""
         periods = ((day, day_of(now), next_day(now)), (month, month_of(now), next_month(now)))
+        keys: list[str] = []
+        args: list[str | int] = []
         for (period, usd), current, ends in periods:
             if period == current:
-                key = self._spend_key(key_id, period)
-                pipe.set(key, repr(usd), nx=True, ex=_ttl(ends.timestamp(), now))
+                keys.append(self._spend_key(key_id, period))
+                args += [repr(usd), _ttl(ends.timestamp(), now)]
+        if keys:
+            await self._raise_script(keys, args, client=pipe)
+
+    def _remember(self, key_id: str, day_usd: float, month_usd: float, now: float) -> bool:
+        """Keep the spend read from Redis; True if it went down within a period (Redis lost it)."""
+        day, month = day_of(now), month_of(now)
+        before = self._last_spend.get(key_id)
+        lost = 0.0
+        if before is not None and before[2] == month:
+            lost = max(before[3] - month_usd, before[1] - day_usd if before[0] == day else 0.0)
+            day_usd = max(day_usd, before[1]) if before[0] == day else day_usd
+            month_usd = max(month_usd, before[3])
+        self._last_spend[key_id] = (day, day_usd, month, month_usd)
+        return lost > 1e-9
 
     async def _seed_fallback(self, now: float) -> None:
         """Start the local limiter from the spend last read from Redis, for the current periods."""

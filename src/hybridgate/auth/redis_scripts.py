@@ -92,3 +92,16 @@ end
 return answer('ok', '')
 """
 )
+
+# Raise each spend key to at least a value: KEYS[i] gets ARGV[2i-1] dollars (expiring in
+# ARGV[2i] seconds) unless it already holds more. Idempotent, so every replica may run it with
+# what it knows after Redis lost its data, and the largest total wins.
+RAISE = """
+for i, key in ipairs(KEYS) do
+  local wanted = tonumber(ARGV[2 * i - 1])
+  if wanted > tonumber(redis.call('GET', key) or '0') then
+    redis.call('SET', key, ARGV[2 * i - 1], 'EX', ARGV[2 * i])
+  end
+end
+return 1
+"""
