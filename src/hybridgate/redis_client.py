@@ -1,7 +1,9 @@
 """One way to open a connection to the ``[redis]`` server, for every component that shares it.
 
 Timeouts are short on purpose: a Redis that does not answer within ``timeout_s`` is treated as
-down by its caller (a cache miss, a local rate limit), rather than holding requests up.
+down by its caller (a cache miss, a local rate limit), rather than holding requests up. A client
+retries once, at once, on a connection error: a pooled connection goes stale when Redis
+restarts, and only a second failure (on a new connection) means Redis is down.
 """
 
 from __future__ import annotations
@@ -9,17 +11,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from hybridgate.config import RedisConfig
+from hybridgate.errors import ConfigError
 
 
 def redis_client(config: RedisConfig, env: Mapping[str, str]) -> Redis:
-    password = env.get(config.password_env) if config.password_env else None
+    password = None
+    if config.password_env is not None:
+        password = env.get(config.password_env)
+        if not password:
+            raise ConfigError(f"[redis] password_env names {config.password_env}, which is not set")
     client: Redis = Redis.from_url(
         config.url,
         password=password,
         socket_timeout=config.timeout_s,
         socket_connect_timeout=config.timeout_s,
-        health_check_interval=30,
+        retry=Retry(NoBackoff(), 1),
     )
     return client
