@@ -1,11 +1,16 @@
 """Layer 5 of the flow: record tokens, latency and cost for every request.
 
-``records`` is the row; ``store`` writes rows to SQLite off the hot path and reads them back;
+``records`` is the row; ``base.Ledger`` is the store's seam: ``store`` writes rows to SQLite off
+the hot path and reads them back, ``postgres`` does the same on a server the replicas share;
 ``rollups`` sums rows per group for reports; ``pricing`` turns usage into dollars; ``metrics``
 mirrors each row into Prometheus series; ``usage`` renders rollups for the CLI. Nothing here
 imports the pipeline, router or backends.
 """
 
+from collections.abc import Mapping
+
+from hybridgate.config import GatewayConfig
+from hybridgate.ledger.base import Ledger
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.ledger.records import LedgerRecord, prompt_hmac
@@ -15,9 +20,34 @@ from hybridgate.ledger.usage import render_usage
 __all__ = [
     "USAGE_GROUPS",
     "GatewayMetrics",
+    "Ledger",
     "LedgerRecord",
     "Pricer",
     "SqliteLedger",
+    "build_ledger",
     "prompt_hmac",
     "render_usage",
 ]
+
+
+def build_ledger(config: GatewayConfig, env: Mapping[str, str]) -> Ledger:
+    """The store ``[ledger] store`` names, not yet started."""
+    settings = config.ledger
+    if settings.store == "sqlite":
+        return SqliteLedger(
+            settings.path, batch_size=settings.batch_size, flush_interval_s=settings.flush_interval_s
+        )
+    assert config.postgres is not None  # the config validator requires [postgres] for this store
+    # Imported here: only replicas with a shared ledger need asyncpg loaded.
+    from hybridgate.ledger.postgres import PostgresLedger
+
+    server = config.postgres
+    return PostgresLedger(
+        server.dsn,
+        password=env.get(server.password_env) if server.password_env else None,
+        timeout_s=server.timeout_s,
+        spool_path=settings.spool_path,
+        batch_size=settings.batch_size,
+        flush_interval_s=settings.flush_interval_s,
+        retention_days=settings.retention_days,
+    )
