@@ -145,6 +145,8 @@ class Protected:
         for attempt in range(1, self._config.retries + 2):
             try:
                 result = await call()
+            except BackendOverloadedError:
+                raise  # full (a replica pool), not failing: spill over at once, leave the breaker be
             except BackendError as exc:
                 if exc.retryable:
                     self.breaker.record_failure()

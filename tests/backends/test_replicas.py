@@ -143,3 +143,14 @@ async def test_spill_while_busy_and_slow_but_not_once_idle() -> None:
         await p.acquire()
     p.release(busy, first_byte_ms=10)
     assert p.latency_ms is not None and p.latency_ms < 2000  # a moving average, not the last sample
+
+
+async def test_a_newcomer_queues_behind_waiters_instead_of_taking_a_freed_slot() -> None:
+    p = pool(urls=URLS[:1], replica_max_in_flight=1, spill_queue_depth=1)
+    held = await p.acquire()
+    waiter = asyncio.create_task(p.acquire())
+    await asyncio.sleep(0)
+    p.release(held)  # the slot is free, but the waiter was first
+    with pytest.raises(BackendOverloadedError):
+        await p.acquire()  # the queue (depth 1) is still full until the waiter has run
+    assert await waiter is held

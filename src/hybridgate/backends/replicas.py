@@ -75,6 +75,7 @@ class ReplicaPool:
         self._clock = clock
         self._next = 0  # where the round-robin among equally busy servers starts
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._woken = 0  # waiters told a slot is free that have not yet run to take it
         self.latency_ms: float | None = None  # moving average of time to first byte
 
     @property
@@ -83,15 +84,19 @@ class ReplicaPool:
 
     @property
     def waiting(self) -> int:
-        return len(self._waiters)
+        return len(self._waiters) + self._woken
 
     async def acquire(self, tried: Collection[Replica] = ()) -> Replica:
         """The least busy usable server not in ``tried``, once it has a free slot."""
         self._refuse_if_slow()
-        while (replica := self._pick(tried)) is None:
-            if len(self._waiters) >= self._config.spill_queue_depth:
-                raise self._overloaded(f"{self.in_flight} in flight, {len(self._waiters)} waiting")
-            await self._wait()
+        replica = self._pick(tried)
+        if replica is None or self.waiting:  # full, or others were first: queue behind them
+            if self.waiting >= self._config.spill_queue_depth:
+                raise self._overloaded(f"{self.in_flight} in flight, {self.waiting} waiting")
+            replica = None
+            while replica is None:  # once queued, never refused: a woken waiter only re-checks
+                await self._wait()
+                replica = self._pick(tried)
         replica.in_flight += 1
         replica.served += 1
         return replica
@@ -157,17 +162,20 @@ class ReplicaPool:
             await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
+                self._woken -= 1
                 self._wake(1)  # we were woken but will not take the slot: pass it on
             raise
         finally:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
+        self._woken -= 1
 
     def _wake(self, count: int) -> None:
         while count > 0 and self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                self._woken += 1
                 count -= 1
 
     def describe(self) -> list[dict[str, object]]:
