@@ -69,6 +69,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivacyRig]:
                     "routes": {"redacted": "redact", "blocked": "block", "open": "allow"},
                     "ner_model": None,
                 },
+                "cache": {"store": "memory"},  # only temperature-0 requests use it
             }
         )
         app = create_app(config, env={})
@@ -189,3 +190,14 @@ def test_healthz_says_what_is_detected(pr: PrivacyRig) -> None:
     health = httpx.get(str(pr.client.base_url).replace("/v1/", "/healthz")).json()
     privacy = health["privacy"]
     assert "EMAIL_ADDRESS" in privacy["entities"] and "PERSON" in privacy["not_covered"]
+
+
+def test_requests_with_pii_are_never_served_from_or_written_to_the_cache(pr: PrivacyRig) -> None:
+    headers = []
+    for text in (PII_TEXT, PII_TEXT, "no personal data here", "no personal data here"):
+        raw = pr.client.chat.completions.with_raw_response.create(
+            model="auto", messages=user(text), temperature=0
+        )
+        headers.append(raw.headers.get("x-hybridgate-cache"))
+    assert headers == ["bypass", "bypass", "miss", "hit"]
+    assert len(pr.local.requests) == 3  # both PII requests reached the (local) backend
