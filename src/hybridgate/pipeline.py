@@ -18,10 +18,10 @@ from hybridgate.cache import CachedAnswer, Hit, Lookup, ResponseCache, replay_ch
 from hybridgate.cascade import Cascade, Served, Trail
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import ClientClosedError, GatewayError, PermissionDeniedError
+from hybridgate.ledger.base import Ledger
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.ledger.records import LedgerRecord, prompt_hmac
-from hybridgate.ledger.base import Ledger
 from hybridgate.pipeline_stream import PipelineStream, iterate
 from hybridgate.privacy.redact import RedactionMap
 from hybridgate.privacy.restore import restore_completion

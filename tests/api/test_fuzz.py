@@ -120,7 +120,7 @@ def check_response(response: httpx.Response) -> None:
 
 def ledger_counts(rig: Rig, request_ids: list[str]) -> dict[str, int]:
     assert rig.gateway.ledger.flush(timeout=10)
-    with closing(sqlite3.connect(rig.gateway.ledger.path)) as conn:
+    with closing(sqlite3.connect(rig.gateway.config.ledger.path)) as conn:
         rows = conn.execute("SELECT request_id FROM requests WHERE request_id LIKE 'fuzz-%'").fetchall()
     counts = dict.fromkeys(request_ids, 0)
     for (request_id,) in rows:

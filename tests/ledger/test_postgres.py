@@ -14,8 +14,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from pydantic import ValidationError
 
+from hybridgate.config import GatewayConfig
 from hybridgate.errors import ConfigError
+from hybridgate.ledger import build_ledger
 from hybridgate.ledger.migrations import SCHEMA_VERSION, migrate
 from hybridgate.ledger.postgres import PostgresLedger
 from hybridgate.ledger.records import LedgerRecord
@@ -228,3 +231,11 @@ def test_unreachable_at_start_up_degrades_instead_of_failing(tmp_path: Path) -> 
         pg.start()
         store.close()  # the last batch reconnects, replays the spool and stores
         assert request_ids(pg.dsn) == ["r-1"]
+
+
+def test_the_postgres_store_needs_a_postgres_section() -> None:
+    base = {"backends": {"b": {"type": "embedded"}}, "routes": {"auto": {"try": ["b"]}}}
+    with pytest.raises(ValidationError, match=r"needs a \[postgres\] section"):
+        GatewayConfig.model_validate(base | {"ledger": {"store": "postgres"}})
+    config = GatewayConfig.model_validate(base | {"ledger": {"store": "postgres"}, "postgres": {}})
+    assert isinstance(build_ledger(config, {}), PostgresLedger)
