@@ -335,4 +335,7 @@ def default_config(env: dict[str, str] | None = None) -> GatewayConfig:
             {"name": "images-need-vision", "has_images": True, "route": "frontier"},
             {"name": "long-prompt", "min_prompt_tokens": 2000, "route": "frontier"},
         ]
-    return GatewayConfig.model_validate({"backends": backends, "routes": routes, "rules": rules})
+    # Repeats of deterministic requests (temperature 0 or a seed) are answered from memory.
+    cache = {"store": "memory"}
+    data = {"backends": backends, "routes": routes, "rules": rules, "cache": cache}
+    return GatewayConfig.model_validate(data)
