@@ -11,6 +11,7 @@ with a real engine the engine is the bottleneck long before the gateway.
 
     .venv/bin/python bench/replicas.py                          # 2 servers, 3000 requests, c=8
     .venv/bin/python bench/replicas.py --servers 1 --concurrency 32
+    .venv/bin/python bench/replicas.py --privacy none             # with the PII scanner (patterns)
 """
 
 from __future__ import annotations
@@ -32,8 +33,13 @@ from bench.fault_upstream import run_fault_upstream
 from bench.load_driver import drive, summarize
 from tests.gateway_process import free_port, run_gateway
 
+PRIVACY = """[privacy]
+policy = "allow"
+ner_model = "{ner}"
+"""
 
-def pool_config(servers: list[str], ledger: Path) -> str:
+
+def pool_config(servers: list[str], ledger: Path, ner_model: str | None) -> str:
     replicas = ", ".join(f'"{url}"' for url in servers[1:])
     return f"""environment = "bench"
 [ledger]
@@ -49,14 +55,14 @@ health_path = "/v1/models"
 timeout_s = 30
 [routes.auto]
 try = ["local"]
-"""
+""" + (PRIVACY.format(ner=ner_model) if ner_model else "")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hg-replicas-") as tmp, ExitStack() as stack:
         servers = [stack.enter_context(run_fault_upstream(free_port())) for _ in range(args.servers)]
         workdir = Path(tmp)
-        with run_gateway(pool_config(servers, workdir / "ledger.db"), workdir) as gateway:
+        with run_gateway(pool_config(servers, workdir / "ledger.db", args.privacy), workdir) as gateway:
             rss_start = gateway.rss_kb()
             started = time.perf_counter()
             progress = asyncio.run(
@@ -71,6 +77,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "requests": args.requests,
         "concurrency": args.concurrency,
         "stream_share": args.stream_share,
+        "privacy_ner_model": args.privacy,
         "cpus": os.cpu_count(),
         "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
     }
@@ -83,6 +90,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--stream-share", type=float, default=0.2)
+    parser.add_argument(
+        "--privacy", metavar="NER", help='scan prompts for PII: "none" (patterns only) or a spaCy model'
+    )
     print(json.dumps(run(parser.parse_args()), indent=2))
 
 
