@@ -21,7 +21,7 @@ from hybridgate.errors import ConfigError
 from hybridgate.ledger import build_ledger
 from hybridgate.ledger.migrations import SCHEMA_VERSION, migrate
 from hybridgate.ledger.postgres import PostgresLedger
-from hybridgate.ledger.records import LedgerRecord
+from hybridgate.ledger.records import COLUMNS, LedgerRecord
 from hybridgate.ledger.spool import Spool
 from hybridgate.ledger.store import SqliteLedger
 from tests.postgres_server import PostgresServer, run_postgres
@@ -129,6 +129,9 @@ def test_migrations_are_ordered_and_idempotent(dsn: str, tmp_path: Path) -> None
             await conn.close()
 
     assert asyncio.run(again()) == SCHEMA_VERSION
+    columns = fetch(dsn, "SELECT column_name FROM information_schema.columns WHERE table_name = 'requests'")
+    # A new LedgerRecord field fails here until a migration adds its column.
+    assert {str(c[0]) for c in columns} == {"id", "row_key", *COLUMNS}
     indexes = {str(r[0]) for r in fetch(dsn, "SELECT indexname FROM pg_indexes WHERE tablename = 'requests'")}
     assert {"requests_ts", "requests_api_key_ts", "requests_feature_ts", "requests_route_ts"} <= indexes
 

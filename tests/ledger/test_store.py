@@ -317,3 +317,18 @@ def test_an_idle_writer_wakes_for_the_first_record(db: Path) -> None:
     assert wait_for(lambda: count(db) == 1, timeout=2.0)
     assert store.queue_depth == 0
     store.close()
+
+
+def test_retention_deletes_only_rows_older_than_the_limit(db: Path) -> None:
+    writer = SqliteLedger(str(db), flush_interval_s=0.01)
+    writer.start()
+    for i in range(3):
+        writer.record(rec(i, ts=time.time() - 10 * 86400, request_id=f"old-{i}"))
+        writer.record(rec(i, request_id=f"new-{i}"))
+    writer.close()
+    keeper = SqliteLedger(str(db), retention_days=5)
+    keeper.start()  # purges at start-up, then at most hourly after a batch
+    keeper.close()
+    with sqlite3.connect(db) as conn:
+        kept = sorted(r[0] for r in conn.execute("SELECT request_id FROM requests"))
+    assert kept == ["new-0", "new-1", "new-2"]

@@ -35,7 +35,10 @@ def build_ledger(config: GatewayConfig, env: Mapping[str, str]) -> Ledger:
     settings = config.ledger
     if settings.store == "sqlite":
         return SqliteLedger(
-            settings.path, batch_size=settings.batch_size, flush_interval_s=settings.flush_interval_s
+            settings.path,
+            batch_size=settings.batch_size,
+            flush_interval_s=settings.flush_interval_s,
+            retention_days=settings.retention_days,
         )
     assert config.postgres is not None  # the config validator requires [postgres] for this store
     # Imported here: only replicas with a shared ledger need asyncpg loaded.

@@ -10,6 +10,7 @@ Columns mirror ``LedgerRecord`` (the SQLite ledger's ``COLUMN_TYPES``), with the
 ``row_key`` is a key the ledger gives each record when it first tries to store it; it is unique,
 so a batch stored twice (a replayed spool, a commit whose acknowledgement was lost) lands once.
 It is not ``request_id``: clients choose that one (``x-request-id``) and may repeat it.
+A new ``LedgerRecord`` field needs a new migration (``ALTER TABLE requests ADD COLUMN ...``).
 """
 
 from __future__ import annotations
@@ -18,24 +19,49 @@ import asyncpg
 
 from hybridgate.errors import ConfigError
 from hybridgate.ledger.records import COLUMNS
-from hybridgate.ledger.store import COLUMN_TYPES
 
 # pg_advisory_xact_lock key: any constant the replicas agree on ("hgledger" as hex, truncated).
 LOCK_KEY = 0x68676C6564676572
 
-
-def _pg_type(sqlite_type: str) -> str:
-    return sqlite_type.replace("REAL", "DOUBLE PRECISION").replace("INTEGER", "BIGINT")
-
-
-_COLUMNS_SQL = ",\n    ".join(f"{name} {_pg_type(COLUMN_TYPES[name])}" for name in COLUMNS)
-
 MIGRATIONS: tuple[str, ...] = (
-    # 1: the table.
-    f"""CREATE TABLE requests (
+    # 1: the table. Written out, not derived from LedgerRecord: a released migration must not
+    # change when the record grows (tests check the table still matches COLUMNS).
+    """CREATE TABLE requests (
     id BIGSERIAL PRIMARY KEY,
     row_key TEXT NOT NULL UNIQUE,
-    {_COLUMNS_SQL}
+    ts DOUBLE PRECISION NOT NULL,
+    request_id TEXT NOT NULL,
+    api TEXT NOT NULL,
+    api_key_id TEXT,
+    environment TEXT NOT NULL,
+    feature TEXT,
+    cohort TEXT,
+    route TEXT,
+    backend TEXT,
+    model TEXT,
+    reported_model TEXT,
+    system_fingerprint TEXT,
+    prompt_hash TEXT,
+    prompt_text TEXT,
+    prompt_tokens BIGINT NOT NULL,
+    completion_tokens BIGINT NOT NULL,
+    ttft_ms DOUBLE PRECISION,
+    latency_ms DOUBLE PRECISION NOT NULL,
+    cost_usd DOUBLE PRECISION NOT NULL,
+    status INTEGER NOT NULL,
+    error_type TEXT,
+    stream SMALLINT NOT NULL,
+    cache TEXT,
+    saved_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+    rule TEXT,
+    reasons TEXT NOT NULL,
+    attempts TEXT NOT NULL,
+    escalations BIGINT NOT NULL,
+    wasted_tokens BIGINT NOT NULL,
+    wasted_ms DOUBLE PRECISION NOT NULL,
+    pii TEXT,
+    privacy TEXT,
+    shadow_of TEXT
 )""",
     # 2: what the rollups filter and group on (hybridgate usage, budgets by api key, retention).
     """CREATE INDEX requests_ts ON requests (ts);

@@ -29,6 +29,7 @@ from hybridgate.ledger.rollups import USAGE_GROUPS, check_group, rollup
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
+PURGE_EVERY_S = 3600.0
 # Columns added after version 1, by the version that added them: older files gain them on open.
 ADDED_COLUMNS: dict[str, int] = {"saved_usd": 2}
 
@@ -83,10 +84,13 @@ class SqliteLedger:
         batch_size: int = 200,
         flush_interval_s: float = 0.5,
         max_queue: int = 100_000,
+        retention_days: float | None = None,
     ) -> None:
         self.path = path
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
+        self.retention_days = retention_days
+        self._next_purge = 0.0  # monotonic time of the next retention purge; the writer's alone
         self._max_queue = max_queue
         self._thread: threading.Thread | None = None
         # One lock guards every field below; the writer waits on `_wake`, flush() on `_progress`.
@@ -121,6 +125,7 @@ class SqliteLedger:
             return
         with closing(_connect(self.path)) as conn:
             _ensure_schema(conn, self.path)
+            self._purge(conn)
         self._thread = threading.Thread(target=self._run, name="hybridgate-ledger", daemon=True)
         self._thread.start()
 
@@ -171,6 +176,7 @@ class SqliteLedger:
                 batch, last = self._take()
                 for start in range(0, len(batch), self.batch_size):
                     self._write(conn, batch[start : start + self.batch_size])
+                self._purge(conn)
                 with self._lock:
                     self._handled += len(batch)
                     self._progress.notify_all()
@@ -204,6 +210,18 @@ class SqliteLedger:
             logger.exception("ledger: could not write %d records to %s", len(batch), self.path)
             with self._lock:
                 self._dropped += len(batch)
+
+    def _purge(self, conn: sqlite3.Connection) -> None:
+        """Delete rows older than ``retention_days``: at start-up, then at most every PURGE_EVERY_S."""
+        if self.retention_days is None or time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + PURGE_EVERY_S
+        cutoff = time.time() - self.retention_days * 86400
+        try:
+            with conn:
+                conn.execute("DELETE FROM requests WHERE ts < ?", (cutoff,))
+        except sqlite3.Error:
+            logger.exception("ledger: could not delete expired rows from %s", self.path)
 
     # -- reading -----------------------------------------------------------------------------
 
