@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from hybridgate.backends.replicas import ReplicaPool
 from hybridgate.config import OpenAICompatBackend
@@ -154,3 +155,8 @@ async def test_a_newcomer_queues_behind_waiters_instead_of_taking_a_freed_slot()
     with pytest.raises(BackendOverloadedError):
         await p.acquire()  # the queue (depth 1) is still full until the waiter has run
     assert await waiter is held
+
+
+def test_a_health_path_is_absolute() -> None:
+    with pytest.raises(ValidationError, match="health_path"):
+        pool(health_path="health")

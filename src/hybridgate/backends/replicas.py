@@ -51,7 +51,7 @@ class Replica:
     health_url: str | None
     proxy: str | None
     in_flight: int = 0
-    served: int = 0  # requests it took, for /healthz and tests
+    served: int = 0  # requests it took (tries included)
     healthy: bool = True  # the last health poll; True until one fails
     down_until: float = 0.0  # refused a connection: skipped until then (monotonic clock)
 
@@ -177,14 +177,6 @@ class ReplicaPool:
                 waiter.set_result(None)
                 self._woken += 1
                 count -= 1
-
-    def describe(self) -> list[dict[str, object]]:
-        """Each server's state, for /healthz and the docs' failure tables."""
-        now = self._clock()
-        return [
-            {"url": r.base_url, "usable": r.usable(now), "in_flight": r.in_flight, "served": r.served}
-            for r in self.replicas
-        ]
 
     async def watch_health(self, session: aiohttp.ClientSession) -> None:
         """Poll every server's health URL forever (cancel to stop); the first round at once."""
