@@ -117,6 +117,7 @@ def usage(
 
 def _register_commands() -> None:
     from hybridgate.commands import keys, router
+    from hybridgate.commands.bench_cache import cache
     from hybridgate.commands.bench_pii import pii
     from hybridgate.commands.decide import decide_command
     from hybridgate.commands.evals import eval_command, replay_command
@@ -129,6 +130,7 @@ def _register_commands() -> None:
     app.command("replay")(replay_command)
     bench.command("pii")(pii)
     bench.command("router")(router.bench_router)
+    bench.command("cache")(cache)
     app.add_typer(router.app, name="router", help="Train, evaluate and explain learned routers.")
     app.command("route")(router.explain)
     app.add_typer(bench, name="bench", help="Benchmarks that print JSON (see docs/benchmarks.md).")

@@ -1,0 +1,204 @@
+"""``hybridgate bench cache``: the semantic cache on labelled question pairs, and lookup latency.
+
+Quality: each pair ``{text_a, text_b, label}`` (label 1 = same question) is one cache lookup:
+``text_a`` is cached, ``text_b`` arrives, and the matcher says hit or miss. Precision = share of
+hits that are duplicates; recall = share of duplicates that hit; ``false_hit_rate`` = share of
+non-duplicate pairs that hit (a wrong answer served). The pairs are split once, by a seeded
+permutation of the whole file, into a tuning half (the guards and the default threshold were
+chosen on it) and a held-out half, on which every number is reported; ``--limit`` takes the first
+pairs of each half. ``reference`` is plain cosine similarity without guards, same pairs, same run.
+
+Latency: a ``VectorIndex`` filled with ``entries`` vectors in one scope (the data's embeddings;
+if there are fewer, noisy copies of them, flagged ``synthetic_fill``), then ``queries`` lookups
+(search k=4, then the matcher on the candidates), wall and CPU time. Also the ``embed`` time.
+Offline: no gateway, no network.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hybridgate.cache.guards import difference, surface
+from hybridgate.cache.semantic import SemanticMatcher
+from hybridgate.cache.vectors import VectorIndex
+
+SEED = 0
+CURVE = [round(0.80 + 0.01 * i, 2) for i in range(20)]
+TARGET_RECALL = 0.20
+
+Pairs = tuple[list[str], list[str], NDArray[np.int8]]
+
+
+def load_pairs(path: Path) -> Pairs:
+    """The pairs of a JSON-lines file (gzip if the name ends in .gz)."""
+    opener: Callable[..., Any] = gzip.open if path.suffix == ".gz" else open
+    a: list[str] = []
+    b: list[str] = []
+    labels: list[int] = []
+    with opener(path, "rt", encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                a.append(str(row["text_a"]))
+                b.append(str(row["text_b"]))
+                labels.append(int(row["label"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{number}: not a {{text_a, text_b, label}} pair ({exc})") from exc
+    if not labels:
+        raise ValueError(f"{path} holds no pairs")
+    return a, b, np.asarray(labels, dtype=np.int8)
+
+
+def split(n: int, limit: int | None) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """(tuning, held-out) row indices: halves of a seeded permutation, each cut to limit/2."""
+    order = np.random.default_rng(SEED).permutation(n)
+    tune, held_out = order[: n // 2], order[n // 2 :]
+    if limit is not None:
+        tune, held_out = tune[: limit // 2], held_out[: limit - limit // 2]
+    return tune, held_out
+
+
+def scores(
+    matcher: SemanticMatcher, a: list[str], b: list[str]
+) -> tuple[NDArray[np.float32], list[str | None]]:
+    """Cosine similarity of each pair, and the guard each pair trips (None: passes)."""
+    sims = (matcher.embed_many(a) * matcher.embed_many(b)).sum(axis=1)
+    return sims, [difference(surface(x), surface(y)) for x, y in zip(a, b, strict=True)]
+
+
+def operating_point(hits: NDArray[np.bool_], labels: NDArray[np.int8]) -> dict[str, float]:
+    """Precision, recall and false-hit rate of a hit/miss decision per pair."""
+    duplicates = labels == 1
+    true_hits = int((hits & duplicates).sum())
+    return {
+        "precision": round(true_hits / max(int(hits.sum()), 1), 4),
+        "recall": round(true_hits / max(int(duplicates.sum()), 1), 4),
+        "false_hit_rate": round(int((hits & ~duplicates).sum()) / max(int((~duplicates).sum()), 1), 4),
+    }
+
+
+def curve(
+    sims: NDArray[np.float32], passed: NDArray[np.bool_], labels: NDArray[np.int8]
+) -> list[list[float]]:
+    """[[threshold, precision, recall], ...] over ``CURVE``."""
+    rows = []
+    for t in CURVE:
+        point = operating_point((sims >= t) & passed, labels)
+        rows.append([t, point["precision"], point["recall"]])
+    return rows
+
+
+def tuned_threshold(rows: list[list[float]]) -> float:
+    """The highest curve threshold whose recall still reaches ``TARGET_RECALL``."""
+    eligible = [t for t, _, r in rows if r >= TARGET_RECALL]
+    return max(eligible) if eligible else CURVE[0]
+
+
+def quality(matcher: SemanticMatcher, pairs: Pairs, limit: int | None) -> dict[str, Any]:
+    a, b, labels = pairs
+    tune, held = split(len(labels), limit)
+    sims, reasons = scores(matcher, [a[i] for i in held], [b[i] for i in held])
+    passed = np.array([r is None for r in reasons])
+    hits = (sims >= matcher.threshold) & passed
+    everyone = np.ones(len(held), dtype=bool)
+    tune_sims, tune_reasons = scores(matcher, [a[i] for i in tune], [b[i] for i in tune])
+    tune_curve = curve(tune_sims, np.array([r is None for r in tune_reasons]), labels[tune])
+    above = sims >= matcher.threshold
+    return {
+        "pairs": len(held),
+        "tuning_pairs": len(tune),
+        "threshold": matcher.threshold,
+        **operating_point(hits, labels[held]),
+        "curve": curve(sims, passed, labels[held]),
+        "tuned_threshold": tuned_threshold(tune_curve) if len(tune) else None,
+        "rejected_by_guard": dict(Counter(r for r, up in zip(reasons, above, strict=True) if up and r)),
+        "reference": {
+            "method": "plain cosine, no guards",
+            **operating_point(sims >= matcher.threshold, labels[held]),
+            "curve": curve(sims, everyone, labels[held]),
+        },
+    }
+
+
+def latency(matcher: SemanticMatcher, pairs: Pairs, entries: int, queries: int) -> dict[str, Any]:
+    a, b, _ = pairs
+    texts = a + b
+    vectors = matcher.embed_many(texts[: entries + queries])
+    fill = _fill(vectors, entries + queries)
+    index = VectorIndex(max_entries=entries, dim=matcher.dim)
+    for row in range(entries):
+        index.add("scope", str(row), fill[row], texts[row % len(texts)])
+    wall: list[float] = []
+    cpu: list[float] = []
+    for row in range(entries, entries + queries):
+        query = texts[row % len(texts)]
+        w0, c0 = time.perf_counter(), time.thread_time()
+        for _key, similarity, text in index.search("scope", fill[row]):
+            if matcher.accept(query, text, similarity):
+                break
+        wall.append(time.perf_counter() - w0)
+        cpu.append(time.thread_time() - c0)
+    return {
+        "entries": entries,
+        "queries": queries,
+        "synthetic_fill": len(vectors) < entries + queries,
+        "lookup_p50_ms": {"memory": _ms(wall, 50)},
+        "lookup_p99_ms": {"memory": _ms(wall, 99)},
+        "lookup_cpu_p50_ms": {"memory": _ms(cpu, 50)},
+        "lookup_cpu_p99_ms": {"memory": _ms(cpu, 99)},
+        **_embed_times(matcher, texts[:queries]),
+    }
+
+
+def _fill(vectors: NDArray[np.float32], n: int) -> NDArray[np.float32]:
+    """``n`` unit vectors: the given ones, then noisy copies of them (never exact duplicates)."""
+    if len(vectors) >= n:
+        return vectors[:n]
+    rng = np.random.default_rng(SEED)
+    copies = vectors[np.arange(n - len(vectors)) % len(vectors)]
+    noisy = copies + rng.normal(0.0, 0.05, copies.shape).astype(np.float32)
+    out = np.concatenate([vectors, noisy])
+    result: NDArray[np.float32] = out / np.linalg.norm(out, axis=1, keepdims=True)
+    return result
+
+
+def _embed_times(matcher: SemanticMatcher, texts: list[str]) -> dict[str, float]:
+    wall = []
+    for text in texts:
+        start = time.perf_counter()
+        matcher.embed(text)
+        wall.append(time.perf_counter() - start)
+    return {"embed_p50_ms": _ms(wall, 50), "embed_p99_ms": _ms(wall, 99)}
+
+
+def _ms(samples: list[float], q: float) -> float:
+    return round(float(np.percentile(np.asarray(samples) * 1000.0, q)), 3) if samples else 0.0
+
+
+def bench_cache(
+    data: Path,
+    matcher: SemanticMatcher,
+    *,
+    limit: int | None = None,
+    entries: int = 100_000,
+    queries: int = 2000,
+) -> dict[str, Any]:
+    """The whole report: quality on the held-out pairs, then latency; plus the machine's load."""
+    pairs = load_pairs(data)
+    report = quality(matcher, pairs, limit)
+    report.update(latency(matcher, pairs, entries, queries))
+    report["load_average_1m"] = round(os.getloadavg()[0], 2)
+    report["cpus"] = os.cpu_count()
+    return report

@@ -1,0 +1,114 @@
+"""Guards against the semantic cache's known false hits: two questions close in embedding space
+that ask different things.
+
+A mean-pooled word embedding barely moves when one word changes, so "What is 2+2?" and "What is
+2+3?", "Is X safe?" and "Is X not safe?", or "Visa rules for Canada" and "Visa rules for Germany"
+look alike. A guard compares the two texts' surface features and names the first difference
+found; the matcher rejects the hit. Measured on held-out Quora question pairs
+(docs/benchmarks.md, "Response cache"): numbers, negation and named entities each raise precision
+at a fixed recall; a question-word guard ("how" vs "why") lowered it and is not used.
+
+- ``number``: the sets of numbers differ (digits, and the number words two to twenty);
+- ``date``: the sets of years, month or weekday names differ;
+- ``negation``: one text is negated and the other is not;
+- ``entity``: a capitalised word (not the first of the text, not a stop word) or an acronym in
+  one text does not occur, in any case, in the other.
+
+Pure functions on strings; part of the cache (step 4 of the flow).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+WORD = re.compile(r"\d+(?:[.,:/]\d+)*|[^\W\d_][\w'\u2019\-]*")
+NUMBER_WORDS = {
+    w: str(i)
+    for i, w in enumerate(
+        _words(
+            "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+            "fifteen sixteen seventeen eighteen nineteen twenty"
+        )
+    )
+    if i >= 2  # "one" is mostly a pronoun ("which one"), "zero" rare
+}
+MONTHS_AND_DAYS = frozenset(
+    _words(
+        "january february march april may june july august september october november december "
+        "jan feb mar apr jun jul aug sep sept oct nov dec "
+        "monday tuesday wednesday thursday friday saturday sunday"
+    )
+) - {"may", "march"}  # also common verbs; counted as dates only when capitalised mid-text
+NEGATIONS = frozenset(_words("not no never nor without cannot none nothing nobody neither nowhere"))
+STOP_WORDS = frozenset(
+    _words(
+        "a an the is are was were be been being am do does did have has had i me my we us our you "
+        "your he him his she her it its they them their this that these those of in on at to for "
+        "from by with about as into than then so and or but if what which who whom whose when where "
+        "why how can could would should will shall may might must there here some any all each "
+        "very just also more most much many one get got if yes ok please hi hello thanks"
+    )
+)
+
+
+@dataclass(frozen=True)
+class Surface:
+    """What the guards compare, extracted once per text."""
+
+    numbers: frozenset[str]
+    dates: frozenset[str]
+    negated: bool
+    entities: frozenset[str]  # lower-cased
+    words: frozenset[str]  # every word, lower-cased
+
+
+def surface(text: str) -> Surface:
+    """The guard features of one text."""
+    tokens = WORD.findall(text)
+    lower = [t.lower() for t in tokens]
+    numbers = {_number(t) for t in tokens if t[0].isdigit()} | {
+        NUMBER_WORDS[w] for w in lower if w in NUMBER_WORDS
+    }
+    years = {n for n in numbers if len(n) == 4 and n[:2] in {"19", "20"}}
+    named = {t.lower() for i, t in enumerate(tokens) if i > 0 and _is_name(t)}
+    dates = years | {w for w in named if w in MONTHS_AND_DAYS or w in {"may", "march"}}
+    dates |= {w for w in lower if w in MONTHS_AND_DAYS}
+    return Surface(
+        numbers=frozenset(numbers - years),
+        dates=frozenset(dates),
+        negated=any(w in NEGATIONS or w.endswith(("n't", "n\u2019t")) for w in lower),
+        entities=frozenset(named - dates),
+        words=frozenset(lower),
+    )
+
+
+def difference(a: Surface, b: Surface) -> str | None:
+    """The name of the first guard the two texts trip, or None if they pass all of them."""
+    if a.dates != b.dates:
+        return "date"
+    if a.numbers != b.numbers:
+        return "number"
+    if a.negated != b.negated:
+        return "negation"
+    if (a.entities - b.words) or (b.entities - a.words):
+        return "entity"
+    return None
+
+
+def _is_name(token: str) -> bool:
+    """A capitalised or all-caps word that is not a stop word (and not "I")."""
+    return token[0].isupper() and token.lower() not in STOP_WORDS and len(token) > 1
+
+
+def _number(token: str) -> str:
+    """Digits without thousands separators or trailing zeros after a point: "1,000" == "1000"."""
+    plain = token.replace(",", "")
+    if "." in plain and plain.replace(".", "", 1).isdigit():
+        plain = plain.rstrip("0").rstrip(".")
+    return plain
