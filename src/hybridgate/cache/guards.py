@@ -12,7 +12,9 @@ at a fixed recall; a question-word guard ("how" vs "why") lowered it and is not 
 - ``date``: the sets of years, month or weekday names differ;
 - ``negation``: one text is negated and the other is not;
 - ``entity``: a capitalised word (not the first of the text, not a stop word) or an acronym in
-  one text does not occur, in any case, in the other.
+  one text does not occur, in any case, in the other;
+- ``antonym``: one text has a word of a short list of opposites ("good"/"bad", "before"/"after",
+  "buy"/"sell") where the other has its opposite (rare in the data, cheap, kept).
 
 Pure functions on strings; part of the cache (step 4 of the flow).
 """
@@ -54,6 +56,22 @@ STOP_WORDS = frozenset(
         "why how can could would should will shall may might must there here some any all each "
         "very just also more most much many one get got if yes ok please hi hello thanks"
     )
+)
+ANTONYMS = dict(
+    pair
+    for a, b in (
+        p.split("/")
+        for p in _words(
+            "good/bad best/worst better/worse more/less most/least increase/decrease before/after "
+            "pros/cons advantages/disadvantages advantage/disadvantage buy/sell buying/selling "
+            "win/lose cheap/expensive cheapest/most-expensive fast/slow faster/slower easy/hard "
+            "easiest/hardest hot/cold high/low higher/lower highest/lowest positive/negative "
+            "start/stop legal/illegal safe/unsafe true/false right/wrong love/hate male/female "
+            "men/women man/woman boys/girls boy/girl guys/girls old/new older/newer import/export "
+            "input/output min/max minimum/maximum add/remove open/close rich/poor strong/weak"
+        )
+    )
+    for pair in ((a, b), (b, a))
 )
 
 
@@ -98,7 +116,14 @@ def difference(a: Surface, b: Surface) -> str | None:
         return "negation"
     if (a.entities - b.words) or (b.entities - a.words):
         return "entity"
+    if _opposed(a.words, b.words) or _opposed(b.words, a.words):
+        return "antonym"
     return None
+
+
+def _opposed(a: frozenset[str], b: frozenset[str]) -> bool:
+    """``a`` has a word whose opposite is in ``b`` but not in ``a`` (and the word is not in ``b``)."""
+    return any(w in ANTONYMS and ANTONYMS[w] in b and ANTONYMS[w] not in a and w not in b for w in a)
 
 
 def _is_name(token: str) -> bool:
