@@ -73,6 +73,18 @@ CREATE INDEX requests_cohort_ts ON requests (cohort, ts)""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# Batches are COPYed into a per-connection staging table, then moved over in one statement that
+# skips keys already stored: COPY itself cannot skip conflicts, and is several times faster than
+# row-by-row INSERTs. The staging table empties itself at every commit.
+STAGE_COLUMNS = ("row_key", *COLUMNS)
+CREATE_STAGE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS ledger_stage ON COMMIT DELETE ROWS AS "
+    f"SELECT {', '.join(STAGE_COLUMNS)} FROM requests WITH NO DATA"
+)
+MERGE_STAGE = (
+    f"INSERT INTO requests ({', '.join(STAGE_COLUMNS)}) SELECT {', '.join(STAGE_COLUMNS)} FROM ledger_stage "
+    "ON CONFLICT (row_key) DO NOTHING"
+)
 INSERT = (
     f"INSERT INTO requests (row_key, {', '.join(COLUMNS)}) "
     f"VALUES ({', '.join(f'${i}' for i in range(1, len(COLUMNS) + 2))}) "

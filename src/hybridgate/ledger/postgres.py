@@ -32,7 +32,7 @@ import asyncpg
 
 from hybridgate.errors import ConfigError
 from hybridgate.ledger.batches import Batches
-from hybridgate.ledger.migrations import INSERT, migrate
+from hybridgate.ledger.migrations import CREATE_STAGE, INSERT, MERGE_STAGE, STAGE_COLUMNS, migrate
 from hybridgate.ledger.pg_rollups import pg_recent, pg_rollup
 from hybridgate.ledger.records import LedgerRecord
 from hybridgate.ledger.rollups import check_group
@@ -201,6 +201,7 @@ class PostgresLedger:
             conn = await asyncpg.connect(self.dsn, password=self._password, timeout=self.timeout_s)
             try:
                 await migrate(conn)
+                await conn.execute(CREATE_STAGE)
             except BaseException:
                 await conn.close(timeout=self.timeout_s)
                 raise
@@ -216,9 +217,14 @@ class PostgresLedger:
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start : start + self.batch_size]
             try:
-                await conn.executemany(
-                    INSERT, [(key, *rec.to_row()) for key, rec in chunk], timeout=WRITE_TIMEOUT_S
-                )
+                async with conn.transaction():
+                    await conn.copy_records_to_table(
+                        "ledger_stage",
+                        records=[(key, *rec.to_row()) for key, rec in chunk],
+                        columns=STAGE_COLUMNS,
+                        timeout=WRITE_TIMEOUT_S,
+                    )
+                    await conn.execute(MERGE_STAGE, timeout=WRITE_TIMEOUT_S)
             except Exception as exc:
                 if is_outage(exc):
                     raise
