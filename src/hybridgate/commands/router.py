@@ -179,6 +179,46 @@ def _explain_config(prompt: str, path: Path | None, route: str) -> dict[str, Any
     }
 
 
+@app.command("reload")
+def reload_command(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="TOML config file with [redis]")
+    ] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Tell every replica to reload its learned router files, through [redis]; checks the files first."""
+    import asyncio
+    import os
+
+    from redis.exceptions import RedisError
+
+    from hybridgate.config import load_config
+    from hybridgate.router.artifact import RouterArtifact
+    from hybridgate.router_signal import publish_reload, reload_channel
+
+    try:
+        settings = load_config(config)
+        learned = {n: r.router_file for n, r in settings.routes.items() if r.router == "learned"}
+        checked = {name: RouterArtifact.load(Path(file or "")).sha256 for name, file in learned.items()}
+    except GatewayError as exc:
+        _fail(exc)
+    if settings.redis is None:
+        _fail(ValueError(NO_REDIS))
+    try:
+        received = asyncio.run(publish_reload(settings.redis, os.environ))
+    except (RedisError, OSError) as exc:
+        typer.echo(f"hybridgate: could not publish to redis at {settings.redis.url}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    report = {"channel": reload_channel(settings.redis), "replicas_signalled": received, "sha256": checked}
+    _print(report, json)
+
+
+NO_REDIS = (
+    "the config has no [redis] section to signal through: each replica reloads a changed router file "
+    "by itself every [router] reload_interval_s, or now with POST /admin/router/reload"
+)
+
+
 def bench_router(
     data: Annotated[Path, typer.Option(help="RouteLLM outcome data: the folder with mmlu/ and gsm8k/")],
     settings: Annotated[

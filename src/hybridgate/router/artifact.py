@@ -42,6 +42,7 @@ class RouterArtifact:
     metrics: dict[str, Any] = field(default_factory=dict)
     regularization: dict[str, float] = field(default_factory=dict)
     created: str = ""
+    sha256: str = ""  # of the exact bytes loaded (not written to the file): which file a replica runs
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,7 +64,8 @@ class RouterArtifact:
     @classmethod
     def load(cls, path: Path) -> RouterArtifact:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            raw = path.read_bytes()  # read once: the hash and the parsed model are of the same bytes
+            data = json.loads(raw.decode("utf-8"))
         except FileNotFoundError as exc:
             raise RouterFileError(
                 f"router file {path} not found; `hybridgate router train` writes one"
@@ -77,10 +79,10 @@ class RouterArtifact:
                 f"router file {path}: field 'version' is {data.get('version')!r}; "
                 f"this gateway reads version {VERSION}"
             )
-        return cls._parse(path, data)
+        return cls._parse(path, data, hashlib.sha256(raw).hexdigest())
 
     @classmethod
-    def _parse(cls, path: Path, data: dict[str, Any]) -> RouterArtifact:
+    def _parse(cls, path: Path, data: dict[str, Any], sha256: str) -> RouterArtifact:
         section = "features"
         try:
             features = FeatureSpec.from_json(data[section])
@@ -102,6 +104,7 @@ class RouterArtifact:
             metrics=dict(data.get("metrics") or {}),
             regularization=dict(data.get("regularization") or {}),
             created=str(data.get("created", "")),
+            sha256=sha256,
         )
 
 

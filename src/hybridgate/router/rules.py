@@ -75,8 +75,17 @@ class RuleRouter:
         self._rules = [
             CompiledRule(rule, re.compile(rule.regex) if rule.regex else None) for rule in config.rules
         ]
-        # Router files and the embedding load once, here, never per request.
+        # Router files and the embedding load once, here, never per request (router/reload.py swaps them).
         self._learned = _learned_routers(config)
+
+    @property
+    def learned(self) -> dict[str, LearnedRouter]:
+        """The learned routers in use, by route."""
+        return self._learned
+
+    def swap_learned(self, routers: dict[str, LearnedRouter]) -> None:
+        """Replace every learned router at once: one assignment, so a request sees old or new, never a mix."""
+        self._learned = routers
 
     def decide(self, request: ChatRequest, ctx: RequestContext) -> Decision:
         decision = self._decide(request, ctx)
