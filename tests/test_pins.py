@@ -102,7 +102,7 @@ async def test_a_remote_pin_is_the_model_sent_upstream(tmp_path: Path) -> None:
         )
         await gateway.aclose()
     assert upstream.last_request.body["model"] == pinned
-    assert done.served.model == pinned and done.response.model == pinned
+    assert done.model == pinned and done.response.model == pinned
     # The stand-in reports what it was asked for, so nothing was counted as a mismatch.
     assert gateway.metrics.registry.get_sample_value("hybridgate_version_mismatch_total") is None
 
