@@ -4,9 +4,9 @@ Same semantics as ``MemoryLimiter`` (see ``limits``), counted in Redis instead o
 the request and token windows are sorted sets updated by the Lua scripts in ``redis_scripts``,
 so a key limited to N requests per minute gets exactly N admissions across all replicas; spend
 is ``INCRBYFLOAT`` on one key per UTC day and one per UTC month, expiring an hour after the
-period ends. Keys, under ``[redis] key_prefix``: ``limits:{<key id>}:requests`` and
-``:tokens``, ``spend:{<key id>}:<YYYY-MM-DD>`` and ``:<YYYY-MM>`` (the braces keep one key's
-data in one Redis Cluster slot).
+period ends. Keys, under ``[redis] key_prefix``: ``limits:{<key id>}:requests``, ``:tokens``
+and ``:tokens-total``, ``spend:{<key id>}:<YYYY-MM-DD>`` and ``:<YYYY-MM>`` (the braces keep
+one key's data in one Redis Cluster slot).
 
 ``seed_spend`` raises a period's spend to at least the given amount and never lowers it (a Lua
 max, not SET): every replica seeds at start-up from its own ledger, and Redis already holds the
@@ -181,12 +181,13 @@ class RedisLimiter:
             raise window_error(key, name, count, float(detail), headers)
 
     async def _charge(self, key_id: str, cost_usd: float, tokens: int, now: float) -> bool:
-        token_window = self._windows(key_id)[1]
+        _, token_window, token_total = self._windows(key_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            if tokens > 0:
-                pipe.zremrangebyscore(token_window, "-inf", now - 60)
+            if tokens > 0:  # expired entries leave in the scripts, which subtract them from the total
                 pipe.zadd(token_window, {f"{tokens}:{secrets.token_hex(8)}": now})
+                pipe.incrby(token_total, tokens)
                 pipe.pexpire(token_window, 61_000)
+                pipe.pexpire(token_total, 61_000)
             if cost_usd > 0:
                 self._add_spend(pipe, key_id, day_of(now), month_of(now), cost_usd, now)
             await pipe.execute()
@@ -273,7 +274,9 @@ class RedisLimiter:
                 await self._fallback.seed_spend(key_id, day_usd if day == day_of(now) else 0.0, month_usd)
 
     def _windows(self, key_id: str) -> list[str]:
-        return [f"{self._prefix}limits:{{{key_id}}}:requests", f"{self._prefix}limits:{{{key_id}}}:tokens"]
+        """The request set, the token set and the token total of a key."""
+        base = f"{self._prefix}limits:{{{key_id}}}"
+        return [f"{base}:requests", f"{base}:tokens", f"{base}:tokens-total"]
 
     def _spend_keys(self, key_id: str, now: float) -> list[str]:
         return [self._spend_key(key_id, day_of(now)), self._spend_key(key_id, month_of(now))]

@@ -3,7 +3,8 @@ check the same key at the same moment are serialised there and a key limited to 
 minute gets exactly N admissions in any 60 s, however many replicas ask.
 
 A key's request window is a sorted set of admissions scored by Unix time (members are unique
-ids); its token window is a sorted set of ``"<tokens>:<id>"`` members scored the same way. Both
+ids); its token window is a sorted set of ``"<tokens>:<id>"`` members scored the same way, plus
+a counter of their sum (updated as entries come and go, so a check never scans the set). Both
 drop entries at or before ``now - 60`` before counting, as ``windows.SlidingWindow`` does. The
 caller passes ``now`` (its clock), so replicas need NTP-synced clocks; a skew of milliseconds
 moves a 60 s window by as much. Numbers that are not integers come back as strings (Redis would
@@ -12,7 +13,7 @@ truncate Lua floats).
 
 from __future__ import annotations
 
-# KEYS: requests zset, tokens zset.  ARGV[1]: now.
+# KEYS: requests zset, tokens zset, tokens total.  ARGV[1]: now.
 _WINDOWS = """
 local now = tonumber(ARGV[1])
 local function fmt(x) return string.format('%.6f', x) end
@@ -32,22 +33,36 @@ local function requests_wait(key, total, limit)
   return math.max(0, tonumber(at[2]) + 60 - now)
 end
 
-local function tokens(key)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - 60)
-  local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
-  local total, reset = 0, 0
-  for i = 1, #entries, 2 do total = total + amount(entries[i]) end
-  if #entries > 0 then reset = math.max(0, tonumber(entries[#entries]) + 60 - now) end
-  return total, reset, entries
+-- The token total is kept in its own key beside the set, so counting is O(1): what expires
+-- is subtracted once, as it leaves; an empty set resets the total (self-healing).
+local function tokens(key, total_key)
+  local expired = redis.call('ZRANGEBYSCORE', key, '-inf', now - 60)
+  if #expired > 0 then
+    local gone = 0
+    for i = 1, #expired do gone = gone + amount(expired[i]) end
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - 60)
+    redis.call('DECRBY', total_key, gone)
+  end
+  local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if #newest == 0 then
+    redis.call('DEL', total_key)
+    return 0, 0
+  end
+  return tonumber(redis.call('GET', total_key) or '0'), math.max(0, tonumber(newest[2]) + 60 - now)
 end
 
-local function tokens_wait(entries, total, limit)
-  local excess = total - limit + 1
-  for i = 1, #entries, 2 do
-    excess = excess - amount(entries[i])
-    if excess <= 0 then return math.max(0, tonumber(entries[i + 1]) + 60 - now) end
+-- Only on a refusal: walk from the oldest entry, 128 at a time, until enough has left.
+local function tokens_wait(key, total, limit)
+  local excess, start = total - limit + 1, 0
+  while true do
+    local entries = redis.call('ZRANGE', key, start, start + 127, 'WITHSCORES')
+    if #entries == 0 then return 0 end
+    for i = 1, #entries, 2 do
+      excess = excess - amount(entries[i])
+      if excess <= 0 then return math.max(0, tonumber(entries[i + 1]) + 60 - now) end
+    end
+    start = start + 128
   end
-  return 0
 end
 
 local function limit(i)
@@ -55,9 +70,9 @@ local function limit(i)
   return tonumber(ARGV[i])
 end
 local rpm, tpm = limit(2), limit(3)
-local req_total, req_reset, tok_total, tok_reset, tok_entries = 0, 0, 0, 0, {}
+local req_total, req_reset, tok_total, tok_reset = 0, 0, 0, 0
 if rpm then req_total, req_reset = requests(KEYS[1]) end
-if tpm then tok_total, tok_reset, tok_entries = tokens(KEYS[2]) end
+if tpm then tok_total, tok_reset = tokens(KEYS[2], KEYS[3]) end
 """
 
 HEADERS = (
@@ -71,19 +86,19 @@ return {req_total, fmt(req_reset), tok_total, fmt(tok_reset)}
 CHECK = (
     _WINDOWS
     + """
--- KEYS[3], KEYS[4]: spend this day and month. ARGV[4], ARGV[5]: day and month budgets or '';
+-- KEYS[4], KEYS[5]: spend this day and month. ARGV[4], ARGV[5]: day and month budgets or '';
 -- ARGV[6]: a unique id for this admission.
 -- Returns {verdict, detail, requests, requests reset, tokens, tokens reset, spent day, spent month}:
 -- verdict 'ok' or the limit that refused; detail is the seconds to wait for a window.
 local day_budget, month_budget = limit(4), limit(5)
-local day = tonumber(redis.call('GET', KEYS[3]) or '0')
-local month = tonumber(redis.call('GET', KEYS[4]) or '0')
+local day = tonumber(redis.call('GET', KEYS[4]) or '0')
+local month = tonumber(redis.call('GET', KEYS[5]) or '0')
 local function answer(verdict, detail)
   return {verdict, detail, req_total, fmt(req_reset), tok_total, fmt(tok_reset), fmt(day), fmt(month)}
 end
 if month_budget and month >= month_budget then return answer('budget_month', '') end
 if day_budget and day >= day_budget then return answer('budget_day', '') end
-if tpm and tok_total >= tpm then return answer('tokens', fmt(tokens_wait(tok_entries, tok_total, tpm))) end
+if tpm and tok_total >= tpm then return answer('tokens', fmt(tokens_wait(KEYS[2], tok_total, tpm))) end
 if rpm and req_total >= rpm then return answer('requests', fmt(requests_wait(KEYS[1], req_total, rpm))) end
 if rpm then
   redis.call('ZADD', KEYS[1], now, ARGV[6])
