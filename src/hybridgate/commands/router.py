@@ -1,8 +1,9 @@
-"""``hybridgate router train|eval|explain`` and ``hybridgate bench router``.
+"""``hybridgate router train|eval|explain|reload`` and ``hybridgate bench router``.
 
 Registered by cli.py: ``app.add_typer(router.app, name="router")``, ``bench.command("router")
 (router.bench_router)`` and, for ``hybridgate route "prompt"``, ``app.command("route")
-(router.explain)``. Offline: these commands read files and print; they never start the gateway.
+(router.explain)``. Offline: these commands read files and print; they never start the gateway
+(``router reload`` only publishes one message to the replicas' Redis).
 Unusable input (missing file or column, a model column that is not bool/score, a bad router
 file) exits 2 with a message naming the file and the column.
 """
@@ -182,11 +183,11 @@ def _explain_config(prompt: str, path: Path | None, route: str) -> dict[str, Any
 @app.command("reload")
 def reload_command(
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="TOML config file with [redis]")
+        Path | None, typer.Option("--config", "-c", help="TOML config file (with a redis section)")
     ] = None,
     json: JsonFlag = False,
 ) -> None:
-    """Tell every replica to reload its learned router files, through [redis]; checks the files first."""
+    """Tell every replica to reload its learned router files, through Redis; checks the files first."""
     import asyncio
     import os
 

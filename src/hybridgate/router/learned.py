@@ -4,8 +4,8 @@ The score is the expected quality gained by sending the request to the strong ti
 (``p_strong - p_cheap``, both predicted); at or above the file's calibrated threshold (or the
 route's ``threshold``) the request goes to the strong tier alone, below it the route's whole
 ``try`` list runs from the cheap tier up. Router files and the embedding are loaded once, when the
-gateway starts (``load_learned_routers``); a decision is then a tokenisation, a mean of 256-d
-vectors and two dot products: well under 2 ms on a CPU.
+gateway starts (``load_learned_routers``; router/reload.py swaps in new files later); a decision
+is then a tokenisation, a mean of 256-d vectors and two dot products: well under 2 ms on a CPU.
 
 Part of the router (step 2 of the flow): pure CPU work per request, no I/O after loading.
 """
