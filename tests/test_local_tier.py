@@ -202,3 +202,18 @@ def test_local_only_waits_for_a_slot_when_the_pool_may_queue(servers: Servers, t
             assert ask(client, PII) == f"echo: {PII}"  # waited for the held request to finish
         assert (a.served, cloud.served) == (2, 0)
         assert rows(gw)[-1]["attempts"] == ["local:ok"]
+
+
+def test_a_slow_busy_pool_spills_and_an_idle_one_gets_the_next_request(
+    servers: Servers, tmp_path: Path
+) -> None:
+    a, _, cloud = servers
+    local = {"base_url": a.base_url, "spill_latency_ms": 300}
+    with gateway(local, cloud.base_url, tmp_path) as (client, gw):
+        a.script(Reply(delay_s=0.6))
+        assert ask(client, "slow") == "echo: slow"  # the pool's time to first byte is now ~600 ms
+        with holding(client, a):  # busy and slow: spill
+            assert ask(client, "spilled") == "echo: spilled" and cloud.served == 1
+        assert ask(client, "idle") == "echo: idle" and a.served == 3  # idle: let one through
+        spilled = next(r for r in rows(gw) if r["backend"] == "cloud")
+        assert spilled["attempts"] == ["local:error:overloaded", "cloud:ok"]
