@@ -16,16 +16,18 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 
 from hybridgate.auth import KeyStore, Limiter, MemoryLimiter, pepper_file
+from hybridgate.auth.redis_limits import RedisLimiter
 from hybridgate.backends import Backend, build_backend
 from hybridgate.cache import ResponseCache, build_cache
 from hybridgate.cascade import Cascade
 from hybridgate.config import GatewayConfig
+from hybridgate.ledger import Ledger, build_ledger
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
-from hybridgate.ledger.store import SqliteLedger
 from hybridgate.pins import enforce_pins, remote_pins
 from hybridgate.pipeline import Pipeline
 from hybridgate.privacy.secret import load_prompt_secret, load_secret
+from hybridgate.redis_client import redis_client
 from hybridgate.router import RuleRouter
 
 if TYPE_CHECKING:
@@ -44,7 +46,7 @@ class Access:
 class Gateway:
     config: GatewayConfig
     backends: dict[str, Backend]
-    ledger: SqliteLedger
+    ledger: Ledger
     metrics: GatewayMetrics
     pipeline: Pipeline
     access: Access | None = None
@@ -53,7 +55,11 @@ class Gateway:
 
     def degraded(self) -> dict[str, str]:
         """Shared stores that are failing right now, by component (served around, see /healthz)."""
-        reasons = {"cache": self.cache.degraded_reason() if self.cache else None}
+        reasons = {
+            "cache": self.cache.degraded_reason() if self.cache else None,
+            "ledger": self.ledger.degraded_reason(),
+            "limits": self.access.limiter.degraded_reason() if self.access else None,
+        }
         return {name: reason for name, reason in reasons.items() if reason}
 
     async def start(self) -> None:
@@ -78,6 +84,8 @@ class Gateway:
         await self.pipeline.shadow.drain()
         if self.cache is not None:
             await self.cache.aclose()
+        if self.access is not None:
+            await self.access.limiter.aclose()
         for backend in self.backends.values():
             await backend.aclose()
         await self.ledger.aclose()
@@ -91,7 +99,10 @@ def _access(config: GatewayConfig, env: Mapping[str, str]) -> Access | None:
     if not config.auth.enabled:
         return None
     pepper = load_secret(config.auth.pepper_env, env, pepper_file(config.auth.keys_path))
-    return Access(KeyStore(config.auth.keys_path, pepper), MemoryLimiter())
+    limiter: Limiter = MemoryLimiter()
+    if config.auth.limits_store == "redis" and config.redis is not None:
+        limiter = RedisLimiter(redis_client(config.redis, env), key_prefix=config.redis.key_prefix)
+    return Access(KeyStore(config.auth.keys_path, pepper), limiter)
 
 
 def _privacy_guard(config: GatewayConfig) -> PrivacyGuard | None:
@@ -107,11 +118,7 @@ def _privacy_guard(config: GatewayConfig) -> PrivacyGuard | None:
 def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -> Gateway:
     env = os.environ if env is None else env
     backends = {name: build_backend(name, cfg, env) for name, cfg in config.backends.items()}
-    ledger = SqliteLedger(
-        config.ledger.path,
-        batch_size=config.ledger.batch_size,
-        flush_interval_s=config.ledger.flush_interval_s,
-    )
+    ledger = build_ledger(config, env)
     metrics = GatewayMetrics(
         CollectorRegistry(),
         ledger_dropped=lambda: ledger.dropped,

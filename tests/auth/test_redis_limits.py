@@ -18,8 +18,9 @@ from dataclasses import replace
 import pytest
 from redis.asyncio import Redis
 
-from hybridgate.auth.redis_limits import RedisLimiter, redis_client
+from hybridgate.auth.redis_limits import RedisLimiter
 from hybridgate.config import RedisConfig
+from hybridgate.redis_client import redis_client
 from tests.auth import test_limits as same
 from tests.auth.clock import FakeClock
 from tests.auth.test_limits import KEY, admitted, refusal

@@ -31,44 +31,22 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from hybridgate.auth.limits import LimitName, MemoryLimiter, budget_error, rate_headers, window_error
 from hybridgate.auth.records import KeyRecord
 from hybridgate.auth.redis_scripts import CHECK, HEADERS, RAISE
 from hybridgate.auth.windows import day_of, month_of, next_day, next_month
-from hybridgate.config import RedisConfig
-from hybridgate.errors import ConfigError
 
 log = logging.getLogger("hybridgate.auth")
 T = TypeVar("T")
 EXPIRY_MARGIN_S = 3600  # a period's spend key outlives the period by an hour
 OUTAGE_ERRORS = (RedisError, OSError, TimeoutError)
-
-
-def redis_client(config: RedisConfig, env: Mapping[str, str]) -> Redis:
-    """A client for ``[redis]`` with ``timeout_s`` on every connect and command. It retries once,
-    at once, on a connection error: a pooled connection goes stale when Redis restarts, and only
-    a second failure (on a new connection) means Redis is down; the limiter decides the rest."""
-    password = None
-    if config.password_env is not None:
-        password = env.get(config.password_env)
-        if not password:
-            raise ConfigError(f"[redis] password_env names {config.password_env}, which is not set")
-    return Redis.from_url(
-        config.url,
-        password=password,
-        socket_timeout=config.timeout_s,
-        socket_connect_timeout=config.timeout_s,
-        retry=Retry(NoBackoff(), 1),
-    )
 
 
 @dataclass
