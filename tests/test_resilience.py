@@ -98,7 +98,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[openai.OpenA
                     },
                     "backup": {**remote, "base_url": backup.base_url},
                 },
-                "routes": {"auto": {"try": ["flaky", "backup"]}},
+                "routes": {"auto": {"try": ["flaky", "backup"]}, "alone": {"try": ["flaky"]}},
             }
         )
         app = create_app(config, env={})
@@ -129,6 +129,26 @@ def test_retry_then_breaker_then_spill_over(rig: tuple[openai.OpenAI, Gateway, O
     client.chat.completions.create(model="auto", messages=hi)
     assert last_attempts(gateway) == ["flaky:error:overloaded", "backup:ok"]
     assert len(flaky.requests) == seen + 1  # the open circuit kept the last request away from it
+
+
+def test_an_open_circuit_with_no_next_tier_tells_the_caller_when_to_come_back(
+    rig: tuple[openai.OpenAI, Gateway, OpenAIStandIn],
+) -> None:
+    client, _, flaky = rig
+    hi: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+    flaky.script(*[Fail(status=500, type="server_error")] * 10)
+    refusal = None
+    for _ in range(5):
+        try:
+            client.chat.completions.create(model="alone", messages=hi)
+        except openai.APIStatusError as exc:
+            if exc.status_code == 503:
+                refusal = exc
+                break
+    flaky.reset()
+    assert refusal is not None, "the breaker never opened"
+    assert refusal.body is not None and "circuit is open" in str(refusal.body)
+    assert int(refusal.response.headers["retry-after"]) >= 1
 
 
 def test_fallback_on_timeout_and_on_a_dead_upstream(tmp_path_factory: pytest.TempPathFactory) -> None:

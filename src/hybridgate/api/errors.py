@@ -9,12 +9,13 @@ traceback.
 from __future__ import annotations
 
 import logging
+import math
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hybridgate.errors import GatewayError
+from hybridgate.errors import BackendOverloadedError, GatewayError
 
 log = logging.getLogger("hybridgate.api")
 
@@ -50,6 +51,8 @@ def render_error(request: Request, error: GatewayError) -> Response:
     anthropic = is_anthropic_path(request.url.path)
     body = anthropic_error_body(error) if anthropic else openai_error_body(error)
     headers = dict(error.headers)
+    if isinstance(error, BackendOverloadedError) and error.retry_after_s and "retry-after" not in headers:
+        headers["retry-after"] = str(math.ceil(error.retry_after_s))  # our own refusal: when to come back
     if hasattr(request.state, "request_id"):
         headers["x-request-id"] = request.state.request_id
     if anthropic and "x-request-id" in headers:
