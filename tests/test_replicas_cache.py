@@ -30,6 +30,7 @@ path = "{ledger}"
 flush_interval_s = 0.05
 [cache]
 store = "redis"
+semantic_routes = ["auto"]
 [redis]
 url = "{redis}"
 key_prefix = "cache-test:"
@@ -79,6 +80,17 @@ def test_an_answer_cached_by_one_replica_is_a_hit_on_the_other(
     assert len(upstream.requests) - before == 1  # b never asked the upstream
     assert ask(b, "shared across replicas?", key="someone-else") == "miss"  # another tenant
     assert len(upstream.requests) - before == 2
+
+
+def test_a_reworded_question_asked_on_one_replica_is_a_semantic_hit_on_the_other(
+    cluster: tuple[OpenAIStandIn, RedisServer, list[GatewayProcess]],
+) -> None:
+    upstream, redis, (a, b) = cluster
+    before, entries = len(upstream.requests), _entries(redis)
+    assert ask(a, "How do I cancel my subscription?") == "miss"
+    _wait_for_write(redis, entries + 1)
+    assert ask(b, "How can I cancel my subscription?") == "semantic-hit"
+    assert len(upstream.requests) - before == 1
 
 
 def test_redis_down_means_misses_not_failures_then_hits_again(
