@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hybridgate.api import anthropic, openai
+from hybridgate.api.admin import reload_router
 from hybridgate.api.auth import require_admin
 from hybridgate.api.dashboard import dashboard_routes
 from hybridgate.api.errors import handle_gateway_error, handle_unexpected
@@ -48,6 +49,7 @@ async def healthz(request: Request) -> Response:
         "environment": gateway.config.environment,
         "backends": backends,
         "routes": list(gateway.config.routes),
+        "router_files": gateway.router_reloads.versions() if gateway.router_reloads else {},
     }
     return Response(orjson.dumps(body), media_type="application/json")
 
@@ -85,6 +87,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> S
         Route("/v1/messages/count_tokens", anthropic.count_tokens, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/admin/router/reload", reload_router, methods=["POST"]),
     ]
 
     async def admin_only(request: Request) -> Response | None:

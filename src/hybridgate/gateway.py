@@ -29,6 +29,7 @@ from hybridgate.pipeline import Pipeline
 from hybridgate.privacy.secret import load_prompt_secret, load_secret
 from hybridgate.redis_client import redis_client
 from hybridgate.router import RuleRouter
+from hybridgate.router_signal import RouterReloads, build_router_reloads
 
 if TYPE_CHECKING:
     from hybridgate.privacy.policy import PrivacyGuard
@@ -52,6 +53,7 @@ class Gateway:
     access: Access | None = None
     privacy: PrivacyGuard | None = None
     cache: ResponseCache | None = None
+    router_reloads: RouterReloads | None = None  # learned routes only: hot reload of router files
 
     def degraded(self) -> dict[str, str]:
         """Shared stores that are failing right now, by component (served around, see /healthz)."""
@@ -69,6 +71,8 @@ class Gateway:
             await self._seed_spend(self.access.limiter)
         for backend in self.backends.values():
             await backend.start()
+        if self.router_reloads is not None:
+            await self.router_reloads.start()
 
     async def _seed_spend(self, limiter: Limiter) -> None:
         """Budgets survive restarts: today's and this month's spend per key, from the ledger."""
@@ -81,6 +85,8 @@ class Gateway:
                 await limiter.seed_spend(row["api_key"], day.get(row["api_key"], 0.0), row["cost_usd"])
 
     async def aclose(self) -> None:
+        if self.router_reloads is not None:
+            await self.router_reloads.aclose()
         await self.pipeline.shadow.drain()
         if self.cache is not None:
             await self.cache.aclose()
@@ -128,9 +134,10 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
     access = _access(config, env)
     privacy = _privacy_guard(config)
     cache = build_cache(config, env)
+    router = RuleRouter(config)
     pipeline = Pipeline(
         config,
-        RuleRouter(config),
+        router,
         Cascade(backends, config),
         ledger,
         metrics,
@@ -140,4 +147,6 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
         access.limiter if access else None,
         cache,
     )
-    return Gateway(config, backends, ledger, metrics, pipeline, access, privacy, cache)
+    gateway = Gateway(config, backends, ledger, metrics, pipeline, access, privacy, cache)
+    gateway.router_reloads = build_router_reloads(config, router, env)
+    return gateway
