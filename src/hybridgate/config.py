@@ -59,7 +59,7 @@ class OpenAICompatBackend(BackendBase):
     replicas: list[str] = []
     # Polled on each server every health_interval_s; a path replaces base_url's path, e.g.
     # "/health" (vLLM, llama-server), "/api/tags" (Ollama), "/v1/models". Unset: no polling.
-    health_path: str | None = None
+    health_path: str | None = Field(default=None, pattern=r"^/")
     health_interval_s: float = Field(default=5.0, gt=0)
     replica_cooldown_s: float = Field(default=10.0, gt=0)  # a server that refused a connection is skipped
     replica_max_in_flight: int | None = Field(default=None, ge=1)  # per server; more wait for a slot
@@ -152,7 +152,7 @@ class LedgerConfig(Strict):
     # "postgres": one ledger shared by every replica (needs [postgres]); see docs/ledger.md.
     store: Literal["sqlite", "postgres"] = "sqlite"
     spool_path: str = "hybridgate-ledger-spool.jsonl"  # postgres: rows kept here while it is down
-    retention_days: float | None = Field(default=None, gt=0)  # postgres: delete older rows; None keeps all
+    retention_days: float | None = Field(default=None, gt=0)  # delete older rows; None keeps them all
 
 
 class AuthConfig(Strict):
@@ -210,6 +210,14 @@ class RedisConfig(Strict):
     timeout_s: float = Field(default=0.25, gt=0)
 
 
+class RouterConfig(Strict):
+    """Hot reload of learned router files (docs/router.md#hot-reload)."""
+
+    # Without [redis], each replica hashes its router files this often and reloads on a change;
+    # 0: never (reload with POST /admin/router/reload). With [redis] it listens for a signal instead.
+    reload_interval_s: float = Field(default=5.0, ge=0)
+
+
 class PostgresConfig(Strict):
     """A PostgreSQL server the replicas share (the ledger). No password inline: ``password_env``."""
 
@@ -233,6 +241,7 @@ class GatewayConfig(Strict):
     cache: CacheConfig | None = None  # absent: no response cache
     redis: RedisConfig | None = None  # needed by any store = "redis"
     postgres: PostgresConfig | None = None  # needed by ledger store = "postgres"
+    router: RouterConfig = RouterConfig()  # hot reload of learned router files
 
     def known_features(self) -> set[str]:
         """Feature names the config mentions (rules, privacy): the bounded set metrics label by."""

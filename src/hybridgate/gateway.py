@@ -7,6 +7,7 @@ as the server.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from hybridgate.backends import Backend, build_backend
 from hybridgate.cache import ResponseCache, build_cache
 from hybridgate.cascade import Cascade
 from hybridgate.config import GatewayConfig
+from hybridgate.errors import StoreUnavailableError
 from hybridgate.ledger import Ledger, build_ledger
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
@@ -30,6 +32,8 @@ from hybridgate.privacy.secret import load_prompt_secret, load_secret
 from hybridgate.redis_client import redis_client
 from hybridgate.router import RuleRouter
 from hybridgate.router_signal import RouterReloads, build_router_reloads
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from hybridgate.privacy.policy import PrivacyGuard
@@ -75,7 +79,16 @@ class Gateway:
             await self.router_reloads.start()
 
     async def _seed_spend(self, limiter: Limiter) -> None:
-        """Budgets survive restarts: today's and this month's spend per key, from the ledger."""
+        """Budgets survive restarts: today's and this month's spend per key, from the ledger.
+
+        A shared ledger that is down must not keep a replica from starting: it starts with the
+        spend its limiter already holds (Redis's, with shared limits) and says so."""
+        try:
+            await self._seed_spend_from_ledger(limiter)
+        except (OSError, StoreUnavailableError) as exc:
+            logger.warning("could not read spend from the ledger (%s); budgets start from the limiter's", exc)
+
+    async def _seed_spend_from_ledger(self, limiter: Limiter) -> None:
         now = datetime.now(UTC)
         midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
         day = {r["api_key"]: r["cost_usd"] for r in self.ledger.usage("api_key", _days_since(midnight, now))}
