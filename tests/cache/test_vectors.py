@@ -11,7 +11,8 @@ from hybridgate.cache.vectors import EXACT_LIMIT, VectorIndex, from_bytes, norma
 
 def unit(rng: np.random.Generator, n: int, dim: int = 32) -> NDArray[np.float32]:
     rows = rng.normal(size=(n, dim)).astype(np.float32)
-    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    unit_rows: NDArray[np.float32] = (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    return unit_rows
 
 
 def test_search_ranks_by_cosine_within_one_scope() -> None:
