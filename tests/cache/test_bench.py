@@ -32,7 +32,8 @@ def test_bench_cache_prints_the_report() -> None:
     assert isinstance(curve, list) and len(curve) == 20
     assert all(len(point) == 3 and 0 <= point[1] <= 1 and 0 <= point[2] <= 1 for point in curve)
     assert [point[0] for point in curve] == sorted(point[0] for point in curve)
-    assert set(report["lookup_p99_ms"]) == {"memory"}
+    assert set(report["lookup_p99_ms"]) == {"memory", "sqlite"}  # redis only with --redis-url
+    assert report["hit_rate"]["memory"] == report["hit_rate"]["sqlite"] > 0
     assert report["synthetic_fill"] is True  # 40 texts cannot fill 60 entries + 20 queries
     assert report["false_hit_rate"] == 0.0  # no hand-written near miss slips through the guards
     reference = report["reference"]

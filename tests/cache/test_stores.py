@@ -63,7 +63,7 @@ async def test_sqlite_store_prunes_to_max_entries(tmp_path: Path) -> None:
 async def test_sqlite_notes_reach_another_instance_once(tmp_path: Path) -> None:
     path = str(tmp_path / "cache.db")
     writer, reader = SqliteStore(path, 10), SqliteStore(path, 10)
-    note = SemanticNote(key="k1", scope="s", query="what is x", vector="00ff")
+    note = SemanticNote(key="k1", scope="s", query="what is x", vector=b"\x00\xff")
     await writer.put("k1", b"v", 60, note)
     await writer.put("plain", b"v", 60, None)  # no note: not a semantic entry
     assert await reader.notes_since() == [note]

@@ -25,8 +25,6 @@ class CachedAnswer:
     model: str
     cost_usd: float  # what the answer cost when it was made: what each hit saves
     created_at: float
-    query: str = ""  # the last user turn, for the semantic cache's guards
-    vector: str = ""  # its embedding, serialised (hex), so other replicas can index it
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(asdict(self))

@@ -65,7 +65,7 @@ def cache_keys(request: ChatRequest, decision: Decision, ctx: RequestContext) ->
     }
     messages = [message.model_dump(exclude_none=True) for message in request.messages]
     last = _last_user_index(request)
-    prefix = messages[:last] + [{"role": "user", "content": "<query>"}] + messages[last + 1 :]
+    prefix = [*messages[:last], {"role": "user", "content": "<query>"}, *messages[last + 1 :]]
     return CacheKeys(
         exact=_digest({**head, "messages": messages}),
         scope=_digest({**head, "messages": prefix}),

@@ -24,7 +24,7 @@ class SemanticNote:
     key: str
     scope: str
     query: str
-    vector: str  # hex, as the matcher serialises it
+    vector: bytes  # the embedding as ``cache.vectors.to_bytes`` packs it (float16)
 
 
 class CacheStore(Protocol):

@@ -65,7 +65,7 @@ def _note(fields: dict[bytes, bytes]) -> SemanticNote:
         key=_text(fields[b"key"]),
         scope=_text(fields[b"scope"]),
         query=_text(fields[b"query"]),
-        vector=_text(fields[b"vector"]),
+        vector=fields[b"vector"],
     )
 
 

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from hybridgate.cache.entry import CachedAnswer
 from hybridgate.cache.keys import CacheKeys, Directive, cache_keys, is_deterministic
 from hybridgate.cache.memory import CacheStore, SemanticNote
+from hybridgate.cache.vectors import from_bytes, to_bytes
 from hybridgate.config import CacheConfig
 from hybridgate.types import ChatRequest, ChatResponse, Decision, RequestContext
 
@@ -136,8 +137,6 @@ class ResponseCache:
             model=model,
             cost_usd=cost_usd,
             created_at=time.time(),
-            query=note.query if note else "",
-            vector=note.vector if note else "",
         )
         data = answer.to_bytes()
         if len(data) > self._config.max_entry_bytes:
@@ -174,16 +173,15 @@ class ResponseCache:
         """Index the semantic notes other replicas (or earlier runs) wrote to the shared store."""
         assert self._index is not None
         for note in await self._store.notes_since():
-            vector = np.frombuffer(bytes.fromhex(note.vector), dtype=np.float32)
-            self._index.add(note.scope, note.key, vector, note.query)
+            self._index.add(note.scope, note.key, from_bytes(note.vector), note.query)
 
     def _note(self, lookup: Lookup) -> SemanticNote | None:
         if not lookup.semantic or self._matcher is None:
             return None
         if lookup.vector is None:
             lookup.vector = self._matcher.embed(lookup.keys.query)
-        vector = np.ascontiguousarray(lookup.vector, dtype=np.float32)
-        return SemanticNote(lookup.keys.exact, lookup.keys.scope, lookup.keys.query, vector.tobytes().hex())
+        keys = lookup.keys
+        return SemanticNote(keys.exact, keys.scope, keys.query, to_bytes(lookup.vector))
 
     def _failed(self, what: str, exc: Exception) -> None:
         reason = f"cache store {self._store.name} failed on {what}: {type(exc).__name__}: {exc}"

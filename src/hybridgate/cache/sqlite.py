@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS cache_entries (
     expires REAL NOT NULL,
     scope TEXT,
     query TEXT,
-    vector TEXT
+    vector BLOB
 );
 CREATE INDEX IF NOT EXISTS cache_entries_expires ON cache_entries(expires);
 """
@@ -53,6 +53,12 @@ class SqliteStore:
     async def notes_since(self) -> list[SemanticNote]:
         return await asyncio.to_thread(self._notes_since)
 
+    async def put_many(self, items: list[tuple[str, bytes]], ttl_s: float) -> None:
+        """Load many entries in one transaction (warming a cache, benchmarks); no notes."""
+        expires = time.time() + ttl_s
+        rows = [(key, value, expires) for key, value in items]
+        await asyncio.to_thread(self._put_many, rows)
+
     async def aclose(self) -> None:
         with self._lock:
             self._conn.close()
@@ -77,6 +83,14 @@ class SqliteStore:
             if self._writes % PRUNE_EVERY == 0:
                 self._prune()
 
+    def _put_many(self, rows: list[tuple[str, bytes, float]]) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO cache_entries (key, value, expires) VALUES (?, ?, ?)", rows
+            )
+            self._conn.execute("COMMIT")
+
     def _prune(self) -> None:
         self._conn.execute("DELETE FROM cache_entries WHERE expires <= ?", (time.time(),))
         self._conn.execute(
@@ -94,4 +108,4 @@ class SqliteStore:
             ).fetchall()
         if rows:
             self._seen = rows[-1][0]
-        return [SemanticNote(key, scope, query, vector) for _, key, scope, query, vector in rows]
+        return [SemanticNote(key, scope, query, bytes(vector)) for _, key, scope, query, vector in rows]

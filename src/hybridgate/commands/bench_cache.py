@@ -29,6 +29,10 @@ def cache(
     limit: Annotated[int | None, typer.Option(min=2, help="use only this many pairs")] = None,
     entries: Annotated[int, typer.Option(min=1, help="index size for the latency run")] = 100_000,
     queries: Annotated[int, typer.Option(min=1, help="lookups timed")] = 2000,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(help="also time the Redis store on this server (keys prefixed hybridgate-bench:)"),
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="print the full report as JSON")] = False,
 ) -> None:
     """Semantic cache: precision/recall/false hits on labelled pairs, lookup and embed latency."""
@@ -38,7 +42,9 @@ def cache(
 
     try:
         matcher = SemanticMatcher(WordLlamaEmbedder(), DEFAULT_THRESHOLD if threshold is None else threshold)
-        report = bench_cache(data, matcher, limit=limit, entries=entries, queries=queries)
+        report = bench_cache(
+            data, matcher, limit=limit, entries=entries, queries=queries, redis_url=redis_url
+        )
     except ConfigError as exc:
         _fail(exc.message)
     except (OSError, ValueError) as exc:
@@ -47,6 +53,8 @@ def cache(
 
 
 def render(report: dict[str, Any]) -> str:
+    from hybridgate.cache.bench_stores import describe
+
     """A few lines for a terminal: the operating point, the curve, the latency."""
     ref = report["reference"]
     lines = [
@@ -58,8 +66,7 @@ def render(report: dict[str, Any]) -> str:
     for (t, p, r), (_, pp, pr) in zip(report["curve"], ref["curve"], strict=True):
         lines.append(f"{t:>10.2f}{p:>10.3f}{r:>8.3f}{pp:>9.3f}{pr:>9.3f}")
     lines.append(
-        f"lookup at {report['entries']} entries (memory): p50 {report['lookup_p50_ms']['memory']} ms, "
-        f"p99 {report['lookup_p99_ms']['memory']} ms; embed p50 {report['embed_p50_ms']} ms "
+        f"lookup at {report['entries']} entries: {describe(report)}; embed p50 {report['embed_p50_ms']} ms "
         f"(load average {report['load_average_1m']} on {report['cpus']} CPUs)"
     )
     return "\n".join(lines)
