@@ -22,7 +22,7 @@ import httpx
 import openai
 import pytest
 
-from hybridgate.auth.keys import KeyStore
+from hybridgate.auth.keys import SqliteKeyStore
 from hybridgate.config import GatewayConfig
 from tests.gateway_process import GatewayProcess, run_gateway
 from tests.redis_server import RedisServer, running_redis
@@ -61,7 +61,7 @@ try = ["up"]
 class Replicas:
     gateways: list[GatewayProcess]
     ledgers: list[Path]
-    keys: KeyStore
+    keys: SqliteKeyStore
     redis: RedisServer
 
     def ask(self, replica: int, key: str) -> openai.types.chat.ChatCompletion | openai.APIStatusError:
@@ -91,7 +91,7 @@ class Replicas:
 @pytest.fixture
 def replicas(tmp_path: Path) -> Iterator[Replicas]:
     keys_path = tmp_path / "keys.db"
-    keys = KeyStore(keys_path, PEPPER.encode())
+    keys = SqliteKeyStore(keys_path, PEPPER.encode())
     with ExitStack() as stack:
         upstream = stack.enter_context(run_openai_standin(api_key="sk-up"))
         redis = stack.enter_context(running_redis())

@@ -162,6 +162,8 @@ class AuthConfig(Strict):
     keys_path: str = Field(default="hybridgate-keys.db", min_length=1)  # SQLite, keys stored hashed
     pepper_env: str = Field(default="HYBRIDGATE_KEY_PEPPER", min_length=1)  # unset: a 0600 file beside it
     limits_store: Literal["memory", "redis"] = "memory"  # redis: limits shared by replicas via [redis]
+    # postgres: keys shared by replicas via [postgres] (pepper from pepper_env only); see docs/privacy.md
+    keys_store: Literal["sqlite", "postgres"] = "sqlite"
 
 
 PrivacyPolicy = Literal["allow", "redact", "local_only", "block"]
@@ -240,7 +242,7 @@ class GatewayConfig(Strict):
     metric_features: list[str] = []  # more feature names to keep as metric labels (others: "other")
     cache: CacheConfig | None = None  # absent: no response cache
     redis: RedisConfig | None = None  # needed by any store = "redis"
-    postgres: PostgresConfig | None = None  # needed by ledger store = "postgres"
+    postgres: PostgresConfig | None = None  # needed by ledger store or auth keys_store = "postgres"
     router: RouterConfig = RouterConfig()  # hot reload of learned router files
 
     def known_features(self) -> set[str]:
@@ -275,6 +277,8 @@ class GatewayConfig(Strict):
             raise ValueError("auth.limits_store = \"redis\" needs a [redis] section")
         if self.ledger.store == "postgres" and self.postgres is None:
             raise ValueError("ledger.store = \"postgres\" needs a [postgres] section")
+        if self.auth.keys_store == "postgres" and self.postgres is None:
+            raise ValueError('auth.keys_store = "postgres" needs a [postgres] section (it holds the keys)')
         if self.default_route not in self.routes:
             raise ValueError(f"default_route '{self.default_route}' is not a route")
         return self

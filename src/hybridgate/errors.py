@@ -16,6 +16,7 @@ OpenAI or Anthropic error bodies. Backends translate HTTP-client/SDK exceptions 
     ├── ClientClosedError           499  (the caller hung up; for the ledger)
     ├── ConfigError                 (start-up only, never served)
     ├── StoreUnavailableError       (a shared store failed; never served: the component degrades)
+    ├── KeyStoreUnavailableError    503 service_unavailable  (a key the shared key store must check)
     └── BackendError                502 upstream_error  (retryable by the cascade)
         ├── UpstreamTimeoutError    504
         ├── UpstreamUnavailableError 503
@@ -54,6 +55,20 @@ class StoreUnavailableError(GatewayError):
 
     status_code = 503
     type = "store_unavailable"
+
+
+class KeyStoreUnavailableError(GatewayError):
+    """The shared key store (PostgreSQL) cannot be reached and this replica has not verified the
+    caller's key recently, so it cannot tell a valid key from a bad one. Served, as a 503 with
+    ``retry-after`` rather than a 401: the key may well be valid once the store is back."""
+
+    status_code = 503
+    type = "service_unavailable"
+    code = "key_store_unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.headers["retry-after"] = str(retry_after_s)
 
 
 class RequestError(GatewayError):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
-from hybridgate.auth import KeyStore, Limiter, MemoryLimiter, pepper_file
+from hybridgate.auth import KeyStore, Limiter, MemoryLimiter, SqliteKeyStore, pepper_file, postgres_key_store
 from hybridgate.auth.redis_limits import RedisLimiter
 from hybridgate.backends import Backend, build_backend
 from hybridgate.cache import ResponseCache, build_cache
@@ -65,6 +65,7 @@ class Gateway:
             "cache": self.cache.degraded_reason() if self.cache else None,
             "ledger": self.ledger.degraded_reason(),
             "limits": self.access.limiter.degraded_reason() if self.access else None,
+            "keys": self.access.keys.degraded_reason() if self.access else None,
         }
         return {name: reason for name, reason in reasons.items() if reason}
 
@@ -72,6 +73,7 @@ class Gateway:
         await enforce_pins(self.config, self.backends)  # before anything starts: a bad pin stops here
         self.ledger.start()
         if self.access is not None:
+            await self.access.keys.start()
             await self._seed_spend(self.access.limiter)
         for backend in self.backends.values():
             await backend.start()
@@ -105,6 +107,7 @@ class Gateway:
             await self.cache.aclose()
         if self.access is not None:
             await self.access.limiter.aclose()
+            await self.access.keys.aclose()
         for backend in self.backends.values():
             await backend.aclose()
         await self.ledger.aclose()
@@ -117,11 +120,13 @@ def _days_since(start: datetime, now: datetime) -> float:
 def _access(config: GatewayConfig, env: Mapping[str, str]) -> Access | None:
     if not config.auth.enabled:
         return None
-    pepper = load_secret(config.auth.pepper_env, env, pepper_file(config.auth.keys_path))
     limiter: Limiter = MemoryLimiter()
     if config.auth.limits_store == "redis" and config.redis is not None:
         limiter = RedisLimiter(redis_client(config.redis, env), key_prefix=config.redis.key_prefix)
-    return Access(KeyStore(config.auth.keys_path, pepper), limiter)
+    if config.auth.keys_store == "postgres":
+        return Access(postgres_key_store(config, env), limiter)
+    pepper = load_secret(config.auth.pepper_env, env, pepper_file(config.auth.keys_path))
+    return Access(SqliteKeyStore(config.auth.keys_path, pepper), limiter)
 
 
 def _privacy_guard(config: GatewayConfig) -> PrivacyGuard | None:

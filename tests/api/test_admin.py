@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from hybridgate.app import create_app
-from hybridgate.auth import KeyStore
+from hybridgate.auth import SqliteKeyStore
 from hybridgate.config import GatewayConfig
 from hybridgate.router.calibration import Target
 from hybridgate.router.dataset import load_outcomes
@@ -31,7 +31,7 @@ PEPPER = "test-pepper-0123456789"
 @dataclass
 class AdminRig:
     url: str
-    keys: KeyStore
+    keys: SqliteKeyStore
     router_file: Path
 
 

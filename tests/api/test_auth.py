@@ -14,7 +14,7 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from hybridgate.app import create_app
-from hybridgate.auth import KeyStore
+from hybridgate.auth import SqliteKeyStore
 from hybridgate.config import GatewayConfig
 from hybridgate.gateway import Gateway
 from tests.servers import serve_in_thread
@@ -28,7 +28,7 @@ HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 class AuthRig:
     url: str
     gateway: Gateway
-    keys: KeyStore
+    keys: SqliteKeyStore
 
     def client(self, key: str) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0)

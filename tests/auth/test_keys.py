@@ -1,4 +1,4 @@
-"""KeyStore: hashed storage, verification failures, constant-time comparison, the cache TTL.
+"""SqliteKeyStore: hashed storage, verification failures, constant-time comparison, the cache TTL.
 
 Everything runs against a real SQLite file in tmp_path; the clock is a FakeClock, so expiry and
 the cache TTL are tested without sleeping.
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from hybridgate.auth.keys import CACHE_TTL_S, INVALID, KeyStore, pepper_file
+from hybridgate.auth.keys import CACHE_TTL_S, INVALID, SqliteKeyStore, pepper_file
 from hybridgate.auth.records import MALFORMED, KeyRecord
 from hybridgate.errors import AuthenticationError, ConfigError, RequestError
 from hybridgate.privacy.secret import load_secret
@@ -37,8 +37,8 @@ def db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db: Path, clock: FakeClock) -> KeyStore:
-    return KeyStore(db, PEPPER, clock=clock)
+def store(db: Path, clock: FakeClock) -> SqliteKeyStore:
+    return SqliteKeyStore(db, PEPPER, clock=clock)
 
 
 def swap_secret(key: str) -> str:
@@ -47,7 +47,7 @@ def swap_secret(key: str) -> str:
     return head + ("A" * 10 if tail != "A" * 10 else "B" * 10)
 
 
-async def test_create_then_verify_returns_the_record(store: KeyStore, clock: FakeClock) -> None:
+async def test_create_then_verify_returns_the_record(store: SqliteKeyStore, clock: FakeClock) -> None:
     key, record = store.create(
         environment="prod", name="app1", budget_usd_day=5, rpm=60, tpm=1000, routes=["auto", " local "]
     )
@@ -61,7 +61,7 @@ async def test_create_then_verify_returns_the_record(store: KeyStore, clock: Fak
     assert verified.allows_route("auto") and not verified.allows_route("frontier")
 
 
-def test_only_a_peppered_hash_is_stored(store: KeyStore, db: Path) -> None:
+def test_only_a_peppered_hash_is_stored(store: SqliteKeyStore, db: Path) -> None:
     key, record = store.create(environment="prod", name="app1")
     raw = b"".join(path.read_bytes() for path in db.parent.glob(db.name + "*"))
     assert key.encode() not in raw
@@ -73,7 +73,7 @@ def test_only_a_peppered_hash_is_stored(store: KeyStore, db: Path) -> None:
     assert stored != hashlib.sha256(key.encode()).hexdigest()  # unpeppered would be guessable offline
 
 
-def test_schema_is_versioned_and_in_wal_mode(store: KeyStore, db: Path) -> None:
+def test_schema_is_versioned_and_in_wal_mode(store: SqliteKeyStore, db: Path) -> None:
     with closing(sqlite3.connect(db)) as conn, conn:
         meta = dict(conn.execute("SELECT name, value FROM api_keys_meta").fetchall())
         (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
@@ -82,19 +82,19 @@ def test_schema_is_versioned_and_in_wal_mode(store: KeyStore, db: Path) -> None:
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
 
 
-def test_newer_schema_is_refused(store: KeyStore, db: Path) -> None:
+def test_newer_schema_is_refused(store: SqliteKeyStore, db: Path) -> None:
     with closing(sqlite3.connect(db)) as conn, conn:
         conn.execute("UPDATE api_keys_meta SET value = '99' WHERE name = 'schema_version'")
     with pytest.raises(ConfigError, match="schema version 99"):
-        KeyStore(db, PEPPER)
+        SqliteKeyStore(db, PEPPER)
 
 
-def test_another_pepper_is_refused_at_open(store: KeyStore, db: Path) -> None:
+def test_another_pepper_is_refused_at_open(store: SqliteKeyStore, db: Path) -> None:
     with pytest.raises(ConfigError, match="another pepper"):
-        KeyStore(db, b"some-other-pepper")
+        SqliteKeyStore(db, b"some-other-pepper")
 
 
-async def test_wrong_secret_and_unknown_id_get_the_same_answer(store: KeyStore) -> None:
+async def test_wrong_secret_and_unknown_id_get_the_same_answer(store: SqliteKeyStore) -> None:
     key, record = store.create(environment="prod", name="app1")
     wrong = swap_secret(key)
     unknown = "hg-prod-" + "Z" * 43
@@ -124,14 +124,14 @@ async def test_wrong_secret_and_unknown_id_get_the_same_answer(store: KeyStore) 
         "Bearer hg-prod-" + "a" * 43,
     ],
 )
-async def test_malformed_keys_are_refused(store: KeyStore, text: str) -> None:
+async def test_malformed_keys_are_refused(store: SqliteKeyStore, text: str) -> None:
     with pytest.raises(AuthenticationError) as caught:
         await store.verify(text)
     assert caught.value.message == MALFORMED
 
 
 async def test_revoked_key_is_refused_and_revoking_twice_keeps_the_first_time(
-    store: KeyStore, clock: FakeClock
+    store: SqliteKeyStore, clock: FakeClock
 ) -> None:
     key, record = store.create(environment="prod", name="app1")
     await store.verify(key)  # now cached: revoking through the store must still apply at once
@@ -146,11 +146,11 @@ async def test_revoked_key_is_refused_and_revoking_twice_keeps_the_first_time(
 
 
 async def test_revocation_by_another_process_applies_within_the_cache_ttl(
-    store: KeyStore, db: Path, clock: FakeClock
+    store: SqliteKeyStore, db: Path, clock: FakeClock
 ) -> None:
     key, record = store.create(environment="prod", name="app1")
     await store.verify(key)
-    KeyStore(db, PEPPER, clock=clock).revoke(record.key_id)  # as `hybridgate keys revoke` would
+    SqliteKeyStore(db, PEPPER, clock=clock).revoke(record.key_id)  # as `hybridgate keys revoke` would
     clock.advance(CACHE_TTL_S - 0.1)
     assert (await store.verify(key)).key_id == record.key_id
     clock.advance(0.1)
@@ -158,7 +158,7 @@ async def test_revocation_by_another_process_applies_within_the_cache_ttl(
         await store.verify(key)
 
 
-async def test_expired_key_is_refused_even_when_cached(store: KeyStore, clock: FakeClock) -> None:
+async def test_expired_key_is_refused_even_when_cached(store: SqliteKeyStore, clock: FakeClock) -> None:
     key, _ = store.create(environment="prod", name="app1", expires_at=clock.now + 3600)
     await store.verify(key)
     clock.advance(3599)
@@ -168,7 +168,7 @@ async def test_expired_key_is_refused_even_when_cached(store: KeyStore, clock: F
         await store.verify(key)
 
 
-async def test_key_of_another_environment_is_refused(store: KeyStore) -> None:
+async def test_key_of_another_environment_is_refused(store: SqliteKeyStore) -> None:
     key, _ = store.create(environment="dev", name="app1")
     assert (await store.verify(key, environment="dev")).environment == "dev"
     with pytest.raises(AuthenticationError, match="environment 'dev' but this gateway serves 'prod'"):
@@ -188,7 +188,7 @@ def spy_on_compare(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
 
 
 async def test_keys_are_compared_with_compare_digest(
-    store: KeyStore, monkeypatch: pytest.MonkeyPatch
+    store: SqliteKeyStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key, _ = store.create(environment="prod", name="app1")
     calls = spy_on_compare(monkeypatch)
@@ -201,7 +201,7 @@ async def test_keys_are_compared_with_compare_digest(
 
 
 async def test_unknown_key_id_still_does_a_dummy_compare(
-    store: KeyStore, monkeypatch: pytest.MonkeyPatch
+    store: SqliteKeyStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = spy_on_compare(monkeypatch)
     unknown = "hg-prod-" + "Q" * 43
@@ -213,7 +213,7 @@ async def test_unknown_key_id_still_does_a_dummy_compare(
 
 
 async def test_hot_path_does_not_open_sqlite_within_the_ttl(
-    store: KeyStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    store: SqliteKeyStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key, _ = store.create(environment="prod", name="app1")
     opened: list[str] = []
@@ -232,7 +232,7 @@ async def test_hot_path_does_not_open_sqlite_within_the_ttl(
     assert len(opened) == 2
 
 
-def test_list_gives_records_without_secrets(store: KeyStore) -> None:
+def test_list_gives_records_without_secrets(store: SqliteKeyStore) -> None:
     store.create(environment="prod", name="app1")
     store.create(environment="dev", name="app2", admin=True)
     records = store.list()
@@ -258,7 +258,7 @@ def test_list_gives_records_without_secrets(store: KeyStore) -> None:
         ({"environment": "a" * 33}, "environment"),
     ],
 )
-def test_create_refuses_bad_settings(store: KeyStore, arguments: dict[str, Any], param: str) -> None:
+def test_create_refuses_bad_settings(store: SqliteKeyStore, arguments: dict[str, Any], param: str) -> None:
     settings: dict[str, Any] = {"environment": "prod", "name": "app1", **arguments}
     with pytest.raises(RequestError) as caught:
         store.create(**settings)
@@ -266,7 +266,7 @@ def test_create_refuses_bad_settings(store: KeyStore, arguments: dict[str, Any],
     assert store.list() == []
 
 
-async def test_environment_may_contain_dashes(store: KeyStore) -> None:
+async def test_environment_may_contain_dashes(store: SqliteKeyStore) -> None:
     key, record = store.create(environment="eu-prod", name="app1")
     assert (await store.verify(key, environment="eu-prod")).key_id == record.key_id
 

@@ -1,6 +1,6 @@
 """``hybridgate keys`` create / list / revoke through typer's CliRunner, against a real keys file.
 
-The key printed by ``create`` is then verified with the same ``KeyStore`` the gateway uses, so
+The key printed by ``create`` is then verified with the same ``SqliteKeyStore`` the gateway uses, so
 the round trip covers the pepper file the CLI makes beside the database.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hybridgate.auth.keys import KeyStore, pepper_file
+from hybridgate.auth.keys import SqliteKeyStore, pepper_file
 from hybridgate.commands.keys import app
 from hybridgate.errors import AuthenticationError
 
@@ -24,8 +24,8 @@ def no_pepper_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HYBRIDGATE_KEY_PEPPER", raising=False)
 
 
-def gateway_store(db: Path) -> KeyStore:
-    return KeyStore(db, pepper_file(db).read_bytes().strip())
+def gateway_store(db: Path) -> SqliteKeyStore:
+    return SqliteKeyStore(db, pepper_file(db).read_bytes().strip())
 
 
 async def test_create_list_revoke_round_trip(tmp_path: Path) -> None:

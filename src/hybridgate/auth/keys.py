@@ -1,4 +1,4 @@
-"""Virtual API keys in SQLite, stored as HMAC-SHA256(pepper, key) and verified in constant time.
+"""Virtual API keys in SQLite (one machine), stored as HMAC-SHA256(pepper, key) and verified in constant time.
 
 Sits at the HTTP edge: ``api/`` calls ``KeyStore.verify`` once per request, before the pipeline;
 the ``hybridgate keys`` CLI (and admin endpoints) call ``create``, ``list`` and ``revoke``. It
@@ -11,6 +11,8 @@ hash, so the answer's timing says nothing about the secret part. Verified rows a
 memory for ``cache_ttl_s`` (5 s): the hot path does not touch SQLite, and a revocation made by
 another process (the CLI) takes effect within that TTL; one made through this store is
 immediate. Expiry is checked on every request against the clock, cached or not.
+``pg_keys.PostgresKeyStore`` is the same store in PostgreSQL, for replicas on several machines;
+both satisfy the ``store.KeyStore`` protocol that callers depend on.
 """
 
 from __future__ import annotations
@@ -25,20 +27,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hybridgate.auth.records import (
-    PRIVACY_POLICIES,
-    KeyRecord,
-    check_environment,
-    check_new_key,
-    new_key,
-    parse_key,
-    route_names,
-)
-from hybridgate.errors import AuthenticationError, ConfigError, RequestError
+from hybridgate.auth.records import KeyRecord, check_usable, draft_key, parse_key
+from hybridgate.errors import AuthenticationError, ConfigError
 
 SCHEMA_VERSION = 1
 CACHE_TTL_S = 5.0
@@ -90,7 +83,7 @@ def pepper_file(keys_path: str | Path) -> Path:
     return Path(keys_path).with_suffix(".pepper")
 
 
-class KeyStore:
+class SqliteKeyStore:
     """Hashed virtual keys in the SQLite file at ``path``; ``pepper`` keys the HMAC."""
 
     def __init__(
@@ -124,7 +117,16 @@ class KeyStore:
         matched = hmac.compare_digest(digest, stored.key_hash if stored else _DUMMY_HASH)
         if stored is None or not matched:
             raise AuthenticationError(INVALID)
-        return self._usable(stored.record, environment)
+        return check_usable(stored.record, environment, self._clock())
+
+    async def start(self) -> None:
+        """Nothing to open: the file was prepared by the constructor."""
+
+    async def aclose(self) -> None:
+        """Nothing to close: every operation opens and closes its own connection."""
+
+    def degraded_reason(self) -> str | None:
+        return None  # a local file: when it fails, requests fail loudly instead
 
     def create(
         self,
@@ -142,22 +144,17 @@ class KeyStore:
     ) -> tuple[str, KeyRecord]:
         """A new key and its record. The plaintext is returned here once and stored nowhere."""
         now = self._clock()
-        check_new_key(name, budget_usd_day, budget_usd_month, rpm, tpm, expires_at, now)
-        if privacy is not None and privacy not in PRIVACY_POLICIES:
-            raise RequestError(f"privacy must be one of {', '.join(PRIVACY_POLICIES)}", param="privacy")
         for _ in range(3):  # a key-id collision (1 in 62**8) just draws again
-            plaintext = new_key(check_environment(environment))
-            record = KeyRecord(
-                key_id=parse_key(plaintext).key_id,
-                name=name.strip(),
+            plaintext, record = draft_key(
+                now,
                 environment=environment,
-                created_at=now,
-                expires_at=expires_at,
+                name=name,
                 budget_usd_day=budget_usd_day,
                 budget_usd_month=budget_usd_month,
                 rpm=rpm,
                 tpm=tpm,
-                routes=route_names(routes),
+                routes=routes,
+                expires_at=expires_at,
                 admin=admin,
                 privacy=privacy,
             )
@@ -188,20 +185,6 @@ class KeyStore:
         with self._connect() as conn:
             rows = conn.execute(f"SELECT {_FIELDS} FROM api_keys {where} ORDER BY created_at", args)
             return [_record(row) for row in rows]
-
-    def _usable(self, record: KeyRecord, environment: str | None) -> KeyRecord:
-        # Only a caller holding the full key gets this far, so saying why it fails leaks nothing.
-        if record.revoked_at is not None:
-            raise AuthenticationError("this API key has been revoked; ask for a new one")
-        if record.expires_at is not None and self._clock() >= record.expires_at:
-            expired = datetime.fromtimestamp(record.expires_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
-            raise AuthenticationError(f"this API key expired at {expired}; ask for a new one")
-        if environment is not None and record.environment != environment:
-            raise AuthenticationError(
-                f"this API key is for environment '{record.environment}' but this gateway serves "
-                f"'{environment}'; use a key created with --env {environment}"
-            )
-        return record
 
     async def _lookup(self, key_id: str) -> _Stored | None:
         now = self._clock()

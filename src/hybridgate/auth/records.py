@@ -3,7 +3,7 @@
 Plaintext keys look like ``hg-<environment>-<43 base62 characters>`` (about 256 random bits).
 The first 8 random characters double as the key id, stored in clear so a key is found by id and
 then compared by hash in constant time; the rest never leaves the caller. This module is pure
-data: no I/O, no hashing, no clock.
+data: no I/O, no hashing, no clock (callers pass ``now``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import secrets
 import string
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from hybridgate.errors import AuthenticationError, RequestError
@@ -127,3 +128,56 @@ PRIVACY_POLICIES = ("allow", "redact", "local_only", "block")
 
 def route_names(routes: Sequence[str]) -> tuple[str, ...]:
     return tuple(route.strip() for route in routes if route.strip())
+
+
+def draft_key(
+    now: float,
+    *,
+    environment: str,
+    name: str,
+    budget_usd_day: float | None = None,
+    budget_usd_month: float | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    routes: Sequence[str] = (),
+    expires_at: float | None = None,
+    admin: bool = False,
+    privacy: str | None = None,
+) -> tuple[str, KeyRecord]:
+    """A new plaintext key and its record, checked (RequestError) but not stored anywhere yet."""
+    check_new_key(name, budget_usd_day, budget_usd_month, rpm, tpm, expires_at, now)
+    if privacy is not None and privacy not in PRIVACY_POLICIES:
+        raise RequestError(f"privacy must be one of {', '.join(PRIVACY_POLICIES)}", param="privacy")
+    plaintext = new_key(check_environment(environment))
+    record = KeyRecord(
+        key_id=parse_key(plaintext).key_id,
+        name=name.strip(),
+        environment=environment,
+        created_at=now,
+        expires_at=expires_at,
+        budget_usd_day=budget_usd_day,
+        budget_usd_month=budget_usd_month,
+        rpm=rpm,
+        tpm=tpm,
+        routes=route_names(routes),
+        admin=admin,
+        privacy=privacy,
+    )
+    return plaintext, record
+
+
+def check_usable(record: KeyRecord, environment: str | None, now: float) -> KeyRecord:
+    """``record`` if its key may be used now (in ``environment``); AuthenticationError if not.
+
+    Only a caller holding the full key gets this far, so saying why it fails leaks nothing."""
+    if record.revoked_at is not None:
+        raise AuthenticationError("this API key has been revoked; ask for a new one")
+    if record.expires_at is not None and now >= record.expires_at:
+        expired = datetime.fromtimestamp(record.expires_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        raise AuthenticationError(f"this API key expired at {expired}; ask for a new one")
+    if environment is not None and record.environment != environment:
+        raise AuthenticationError(
+            f"this API key is for environment '{record.environment}' but this gateway serves "
+            f"'{environment}'; use a key created with --env {environment}"
+        )
+    return record

@@ -1,9 +1,11 @@
 """``hybridgate keys``: create, list and revoke virtual API keys in the keys database.
 
 Registered by cli.py (``app.add_typer(keys.app, name="keys")``). Parses options, opens the
-``KeyStore`` with the same pepper the gateway uses (the ``--pepper-env`` variable, else the
-pepper file beside the database) and prints. A key's plaintext is printed once, by ``create``, on
-stdout alone so scripts can capture it; nothing else ever prints a key or its hash.
+key store with the same pepper the gateway uses (the ``--pepper-env`` variable, else the
+pepper file beside the database) and prints. With ``--config`` the store is the one the config
+names (``[auth] keys_store``: the SQLite file, or PostgreSQL through ``[postgres]``). A key's
+plaintext is printed once, by ``create``, on stdout alone so scripts can capture it; nothing else
+ever prints a key or its hash.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hybridgate.auth.keys import KeyStore, pepper_file
+from hybridgate.auth.keys import SqliteKeyStore, pepper_file
+from hybridgate.auth.pg_keys import postgres_key_store
 from hybridgate.auth.records import KeyRecord
-from hybridgate.config import AuthConfig
+from hybridgate.auth.store import KeyStore
+from hybridgate.config import AuthConfig, load_config
 from hybridgate.errors import GatewayError
 from hybridgate.privacy.secret import load_secret
 
@@ -33,6 +37,10 @@ _DEFAULTS = AuthConfig()
 KeysDbOption = Annotated[Path, typer.Option("--keys-db", help="keys database (the gateway's auth.keys_path)")]
 PepperEnvOption = Annotated[
     str, typer.Option("--pepper-env", help="variable holding the pepper; unset: a file beside the db")
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="the gateway's config: its [auth] store (overrides --keys-db)"),
 ]
 DAY_S = 86_400
 COLUMNS = (
@@ -56,9 +64,15 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _open(keys_db: Path, pepper_env: str) -> KeyStore:
+def _open(keys_db: Path, pepper_env: str, config: Path | None) -> KeyStore:
     try:
-        return KeyStore(keys_db, load_secret(pepper_env, os.environ, pepper_file(keys_db)))
+        if config is None:
+            return SqliteKeyStore(keys_db, load_secret(pepper_env, os.environ, pepper_file(keys_db)))
+        settings = load_config(config)
+        if settings.auth.keys_store == "postgres":
+            return postgres_key_store(settings, os.environ)
+        path = Path(settings.auth.keys_path)
+        return SqliteKeyStore(path, load_secret(settings.auth.pepper_env, os.environ, pepper_file(path)))
     except GatewayError as exc:
         _fail(exc.message, 2)
 
@@ -79,9 +93,10 @@ def create(
     ] = None,
     keys_db: KeysDbOption = Path(_DEFAULTS.keys_path),
     pepper_env: PepperEnvOption = _DEFAULTS.pepper_env,
+    config: ConfigOption = None,
 ) -> None:
     """Create a key and print it once: store it now, it cannot be shown again."""
-    store = _open(keys_db, pepper_env)
+    store = _open(keys_db, pepper_env, config)
     expires_at = None if expires_days is None else time.time() + expires_days * DAY_S
     try:
         plaintext, record = store.create(
@@ -112,11 +127,15 @@ def list_keys(
     env: Annotated[str | None, typer.Option("--env", help="only this environment")] = None,
     keys_db: KeysDbOption = Path(_DEFAULTS.keys_path),
     pepper_env: PepperEnvOption = _DEFAULTS.pepper_env,
+    config: ConfigOption = None,
 ) -> None:
     """List keys by id with their limits and status (never the keys themselves)."""
-    if not keys_db.exists():
+    if config is None and not keys_db.exists():
         _fail(f"no keys database at {keys_db}; `hybridgate keys create` makes one")
-    records = _open(keys_db, pepper_env).list(env)
+    try:
+        records = _open(keys_db, pepper_env, config).list(env)
+    except GatewayError as exc:
+        _fail(exc.message, 2)
     now = time.time()
     if json_:
         typer.echo(json.dumps([{**r.to_dict(), "status": r.status(now)} for r in records], indent=2))
@@ -129,11 +148,15 @@ def revoke(
     key_id: Annotated[str, typer.Argument(help="the key id shown by create and list")],
     keys_db: KeysDbOption = Path(_DEFAULTS.keys_path),
     pepper_env: PepperEnvOption = _DEFAULTS.pepper_env,
+    config: ConfigOption = None,
 ) -> None:
-    """Revoke a key. A running gateway refuses it within 5 seconds."""
-    if not keys_db.exists():
+    """Revoke a key. Every running gateway refuses it within 5 seconds."""
+    if config is None and not keys_db.exists():
         _fail(f"no keys database at {keys_db}")
-    record = _open(keys_db, pepper_env).revoke(key_id)
+    try:
+        record = _open(keys_db, pepper_env, config).revoke(key_id)
+    except GatewayError as exc:
+        _fail(exc.message, 2)
     if record is None:
         _fail(f"no key with id {key_id!r}; `hybridgate keys list` shows the ids")
     typer.echo(f"revoked key {record.key_id} ({record.name}, environment {record.environment})")

@@ -1,0 +1,337 @@
+"""Virtual API keys in PostgreSQL, shared by replicas on several machines; a cache rides out outages.
+
+The same store as ``keys.SqliteKeyStore`` (same key format, HMAC-SHA256 under the pepper, lookup
+by key id then one constant-time compare, the same 401 messages) in one database every replica and
+the ``hybridgate keys`` CLI reach through ``[postgres]``. Chosen by ``[auth] keys_store = "postgres"``.
+
+Request path (``verify``, async): an asyncpg pool opened by ``start()`` on the server's loop. A
+key id's row (or its absence) is cached in process for ``cache_ttl_s`` (5 s), so a revocation or a
+new key made anywhere is seen by every replica within 5 s. While PostgreSQL is unreachable, a key
+this replica verified within ``stale_ttl_s`` (300 s) keeps working from its cached row (a key
+revoked in the last 5 s before the outage too), any other key gets ``KeyStoreUnavailableError``
+(503, not 401: it may be valid), and ``degraded_reason()`` says so for /healthz. After a failure
+PostgreSQL is not asked again for ``retry_s`` (1 s), so an outage costs no timeouts per request;
+the first successful lookup ends the degraded state.
+
+Admin path (``create``, ``list``, ``revoke``, ``get``; sync, for the CLI): a short-lived
+connection in a thread of its own, so it works from sync and async callers alike. Imports only
+``hybridgate.config/errors`` and its own package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from hybridgate.auth.pg_schema import (
+    FIELDS,
+    INSERT,
+    PEPPER_CHECK,
+    REVOKE,
+    SELECT_ONE,
+    Connection,
+    migrate,
+    to_record,
+    to_row,
+)
+from hybridgate.auth.records import KeyRecord, check_usable, draft_key, parse_key
+from hybridgate.config import GatewayConfig
+from hybridgate.errors import AuthenticationError, ConfigError, KeyStoreUnavailableError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+CACHE_TTL_S = 5.0
+STALE_TTL_S = 300.0
+RETRY_S = 1.0
+CACHE_MAX_KEYS = 10_000
+# The SQLite store's answers, word for word: a caller cannot tell which store it talks to.
+INVALID = "invalid API key; check the key you send, or create one with `hybridgate keys create`"
+_DUMMY_HASH = "0" * 64
+# SQLSTATE classes that mean "the server is unavailable" (as the ledger's is_outage): connection
+# exception, insufficient resources, operator intervention (shutdown), transaction rollback.
+OUTAGE_CLASSES = ("08", "53", "57", "40")
+
+
+def is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc.sqlstate or "")[:2] in OUTAGE_CLASSES
+    return isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    key_hash: str
+    record: KeyRecord
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    stored: _Stored | None
+    fetched_at: float
+
+
+class PostgresKeyStore:
+    """Hashed virtual keys in the PostgreSQL database at ``dsn``; ``pepper`` keys the HMAC."""
+
+    def __init__(
+        self,
+        dsn: str,
+        pepper: bytes,
+        *,
+        password: str | None = None,
+        timeout_s: float = 2.0,
+        pool_size: int = 4,
+        clock: Callable[[], float] = time.time,
+        cache_ttl_s: float = CACHE_TTL_S,
+        stale_ttl_s: float = STALE_TTL_S,
+        retry_s: float = RETRY_S,
+    ) -> None:
+        if not pepper:
+            raise ConfigError("the API-key pepper is empty; set the auth.pepper_env variable")
+        self.dsn = dsn
+        self.where = _where(dsn)
+        self._password = password
+        self._pepper = pepper
+        self._timeout_s = timeout_s
+        self._size = pool_size
+        self._clock = clock
+        self._cache_ttl_s = cache_ttl_s
+        self._stale_ttl_s = stale_ttl_s
+        self._retry_s = retry_s
+        self._cache: dict[str, _Cached] = {}
+        self._pool: asyncpg.Pool | None = None
+        self._migrated = False
+        self._reason: str | None = None
+        self._retry_at = 0.0
+
+    # -- request path ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the pool and migrate. ConfigError if PostgreSQL answers but refuses (password,
+        newer schema, another pepper); an unreachable server only degrades."""
+        if self._pool is None:
+            # min_size 0: no connection at creation, so an unreachable server degrades below.
+            self._pool = await asyncpg.create_pool(
+                self.dsn, password=self._password, timeout=self._timeout_s, min_size=0, max_size=self._size
+            )
+        try:
+            async with self._pool.acquire(timeout=self._timeout_s) as conn:
+                await self._migrate(conn)
+        except Exception as exc:
+            if not is_outage(exc):
+                await self.aclose()
+                if isinstance(exc, ConfigError):
+                    raise
+                raise ConfigError(f"keys: PostgreSQL at {self.where} refused: {exc}") from exc
+            self._degrade(exc)
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()  # no goodbye round trips: the server may be gone
+
+    def degraded_reason(self) -> str | None:
+        return self._reason
+
+    async def verify(self, plaintext: str, *, environment: str | None = None) -> KeyRecord:
+        """The record of a valid key; AuthenticationError (401) for anything else;
+        KeyStoreUnavailableError (503) for a key not seen recently while PostgreSQL is down."""
+        parts = parse_key(plaintext)
+        digest = self._digest(plaintext)
+        stored = await self._lookup(parts.key_id)
+        # Compare even for an unknown id: the work done must not depend on what is stored.
+        matched = hmac.compare_digest(digest, stored.key_hash if stored else _DUMMY_HASH)
+        if stored is None or not matched:
+            raise AuthenticationError(INVALID)
+        return check_usable(stored.record, environment, self._clock())
+
+    async def _lookup(self, key_id: str) -> _Stored | None:
+        now = self._clock()
+        cached = self._cache.get(key_id)
+        if cached is not None and now - cached.fetched_at < self._cache_ttl_s:
+            return cached.stored
+        try:
+            stored = await self._fetch(key_id)
+        except KeyStoreUnavailableError:
+            if cached is not None and cached.stored and now - cached.fetched_at < self._stale_ttl_s:
+                return cached.stored  # verified recently: keep serving it through the outage
+            raise
+        if len(self._cache) >= CACHE_MAX_KEYS:
+            self._cache.clear()
+        self._cache[key_id] = _Cached(stored, now)
+        return stored
+
+    async def _fetch(self, key_id: str) -> _Stored | None:
+        if self._pool is None or time.monotonic() < self._retry_at:
+            raise KeyStoreUnavailableError(self._unavailable())
+        for attempt in (1, 2):  # a pooled connection cut by a server restart gets one fresh retry
+            try:
+                async with self._pool.acquire(timeout=self._timeout_s) as conn:
+                    await self._migrate(conn)
+                    row = await conn.fetchrow(SELECT_ONE, key_id, timeout=self._timeout_s)
+            except Exception as exc:
+                if attempt == 1 and self._reason is None and is_outage(exc):
+                    continue
+                self._degrade(exc)
+                raise KeyStoreUnavailableError(self._unavailable()) from exc
+            self._recover()
+            return _Stored(row[0], to_record(row[1:])) if row else None
+        raise AssertionError("unreachable")
+
+    async def _migrate(self, conn: Connection) -> None:
+        if not self._migrated:
+            await migrate(conn, self._digest(PEPPER_CHECK))
+            self._migrated = True
+
+    def _unavailable(self) -> str:
+        return (
+            f"the API-key store (PostgreSQL at {self.where}) is unreachable and this gateway has not "
+            "verified this key recently, so it cannot check it; retry shortly"
+        )
+
+    def _degrade(self, exc: BaseException) -> None:
+        self._retry_at = time.monotonic() + self._retry_s
+        if self._reason is not None:
+            return
+        if is_outage(exc):
+            logger.warning("keys: PostgreSQL at %s unreachable (%r); serving recent keys", self.where, exc)
+        else:
+            logger.error("keys: reading PostgreSQL at %s failed", self.where, exc_info=exc)
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self._reason = (
+            f"key store PostgreSQL at {self.where} failing since {since} ({type(exc).__name__}); keys "
+            f"verified in the last {self._stale_ttl_s:g}s still work, others get 503"
+        )
+
+    def _recover(self) -> None:
+        if self._reason is not None:
+            logger.warning("keys: PostgreSQL at %s is back", self.where)
+        self._reason = None
+
+    # -- admin path (CLI) --------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        environment: str,
+        name: str,
+        budget_usd_day: float | None = None,
+        budget_usd_month: float | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        routes: Sequence[str] = (),
+        expires_at: float | None = None,
+        admin: bool = False,
+        privacy: str | None = None,
+    ) -> tuple[str, KeyRecord]:
+        """A new key and its record. The plaintext is returned here once and stored nowhere."""
+        now = self._clock()
+        for _ in range(3):  # a key-id collision (1 in 62**8) just draws again
+            plaintext, record = draft_key(
+                now,
+                environment=environment,
+                name=name,
+                budget_usd_day=budget_usd_day,
+                budget_usd_month=budget_usd_month,
+                rpm=rpm,
+                tpm=tpm,
+                routes=routes,
+                expires_at=expires_at,
+                admin=admin,
+                privacy=privacy,
+            )
+            if self._insert(record, self._digest(plaintext)):
+                return plaintext, record
+        raise ConfigError(f"could not draw an unused key id in PostgreSQL at {self.where}")
+
+    def _insert(self, record: KeyRecord, key_hash: str) -> bool:
+        values = (key_hash, *to_row(record))
+        return self._run(lambda conn: conn.execute(INSERT, *values)) == "INSERT 0 1"
+
+    def revoke(self, key_id: str) -> KeyRecord | None:
+        """Revoke a key at once for this store (other replicas: within ``cache_ttl_s``).
+
+        Returns the key's record, or None if no key has that id. Revoking twice keeps the first time.
+        """
+
+        async def revoke(conn: asyncpg.Connection) -> asyncpg.Record | None:
+            await conn.execute(REVOKE, key_id, self._clock())
+            return await conn.fetchrow(SELECT_ONE, key_id)
+
+        row = self._run(revoke)
+        self._cache.pop(key_id, None)
+        return to_record(row[1:]) if row else None
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        row = self._run(lambda conn: conn.fetchrow(SELECT_ONE, key_id))
+        return to_record(row[1:]) if row else None
+
+    def list(self, environment: str | None = None) -> list[KeyRecord]:
+        """Every key's record (never a key or hash), oldest first; optionally of one environment."""
+        where, args = ("WHERE environment = $1", (environment,)) if environment else ("", ())
+        query = f"SELECT {FIELDS} FROM api_keys {where} ORDER BY created_at"
+        rows = self._run(lambda conn: conn.fetch(query, *args))
+        return [to_record(row) for row in rows]
+
+    def _run(self, operation: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Migrate and run ``operation`` on a short-lived connection, on a loop in its own thread.
+        An unreachable server raises KeyStoreUnavailableError."""
+
+        async def run() -> T:
+            conn = await asyncpg.connect(self.dsn, password=self._password, timeout=self._timeout_s)
+            try:
+                await migrate(conn, self._digest(PEPPER_CHECK))
+                return await operation(conn)
+            finally:
+                await conn.close(timeout=self._timeout_s)
+
+        with ThreadPoolExecutor(1, thread_name_prefix="hybridgate-keys") as pool:
+            try:
+                return pool.submit(asyncio.run, run()).result()
+            except Exception as exc:
+                if is_outage(exc):
+                    message = f"keys: cannot reach PostgreSQL at {self.where}: {exc}"
+                    raise KeyStoreUnavailableError(message) from exc
+                raise
+
+    def _digest(self, plaintext: str) -> str:
+        return hmac.new(self._pepper, plaintext.encode(), hashlib.sha256).hexdigest()
+
+
+def postgres_key_store(config: GatewayConfig, env: Mapping[str, str]) -> PostgresKeyStore:
+    """The store ``[auth] keys_store = "postgres"`` names. The pepper must come from the variable:
+    a pepper file would differ from machine to machine, and every replica must share it."""
+    if config.postgres is None:
+        raise ConfigError('auth.keys_store = "postgres" needs a [postgres] section')
+    pepper = env.get(config.auth.pepper_env)
+    if not pepper:
+        raise ConfigError(
+            f'auth.keys_store = "postgres" needs the API-key pepper in ${config.auth.pepper_env} '
+            "(auth.pepper_env), the same on every replica and for the CLI; a pepper file would "
+            "differ per machine"
+        )
+    server = config.postgres
+    return PostgresKeyStore(
+        server.dsn,
+        pepper.encode(),
+        password=env.get(server.password_env) if server.password_env else None,
+        timeout_s=server.timeout_s,
+        pool_size=server.pool_size,
+    )
+
+
+def _where(dsn: str) -> str:
+    """host:port/database of a DSN, never its password."""
+    parts = urlsplit(dsn)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"

@@ -1,0 +1,279 @@
+"""PostgresKeyStore against a real PostgreSQL server (Debian's, started on loopback per module).
+
+Each test gets a database of its own on that server; the outage tests start a server of their own,
+since they stop and restart it. The clock is a FakeClock, so expiry, the 5 s cache and the stale
+bound are tested without sleeping; ``retry_s=0`` lets every lookup try PostgreSQL again at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import uuid
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+
+from hybridgate.auth.pg_keys import CACHE_TTL_S, INVALID, STALE_TTL_S, PostgresKeyStore
+from hybridgate.auth.pg_schema import PEPPER_CHECK, SCHEMA_VERSION, migrate
+from hybridgate.auth.records import MALFORMED
+from hybridgate.errors import AuthenticationError, ConfigError, KeyStoreUnavailableError, RequestError
+from hybridgate.ledger.migrations import migrate as migrate_ledger
+from tests.auth.clock import FakeClock
+from tests.postgres_server import PostgresServer, run_postgres
+
+PEPPER = b"test-pepper-0123456789"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PostgresServer]:
+    with run_postgres() as pg:
+        yield pg
+
+
+@pytest.fixture
+def dsn(server: PostgresServer) -> str:
+    """A fresh, empty database on the module's server."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_execute(server.dsn, f"CREATE DATABASE {name}"))
+    return server.dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def new_store(dsn: str, clock: FakeClock, pepper: bytes = PEPPER) -> PostgresKeyStore:
+    return PostgresKeyStore(dsn, pepper, clock=clock, retry_s=0.0, timeout_s=2.0)
+
+
+async def _execute(dsn: str, sql: str, *args: object) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return str(await conn.execute(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def _fetch(dsn: str, sql: str) -> list[tuple[object, ...]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return [tuple(row) for row in await conn.fetch(sql)]
+    finally:
+        await conn.close()
+
+
+async def test_create_verify_list_get_round_trip(dsn: str, clock: FakeClock) -> None:
+    store = new_store(dsn, clock)
+    await store.start()
+    key, record = store.create(
+        environment="prod", name=" app1 ", budget_usd_day=5, budget_usd_month=50, rpm=60, tpm=1000,
+        routes=["auto", " local ", ""], admin=True, privacy="redact",
+    )  # fmt: skip
+    assert key.startswith("hg-prod-") and record.key_id == key[len("hg-prod-") :][:8]
+    verified = await store.verify(key, environment="prod")
+    assert verified == record
+    assert (verified.name, verified.routes, verified.admin, verified.privacy) == (
+        "app1", ("auto", "local"), True, "redact",
+    )  # fmt: skip
+    assert (verified.rpm, verified.tpm, verified.budget_usd_day, verified.budget_usd_month) == (
+        60,
+        1000,
+        5,
+        50,
+    )
+    assert store.list() == [record] and store.list("staging") == [] and store.get(record.key_id) == record
+    assert store.get("nope1234") is None
+    await store.aclose()
+
+
+async def test_only_the_pepper_hmac_is_stored_like_the_sqlite_store(dsn: str, clock: FakeClock) -> None:
+    store = new_store(dsn, clock)
+    key, _ = store.create(environment="prod", name="app1")
+    [(key_hash,)] = await _fetch(dsn, "SELECT key_hash FROM api_keys")
+    assert key_hash == hmac.new(PEPPER, key.encode(), hashlib.sha256).hexdigest()
+    dumped = str(await _fetch(dsn, "SELECT * FROM api_keys")) + str(
+        await _fetch(dsn, "SELECT * FROM api_keys_meta")
+    )
+    assert key not in dumped and key[len("hg-prod-") + 8 :] not in dumped
+
+
+async def test_bad_keys_are_refused_with_the_sqlite_stores_answers(dsn: str, clock: FakeClock) -> None:
+    store = new_store(dsn, clock)
+    await store.start()
+    key, _ = store.create(environment="prod", name="app1")
+    other = key[:-10] + ("A" * 10 if key[-10:] != "A" * 10 else "B" * 10)  # same id, wrong secret
+    unknown = "hg-prod-" + "Z" * 43
+    for bad, message in ((other, INVALID), (unknown, INVALID), ("sk-nope", MALFORMED), ("", MALFORMED)):
+        with pytest.raises(AuthenticationError) as caught:
+            await store.verify(bad)
+        assert caught.value.message == message and caught.value.status_code == 401
+    with pytest.raises(AuthenticationError, match="for environment 'prod'"):
+        await store.verify(key, environment="staging")
+    await store.aclose()
+
+
+async def test_revocation_is_immediate_here_and_within_the_cache_ttl_on_another_replica(
+    dsn: str, clock: FakeClock
+) -> None:
+    here, replica = new_store(dsn, clock), new_store(dsn, clock)
+    await here.start()
+    await replica.start()
+    key, record = here.create(environment="prod", name="app1")
+    assert await replica.verify(key) == record  # cached on the replica from now
+    revoked = here.revoke(record.key_id)
+    assert revoked is not None and revoked.revoked_at == clock.now
+    with pytest.raises(AuthenticationError, match="revoked"):
+        await here.verify(key)
+    clock.advance(CACHE_TTL_S - 0.5)
+    assert await replica.verify(key) == record  # still inside the documented bound
+    clock.advance(0.5)
+    with pytest.raises(AuthenticationError, match="revoked"):
+        await replica.verify(key)
+    clock.advance(10)
+    assert here.revoke(record.key_id) == revoked  # revoking twice keeps the first time
+    assert here.revoke("nope1234") is None
+    await here.aclose()
+    await replica.aclose()
+
+
+async def test_a_key_created_elsewhere_is_found_despite_a_cached_miss(dsn: str, clock: FakeClock) -> None:
+    replica = new_store(dsn, clock)
+    await replica.start()
+    key, record = new_store(dsn, clock).create(environment="prod", name="app1")
+    assert await replica.verify(key) == record
+    await replica.aclose()
+
+
+async def test_expiry_is_checked_on_every_request(dsn: str, clock: FakeClock) -> None:
+    store = new_store(dsn, clock)
+    await store.start()
+    key, _ = store.create(environment="prod", name="app1", expires_at=clock.now + 60)
+    await store.verify(key)
+    clock.advance(60)
+    with pytest.raises(AuthenticationError, match="expired at"):
+        await store.verify(key)  # from the cache: expiry does not wait for a refresh
+    await store.aclose()
+
+
+def test_create_checks_its_arguments(dsn: str, clock: FakeClock) -> None:
+    store = new_store(dsn, clock)
+    for kwargs in ({"name": " "}, {"rpm": 0}, {"privacy": "maybe"}, {"expires_at": clock.now - 1}):
+        with pytest.raises(RequestError):
+            store.create(environment="prod", **{"name": "app1", **kwargs})  # type: ignore[arg-type]
+    with pytest.raises(RequestError, match="environment"):
+        store.create(environment="Prod!", name="app1")
+    assert store.list() == []
+
+
+async def test_another_pepper_is_refused_at_start_and_by_the_cli(dsn: str, clock: FakeClock) -> None:
+    new_store(dsn, clock).create(environment="prod", name="app1")
+    wrong = new_store(dsn, clock, pepper=b"another-pepper")
+    with pytest.raises(ConfigError, match="another pepper"):
+        await wrong.start()
+    with pytest.raises(ConfigError, match="another pepper"):
+        wrong.list()
+    with pytest.raises(ConfigError, match="pepper is empty"):
+        new_store(dsn, clock, pepper=b"")
+
+
+async def test_a_server_that_answers_but_refuses_stops_start_up(server: PostgresServer) -> None:
+    missing = server.dsn.rsplit("/", 1)[0] + "/no_such_database"
+    store = PostgresKeyStore(missing, PEPPER)
+    with pytest.raises(ConfigError, match="refused"):
+        await store.start()
+
+
+async def test_migrations_are_idempotent_and_beside_the_ledgers(dsn: str) -> None:
+    check = hmac.new(PEPPER, PEPPER_CHECK.encode(), hashlib.sha256).hexdigest()
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert await migrate_ledger(conn) == 0
+        assert await migrate(conn, check) == 0
+        assert await migrate(conn, check) == SCHEMA_VERSION
+        versions = await conn.fetch("SELECT version FROM api_keys_schema_version")
+        assert [row[0] for row in versions] == list(range(1, SCHEMA_VERSION + 1))
+        assert await migrate_ledger(conn) > 0  # the ledger's own version table is untouched
+        await conn.execute("INSERT INTO api_keys_schema_version (version) VALUES ($1)", SCHEMA_VERSION + 1)
+        with pytest.raises(ConfigError, match="upgrade hybridgate"):
+            await migrate(conn, check)
+    finally:
+        await conn.close()
+
+
+async def test_replicas_starting_together_migrate_once(dsn: str, clock: FakeClock) -> None:
+    stores = [new_store(dsn, clock) for _ in range(4)]
+    await asyncio.gather(*(store.start() for store in stores))
+    assert await _fetch(dsn, "SELECT version FROM api_keys_schema_version") == [(1,)]
+    for store in stores:
+        assert store.degraded_reason() is None
+        await store.aclose()
+
+
+# -- outages: a server of their own --------------------------------------------------------------
+
+
+@pytest.fixture
+def own_server() -> Iterator[PostgresServer]:
+    with run_postgres() as pg:
+        yield pg
+
+
+async def test_outage_serves_recent_keys_refuses_others_with_503_and_recovers(
+    own_server: PostgresServer, clock: FakeClock
+) -> None:
+    store = new_store(own_server.dsn, clock)
+    await store.start()
+    seen, record = store.create(environment="prod", name="seen")
+    unseen, _ = store.create(environment="prod", name="unseen")
+    await store.verify(seen)
+    own_server.stop()
+    clock.advance(CACHE_TTL_S + 1)  # past the fresh TTL: the store must ask PostgreSQL, and fails
+    assert await store.verify(seen) == record
+    with pytest.raises(KeyStoreUnavailableError) as caught:
+        await store.verify(unseen)
+    assert caught.value.status_code == 503 and caught.value.headers["retry-after"] == "5"
+    assert "unreachable" in caught.value.message
+    with pytest.raises(AuthenticationError, match="malformed"):
+        await store.verify("not-a-key")  # no store needed to refuse a malformed key
+    reason = store.degraded_reason()
+    assert reason is not None and "PostgreSQL" in reason and f"{STALE_TTL_S:g}s" in reason
+    with pytest.raises(KeyStoreUnavailableError):
+        store.list()  # the CLI path says so too
+    clock.advance(STALE_TTL_S)
+    with pytest.raises(KeyStoreUnavailableError):
+        await store.verify(seen)  # past the stale bound: no longer vouched for
+    own_server.start()
+    assert await store.verify(unseen) is not None and await store.verify(seen) == record
+    assert store.degraded_reason() is None
+    await store.aclose()
+
+
+async def test_unreachable_at_start_up_degrades_then_migrates_on_first_lookup(
+    own_server: PostgresServer, clock: FakeClock
+) -> None:
+    own_server.stop()
+    store = new_store(own_server.dsn, clock)
+    await store.start()
+    assert store.degraded_reason() is not None
+    own_server.start()
+    key, record = new_store(own_server.dsn, clock).create(environment="prod", name="app1")
+    assert await store.verify(key) == record
+    assert store.degraded_reason() is None
+    await store.aclose()
+
+
+async def test_a_pepper_mismatch_found_after_start_fails_with_503_not_401(
+    own_server: PostgresServer, clock: FakeClock
+) -> None:
+    own_server.stop()
+    wrong = new_store(own_server.dsn, clock, pepper=b"another-pepper")
+    await wrong.start()  # unreachable: cannot check the pepper yet
+    own_server.start()
+    key, _ = new_store(own_server.dsn, clock).create(environment="prod", name="app1")
+    with pytest.raises(KeyStoreUnavailableError):
+        await wrong.verify(key)
+    await wrong.aclose()
