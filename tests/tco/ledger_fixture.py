@@ -1,6 +1,7 @@
 """A ledger pre-filled with a known week of traffic, shared by the TCO and dashboard tests.
 
-Real SQLite written through ``SqliteLedger``; the numbers are chosen so totals are easy to check.
+Real SQLite written through ``SqliteLedger`` (or real PostgreSQL through ``PostgresLedger``,
+``fill_store``); the numbers are chosen so totals are easy to check.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hybridgate.config import GatewayConfig
+from hybridgate.ledger.base import Ledger
 from hybridgate.ledger.records import LedgerRecord
 from hybridgate.ledger.store import SqliteLedger
 
@@ -31,12 +33,17 @@ class Traffic:
     cache_lookups: int
 
 
-def config_for(ledger: Path) -> GatewayConfig:
-    """``local`` is the embedded tier; ``cloud`` an OpenAI-compatible API (never called here)."""
+def config_for(ledger: Path, *, postgres_dsn: str | None = None) -> GatewayConfig:
+    """``local`` is the embedded tier; ``cloud`` an OpenAI-compatible API (never called here).
+
+    With ``postgres_dsn`` the ledger is that PostgreSQL database instead of the file ``ledger``.
+    """
+    shared = {"store": "postgres", "spool_path": f"{ledger}.spool"} if postgres_dsn else {}
     return GatewayConfig.model_validate(
         {
             "environment": "test",
-            "ledger": {"path": str(ledger), "flush_interval_s": 0.05},
+            "ledger": {"path": str(ledger), "flush_interval_s": 0.05, **shared},
+            **({"postgres": {"dsn": postgres_dsn}} if postgres_dsn else {}),
             "backends": {
                 "local": {"type": "embedded"},
                 "cloud": {
@@ -83,8 +90,12 @@ def _escalated(request_id: str, ts: float) -> LedgerRecord:
 
 
 def fill_ledger(path: Path, now: float | None = None) -> Traffic:
+    return fill_store(SqliteLedger(str(path)), now)
+
+
+def fill_store(ledger: Ledger, now: float | None = None) -> Traffic:
+    """Write the known week through ``ledger`` (either store) and close it."""
     rows = records(time.time() if now is None else now)
-    ledger = SqliteLedger(str(path))
     ledger.start()
     for rec in rows:
         ledger.record(rec)

@@ -1,4 +1,6 @@
-"""Measuring the workload from a real ledger file written by SqliteLedger (read-only access)."""
+"""Measuring the workload from a real ledger file written by SqliteLedger (its ``traffic`` view).
+
+The same on PostgreSQL: tests/commands/test_tco_stores.py."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ NOW = 1_800_000_000.0
 def test_workload_from_the_ledger(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     traffic = fill_ledger(db, now=NOW)
-    w = read_workload(db, {"local"}, days=None, now=NOW)
+    w = read_workload(SqliteLedger(str(db)), {"local"}, days=None, now=NOW)
     assert w is not None
     tokens = traffic.prompt_tokens + traffic.completion_tokens
     first = NOW - 3 * DAY - 5 * 3600 - 60  # the oldest record the fixture writes
@@ -35,7 +37,7 @@ def test_workload_from_the_ledger(tmp_path: Path) -> None:
 def test_days_window_and_short_windows_count_as_one_day(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     fill_ledger(db, now=NOW)
-    last_day = read_workload(db, {"local"}, days=0.5, now=NOW)
+    last_day = read_workload(SqliteLedger(str(db)), {"local"}, days=0.5, now=NOW)
     assert last_day is not None
     assert last_day.requests == 12  # the newest day's six slots, two requests each
     assert last_day.days == 1.0  # half a day of traffic is not doubled into a daily rate
@@ -46,15 +48,15 @@ def test_days_window_and_short_windows_count_as_one_day(tmp_path: Path) -> None:
 def test_no_data_is_none_never_zero(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     SqliteLedger(str(db)).start()  # schema, no rows
-    assert read_workload(db, set(), days=None, now=NOW) is None
+    assert read_workload(SqliteLedger(str(db)), set(), days=None, now=NOW) is None
     fill_ledger(db, now=NOW - 30 * DAY)
-    assert read_workload(db, set(), days=7, now=NOW) is None  # all traffic is older than the window
+    # All traffic is older than the window.
+    assert read_workload(SqliteLedger(str(db)), set(), days=7, now=NOW) is None
 
 
-def test_missing_ledger_is_an_error_and_is_not_created(tmp_path: Path) -> None:
-    db = tmp_path / "typo.db"
-    with pytest.raises(FileNotFoundError, match="no ledger at"):
-        read_workload(db, set(), days=None, now=NOW)
+def test_missing_ledger_is_no_data_and_is_not_created(tmp_path: Path) -> None:
+    db = tmp_path / "typo.db"  # the CLI refuses a missing --ledger file first (read_ledger)
+    assert read_workload(SqliteLedger(str(db)), set(), days=None, now=NOW) is None
     assert not db.exists()
 
 
@@ -62,12 +64,12 @@ def test_a_file_without_the_requests_table_is_no_data(tmp_path: Path) -> None:
     db = tmp_path / "other.db"
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE t (x)")
-    assert read_workload(db, set(), days=None, now=NOW) is None
+    assert read_workload(SqliteLedger(str(db)), set(), days=None, now=NOW) is None
 
 
 def test_non_positive_days_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--days must be positive"):
-        read_workload(tmp_path / "x.db", set(), days=0, now=NOW)
+        read_workload(SqliteLedger(str(tmp_path / "x.db")), set(), days=0, now=NOW)
 
 
 def test_unpriced_cloud_traffic_has_no_measured_price() -> None:

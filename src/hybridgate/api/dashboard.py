@@ -1,9 +1,10 @@
 """The dashboard at ``/ui``: one static page plus small JSON endpoints over the ledger.
 
-HTTP edge, beside the model APIs but off the request path: each endpoint opens the ledger file
-read-only, runs the ledger's SELECT-only views (``ledger.rollups``) in a worker thread, and for
-the break-even projection calls the pure functions of ``hybridgate.tco``. It must not write to
-the ledger, call the pipeline, or hold state between requests.
+HTTP edge, beside the model APIs but off the request path: each endpoint calls a read method of
+the gateway's own ``Ledger`` (SQLite or PostgreSQL, whichever ``[ledger] store`` names; one short
+read each, filtered on the indexed ``ts``) in a worker thread, and for the break-even projection
+calls the pure functions of ``hybridgate.tco``. It must not write to the ledger, call the
+pipeline, or hold state between requests. A shared ledger that is down answers 503.
 
 Access control hook: ``dashboard_routes(guard)`` wraps every route in ``guard``, an async callable
 that returns a ``Response`` to refuse the request (e.g. 401 without an admin key) or None to let
@@ -12,13 +13,10 @@ it through. ``DASHBOARD_ROUTES`` is the unguarded list, for gateways with auth o
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Awaitable, Callable
 from importlib import resources
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -27,14 +25,16 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from hybridgate.config import GatewayConfig
-from hybridgate.errors import RequestError
-from hybridgate.ledger import rollups
+from hybridgate.errors import RequestError, UpstreamUnavailableError
+from hybridgate.ledger.base import Ledger
+from hybridgate.ledger.rollups import USAGE_GROUPS
 from hybridgate.tco.chart import render_svg
 from hybridgate.tco.measure import Workload, summarise
 from hybridgate.tco.model import Assumptions
 from hybridgate.tco.profiles import get_profile
 from hybridgate.tco.report import build_report
 
+T = TypeVar("T")
 Handler = Callable[[Request], Awaitable[Response]]
 Guard = Callable[[Request], Awaitable[Response | None]]
 DEFAULT_DAYS = 7.0
@@ -68,31 +68,18 @@ def _since(request: Request) -> tuple[float, float]:
 
 def _by(request: Request) -> str:
     by = request.query_params.get("by", "route")
-    if by not in rollups.USAGE_GROUPS:
-        raise RequestError(f"cannot group by '{by}'; choose one of: {', '.join(rollups.USAGE_GROUPS)}")
+    if by not in USAGE_GROUPS:
+        raise RequestError(f"cannot group by '{by}'; choose one of: {', '.join(USAGE_GROUPS)}")
     return by
 
 
-@contextmanager
-def _read_only(path: str) -> Iterator[sqlite3.Connection | None]:
-    """A read-only connection, or None when the gateway has not written a ledger yet."""
-    file = Path(path)
-    if not file.exists():
-        yield None
-        return
-    uri = f"{file.resolve().as_uri()}?mode=ro"
-    with closing(sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None)) as conn:
-        conn.row_factory = sqlite3.Row
-        found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='requests'")
-        yield conn if found.fetchone() else None
-
-
-async def _query(request: Request, read: Callable[[sqlite3.Connection], Any], empty: Any) -> Any:
-    def run() -> Any:
-        with _read_only(_config(request).ledger.path) as conn:
-            return empty if conn is None else read(conn)
-
-    return await run_in_threadpool(run)
+async def _query(request: Request, read: Callable[[Ledger], T]) -> T:
+    """``read`` on the gateway's ledger, off the event loop; 503 while a shared ledger is down."""
+    ledger: Ledger = request.app.state.gateway.ledger
+    try:
+        return await run_in_threadpool(read, ledger)
+    except ConnectionError as exc:
+        raise UpstreamUnavailableError(str(exc)) from None
 
 
 def _json(body: Any) -> Response:
@@ -105,31 +92,20 @@ async def page(request: Request) -> Response:
 
 
 async def usage(request: Request) -> Response:
-    by, (days, since) = _by(request), _since(request)
-    rows = await _query(request, lambda conn: rollups.rollup(conn, by, since), [])
+    by, (days, _) = _by(request), _since(request)
+    rows = await _query(request, lambda ledger: ledger.usage(by, days))
     return _json({"by": by, "days": days, "rows": rows})
 
 
 async def timeseries(request: Request) -> Response:
     by, (days, since) = _by(request), _since(request)
-    rows = await _query(request, lambda conn: rollups.daily_series(conn, by, since), [])
+    rows = await _query(request, lambda ledger: ledger.daily_series(by, since))
     return _json({"by": by, "days": days, "rows": rows})
 
 
 async def summary(request: Request) -> Response:
     days, since = _since(request)
-
-    def read(conn: sqlite3.Connection) -> dict[str, Any]:
-        return rollups.decision_counts(conn, since) | {"latency": rollups.latency_percentiles(conn, since)}
-
-    body = await _query(request, read, None)
-    if body is None:  # no ledger yet: the same shape, all zero
-        body = {"requests": 0, "by_rule": {}, "escalated": 0, "check_failed": 0, "attempt_errors": 0}
-        body |= {
-            "cache_hits": 0,
-            "cache_lookups": 0,
-            "latency": {"p50_ms": None, "p95_ms": None, "p99_ms": None},
-        }
+    body = await _query(request, lambda ledger: ledger.decisions(since))  # all zero without a ledger
     lookups = body["cache_lookups"]
     body["cache_hit_rate"] = body["cache_hits"] / lookups if lookups else None  # None: no cache data
     return _json({"days": days, **body})
@@ -137,13 +113,8 @@ async def summary(request: Request) -> Response:
 
 async def _workload(request: Request, since: float) -> Workload | None:
     local = {name for name, backend in _config(request).backends.items() if backend.local}
-
-    def read(conn: sqlite3.Connection) -> Workload | None:
-        backends, hourly = rollups.backend_totals(conn, since), rollups.hourly_tokens(conn, since)
-        return summarise(backends, hourly, local, since=since, now=time.time())
-
-    workload: Workload | None = await _query(request, read, None)
-    return workload
+    backends, hourly = await _query(request, lambda ledger: ledger.traffic(since))
+    return summarise(backends, hourly, local, since=since, now=time.time())
 
 
 def _assumptions(request: Request, workload: Workload) -> tuple[Assumptions, dict[str, str]]:

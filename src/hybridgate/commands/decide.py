@@ -29,7 +29,9 @@ def decide_command(
     eval_report: Annotated[
         Path | None, typer.Option(help=f"eval report JSON; default {DEFAULT_EVAL_REPORT} if present")
     ] = None,
-    ledger: Annotated[Path | None, typer.Option(help="ledger file; default from --config if present")] = None,
+    ledger: Annotated[
+        Path | None, typer.Option(help="SQLite ledger file; default: the ledger --config names, if any")
+    ] = None,
     config: ConfigOption = None,
     days: Annotated[float, typer.Option(min=0.01, help="ledger window in days")] = 30.0,
     interactive: Annotated[
@@ -69,8 +71,12 @@ def _scores(path: Path | None) -> dict[str, RouteScore] | None:
 
 
 def _workload(config: Path | None, ledger: Path | None, days: float) -> Workload | None:
-    """The ledger's workload when there is one; a missing default ledger just means no data."""
-    if ledger is None and not Path(checked(lambda: load_config(config)).ledger.path).exists():
+    """The ledger's workload when there is one; a missing default SQLite file just means no data.
+
+    A PostgreSQL ledger (``[ledger] store = "postgres"``) is always read: it has no file to miss.
+    """
+    settings = checked(lambda: load_config(config)).ledger
+    if ledger is None and settings.store == "sqlite" and not Path(settings.path).exists():
         return None
     return ledger_workload(config, ledger, days)
 

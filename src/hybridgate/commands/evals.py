@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,9 +25,10 @@ from hybridgate.evals.drift import compare, load_report
 from hybridgate.evals.golden import GoldenSet, load_golden
 from hybridgate.evals.html import to_html
 from hybridgate.evals.replay import render_golden_replay, replay_golden
-from hybridgate.evals.replay_ledger import logged_prompts, render_ledger_replay, replay_ledger
+from hybridgate.evals.replay_ledger import Logged, logged_prompts, render_ledger_replay, replay_ledger
 from hybridgate.evals.report import build_report, routes_table, tags_table, to_markdown, write_outcomes
 from hybridgate.evals.runner import CaseResult, check_routes, judge_warnings, run_golden
+from hybridgate.ledger import read_ledger
 from hybridgate.types import Json
 
 T = TypeVar("T")
@@ -133,7 +135,9 @@ def replay_command(
     golden: Annotated[Path | None, typer.Argument(help="golden set to replay (or use --from-ledger)")] = None,
     config: ConfigOption = None,
     from_ledger: Annotated[bool, typer.Option(help="replay prompts logged in the ledger")] = False,
-    ledger: Annotated[Path | None, typer.Option(help="ledger file; default from --config")] = None,
+    ledger: Annotated[
+        Path | None, typer.Option(help="SQLite ledger file; default: the ledger --config names")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="newest N logged prompts")] = 100,
     routes: RoutesOption = None,
     concurrency: ConcurrencyOption = 4,
@@ -157,10 +161,18 @@ def replay_command(
         report = _or_exit(lambda: asyncio.run(job))
         text = render_golden_replay(report)
     else:
-        logged = _or_exit(lambda: logged_prompts(ledger or current.ledger.path, limit))
+        logged = _logged(current, ledger, limit)
         if not logged:
             _fail("no logged prompts to replay; prompts are logged only with ledger.log_prompts = true")
         job_ledger = replay_ledger(current, candidate, logged, concurrency=concurrency, max_tokens=max_tokens)
         report = _or_exit(lambda: asyncio.run(job_ledger))
         text = render_ledger_replay(report)
     typer.echo(json.dumps(report, indent=2) if json_output else text)
+
+
+def _logged(config: GatewayConfig, path: Path | None, limit: int) -> list[Logged]:
+    """Logged prompts from ``path`` (a SQLite file) or the ledger the config names (either store)."""
+    try:
+        return _or_exit(lambda: logged_prompts(read_ledger(config, os.environ, path), limit))
+    except ConnectionError as exc:  # the shared ledger is down
+        _fail(str(exc))

@@ -7,6 +7,7 @@ bad input to exit code 2 and "no data" to exit code 1. ``decide`` lives in ``com
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ import typer
 
 from hybridgate.config import GatewayConfig, load_config
 from hybridgate.errors import ConfigError
+from hybridgate.ledger import read_ledger
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.tco.chart import render_svg
 from hybridgate.tco.measure import Workload, read_workload
@@ -29,7 +31,9 @@ T = TypeVar("T")
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="config file (ledger path, local tiers)")
 ]
-LedgerOption = Annotated[Path | None, typer.Option(help="ledger file; default from --config")]
+LedgerOption = Annotated[
+    Path | None, typer.Option(help="SQLite ledger file; default: the ledger --config names")
+]
 DaysOption = Annotated[float | None, typer.Option(help="only the last N days of the ledger")]
 Money = Annotated[float | None, typer.Option(min=0)]
 DEFAULT_INPUT_SHARE = 0.75  # typical chat traffic: three prompt tokens for every completion token
@@ -52,11 +56,17 @@ def checked(load: Callable[[], T]) -> T:
 
 
 def ledger_workload(config: Path | None, ledger: Path | None, days: float | None) -> Workload | None:
-    """The measured workload, or None when the ledger has no traffic in the period."""
+    """The measured workload, or None when the ledger has no traffic in the period.
+
+    ``--ledger`` names a SQLite file; without it, the store the config names (SQLite or PostgreSQL).
+    """
     settings: GatewayConfig = checked(lambda: load_config(config))
     local = {name for name, backend in settings.backends.items() if backend.local}
-    path = ledger or Path(settings.ledger.path)
-    return checked(lambda: read_workload(path, local, days=days, now=time.time()))
+    store = checked(lambda: read_ledger(settings, os.environ, ledger))
+    try:
+        return checked(lambda: read_workload(store, local, days=days, now=time.time()))
+    except ConnectionError as exc:  # the shared ledger is down: not bad input
+        fail(str(exc), 1)
 
 
 def _price(

@@ -1,30 +1,29 @@
 """Replay logged traffic through the current config and a candidate config, offline.
 
 Offline tooling (``hybridgate replay --policy candidate.toml --from-ledger``); reads the ledger
-read-only and never touches the request path. Only prompts logged by opt-in (``ledger.log_prompts
-= true``, column ``prompt_text``) can be replayed, and the ledger keeps no answers, so nothing
-here can be graded: the report gives cost, latency and routing for both policies, and how often
-the candidate's answer agrees with the current policy's answer (both produced now). The report
-says so in its ``note``. Logged prompts are the messages' text joined, so they are replayed as a
-single user message: roles, tools and response formats of the original requests are lost.
+(SQLite or PostgreSQL, through the ``Ledger`` read methods) and never touches the request path.
+Only prompts logged by opt-in (``ledger.log_prompts = true``, column ``prompt_text``) can be
+replayed, and the ledger keeps no answers, so nothing here can be graded: the report gives cost,
+latency and routing for both policies, and how often the candidate's answer agrees with the
+current policy's answer (both produced now). The report says so in its ``note``. Logged prompts
+are the messages' text joined, so they are replayed as a single user message: roles, tools and
+response formats of the original requests are lost.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
 
 from hybridgate.config import GatewayConfig
-from hybridgate.errors import ConfigError, GatewayError
+from hybridgate.errors import GatewayError
 from hybridgate.evals.calls import ask
 from hybridgate.evals.graders import Answer
 from hybridgate.evals.report import percentile
 from hybridgate.gateway import build_gateway
+from hybridgate.ledger.base import Ledger
 from hybridgate.types import ChatRequest, Json, Message
 
 OFFLINE_FEATURES = ("eval", "eval-judge", "replay")
@@ -51,20 +50,13 @@ class Answered:
     backend: str = "(error)"
 
 
-def logged_prompts(path: str | Path, limit: int) -> list[Logged]:
+def logged_prompts(ledger: Ledger, limit: int) -> list[Logged]:
     """The newest ``limit`` successful requests whose prompt text was logged (not evals)."""
-    file = Path(path)
-    if not file.exists():
-        raise ConfigError(f"no ledger at {file}; pass --ledger or set ledger.path in the config")
-    marks = ", ".join("?" for _ in OFFLINE_FEATURES)
-    query = (
-        "SELECT request_id, prompt_text, cost_usd, latency_ms FROM requests "
-        f"WHERE prompt_text IS NOT NULL AND status = 200 AND COALESCE(feature, '') NOT IN ({marks}) "
-        "ORDER BY ts DESC LIMIT ?"
-    )
-    with closing(sqlite3.connect(f"file:{file}?mode=ro", uri=True)) as conn:
-        rows = conn.execute(query, (*OFFLINE_FEATURES, limit)).fetchall()
-    return [Logged(str(r[0]), str(r[1]), float(r[2]), float(r[3])) for r in rows]
+    rows = ledger.logged_prompts(limit, OFFLINE_FEATURES)
+    return [
+        Logged(str(r["request_id"]), str(r["prompt_text"]), float(r["cost_usd"]), float(r["latency_ms"]))
+        for r in rows
+    ]
 
 
 async def answer_all(

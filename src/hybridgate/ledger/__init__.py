@@ -8,8 +8,10 @@ imports the pipeline, router or backends.
 """
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from hybridgate.config import GatewayConfig
+from hybridgate.errors import ConfigError
 from hybridgate.ledger.base import Ledger
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
@@ -26,6 +28,7 @@ __all__ = [
     "SqliteLedger",
     "build_ledger",
     "prompt_hmac",
+    "read_ledger",
     "render_usage",
 ]
 
@@ -54,3 +57,15 @@ def build_ledger(config: GatewayConfig, env: Mapping[str, str]) -> Ledger:
         flush_interval_s=settings.flush_interval_s,
         retention_days=settings.retention_days,
     )
+
+
+def read_ledger(config: GatewayConfig, env: Mapping[str, str], path: str | Path | None = None) -> Ledger:
+    """The ledger an offline tool reads: the SQLite file at ``path`` when given, else the store
+    ``config`` names (not started: reading needs no writer). A SQLite file that does not exist
+    raises ConfigError, so a typo in ``--ledger`` is not mistaken for a ledger without traffic."""
+    if path is None and config.ledger.store == "postgres":
+        return build_ledger(config, env)
+    file = Path(config.ledger.path if path is None else path)
+    if not file.exists():
+        raise ConfigError(f"no ledger at {file}; serve some requests first, or pass --ledger")
+    return SqliteLedger(str(file))

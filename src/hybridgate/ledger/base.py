@@ -2,14 +2,21 @@
 
 Layer 5 of the flow. ``SqliteLedger`` (``store.py``, one machine) and ``PostgresLedger``
 (``postgres.py``, shared by replicas) implement it; the gateway builds one from
-``[ledger] store`` and passes it in. Nothing above this module names an implementation.
+``[ledger] store`` and passes it in, and the offline readers (``hybridgate usage``/``tco``/
+``decide``/``replay``, the dashboard) read through the same object, so they work on either store.
+Nothing above this module names an implementation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from hybridgate.ledger.records import LedgerRecord
+
+# Per-backend totals and tokens per hour since the epoch: ``Ledger.traffic``, what
+# ``tco.measure.summarise`` reads.
+Traffic = tuple[list[dict[str, Any]], dict[int, int]]
 
 
 class Ledger(Protocol):
@@ -51,4 +58,26 @@ class Ledger(Protocol):
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest ``limit`` rows, newest first."""
+        ...
+
+    # The offline readers' views (dashboard, tco, decide, replay). ``since`` is epoch seconds.
+    # No rows (or no table yet) reads as empty; an unreachable store raises ConnectionError.
+
+    def daily_series(self, by: str, since: float) -> list[dict[str, Any]]:
+        """Requests, tokens and cost per UTC day and ``by`` group, by day then group (None first)."""
+        ...
+
+    def decisions(self, since: float) -> dict[str, Any]:
+        """Requests per router rule, escalations, check failures, cache lookups and hits, and
+        ``latency`` p50/p95/p99 in ms (``rollups.no_decisions()`` is the empty shape)."""
+        ...
+
+    def traffic(self, since: float) -> Traffic:
+        """Per-backend totals (tokens, spend, busy seconds, first/last ts), and tokens per hour
+        since the epoch: what ``tco.measure.summarise`` needs."""
+        ...
+
+    def logged_prompts(self, limit: int, skip_features: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """The newest ``limit`` successful rows with ``prompt_text``, none of ``skip_features``:
+        ``request_id``, ``prompt_text``, ``cost_usd``, ``latency_ms``, newest first."""
         ...

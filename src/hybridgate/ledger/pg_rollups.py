@@ -1,18 +1,21 @@
 """Usage rollups and recent rows from the PostgreSQL ledger, in the same shapes as ``rollups``.
 
-Read side of layer 5, used by ``PostgresLedger.usage``/``recent`` (so by ``hybridgate usage`` and
-budget seeding). SELECTs only, on a connection it is given. PostgreSQL computes the percentiles
+Read side of layer 5: the PostgreSQL half of the ``Ledger`` read methods (``pg_reader.py`` connects
+and calls these), so of ``hybridgate usage``, budget seeding, ``tco``/``decide``, ``replay
+--from-ledger`` and the dashboard. SELECTs only, on a connection it is given; every query
+filters or orders on ``ts`` (indexed, see ``migrations.py``). PostgreSQL computes percentiles
 itself: ``percentile_cont`` interpolates between ranks exactly like ``rollups.percentile``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
 from hybridgate.ledger.records import row_to_dict
-from hybridgate.ledger.rollups import check_group
+from hybridgate.ledger.rollups import PERCENTILE_KEYS, PROMPT_KEYS, check_group, decision_dict
 
 # The SQLite expressions of ``rollups.USAGE_GROUPS``, in PostgreSQL.
 PG_GROUPS: dict[str, str] = {
@@ -67,3 +70,103 @@ async def pg_recent(conn: asyncpg.Connection, limit: int) -> list[dict[str, Any]
     """The newest ``limit`` rows, newest first, without the store's own ``row_key``."""
     records = await conn.fetch("SELECT * FROM requests ORDER BY ts DESC, id DESC LIMIT $1", limit)
     return [row_to_dict({k: v for k, v in record.items() if k != "row_key"}) for record in records]
+
+
+# -- the offline readers' views (tco, decide, replay, the dashboard): rollups.py's, in PostgreSQL --
+
+
+async def pg_daily_series(conn: asyncpg.Connection, by: str, since: float) -> list[dict[str, Any]]:
+    """Requests, tokens and cost per UTC day and ``by`` group, ordered as SQLite orders them."""
+    check_group(by)
+    records = await conn.fetch(
+        f"""SELECT {PG_GROUPS["day"]} AS day, {PG_GROUPS[by]} AS k, COUNT(*) AS n,
+            SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c, SUM(cost_usd) AS cost
+        FROM requests WHERE ts >= $1 GROUP BY day, k""",
+        since,
+    )
+    rows = [
+        {
+            "day": r["day"],
+            by: r["k"],
+            "requests": int(r["n"]),
+            "prompt_tokens": int(r["p"] or 0),
+            "completion_tokens": int(r["c"] or 0),
+            "cost_usd": float(r["cost"] or 0.0),
+        }
+        for r in records
+    ]
+    # In Python, not ORDER BY: SQLite sorts NULL first and by code point, whatever the collation.
+    return sorted(rows, key=lambda r: (r["day"], r[by] is not None, r[by] or ""))
+
+
+async def pg_backend_totals(conn: asyncpg.Connection, since: float) -> list[dict[str, Any]]:
+    """Per backend: token mix, spend, and wall time serving successful requests (``rollups``')."""
+    records = await conn.fetch(
+        """SELECT backend, COUNT(*) AS n, SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c,
+            SUM(cost_usd) AS cost,
+            SUM(CASE WHEN status < 400 THEN prompt_tokens + completion_tokens ELSE 0 END) AS served,
+            SUM(CASE WHEN status < 400 THEN latency_ms ELSE 0 END) / 1000.0 AS busy,
+            MIN(ts) AS first_ts, MAX(ts) AS last_ts
+        FROM requests WHERE ts >= $1 AND backend IS NOT NULL GROUP BY backend""",
+        since,
+    )
+    rows = [
+        {
+            "backend": r["backend"],
+            "requests": int(r["n"]),
+            "prompt_tokens": int(r["p"] or 0),
+            "completion_tokens": int(r["c"] or 0),
+            "cost_usd": float(r["cost"] or 0.0),
+            "served_tokens": int(r["served"] or 0),
+            "busy_s": float(r["busy"] or 0.0),
+            "first_ts": float(r["first_ts"]),
+            "last_ts": float(r["last_ts"]),
+        }
+        for r in records
+    ]
+    return sorted(rows, key=lambda r: str(r["backend"]))
+
+
+async def pg_hourly_tokens(conn: asyncpg.Connection, since: float) -> dict[int, int]:
+    """Tokens per hour since the epoch; ``floor``, as SQLite's CAST truncates (PostgreSQL's rounds)."""
+    records = await conn.fetch(
+        """SELECT floor(ts / 3600)::bigint AS h, SUM(prompt_tokens + completion_tokens) AS t
+        FROM requests WHERE ts >= $1 GROUP BY h""",
+        since,
+    )
+    return {int(r["h"]): int(r["t"] or 0) for r in records}
+
+
+async def pg_decisions(conn: asyncpg.Connection, since: float) -> dict[str, Any]:
+    """``rollups.decision_counts`` plus request latency p50/p95/p99, in one snapshot."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        by_rule = await conn.fetch(
+            "SELECT rule, COUNT(*) FROM requests WHERE ts >= $1 GROUP BY rule ORDER BY COUNT(*) DESC, rule",
+            since,
+        )
+        totals = await conn.fetchrow(
+            """SELECT COUNT(*), SUM((json_array_length(attempts::json) > 1)::int),
+                SUM((attempts LIKE '%:check_failed:%')::int), SUM((attempts LIKE '%:error:%')::int),
+                SUM((cache LIKE 'hit%')::int), SUM((cache IS NOT NULL)::int),
+                percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms)
+            FROM requests WHERE ts >= $1""",
+            since,
+        )
+    assert totals is not None  # an aggregate without GROUP BY always returns one row
+    latency = totals[6] or [None] * len(PERCENTILE_KEYS)
+    counts = decision_dict([tuple(r) for r in by_rule], list(totals)[:6])
+    return counts | {"latency": dict(zip(PERCENTILE_KEYS, map(_float, latency), strict=True))}
+
+
+async def pg_logged_prompts(
+    conn: asyncpg.Connection, limit: int, skip: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` successful rows with a logged prompt, none of a feature in ``skip``."""
+    records = await conn.fetch(
+        """SELECT request_id, prompt_text, cost_usd, latency_ms FROM requests
+        WHERE prompt_text IS NOT NULL AND status = 200 AND NOT (COALESCE(feature, '') = ANY($1::text[]))
+        ORDER BY ts DESC, id DESC LIMIT $2""",
+        list(skip),
+        limit,
+    )
+    return [dict(zip(PROMPT_KEYS, r, strict=True)) for r in records]

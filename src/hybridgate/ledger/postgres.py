@@ -23,9 +23,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from concurrent.futures import Future
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -33,32 +31,21 @@ import asyncpg
 from hybridgate.errors import ConfigError
 from hybridgate.ledger.batches import Batches
 from hybridgate.ledger.migrations import CREATE_STAGE, INSERT, MERGE_STAGE, STAGE_COLUMNS, migrate
-from hybridgate.ledger.pg_rollups import pg_recent, pg_rollup
+from hybridgate.ledger.pg_reader import PostgresReader, is_outage
 from hybridgate.ledger.records import LedgerRecord
-from hybridgate.ledger.rollups import check_group
 from hybridgate.ledger.spool import Keyed, Spool
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-# SQLSTATE classes that mean "the server is unavailable", not "this row is bad": connection
-# exception, insufficient resources, operator intervention (shutdown), transaction rollback.
-OUTAGE_CLASSES = ("08", "53", "57", "40")
 WRITE_TIMEOUT_S = 30.0  # a slow write is not an outage; a stuck one is
 PURGE_CHUNK = 5000
 
 
-def is_outage(exc: BaseException) -> bool:
-    """True when storing should be retried later (spool), False when the rows themselves are bad."""
-    if isinstance(exc, asyncpg.DataError):  # an argument asyncpg could not encode
-        return False
-    if isinstance(exc, asyncpg.PostgresError):
-        return str(exc.sqlstate or "")[:2] in OUTAGE_CLASSES
-    return isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError)
+class PostgresLedger(PostgresReader):
+    """A PostgreSQL-backed ledger. ``start()`` before recording; ``close()`` drains and stops.
 
-
-class PostgresLedger:
-    """A PostgreSQL-backed ledger. ``start()`` before recording; ``close()`` drains and stops."""
+    The read methods (``usage``, ``recent``, ``decisions``, ...) come from ``PostgresReader``.
+    """
 
     def __init__(
         self,
@@ -74,10 +61,7 @@ class PostgresLedger:
         retry_s: float = 1.0,
         purge_every_s: float = 3600.0,
     ) -> None:
-        self.dsn = dsn
-        self.where = _where(dsn)
-        self._password = password
-        self.timeout_s = timeout_s
+        super().__init__(dsn, where=_where(dsn), password=password, timeout_s=timeout_s)
         self.batch_size = batch_size
         self.retention_days = retention_days
         self.retry_s = retry_s
@@ -276,40 +260,6 @@ class PostgresLedger:
         if self._reason is not None:
             logger.warning("ledger: PostgreSQL at %s is back; spool replayed", self.where)
         self._reason = None
-
-    # -- reading -----------------------------------------------------------------------------
-
-    def usage(self, by: str, days: float | None = None) -> list[dict[str, Any]]:
-        """Totals per ``by`` group (see ``USAGE_GROUPS``) over the last ``days``; None is all time."""
-        check_group(by)
-        since = 0.0 if days is None else time.time() - days * 86400
-        return self._read(lambda conn: pg_rollup(conn, by, since))
-
-    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The newest ``limit`` rows, newest first, with list columns decoded."""
-        return self._read(lambda conn: pg_recent(conn, limit))
-
-    def _read(self, query: Callable[[asyncpg.Connection], Awaitable[list[T]]]) -> list[T]:
-        """Run ``query`` on a short-lived connection, in a thread of its own so it works from sync
-        and async callers alike; [] while no gateway has created the table yet. An unreachable
-        server raises ConnectionError (an OSError)."""
-
-        async def run() -> list[T]:
-            conn = await asyncpg.connect(self.dsn, password=self._password, timeout=self.timeout_s)
-            try:
-                return await query(conn)
-            except asyncpg.UndefinedTableError:
-                return []
-            finally:
-                await conn.close(timeout=self.timeout_s)
-
-        with ThreadPoolExecutor(1, thread_name_prefix="hybridgate-ledger-read") as pool:
-            try:
-                return pool.submit(asyncio.run, run()).result()
-            except Exception as exc:
-                if is_outage(exc):
-                    raise ConnectionError(f"ledger: cannot read PostgreSQL at {self.where}: {exc}") from exc
-                raise
 
 
 def _where(dsn: str) -> str:

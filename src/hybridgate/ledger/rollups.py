@@ -1,13 +1,16 @@
 """Usage rollups over the ledger's ``requests`` table: per-group totals and latency percentiles.
 
-Read side of layer 5, used by ``SqliteLedger.usage`` (and so by ``hybridgate usage``), and by the
-offline readers: ``hybridgate tco``/``decide`` and the dashboard's JSON endpoints. It only runs
-SELECTs on a connection it is given; it must not open databases or write.
+Read side of layer 5: the SQLite half of the ``Ledger`` read methods (``sqlite_reader.py`` opens
+the file and calls these), and so of ``hybridgate usage``, ``tco``/``decide``, ``replay
+--from-ledger`` and the dashboard's JSON endpoints. ``pg_rollups`` holds the same queries for
+PostgreSQL, returning the same shapes. It only runs SELECTs on a connection it is given; it must
+not open databases or write.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 # What `usage(by=...)` can group on, and the SQL expression for each.
@@ -21,6 +24,10 @@ USAGE_GROUPS: dict[str, str] = {
     "api_key": "api_key_id",
     "day": "strftime('%Y-%m-%d', ts, 'unixepoch')",
 }
+
+PERCENTILES = (50, 95, 99)
+PERCENTILE_KEYS = tuple(f"p{pct}_ms" for pct in PERCENTILES)
+PROMPT_KEYS = ("request_id", "prompt_text", "cost_usd", "latency_ms")
 
 
 def check_group(by: str) -> None:
@@ -166,7 +173,12 @@ def decision_counts(conn: sqlite3.Connection, since: float) -> dict[str, Any]:
         FROM requests WHERE ts >= ?""",
         (since,),
     ).fetchone()
-    requests, escalated, check_failed, errors, hits, lookups = (int(v or 0) for v in row)
+    return decision_dict(by_rule, row)
+
+
+def decision_dict(by_rule: Iterable[Sequence[Any]], totals: Sequence[Any]) -> dict[str, Any]:
+    """``decision_counts``' shape from (rule, count) pairs and the six totals, in either store."""
+    requests, escalated, check_failed, errors, hits, lookups = (int(v or 0) for v in totals)
     return {
         "requests": requests,
         "by_rule": {str(rule) if rule is not None else "(none)": int(n) for rule, n in by_rule},
@@ -178,6 +190,11 @@ def decision_counts(conn: sqlite3.Connection, since: float) -> dict[str, Any]:
     }
 
 
+def no_decisions() -> dict[str, Any]:
+    """What ``decisions`` reads from a ledger with no rows: every count zero, no percentiles."""
+    return decision_dict([], [0] * 6) | {"latency": dict.fromkeys(PERCENTILE_KEYS)}
+
+
 def latency_percentiles(conn: sqlite3.Connection, since: float) -> dict[str, float | None]:
     """p50/p95/p99 of request latency in milliseconds over every request since ``since``."""
     ordered = [
@@ -186,4 +203,15 @@ def latency_percentiles(conn: sqlite3.Connection, since: float) -> dict[str, flo
             "SELECT latency_ms FROM requests WHERE ts >= ? ORDER BY latency_ms", (since,)
         )
     ]
-    return {f"p{pct}_ms": percentile(ordered, pct) for pct in (50, 95, 99)}
+    return {f"p{pct}_ms": percentile(ordered, pct) for pct in PERCENTILES}
+
+
+def logged_prompts(conn: sqlite3.Connection, limit: int, skip: Sequence[str]) -> list[dict[str, Any]]:
+    """The newest ``limit`` successful rows with a logged prompt, none of a feature in ``skip``."""
+    unless = f"AND COALESCE(feature, '') NOT IN ({', '.join('?' for _ in skip)})" if skip else ""
+    cur = conn.execute(
+        f"""SELECT request_id, prompt_text, cost_usd, latency_ms FROM requests
+        WHERE prompt_text IS NOT NULL AND status = 200 {unless} ORDER BY ts DESC, id DESC LIMIT ?""",
+        (*skip, limit),
+    )
+    return [dict(zip(PROMPT_KEYS, row, strict=True)) for row in cur]

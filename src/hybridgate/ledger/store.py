@@ -5,7 +5,8 @@ only appends the record to a bounded in-memory list; a dedicated writer thread w
 connection takes the list and inserts it with ``executemany``. The writer is woken once per batch
 (by the first record after an idle spell, a full batch, ``flush()`` or ``close()``), not once per
 record: a wake-up per request cost the event loop's thread more than the append. The database runs
-in WAL mode so another process (the ``hybridgate usage`` CLI) can read while the gateway writes.
+in WAL mode so another process (the ``hybridgate usage`` CLI) can read while the gateway writes;
+the reads are in ``sqlite_reader.py``.
 This module must never block or raise on the request path, and imports nothing above
 ``hybridgate.types/config/errors``.
 """
@@ -14,17 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
-from typing import Any
+from contextlib import closing
 
 from hybridgate.errors import ConfigError
-from hybridgate.ledger.records import COLUMNS, LedgerRecord, row_to_dict
-from hybridgate.ledger.rollups import USAGE_GROUPS, check_group, rollup
+from hybridgate.ledger.records import COLUMNS, LedgerRecord
+from hybridgate.ledger.rollups import USAGE_GROUPS
+from hybridgate.ledger.sqlite_reader import SqliteReader
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +73,11 @@ __all__ = ["USAGE_GROUPS", "SqliteLedger"]
 _INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 
 
-class SqliteLedger:
-    """A SQLite-backed ledger. ``start()`` before recording; ``close()`` drains and stops."""
+class SqliteLedger(SqliteReader):
+    """A SQLite-backed ledger. ``start()`` before recording; ``close()`` drains and stops.
+
+    The read methods (``usage``, ``recent``, ``decisions``, ...) come from ``SqliteReader``.
+    """
 
     def __init__(
         self,
@@ -86,7 +88,7 @@ class SqliteLedger:
         max_queue: int = 100_000,
         retention_days: float | None = None,
     ) -> None:
-        self.path = path
+        super().__init__(path)
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self.retention_days = retention_days
@@ -222,35 +224,6 @@ class SqliteLedger:
                 conn.execute("DELETE FROM requests WHERE ts < ?", (cutoff,))
         except sqlite3.Error:
             logger.exception("ledger: could not delete expired rows from %s", self.path)
-
-    # -- reading -----------------------------------------------------------------------------
-
-    def usage(self, by: str, days: float | None = None) -> list[dict[str, Any]]:
-        """Totals per ``by`` group (see ``USAGE_GROUPS``) over the last ``days``; None is all time."""
-        check_group(by)
-        since = 0.0 if days is None else time.time() - days * 86400
-        with self._reader() as conn:
-            return [] if conn is None else rollup(conn, by, since)
-
-    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The newest ``limit`` rows, newest first, with list columns decoded."""
-        with self._reader() as conn:
-            if conn is None:
-                return []
-            cur = conn.execute("SELECT * FROM requests ORDER BY ts DESC, id DESC LIMIT ?", (limit,))
-            return [row_to_dict(dict(row)) for row in cur.fetchall()]
-
-    @contextmanager
-    def _reader(self) -> Iterator[sqlite3.Connection | None]:
-        """A short-lived read connection, or None when there is no ledger to read yet."""
-        # Don't create a file: `hybridgate usage --ledger typo.db` should find nothing, not make it.
-        if not os.path.exists(self.path):
-            yield None
-            return
-        with closing(sqlite3.connect(self.path, timeout=5.0, isolation_level=None)) as conn:
-            conn.row_factory = sqlite3.Row
-            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='requests'")
-            yield conn if found.fetchone() else None
 
 
 def _connect(path: str) -> sqlite3.Connection:

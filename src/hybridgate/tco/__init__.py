@@ -3,7 +3,7 @@
 ``profiles`` holds the GPU assumptions; ``model`` the cost formulas and the break-even; ``measure``
 reads the workload from the ledger (read-only); ``report`` and ``chart`` render a comparison;
 ``answers``, ``decide`` and ``starter`` are the decision framework behind ``hybridgate decide``.
-Pure functions apart from ``measure``'s file reads; never imported by the request path (the
+Pure functions apart from ``measure``'s ledger reads; never imported by the request path (the
 dashboard's JSON endpoints call the pure ones).
 """
 

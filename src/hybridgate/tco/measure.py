@@ -1,20 +1,16 @@
 """Measure the workload from the ledger: daily volume, token mix, local share, throughput, shape.
 
-Offline reader for ``hybridgate tco --from-ledger`` and ``hybridgate decide``. ``summarise`` is
-pure (the dashboard calls it on rows it read itself); ``read_workload`` opens the SQLite file
-read-only and runs the ledger's own SELECT-only views. Nothing here writes to the ledger.
+Offline reader for ``hybridgate tco --from-ledger``, ``hybridgate decide`` and the dashboard.
+``summarise`` is pure; ``read_workload`` asks a ``Ledger`` (SQLite or PostgreSQL, whichever the
+config names) for its ``traffic`` view and summarises it. Nothing here writes to the ledger.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from hybridgate.ledger.rollups import backend_totals, hourly_tokens
+from hybridgate.ledger.base import Ledger
 
 # A workload whose busiest hour carries more than this multiple of the average hour is bursty:
 # a self-hosted stack sized for the peak idles most of the day.
@@ -42,7 +38,7 @@ class Workload:
 def summarise(
     backends: list[dict[str, Any]], hourly: dict[int, int], local: set[str], *, since: float, now: float
 ) -> Workload | None:
-    """The workload from ``backend_totals`` and ``hourly_tokens`` rows; None when there are none."""
+    """The workload from a ledger's ``traffic`` view (backend totals, hourly tokens); None when empty."""
     tokens = sum(b["prompt_tokens"] + b["completion_tokens"] for b in backends)
     requests = sum(b["requests"] for b in backends)
     if not backends or tokens == 0:
@@ -94,23 +90,10 @@ def _throughput(rows: list[dict[str, Any]]) -> float | None:
     return served / busy if served and busy > 0 else None
 
 
-@contextmanager
-def open_ledger(path: str | Path) -> Iterator[sqlite3.Connection | None]:
-    """A read-only connection to the ledger, or None when the file has no ``requests`` table."""
-    file = Path(path)
-    if not file.exists():
-        raise FileNotFoundError(f"no ledger at {file}; serve some requests first or pass --ledger")
-    with closing(sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)) as conn:
-        found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='requests'")
-        yield conn if found.fetchone() else None
-
-
-def read_workload(path: str | Path, local: set[str], *, days: float | None, now: float) -> Workload | None:
-    """The workload over the last ``days`` (None: all time) from the ledger at ``path``."""
+def read_workload(ledger: Ledger, local: set[str], *, days: float | None, now: float) -> Workload | None:
+    """The workload over the last ``days`` (None: all time) in ``ledger``; None without traffic."""
     if days is not None and days <= 0:
         raise ValueError(f"--days must be positive, got {days}")
     since = 0.0 if days is None else now - days * 86_400
-    with open_ledger(path) as conn:
-        if conn is None:
-            return None
-        return summarise(backend_totals(conn, since), hourly_tokens(conn, since), local, since=since, now=now)
+    backends, hourly = ledger.traffic(since)
+    return summarise(backends, hourly, local, since=since, now=now)

@@ -1,0 +1,96 @@
+"""The read half of the PostgreSQL ledger: short-lived connections running ``pg_rollups``' SELECTs.
+
+Layer 5, the ``Ledger`` read methods for ``PostgresLedger`` (which inherits them), used by
+``hybridgate usage``, ``tco``/``decide``, ``replay --from-ledger``, budget seeding and the
+dashboard. Each call opens one connection, runs its queries (several on that one connection where
+a method needs them) and closes it; the writer's connection is never borrowed. A database no
+gateway has migrated yet reads as an empty ledger; an unreachable server raises ConnectionError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import asyncpg
+
+from hybridgate.ledger import pg_rollups as pg
+from hybridgate.ledger.base import Traffic
+from hybridgate.ledger.rollups import check_group, no_decisions
+
+T = TypeVar("T")
+# SQLSTATE classes that mean "the server is unavailable", not "this row is bad": connection
+# exception, insufficient resources, operator intervention (shutdown), transaction rollback.
+OUTAGE_CLASSES = ("08", "53", "57", "40")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when the server is unavailable (retry later, spool), False when the statement is bad."""
+    if isinstance(exc, asyncpg.DataError):  # an argument asyncpg could not encode
+        return False
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc.sqlstate or "")[:2] in OUTAGE_CLASSES
+    return isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError)
+
+
+class PostgresReader:
+    """Reads the ledger in the database at ``dsn``; every method is one short connection."""
+
+    def __init__(self, dsn: str, *, where: str, password: str | None, timeout_s: float) -> None:
+        self.dsn = dsn
+        self.where = where  # host:port/database, for messages; never the password
+        self._password = password
+        self.timeout_s = timeout_s
+
+    def usage(self, by: str, days: float | None = None) -> list[dict[str, Any]]:
+        """Totals per ``by`` group (see ``USAGE_GROUPS``) over the last ``days``; None is all time."""
+        check_group(by)
+        since = 0.0 if days is None else time.time() - days * 86400
+        return self._read(lambda conn: pg.pg_rollup(conn, by, since), [])
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest ``limit`` rows, newest first, with list columns decoded."""
+        return self._read(lambda conn: pg.pg_recent(conn, limit), [])
+
+    def daily_series(self, by: str, since: float) -> list[dict[str, Any]]:
+        check_group(by)
+        return self._read(lambda conn: pg.pg_daily_series(conn, by, since), [])
+
+    def decisions(self, since: float) -> dict[str, Any]:
+        return self._read(lambda conn: pg.pg_decisions(conn, since), no_decisions())
+
+    def traffic(self, since: float) -> Traffic:
+        async def read(conn: asyncpg.Connection) -> Traffic:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                return await pg.pg_backend_totals(conn, since), await pg.pg_hourly_tokens(conn, since)
+
+        empty: Traffic = ([], {})
+        return self._read(read, empty)
+
+    def logged_prompts(self, limit: int, skip_features: Sequence[str] = ()) -> list[dict[str, Any]]:
+        return self._read(lambda conn: pg.pg_logged_prompts(conn, limit, skip_features), [])
+
+    def _read(self, query: Callable[[asyncpg.Connection], Awaitable[T]], empty: T) -> T:
+        """Run ``query`` on a short-lived connection, in a thread of its own so it works from sync
+        and async callers alike; ``empty`` while no gateway has created the table yet. An
+        unreachable server raises ConnectionError (an OSError)."""
+
+        async def run() -> T:
+            conn = await asyncpg.connect(self.dsn, password=self._password, timeout=self.timeout_s)
+            try:
+                return await query(conn)
+            except asyncpg.UndefinedTableError:
+                return empty
+            finally:
+                await conn.close(timeout=self.timeout_s)
+
+        with ThreadPoolExecutor(1, thread_name_prefix="hybridgate-ledger-read") as pool:
+            try:
+                return pool.submit(asyncio.run, run()).result()
+            except Exception as exc:
+                if is_outage(exc):
+                    raise ConnectionError(f"ledger: cannot read PostgreSQL at {self.where}: {exc}") from exc
+                raise

@@ -1,0 +1,76 @@
+"""The read half of the SQLite ledger: short-lived connections running ``rollups``' SELECTs.
+
+Layer 5, the ``Ledger`` read methods for ``SqliteLedger`` (which inherits them), used by
+``hybridgate usage``, ``tco``/``decide``, ``replay --from-ledger``, budget seeding and the
+dashboard. Each call opens the file, runs its queries and closes it, so readers in other processes
+see what the gateway's writer committed (WAL mode). It never creates the file or writes: a
+missing file or a file without the ``requests`` table reads as an empty ledger.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from contextlib import closing
+from typing import Any, TypeVar
+
+from hybridgate.ledger import rollups
+from hybridgate.ledger.base import Traffic
+from hybridgate.ledger.records import row_to_dict
+
+T = TypeVar("T")
+
+
+class SqliteReader:
+    """Reads the ledger file at ``path``; every method is one short read."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def usage(self, by: str, days: float | None = None) -> list[dict[str, Any]]:
+        """Totals per ``by`` group (see ``USAGE_GROUPS``) over the last ``days``; None is all time."""
+        rollups.check_group(by)
+        since = 0.0 if days is None else time.time() - days * 86400
+        return self._read(lambda conn: rollups.rollup(conn, by, since), [])
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest ``limit`` rows, newest first, with list columns decoded."""
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            cur = conn.execute("SELECT * FROM requests ORDER BY ts DESC, id DESC LIMIT ?", (limit,))
+            return [row_to_dict(dict(row)) for row in cur.fetchall()]
+
+        return self._read(read, [])
+
+    def daily_series(self, by: str, since: float) -> list[dict[str, Any]]:
+        rollups.check_group(by)
+        return self._read(lambda conn: rollups.daily_series(conn, by, since), [])
+
+    def decisions(self, since: float) -> dict[str, Any]:
+        def read(conn: sqlite3.Connection) -> dict[str, Any]:
+            counts = rollups.decision_counts(conn, since)
+            return counts | {"latency": rollups.latency_percentiles(conn, since)}
+
+        return self._read(read, rollups.no_decisions())
+
+    def traffic(self, since: float) -> Traffic:
+        def read(conn: sqlite3.Connection) -> Traffic:
+            return rollups.backend_totals(conn, since), rollups.hourly_tokens(conn, since)
+
+        empty: Traffic = ([], {})
+        return self._read(read, empty)
+
+    def logged_prompts(self, limit: int, skip_features: Sequence[str] = ()) -> list[dict[str, Any]]:
+        return self._read(lambda conn: rollups.logged_prompts(conn, limit, skip_features), [])
+
+    def _read(self, query: Callable[[sqlite3.Connection], T], empty: T) -> T:
+        """``query`` on a short-lived connection, or ``empty`` when there is no ledger to read yet."""
+        # Don't create a file: `hybridgate usage --ledger typo.db` should find nothing, not make it.
+        if not os.path.exists(self.path):
+            return empty
+        with closing(sqlite3.connect(self.path, timeout=5.0, isolation_level=None)) as conn:
+            conn.row_factory = sqlite3.Row
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='requests'")
+            return query(conn) if found.fetchone() else empty
