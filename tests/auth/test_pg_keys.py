@@ -15,10 +15,12 @@ from collections.abc import Iterator
 
 import asyncpg
 import pytest
+from pydantic import ValidationError
 
-from hybridgate.auth.pg_keys import CACHE_TTL_S, INVALID, STALE_TTL_S, PostgresKeyStore
+from hybridgate.auth.pg_keys import CACHE_TTL_S, INVALID, STALE_TTL_S, PostgresKeyStore, postgres_key_store
 from hybridgate.auth.pg_schema import PEPPER_CHECK, SCHEMA_VERSION, migrate
 from hybridgate.auth.records import MALFORMED
+from hybridgate.config import GatewayConfig
 from hybridgate.errors import AuthenticationError, ConfigError, KeyStoreUnavailableError, RequestError
 from hybridgate.ledger.migrations import migrate as migrate_ledger
 from tests.auth.clock import FakeClock
@@ -277,3 +279,20 @@ async def test_a_pepper_mismatch_found_after_start_fails_with_503_not_401(
     with pytest.raises(KeyStoreUnavailableError):
         await wrong.verify(key)
     await wrong.aclose()
+
+
+def test_the_postgres_key_store_needs_a_postgres_section_and_the_pepper_variable() -> None:
+    base = {"backends": {"b": {"type": "embedded"}}, "routes": {"auto": {"try": ["b"]}}}
+    with pytest.raises(ValidationError, match=r'keys_store = "postgres" needs a \[postgres\] section'):
+        GatewayConfig.model_validate({**base, "auth": {"keys_store": "postgres"}})
+    config = GatewayConfig.model_validate(
+        {
+            **base,
+            "auth": {"enabled": True, "keys_store": "postgres"},
+            "postgres": {"dsn": "postgresql://x@h/db"},
+        }
+    )
+    with pytest.raises(ConfigError, match=r"pepper in \$HYBRIDGATE_KEY_PEPPER"):
+        postgres_key_store(config, {})
+    store = postgres_key_store(config, {"HYBRIDGATE_KEY_PEPPER": "p"})
+    assert store.where == "h:5432/db"
