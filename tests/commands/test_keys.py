@@ -87,3 +87,34 @@ def test_a_different_pepper_is_refused(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("HYBRIDGATE_KEY_PEPPER", "not-the-file-one")
     result = runner.invoke(app, ["list", "--keys-db", str(db)])
     assert result.exit_code == 2 and "another pepper" in result.stderr
+
+
+CONFIG = '[backends.local]\ntype = "embedded"\n[routes.auto]\ntry = ["local"]\n[auth]\n'
+
+
+async def test_config_names_the_store(tmp_path: Path) -> None:
+    db = tmp_path / "from-config.db"
+    config = tmp_path / "hybridgate.toml"
+    config.write_text(CONFIG + f'keys_path = "{db}"\n')
+    created = runner.invoke(app, ["create", "--env", "prod", "--name", "x", "--config", str(config)])
+    assert created.exit_code == 0, created.output
+    assert (await gateway_store(db).verify(created.stdout.strip())).name == "x"
+    listed = runner.invoke(app, ["list", "--json", "--config", str(config)])
+    assert [row["name"] for row in json.loads(listed.stdout)] == ["x"]
+
+
+def test_a_postgres_store_without_the_pepper_variable_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "hybridgate.toml"
+    config.write_text(CONFIG + 'keys_store = "postgres"\n[postgres]\ndsn = "postgresql://x@127.0.0.1:1/db"\n')
+    result = runner.invoke(app, ["list", "--config", str(config)])
+    assert result.exit_code == 2 and "HYBRIDGATE_KEY_PEPPER" in result.stderr
+
+
+def test_an_unreachable_postgres_store_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HYBRIDGATE_KEY_PEPPER", "shared-pepper")
+    config = tmp_path / "hybridgate.toml"
+    config.write_text(CONFIG + 'keys_store = "postgres"\n[postgres]\ndsn = "postgresql://x@127.0.0.1:1/db"\n')
+    for command in (["list"], ["revoke", "abcdefgh"], ["create", "--env", "prod", "--name", "x"]):
+        result = runner.invoke(app, [*command, "--config", str(config)])
+        assert result.exit_code == 2 and "cannot reach PostgreSQL at 127.0.0.1:1/db" in result.stderr
+        assert result.stdout == ""
