@@ -175,7 +175,9 @@ def _volume_inputs(walk: _Walk) -> tuple[float, str, Assumptions]:
     if daily is None and workload is not None:
         daily = workload.daily_tokens
     if daily is None:
-        raise ValueError("no volume: answer volume.daily_tokens, or point --ledger at a ledger with traffic")
+        raise ValueError(
+            "no volume: answer volume.daily_tokens, or use a ledger with traffic (--config, --ledger)"
+        )
     shape = volume.shape or (workload.shape if workload else "unknown")
     context = volume.avg_context_tokens or (workload.avg_prompt_tokens if workload else None)
     numbers.update(
