@@ -210,6 +210,7 @@ class RedisConfig(Strict):
     password_env: str | None = None
     key_prefix: str = "hybridgate:"
     timeout_s: float = Field(default=0.25, gt=0)
+    max_connections: int = Field(default=64, ge=1)  # per process; more callers wait up to timeout_s
 
 
 class RouterConfig(Strict):

@@ -3,14 +3,15 @@
 Timeouts are short on purpose: a Redis that does not answer within ``timeout_s`` is treated as
 down by its caller (a cache miss, a local rate limit), rather than holding requests up. A client
 retries once, at once, on a connection error: a pooled connection goes stale when Redis
-restarts, and only a second failure (on a new connection) means Redis is down.
+restarts, and only a second failure (on a new connection) means Redis is down. At most
+``max_connections`` connections per process.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -24,11 +25,17 @@ def redis_client(config: RedisConfig, env: Mapping[str, str]) -> Redis:
         password = env.get(config.password_env)
         if not password:
             raise ConfigError(f"[redis] password_env names {config.password_env}, which is not set")
-    client: Redis = Redis.from_url(
+    # A burst beyond max_connections waits (up to timeout_s) for a free connection instead of
+    # failing at once, as redis-py's default pool would.
+    pool = BlockingConnectionPool.from_url(
         config.url,
+        max_connections=config.max_connections,
+        timeout=config.timeout_s,
         password=password,
         socket_timeout=config.timeout_s,
         socket_connect_timeout=config.timeout_s,
         retry=Retry(NoBackoff(), 1),
     )
+    client = Redis(connection_pool=pool, retry=Retry(NoBackoff(), 1))
+    client.auto_close_connection_pool = True  # the client owns its pool: aclose() closes both
     return client
