@@ -101,11 +101,16 @@ class SqliteStore:
 
     def _notes_since(self) -> list[SemanticNote]:
         with self._lock:
+            # Every row since the last call, noted or not, so that ``_seen`` moves past plain
+            # entries too: filtering on scope in SQL would rescan them on every lookup.
             rows = self._conn.execute(
-                "SELECT seq, key, scope, query, vector FROM cache_entries"
-                " WHERE seq > ? AND scope IS NOT NULL ORDER BY seq",
+                "SELECT seq, key, scope, query, vector FROM cache_entries WHERE seq > ? ORDER BY seq",
                 (self._seen,),
             ).fetchall()
         if rows:
             self._seen = rows[-1][0]
-        return [SemanticNote(key, scope, query, bytes(vector)) for _, key, scope, query, vector in rows]
+        return [
+            SemanticNote(key, scope, query, bytes(vector))
+            for _, key, scope, query, vector in rows
+            if scope is not None
+        ]
