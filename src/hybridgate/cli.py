@@ -94,24 +94,17 @@ def usage(
     ledger: Annotated[Path | None, typer.Option(help="ledger file; default from config")] = None,
 ) -> None:
     """Print usage rollups from the ledger: requests, tokens, latency, cost."""
-    from hybridgate.ledger import build_ledger
-    from hybridgate.ledger.store import SqliteLedger
+    from hybridgate.ledger import read_ledger
     from hybridgate.ledger.usage import render_usage
 
-    settings = None if ledger else _config_or_exit(config)
-    if settings is not None and settings.ledger.store == "postgres":
-        try:
-            rows = build_ledger(settings, os.environ).usage(by, days)
-        except OSError as exc:
-            typer.echo(f"hybridgate: {exc}", err=True)
-            raise typer.Exit(1) from exc
-        typer.echo(render_usage(rows, by=by, as_json=json))
-        return
-    path = ledger or Path(_config_or_exit(config).ledger.path)
-    if not path.exists():
-        typer.echo(f"hybridgate: no ledger at {path}; serve some requests first", err=True)
-        raise typer.Exit(1)
-    rows = SqliteLedger(str(path)).usage(by, days)
+    try:
+        rows = read_ledger(_config_or_exit(config), os.environ, ledger).usage(by, days)
+    except ConfigError as exc:  # no such ledger file
+        typer.echo(f"hybridgate: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    except OSError as exc:  # PostgreSQL unreachable
+        typer.echo(f"hybridgate: {exc}", err=True)
+        raise typer.Exit(1) from exc
     typer.echo(render_usage(rows, by=by, as_json=json))
 
 

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 from typing import Any
 
+from typer.testing import CliRunner
+
+from hybridgate.cli import app
+from hybridgate.ledger.records import LedgerRecord
+from hybridgate.ledger.store import SqliteLedger
 from hybridgate.ledger.usage import render_usage
 
 ROWS: list[dict[str, Any]] = [
@@ -59,3 +66,18 @@ def test_empty_period_says_so() -> None:
 def test_single_group_has_no_total_line() -> None:
     text = render_usage(ROWS[:1], by="feature", as_json=False)
     assert "total" not in text
+
+
+def test_usage_command_reads_a_ledger_file_and_names_a_missing_one(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    ledger = SqliteLedger(str(path))
+    ledger.start()
+    for i, route in enumerate(["local", "local", "frontier"]):
+        ledger.record(LedgerRecord(ts=time.time(), request_id=f"r{i}", route=route, cost_usd=0.5))
+    ledger.close()
+    result = CliRunner().invoke(app, ["usage", "--ledger", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    by_route = {row["route"]: row["requests"] for row in json.loads(result.output)}
+    assert by_route == {"local": 2, "frontier": 1}
+    missing = CliRunner().invoke(app, ["usage", "--ledger", str(tmp_path / "typo.db")])
+    assert missing.exit_code == 1 and "no ledger at" in missing.output
