@@ -1,12 +1,13 @@
 """The request ledger in PostgreSQL, shared by several gateway replicas; a local spool for outages.
 
 Layer 5 of the flow, the same ``Ledger`` interface as the SQLite store. ``record()`` appends to an
-in-memory list (``batches.Batches``) and returns; one writer thread per process, with its own event
-loop and one asyncpg connection, takes a batch every ``flush_interval_s`` (or ``batch_size``
-records) and inserts it in one ``executemany`` transaction. When PostgreSQL is unreachable the
-batch goes to the spool file (``spool.py``, fsynced) instead and ``degraded_reason()`` says so;
-every ``retry_s`` the writer reconnects, replays the spool, and empties it. Each record gets a
-unique ``row_key`` on its first write attempt, so a batch written twice lands once.
+in-memory list (``batches.Batches``, which holds the queueing, flush and close semantics of both
+stores) and returns; one writer thread per process, with its own event loop and one asyncpg
+connection, takes a batch every ``flush_interval_s`` (or ``batch_size`` records) and inserts it in
+one ``executemany`` transaction. When PostgreSQL is unreachable the batch goes to the spool file
+(``spool.py``, fsynced) instead and ``degraded_reason()`` says so; every ``retry_s`` the writer
+reconnects, replays the spool, and empties it. Each record gets a unique ``row_key`` on its first
+write attempt, so a batch written twice lands once.
 
 What survives what: ``close()`` (SIGTERM, via the server's lifespan) stores or spools everything
 queued. SIGKILL loses what is still in memory: records younger than ``flush_interval_s`` plus the
@@ -20,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import threading
 import time
 import uuid
 from concurrent.futures import Future
@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from hybridgate.errors import ConfigError
-from hybridgate.ledger.batches import Batches
+from hybridgate.ledger.batches import BatchedLedger, Batches
 from hybridgate.ledger.migrations import CREATE_STAGE, INSERT, MERGE_STAGE, STAGE_COLUMNS, migrate
 from hybridgate.ledger.pg_reader import PostgresReader, is_outage
 from hybridgate.ledger.records import LedgerRecord
@@ -41,10 +41,12 @@ WRITE_TIMEOUT_S = 30.0  # a slow write is not an outage; a stuck one is
 PURGE_CHUNK = 5000
 
 
-class PostgresLedger(PostgresReader):
+class PostgresLedger(PostgresReader, BatchedLedger):
     """A PostgreSQL-backed ledger. ``start()`` before recording; ``close()`` drains and stops.
 
-    The read methods (``usage``, ``recent``, ``decisions``, ...) come from ``PostgresReader``.
+    The read methods (``usage``, ``recent``, ``decisions``, ...) come from ``PostgresReader``;
+    ``record``, ``flush``, ``close`` and the counters from ``BatchedLedger``. ``dropped`` also
+    counts rows PostgreSQL rejects and records the spool could not take.
     """
 
     def __init__(
@@ -68,19 +70,9 @@ class PostgresLedger(PostgresReader):
         self.purge_every_s = purge_every_s
         self.spool = Spool(spool_path)
         self._batches = Batches(batch_size=batch_size, flush_interval_s=flush_interval_s, max_queue=max_queue)
-        self._thread: threading.Thread | None = None
         self._conn: asyncpg.Connection | None = None  # the writer thread's, only touched there
         self._reason: str | None = None
         self._next_purge = 0.0
-
-    @property
-    def dropped(self) -> int:
-        """Records lost for good: queue full, ledger closed, rows PostgreSQL rejects, spool unwritable."""
-        return self._batches.dropped
-
-    @property
-    def queue_depth(self) -> int:
-        return self._batches.depth
 
     def degraded_reason(self) -> str | None:
         return self._reason
@@ -90,40 +82,11 @@ class PostgresLedger(PostgresReader):
     def start(self) -> None:
         """Migrate the schema and replay the spool. Raises ConfigError if PostgreSQL answers but
         refuses (password, database, newer schema); an unreachable server only degrades."""
-        if self._thread is not None:
+        if self._batches.started:
             return
         ready: Future[None] = Future()
-        self._thread = threading.Thread(
-            target=self._run, args=(ready,), name="hybridgate-ledger", daemon=True
-        )
-        self._thread.start()
+        self._batches.start_writer(functools.partial(self._run, ready))
         ready.result()
-
-    def record(self, rec: LedgerRecord) -> None:
-        """Queue one record for writing. Never blocks, never raises: a full queue drops it."""
-        self._batches.add(rec)
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Block until everything recorded so far is stored or spooled. False if ``timeout`` ran out."""
-        if self._batches.closed:
-            return True
-        if self._thread is None:
-            raise RuntimeError("ledger writer not running; call start() before flush()")
-        return self._batches.wait_handled(timeout)
-
-    def close(self) -> None:
-        """Store (or spool) everything queued, then stop the writer. Later records are dropped."""
-        if not self._batches.close():
-            return
-        if self._thread is None:
-            if not self._batches.depth:
-                return
-            self.start()  # a never-started ledger still writes what was recorded
-        assert self._thread is not None
-        self._thread.join()
-
-    async def aclose(self) -> None:
-        await asyncio.to_thread(self.close)
 
     def _run(self, ready: Future[None]) -> None:
         loop = asyncio.new_event_loop()

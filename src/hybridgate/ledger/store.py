@@ -1,26 +1,24 @@
 """The request ledger in SQLite: written off the hot path in batches, read by the CLI.
 
 Sits at layer 5 of the flow: the pipeline calls ``record()`` once per finished request. That call
-only appends the record to a bounded in-memory list; a dedicated writer thread with its own
-connection takes the list and inserts it with ``executemany``. The writer is woken once per batch
-(by the first record after an idle spell, a full batch, ``flush()`` or ``close()``), not once per
-record: a wake-up per request cost the event loop's thread more than the append. The database runs
-in WAL mode so another process (the ``hybridgate usage`` CLI) can read while the gateway writes;
-the reads are in ``sqlite_reader.py``.
+only appends the record to a bounded in-memory list (``batches.Batches``, which holds the queueing,
+flush and close semantics of both stores); a dedicated writer thread with its own connection takes
+a batch and inserts it with ``executemany``. The database runs in WAL mode so another process
+(the ``hybridgate usage`` CLI) can read while the gateway writes; the reads are in
+``sqlite_reader.py``.
 This module must never block or raise on the request path, and imports nothing above
 ``hybridgate.types/config/errors``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
-import threading
 import time
 from contextlib import closing
 
 from hybridgate.errors import ConfigError
+from hybridgate.ledger.batches import BatchedLedger, Batches
 from hybridgate.ledger.records import COLUMNS, LedgerRecord
 from hybridgate.ledger.rollups import USAGE_GROUPS
 from hybridgate.ledger.sqlite_reader import SqliteReader
@@ -73,10 +71,11 @@ __all__ = ["USAGE_GROUPS", "SqliteLedger"]
 _INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 
 
-class SqliteLedger(SqliteReader):
+class SqliteLedger(SqliteReader, BatchedLedger):
     """A SQLite-backed ledger. ``start()`` before recording; ``close()`` drains and stops.
 
-    The read methods (``usage``, ``recent``, ``decisions``, ...) come from ``SqliteReader``.
+    The read methods (``usage``, ``recent``, ``decisions``, ...) come from ``SqliteReader``;
+    ``record``, ``flush``, ``close`` and the counters from ``BatchedLedger``.
     """
 
     def __init__(
@@ -90,30 +89,9 @@ class SqliteLedger(SqliteReader):
     ) -> None:
         super().__init__(path)
         self.batch_size = batch_size
-        self.flush_interval_s = flush_interval_s
         self.retention_days = retention_days
         self._next_purge = 0.0  # monotonic time of the next retention purge; the writer's alone
-        self._max_queue = max_queue
-        self._thread: threading.Thread | None = None
-        # One lock guards every field below; the writer waits on `_wake`, flush() on `_progress`.
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._progress = threading.Condition(self._lock)
-        self._pending: list[LedgerRecord] = []
-        self._accepted = 0  # records ever appended to _pending
-        self._handled = 0  # records the writer has written, or failed to write and counted dropped
-        self._flush_wanted = False
-        self._closed = False
-        self._dropped = 0
-
-    @property
-    def dropped(self) -> int:
-        """Records lost because the queue was full, the ledger closed, or a write failed."""
-        return self._dropped
-
-    @property
-    def queue_depth(self) -> int:
-        return len(self._pending)
+        self._batches = Batches(batch_size=batch_size, flush_interval_s=flush_interval_s, max_queue=max_queue)
 
     def degraded_reason(self) -> str | None:
         """Always None: a local file has no outage to report (failed writes count in ``dropped``)."""
@@ -123,81 +101,26 @@ class SqliteLedger(SqliteReader):
 
     def start(self) -> None:
         """Create the schema (raising here, at start-up, if the file is unusable) and the writer."""
-        if self._thread is not None:
+        if self._batches.started:
             return
         with closing(_connect(self.path)) as conn:
             _ensure_schema(conn, self.path)
             self._purge(conn)
-        self._thread = threading.Thread(target=self._run, name="hybridgate-ledger", daemon=True)
-        self._thread.start()
-
-    def record(self, rec: LedgerRecord) -> None:
-        """Queue one record for writing. Never blocks, never raises: a full queue drops it."""
-        with self._lock:
-            # Checked under the lock so nothing is appended after close() has taken the last batch.
-            if self._closed or len(self._pending) >= self._max_queue:
-                self._dropped += 1
-                return
-            self._pending.append(rec)
-            self._accepted += 1
-            if len(self._pending) in (1, self.batch_size):
-                self._wake.notify()
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Block until everything recorded so far is committed. False if ``timeout`` ran out."""
-        if self._closed:
-            return True  # close() already drained the queue
-        if self._thread is None:
-            raise RuntimeError("ledger writer not running; call start() before flush()")
-        with self._lock:
-            target = self._accepted
-            self._flush_wanted = True
-            self._wake.notify()
-            return self._progress.wait_for(lambda: self._handled >= target, timeout)
-
-    def close(self) -> None:
-        """Write everything queued, then stop the writer. Later ``record()`` calls are dropped."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._wake.notify()
-            if self._thread is None and not self._pending:
-                return
-        self.start()  # a never-started ledger still writes what was recorded
-        assert self._thread is not None
-        self._thread.join()
-
-    async def aclose(self) -> None:
-        await asyncio.to_thread(self.close)
+        self._batches.start_writer(self._run)
 
     def _run(self) -> None:
         conn = _connect(self.path)
         try:
             while True:
-                batch, last = self._take()
+                batch, last = self._batches.take(None)
                 for start in range(0, len(batch), self.batch_size):
                     self._write(conn, batch[start : start + self.batch_size])
                 self._purge(conn)
-                with self._lock:
-                    self._handled += len(batch)
-                    self._progress.notify_all()
+                self._batches.done(len(batch))
                 if last:
                     return
         finally:
             conn.close()
-
-    def _take(self) -> tuple[list[LedgerRecord], bool]:
-        """Everything pending, once a batch is full, ``flush_interval_s`` has passed since the
-        first record of it arrived, or flush()/close() asked; and whether the ledger is closing."""
-        with self._lock:
-            self._wake.wait_for(lambda: self._pending or self._flush_wanted or self._closed)
-            self._wake.wait_for(self._batch_due, self.flush_interval_s)
-            batch, self._pending, self._flush_wanted = self._pending, [], False
-            return batch, self._closed
-
-    def _batch_due(self) -> bool:
-        return len(self._pending) >= self.batch_size or self._flush_wanted or self._closed
 
     def _write(self, conn: sqlite3.Connection, batch: list[LedgerRecord]) -> None:
         if not batch:
@@ -210,8 +133,7 @@ class SqliteLedger(SqliteReader):
             # too big for SQLite): if it died, every later record would silently pile up unwritten.
             # The loss is logged and counted in `dropped` instead, and the gateway keeps serving.
             logger.exception("ledger: could not write %d records to %s", len(batch), self.path)
-            with self._lock:
-                self._dropped += len(batch)
+            self._batches.lose(len(batch))
 
     def _purge(self, conn: sqlite3.Connection) -> None:
         """Delete rows older than ``retention_days``: at start-up, then at most every PURGE_EVERY_S."""
