@@ -39,6 +39,8 @@ def keys(req: ChatRequest, ctx: RequestContext | None = None, decision: Decision
         {"response_format": {"type": "json_object"}},
         {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
         {"messages": [{"role": "user", "content": "What is 2+3?"}]},
+        {"presence_penalty": 0.5},  # not modelled by ChatRequest, passed upstream as is
+        {"reasoning_effort": "high"},
     ],
 )
 def test_anything_that_changes_the_answer_changes_the_exact_key(change: dict[str, Any]) -> None:

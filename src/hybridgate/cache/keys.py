@@ -2,8 +2,9 @@
 
 The exact key is a SHA-256 over the canonical JSON of everything that changes the answer: the
 tenant, the route the router chose (and a pinned model, if the caller named one), the messages,
-tools, tool choice, response format and sampling parameters. ``stream`` and ``stream_options``
-are left out on purpose: a streamed answer is stored whole and can be replayed either way.
+tools, tool choice, response format, sampling parameters, and any field the gateway passes
+upstream without modelling it. ``stream`` and ``stream_options`` are left out on purpose: a
+streamed answer is stored whole and can be replayed either way.
 
 The semantic *scope* is the same hash with the last user turn left out: a semantic hit may only
 come from a request that shares the tenant, route, conversation so far, system prompt, tools and
@@ -62,6 +63,9 @@ def cache_keys(request: ChatRequest, decision: Decision, ctx: RequestContext) ->
         "route": decision.route,
         "model": decision.model_override,
         **{name: getattr(request, name) for name in _PARAMETERS},
+        # fields hybridgate does not model (presence_penalty, logit_bias, reasoning_effort, ...)
+        # are passed upstream as they are, so they change the answer too
+        "extra": request.model_extra or {},
     }
     messages = [message.model_dump(exclude_none=True) for message in request.messages]
     last = _last_user_index(request)
