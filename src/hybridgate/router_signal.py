@@ -8,9 +8,10 @@ subscribes again, then reloads if a file changed meanwhile, so a signal sent dur
 not lost. Without ``[redis]`` the task hashes the files every ``[router] reload_interval_s``.
 
 A reload runs in a worker thread (it reads and parses files) under a lock shared with
-``POST /admin/router/reload``; a refused reload is logged and changes nothing. Nothing here
-raises into the gateway. Beside the pipeline, never on the request path: ``Gateway.start``
-starts the task and ``Gateway.aclose`` stops it.
+``POST /admin/router/reload``; a refused reload is logged and changes nothing. Any other error
+(a reload's or the subscription's) is logged with its traceback and the task backs off and keeps
+going: hot reload never stops for good. Nothing here raises into the gateway. Beside the
+pipeline, never on the request path: ``Gateway.start`` starts the task and ``Gateway.aclose`` stops it.
 """
 
 from __future__ import annotations
@@ -92,9 +93,13 @@ class RouterReloads:
             await self._listen(self._redis)
 
     async def _poll(self) -> None:
+        delay = self._interval_s
         while True:
-            await asyncio.sleep(self._interval_s)
-            await self._reload_logged(changed_only=True)
+            await asyncio.sleep(delay)
+            if await self._reload_logged(changed_only=True):
+                delay = self._interval_s
+            else:  # an unexpected failure (logged): back off, up to 10 s or the interval
+                delay = min(delay * 2, max(BACKOFF_S[1], self._interval_s))
 
     async def _listen(self, redis: Redis) -> None:
         delay = BACKOFF_S[0]
@@ -105,6 +110,8 @@ class RouterReloads:
                 if self.listening:
                     delay = BACKOFF_S[0]  # it worked for a while: start the backoff afresh
                 log.warning("router reload signal: redis unavailable (%s); retrying in %.1fs", exc, delay)
+            except Exception:  # anything else must not end hot reload for good
+                log.exception("router reload signal: unexpected error; resubscribing in %.1fs", delay)
             finally:
                 self.listening = False
             await asyncio.sleep(delay)
@@ -120,13 +127,19 @@ class RouterReloads:
                 if message is not None and message["type"] == "message":
                     await self._reload_logged(changed_only=False)
 
-    async def _reload_logged(self, changed_only: bool) -> None:
+    async def _reload_logged(self, changed_only: bool) -> bool:
+        """Reload and log a refusal; False after an unexpected error (logged with its traceback,
+        the old routers still in use), so the caller backs off instead of ending."""
         async with self._lock:
             try:
                 reload = self.reloader.reload_if_changed if changed_only else self.reloader.reload
                 await asyncio.to_thread(reload)
             except RouterReloadError as exc:
                 log.error("%s", exc.message)
+            except Exception:  # e.g. the embedding failed to load: keep the task alive
+                log.exception("router reload failed unexpectedly; the old router files stay in use")
+                return False
+        return True
 
 
 def build_router_reloads(

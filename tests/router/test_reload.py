@@ -159,3 +159,36 @@ async def test_polling_task_picks_up_a_replaced_file(
         assert backends(router) == ("cheap", "strong")
     finally:
         await reloads.aclose()
+
+
+async def test_polling_survives_a_reload_that_raises_an_unexpected_error(
+    rig: tuple[RuleRouter, RouterReloader, Path],
+    artifact: RouterArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    router, reloader, path = rig
+    real = reloader.reload_if_changed
+    failures: list[int] = []
+
+    def flaky() -> object:  # e.g. the embedding failing to initialise: not a RouterReloadError
+        if len(failures) < 2:
+            failures.append(1)
+            raise RuntimeError("embedder init failed")
+        return real()
+
+    monkeypatch.setattr(reloader, "reload_if_changed", flaky)
+    reloads = RouterReloads(reloader, None, "", interval_s=0.05)
+    await reloads.start()
+    try:
+        write(artifact, path.with_suffix(".new"), threshold=0.99).replace(path)
+        for _ in range(300):
+            if reloads.versions()["auto"]["threshold"] == 0.99:
+                break
+            await asyncio.sleep(0.02)
+        assert len(failures) == 2  # it failed twice, backed off, and the third poll reloaded
+        assert backends(router) == ("cheap", "strong")
+    finally:
+        await reloads.aclose()
+    logged = [r for r in caplog.records if r.exc_info and "unexpectedly" in r.getMessage()]
+    assert len(logged) == 2 and "embedder init failed" in str(logged[0].exc_info[1])  # type: ignore[index]
