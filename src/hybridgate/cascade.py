@@ -60,6 +60,16 @@ class Trail:
     def wasted_tokens(self) -> int:
         return sum(usage.total_tokens for _, usage in self.wasted)
 
+    @property
+    def clean(self) -> bool:
+        """The answer passed its checks, and no backend failed on the way: worth caching. (A
+        fallback's answer after an error is not: it would outlive the failure by the TTL.)"""
+        return (
+            bool(self.attempts)
+            and self.attempts[-1].endswith(":ok")
+            and not any(":error:" in attempt for attempt in self.attempts)
+        )
+
     def escalate(self, served: Served, failed: CheckResult, response: ChatResponse, started: float) -> None:
         self.attempts.append(f"{served.backend.name}:check_failed:{failed.name}")
         self.wasted.append((served, response.usage))

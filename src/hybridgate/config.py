@@ -196,6 +196,7 @@ class CacheConfig(Strict):
     max_entries: int = Field(default=10_000, ge=1)
     max_entry_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_store_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)  # the memory store's bound
+    timeout_s: float = Field(default=0.5, gt=0)  # a store call slower than this is a miss
     cache_pii: bool = False  # requests in which the privacy screen found PII are not cached
     semantic_threshold: float = Field(default=0.9, ge=0, le=1)
     routes: dict[str, CacheMode] = {}  # per-route override of `mode`

@@ -77,6 +77,8 @@ class Gateway:
             await self._seed_spend(self.access.limiter)
         for backend in self.backends.values():
             await backend.start()
+        if self.cache is not None:
+            await self.cache.start()
         if self.router_reloads is not None:
             await self.router_reloads.start()
 
@@ -103,6 +105,7 @@ class Gateway:
         if self.router_reloads is not None:
             await self.router_reloads.aclose()
         await self.pipeline.shadow.drain()
+        await self.pipeline.drain_charges()
         if self.cache is not None:
             await self.cache.aclose()
         if self.access is not None:

@@ -133,7 +133,7 @@ class Pipeline:
         return lookup
 
     def store(self, lookup: Lookup | None, trace: Trace, response: ChatResponse, cost: float) -> None:
-        if self.cache is not None and lookup is not None and trace.served is not None:
+        if self.cache is not None and lookup is not None and trace.served is not None and trace.trail.clean:
             self.cache.put(lookup, response, trace.backend, trace.served.model, cost)
 
     async def complete(self, request: ChatRequest, ctx: RequestContext) -> Completion:
@@ -262,6 +262,11 @@ class Pipeline:
         )
         self._charges.add(task)
         task.add_done_callback(self._charges.discard)
+
+    async def drain_charges(self, timeout_s: float = 5.0) -> None:
+        """Wait for spend still being charged to the limiter (shutdown: before it closes)."""
+        if self._charges:
+            await asyncio.wait(list(self._charges), timeout=timeout_s)
 
     def _price(self, served: Served | None, usage: Usage) -> float:
         if served is None or usage.total_tokens == 0:

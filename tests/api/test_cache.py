@@ -23,6 +23,7 @@ from tests.api.conftest import ENV, Rig, rig_config
 from tests.servers import serve_in_thread
 from tests.standins.anthropic_upstream import run_anthropic_standin
 from tests.standins.openai_upstream import run_openai_standin
+from tests.standins.openai_wire import Fail, Reply
 
 QUESTION: list[MessageParam] = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -180,3 +181,25 @@ def test_unreachable_cache_store_is_a_miss_and_health_says_degraded(tmp_path: Pa
     assert all(text for text, _ in answers)
     assert len(up.requests) == 2
     assert health["status"] == "degraded" and "cache" in health["degraded"]
+
+
+def test_an_answer_that_failed_its_checks_is_not_cached(rig: Rig) -> None:
+    rig.primary.script(Reply(content="this is not json"), Reply(content='{"ok": true}'))
+    with client(rig) as oai:
+        wanted = {"response_format": {"type": "json_object"}, "temperature": 0}
+        first = ask(oai, "answer in JSON", **wanted)
+        second = ask(oai, "answer in JSON", **wanted)
+    assert (first, second) == (("this is not json", "miss"), ('{"ok": true}', "miss"))
+    assert rig.ledger_rows()[-2]["attempts"] == ["primary:check_failed:json_object"]
+
+
+def test_a_fallback_answer_after_an_upstream_error_is_not_cached(rig: Rig) -> None:
+    rig.primary.script(Fail(status=500, type="server_error"))
+    with client(rig) as oai:
+        for _ in range(2):
+            raw = oai.chat.completions.with_raw_response.create(
+                model="auto", messages=[{"role": "user", "content": "fallback?"}], temperature=0
+            )
+            assert raw.headers["x-hybridgate-cache"] == "miss"
+    rows = rig.ledger_rows()[-2:]
+    assert [r["backend"] for r in rows] == ["secondary", "primary"]  # the recovered tier answers again

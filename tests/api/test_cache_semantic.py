@@ -18,6 +18,7 @@ from hybridgate.app import create_app
 from hybridgate.config import GatewayConfig
 from tests.servers import serve_in_thread
 from tests.standins.openai_upstream import OpenAIStandIn, run_openai_standin
+from tests.standins.openai_wire import Reply, ToolCall
 
 
 def semantic_config(upstream: str, tmp: Path, store: str) -> GatewayConfig:
@@ -91,3 +92,18 @@ def test_a_second_gateway_on_the_same_sqlite_cache_learns_the_first_ones_questio
         with serve_in_thread(create_app(config, env={})) as second:
             assert ask(second, "How can I renew my passport?") == "semantic-hit"
         assert len(up.requests) == 1
+
+
+def test_tool_calls_are_replayed_only_for_the_exact_request(gateway: tuple[str, OpenAIStandIn]) -> None:
+    url, up = gateway
+    call = ToolCall(name="transfer", arguments='{"amount": 500, "from": "checking", "to": "savings"}')
+    up.script(Reply(tool_calls=[call]), Reply(tool_calls=[call]))
+    tools: Any = [{"type": "function", "function": {"name": "transfer", "parameters": {"type": "object"}}}]
+    with openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0) as oai:
+        heads = []
+        for text in ("Move $500 from checking to savings", "Move $500 from savings to checking"):
+            raw = oai.chat.completions.with_raw_response.create(
+                model="auto", messages=[{"role": "user", "content": text}], tools=tools, temperature=0
+            )
+            heads.append(raw.headers.get("x-hybridgate-cache"))
+    assert heads == ["miss", "miss"]  # a bag-of-words match must not replay a money transfer

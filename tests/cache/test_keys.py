@@ -112,3 +112,17 @@ def test_deterministic_means_greedy_or_seeded() -> None:
 )
 def test_directives(cache_control: str | None, header: str | None, expected: str) -> None:
     assert parse_directive(cache_control, header) == expected
+
+
+def test_the_scope_keeps_the_last_turns_images() -> None:
+    def about(image: str, text: str) -> ChatRequest:
+        parts = [{"type": "text", "text": text}, {"type": "image_url", "image_url": {"url": image}}]
+        return request(messages=[{"role": "user", "content": parts}])
+
+    cat, dog = (
+        keys(about("data:cat.png", "What animal is this?")),
+        keys(about("data:dog.png", "What animal is this?")),
+    )
+    assert cat.scope != dog.scope
+    reworded = keys(about("data:cat.png", "Which animal is in the picture?"))
+    assert reworded.scope == cat.scope and reworded.query == "Which animal is in the picture?"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+import pytest
 
 from hybridgate.cache import CachedAnswer, MemoryStore, ResponseCache, SemanticNote, replay_chunks
 from hybridgate.config import CacheConfig
@@ -90,14 +93,53 @@ async def test_a_failing_store_is_a_miss_until_it_recovers() -> None:
     assert hit is not None and hit.result == "hit" and hit.answer.cost_usd == 0.01
 
 
-async def test_corrupt_entry_is_a_miss() -> None:
+async def test_corrupt_entry_is_a_miss_that_the_next_answer_overwrites(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     store = MemoryStore(10, 10_000)
     cache = ResponseCache(CacheConfig(), store)
     lookup = cache.plan(chat(temperature=0), DECISION, CTX, "default", pii=False)
     assert lookup is not None
     await store.put(lookup.keys.exact, b"{not json", 60, None)
     assert await cache.get(lookup) is None
-    assert "does not decode" in (cache.degraded_reason() or "")
+    assert "is corrupt" in caplog.text
+    assert cache.degraded_reason() is None  # one bad entry is not a failing store
+    cache.put(lookup, ChatResponse(BODY), "local", "m", 0.0)
+    await cache.drain()
+    assert await cache.get(lookup) is not None
+
+
+async def test_a_store_that_fails_only_on_writes_stays_degraded_while_reads_work() -> None:
+    store = BrokenStore()
+    store.broken = False
+    cache = ResponseCache(CacheConfig(), store)
+    lookup = cache.plan(chat(temperature=0), DECISION, CTX, "default", pii=False)
+    assert lookup is not None
+
+    async def full_disk(key: str, value: bytes, ttl_s: float, note: SemanticNote | None) -> None:
+        raise OSError("No space left on device")
+
+    store.put = full_disk  # type: ignore[method-assign]
+    cache.put(lookup, ChatResponse(BODY), "local", "m", 0.0)
+    await cache.drain()
+    assert await cache.get(lookup) is None
+    assert "No space left" in (cache.degraded_reason() or "")  # a good read does not hide it
+
+
+async def test_a_store_that_hangs_is_a_miss_after_the_deadline() -> None:
+    store = BrokenStore()
+    store.broken = False
+
+    async def hang(key: str) -> bytes | None:
+        await asyncio.sleep(30)
+        return None
+
+    store.get = hang  # type: ignore[method-assign]
+    cache = ResponseCache(CacheConfig(timeout_s=0.05), store)
+    lookup = cache.plan(chat(temperature=0), DECISION, CTX, "default", pii=False)
+    assert lookup is not None
+    assert await asyncio.wait_for(cache.get(lookup), 2) is None
+    assert "TimeoutError" in (cache.degraded_reason() or "")
 
 
 async def test_unfinished_and_oversize_answers_are_not_stored() -> None:

@@ -69,7 +69,9 @@ def cache_keys(request: ChatRequest, decision: Decision, ctx: RequestContext) ->
     }
     messages = [message.model_dump(exclude_none=True) for message in request.messages]
     last = _last_user_index(request)
-    prefix = [*messages[:last], {"role": "user", "content": "<query>"}, *messages[last + 1 :]]
+    prefix = (
+        [*messages[:last], _without_text(messages[last]), *messages[last + 1 :]] if last >= 0 else messages
+    )
     return CacheKeys(
         exact=_digest({**head, "messages": messages}),
         scope=_digest({**head, "messages": prefix}),
@@ -97,6 +99,16 @@ def parse_directive(cache_control: str | None, hybridgate_cache: str | None) -> 
         if directive in wishes:
             return directive
     return "default"
+
+
+def _without_text(message: Json) -> Json:
+    """The last user turn as the scope sees it: its text replaced, its images and name kept, so
+    a reworded question about another picture is another scope."""
+    content = message.get("content")
+    if isinstance(content, list):
+        parts = [part for part in content if not (isinstance(part, dict) and part.get("type") == "text")]
+        return {**message, "content": ["<query>", *parts]}
+    return {**message, "content": "<query>"}
 
 
 def _last_user_index(request: ChatRequest) -> int:

@@ -2,9 +2,11 @@
 
 ``plan`` decides from config and the caller's directive whether a request may read and write the
 cache; ``get`` tries the exact key, then (on semantic routes) the nearest earlier question in the
-same scope that the matcher accepts; ``put`` stores a finished answer off the response path. Any
-store failure (Redis down, a corrupt row) is logged once per outage, reported by
-``degraded_reason`` for ``/healthz``, and served as a miss: the cache never fails a request.
+same scope that the matcher accepts (``neighbours.py``); ``put`` stores a finished answer off the
+response path, with a bounded number of writes in flight. Every store call has a deadline. A
+store that fails (Redis down, a full disk) is logged once per outage, reported by
+``degraded_reason`` for ``/healthz``, and served as a miss; a corrupt entry is a miss that the
+next answer overwrites. The cache never fails a request.
 """
 
 from __future__ import annotations
@@ -12,37 +14,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from hybridgate.cache.entry import CachedAnswer
 from hybridgate.cache.keys import CacheKeys, Directive, cache_keys, is_deterministic
-from hybridgate.cache.memory import CacheStore, SemanticNote
-from hybridgate.cache.vectors import from_bytes, to_bytes
+from hybridgate.cache.memory import CacheStore
+from hybridgate.cache.neighbours import Index, Matcher, Neighbours
 from hybridgate.config import CacheConfig
+from hybridgate.errors import StoreUnavailableError
 from hybridgate.types import ChatRequest, ChatResponse, Decision, RequestContext
 
 logger = logging.getLogger(__name__)
 
 Vector = NDArray[np.float32]
 CacheResult = Literal["hit", "semantic-hit", "miss"]
-
-
-class Matcher(Protocol):
-    def embed(self, text: str) -> Vector: ...
-
-    def accept(self, query: str, candidate: str, similarity: float) -> bool: ...
-
-
-class Index(Protocol):
-    def add(self, scope: str, key: str, vector: Vector, text: str) -> None: ...
-
-    def search(self, scope: str, vector: Vector, k: int = 4) -> list[tuple[str, float, str]]: ...
-
-    def remove(self, scope: str, key: str) -> None: ...
+MAX_WRITES_IN_FLIGHT = 256  # beyond this a slow store loses writes (misses later), not memory
+T = TypeVar("T")
 
 
 @dataclass
@@ -71,9 +63,10 @@ class ResponseCache:
     ) -> None:
         self._config = config
         self._store = store
-        self._matcher = matcher
-        self._index = index
-        self._degraded: str | None = None
+        self._neighbours = (
+            Neighbours(matcher, index, store) if matcher is not None and index is not None else None
+        )
+        self._failing: dict[str, str] = {}  # "read" / "write": why, while the store fails
         self._writes: set[asyncio.Task[None]] = set()
 
     @property
@@ -81,7 +74,7 @@ class ResponseCache:
         return self._store.name
 
     def degraded_reason(self) -> str | None:
-        return self._degraded
+        return "; ".join(self._failing.values()) or None
 
     def plan(
         self, request: ChatRequest, decision: Decision, ctx: RequestContext, directive: Directive, pii: bool
@@ -94,7 +87,7 @@ class ResponseCache:
             return None
         if pii and not self._config.cache_pii:
             return None
-        semantic = self._matcher is not None and decision.route in self._config.semantic_routes
+        semantic = self._neighbours is not None and decision.route in self._config.semantic_routes
         return Lookup(cache_keys(request, decision, ctx), read=directive != "no-cache", semantic=semantic)
 
     async def get(self, lookup: Lookup) -> Hit | None:
@@ -104,92 +97,76 @@ class ResponseCache:
             answer = await self._load(lookup.keys.exact)
             if answer is not None:
                 return Hit(answer, "hit")
-            return await self._nearest(lookup) if lookup.semantic else None
+            if lookup.semantic and self._neighbours is not None:
+                near = await self._neighbours.nearest(lookup, self._load)
+                return Hit(near, "semantic-hit") if near is not None else None
         except Exception as exc:  # any store failure is a miss, never a failed request
-            self._failed("lookup", exc)
-            return None
+            self._failed("read", exc)
+        return None
 
     def put(self, lookup: Lookup, response: ChatResponse, backend: str, model: str, cost_usd: float) -> None:
         """Store a finished answer in the background; oversize or unfinished answers are skipped."""
         choices = response.body.get("choices") or []
         if not choices or choices[0].get("finish_reason") not in ("stop", "tool_calls", "length"):
             return
+        if len(self._writes) >= MAX_WRITES_IN_FLIGHT:
+            return
         task = asyncio.get_running_loop().create_task(self._put(lookup, response, backend, model, cost_usd))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
-    async def drain(self) -> None:
-        """Wait for writes in flight (shutdown, tests)."""
-        while self._writes:
-            await asyncio.gather(*list(self._writes), return_exceptions=True)
+    async def drain(self, timeout_s: float | None = None) -> None:
+        """Wait for writes in flight (shutdown, tests); at shutdown, not longer than ``timeout_s``."""
+        if self._writes:
+            await asyncio.wait(list(self._writes), timeout=timeout_s)
+
+    async def start(self) -> None:
+        if self._neighbours is not None:
+            await self._neighbours.start()
 
     async def aclose(self) -> None:
-        await self.drain()
+        await self.drain(timeout_s=2.0)
+        if self._neighbours is not None:
+            await self._neighbours.aclose()
         await self._store.aclose()
 
     async def _put(
         self, lookup: Lookup, response: ChatResponse, backend: str, model: str, cost_usd: float
     ) -> None:
-        note = self._note(lookup)
-        answer = CachedAnswer(
-            body=response.body,
-            backend=backend,
-            model=model,
-            cost_usd=cost_usd,
-            created_at=time.time(),
-        )
+        answer = CachedAnswer(response.body, backend, model, cost_usd, created_at=time.time())
         data = answer.to_bytes()
         if len(data) > self._config.max_entry_bytes:
             return
         try:
-            await self._store.put(lookup.keys.exact, data, self._config.ttl_s, note)
+            note = self._neighbours.note(lookup) if lookup.semantic and self._neighbours else None
+            await self._deadline(self._store.put(lookup.keys.exact, data, self._config.ttl_s, note))
+            if note is not None and self._neighbours is not None and lookup.vector is not None:
+                self._neighbours.remember(note, lookup.vector)
         except Exception as exc:
             self._failed("write", exc)
             return
-        self._recovered()
-        if note is not None and self._index is not None and lookup.vector is not None:
-            self._index.add(note.scope, note.key, lookup.vector, note.query)
+        self._recovered("write")
 
     async def _load(self, key: str) -> CachedAnswer | None:
-        data = await self._store.get(key)
-        self._recovered()
-        return CachedAnswer.from_bytes(data) if data is not None else None
-
-    async def _nearest(self, lookup: Lookup) -> Hit | None:
-        assert self._matcher is not None and self._index is not None
-        await self._learn()
-        query = lookup.keys.query
-        lookup.vector = self._matcher.embed(query)
-        for key, similarity, text in self._index.search(lookup.keys.scope, lookup.vector):
-            if not self._matcher.accept(query, text, similarity):
-                continue
-            answer = await self._load(key)
-            if answer is not None:
-                return Hit(answer, "semantic-hit")
-            self._index.remove(lookup.keys.scope, key)  # expired or evicted from the store
-        return None
-
-    async def _learn(self) -> None:
-        """Index the semantic notes other replicas (or earlier runs) wrote to the shared store."""
-        assert self._index is not None
-        for note in await self._store.notes_since():
-            self._index.add(note.scope, note.key, from_bytes(note.vector), note.query)
-
-    def _note(self, lookup: Lookup) -> SemanticNote | None:
-        if not lookup.semantic or self._matcher is None:
+        data = await self._deadline(self._store.get(key))
+        self._recovered("read")
+        if data is None:
             return None
-        if lookup.vector is None:
-            lookup.vector = self._matcher.embed(lookup.keys.query)
-        keys = lookup.keys
-        return SemanticNote(keys.exact, keys.scope, keys.query, to_bytes(lookup.vector))
+        try:
+            return CachedAnswer.from_bytes(data)
+        except StoreUnavailableError as exc:  # one bad entry, not a failing store
+            logger.warning("cache entry %s is corrupt (%s); serving a miss", key[:12], exc.message)
+            return None
+
+    async def _deadline(self, call: Awaitable[T]) -> T:
+        return await asyncio.wait_for(call, self._config.timeout_s)
 
     def _failed(self, what: str, exc: Exception) -> None:
         reason = f"cache store {self._store.name} failed on {what}: {type(exc).__name__}: {exc}"
-        if self._degraded is None:
+        if what not in self._failing:
             logger.warning("%s; serving without the cache until it recovers", reason)
-        self._degraded = reason
+        self._failing[what] = reason
 
-    def _recovered(self) -> None:
-        if self._degraded is not None:
-            logger.warning("cache store %s recovered", self._store.name)
-            self._degraded = None
+    def _recovered(self, what: str) -> None:
+        if self._failing.pop(what, None) is not None:
+            logger.warning("cache store %s recovered (%s)", self._store.name, what)
