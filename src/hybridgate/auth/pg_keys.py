@@ -5,13 +5,17 @@ by key id then one constant-time compare, the same 401 messages) in one database
 the ``hybridgate keys`` CLI reach through ``[postgres]``. Chosen by ``[auth] keys_store = "postgres"``.
 
 Request path (``verify``, async): an asyncpg pool opened by ``start()`` on the server's loop. A
-key id's row (or its absence) is cached in process for ``cache_ttl_s`` (5 s), so a revocation or a
-new key made anywhere is seen by every replica within 5 s. While PostgreSQL is unreachable, a key
-this replica verified within ``stale_ttl_s`` (300 s) keeps working from its cached row (a key
-revoked in the last 5 s before the outage too), any other key gets ``KeyStoreUnavailableError``
-(503, not 401: it may be valid), and ``degraded_reason()`` says so for /healthz. After a failure
-PostgreSQL is not asked again for ``retry_s`` (1 s), so an outage costs no timeouts per request;
-the first successful lookup ends the degraded state.
+key id's row is cached in process for ``cache_ttl_s`` (5 s), so a revocation made anywhere is seen
+by every replica within 5 s; an unknown id is remembered for 1 s apart from known keys, in a
+bounded LRU of its own (``key_cache.py``), so a new key is found within 1 s and a flood of made-up
+ids never evicts real keys. While PostgreSQL is unreachable, a key this replica verified within
+``stale_ttl_s`` (300 s) keeps working from its cached row (a key revoked in the last 5 s before
+the outage too), any other key gets ``KeyStoreUnavailableError`` (503, not 401: it may be valid),
+and ``degraded_reason()`` says so for /healthz. After a failure PostgreSQL is not asked again for
+``retry_s`` (1 s), so an outage costs no timeouts per request; the first successful lookup ends
+the degraded state. Lookups wait their turn for one of the pool's connections (up to ``wait_s``,
+by default ``timeout_s``): a busy pool is not an outage, and a lookup that waits too long gets a 503 (or its
+stale copy) without marking the store degraded.
 
 Admin path (``create``, ``list``, ``revoke``, ``get``; sync, for the CLI): a short-lived
 connection in a thread of its own, so it works from sync and async callers alike. Imports only
@@ -27,12 +31,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
 
+from hybridgate.auth.key_cache import KeyCache, StoredKey
 from hybridgate.auth.pg_schema import (
     FIELDS,
     INSERT,
@@ -54,7 +58,6 @@ T = TypeVar("T")
 CACHE_TTL_S = 5.0
 STALE_TTL_S = 300.0
 RETRY_S = 1.0
-CACHE_MAX_KEYS = 10_000
 # The SQLite store's answers, word for word: a caller cannot tell which store it talks to.
 INVALID = "invalid API key; check the key you send, or create one with `hybridgate keys create`"
 _DUMMY_HASH = "0" * 64
@@ -67,18 +70,6 @@ def is_outage(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.PostgresError):
         return str(exc.sqlstate or "")[:2] in OUTAGE_CLASSES
     return isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError)
-
-
-@dataclass(frozen=True, slots=True)
-class _Stored:
-    key_hash: str
-    record: KeyRecord
-
-
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    stored: _Stored | None
-    fetched_at: float
 
 
 class PostgresKeyStore:
@@ -96,6 +87,7 @@ class PostgresKeyStore:
         cache_ttl_s: float = CACHE_TTL_S,
         stale_ttl_s: float = STALE_TTL_S,
         retry_s: float = RETRY_S,
+        wait_s: float | None = None,
     ) -> None:
         if not pepper:
             raise ConfigError("the API-key pepper is empty; set the auth.pepper_env variable")
@@ -104,12 +96,13 @@ class PostgresKeyStore:
         self._password = password
         self._pepper = pepper
         self._timeout_s = timeout_s
+        self._wait_s = timeout_s if wait_s is None else wait_s  # for a free connection
         self._size = pool_size
         self._clock = clock
-        self._cache_ttl_s = cache_ttl_s
         self._stale_ttl_s = stale_ttl_s
         self._retry_s = retry_s
-        self._cache: dict[str, _Cached] = {}
+        self._cache = KeyCache(ttl_s=cache_ttl_s, stale_ttl_s=stale_ttl_s)
+        self._slots: asyncio.Semaphore | None = None  # one per pool connection, made on the loop
         self._pool: asyncpg.Pool | None = None
         self._migrated = False
         self._reason: str | None = None
@@ -156,28 +149,41 @@ class PostgresKeyStore:
             raise AuthenticationError(INVALID)
         return check_usable(stored.record, environment, self._clock())
 
-    async def _lookup(self, key_id: str) -> _Stored | None:
+    async def _lookup(self, key_id: str) -> StoredKey | None:
         now = self._clock()
-        cached = self._cache.get(key_id)
-        if cached is not None and now - cached.fetched_at < self._cache_ttl_s:
-            return cached.stored
+        hit = self._cache.fresh(key_id, now)
+        if hit is not None:
+            return hit.stored
         try:
             stored = await self._fetch(key_id)
         except KeyStoreUnavailableError:
-            if cached is not None and cached.stored and now - cached.fetched_at < self._stale_ttl_s:
-                return cached.stored  # verified recently: keep serving it through the outage
+            stale = self._cache.stale(key_id, now)
+            if stale is not None:
+                return stale  # verified recently: keep serving it through the outage
             raise
-        if len(self._cache) >= CACHE_MAX_KEYS:
-            self._cache.clear()
-        self._cache[key_id] = _Cached(stored, now)
+        self._cache.put(key_id, stored, now)
         return stored
 
-    async def _fetch(self, key_id: str) -> _Stored | None:
+    async def _fetch(self, key_id: str) -> StoredKey | None:
         if self._pool is None or time.monotonic() < self._retry_at:
             raise KeyStoreUnavailableError(self._unavailable())
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._size)
+        try:  # a free connection is a matter of load, not of PostgreSQL's health: never degrade here
+            await asyncio.wait_for(self._slots.acquire(), self._wait_s)
+        except TimeoutError as exc:
+            raise KeyStoreUnavailableError(self._busy()) from exc
+        try:
+            return await self._query(self._pool, key_id)
+        finally:
+            self._slots.release()
+
+    async def _query(self, pool: asyncpg.Pool, key_id: str) -> StoredKey | None:
+        """One lookup holding a slot, so the pool has a connection free (or room to open one): a
+        timeout here is PostgreSQL's, not the pool's."""
         for attempt in (1, 2):  # a pooled connection cut by a server restart gets one fresh retry
             try:
-                async with self._pool.acquire(timeout=self._timeout_s) as conn:
+                async with pool.acquire(timeout=self._timeout_s) as conn:
                     await self._migrate(conn)
                     row = await conn.fetchrow(SELECT_ONE, key_id, timeout=self._timeout_s)
             except Exception as exc:
@@ -186,7 +192,7 @@ class PostgresKeyStore:
                 self._degrade(exc)
                 raise KeyStoreUnavailableError(self._unavailable()) from exc
             self._recover()
-            return _Stored(row[0], to_record(row[1:])) if row else None
+            return StoredKey(row[0], to_record(row[1:])) if row else None
         raise AssertionError("unreachable")
 
     async def _migrate(self, conn: Connection) -> None:
@@ -198,6 +204,12 @@ class PostgresKeyStore:
         return (
             f"the API-key store (PostgreSQL at {self.where}) is unreachable and this gateway has not "
             "verified this key recently, so it cannot check it; retry shortly"
+        )
+
+    def _busy(self) -> str:
+        return (
+            f"the API-key store is busy: every connection to PostgreSQL at {self.where} was in use for "
+            f"{self._wait_s:g}s and this gateway has not verified this key recently; retry shortly"
         )
 
     def _degrade(self, exc: BaseException) -> None:
@@ -270,7 +282,7 @@ class PostgresKeyStore:
             return await conn.fetchrow(SELECT_ONE, key_id)
 
         row = self._run(revoke)
-        self._cache.pop(key_id, None)
+        self._cache.drop(key_id)
         return to_record(row[1:]) if row else None
 
     def get(self, key_id: str) -> KeyRecord | None:
