@@ -37,6 +37,8 @@ def matcher() -> Iterator[SemanticMatcher]:
         ("How do I install PostgreSQL?", "How do I install MySQL?", "entity"),
         ("Why is Science Diet good for dogs?", "Why is Science Diet bad for dogs?", "antonym"),
         ("Should I buy bitcoin before the halving?", "Should I buy bitcoin after the halving?", "antonym"),
+        ("Is 5 greater than 3?", "Is 3 greater than 5?", "order"),
+        ("Convert 100 USD to EUR", "Convert 100 EUR to USD", "order"),
     ],
 )
 def test_guards_reject_near_misses(matcher: SemanticMatcher, query: str, candidate: str, reason: str) -> None:

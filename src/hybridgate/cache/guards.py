@@ -14,7 +14,13 @@ at a fixed recall; a question-word guard ("how" vs "why") lowered it and is not 
 - ``entity``: a capitalised word (not the first of the text, not a stop word) or an acronym in
   one text does not occur, in any case, in the other;
 - ``antonym``: one text has a word of a short list of opposites ("good"/"bad", "before"/"after",
-  "buy"/"sell") where the other has its opposite (rare in the data, cheap, kept).
+  "buy"/"sell") where the other has its opposite (rare in the data, cheap, kept);
+- ``order``: the numbers and names both texts share come in another order ("Is 5 greater than
+  3?" / "Is 3 greater than 5?", "USD to EUR" / "EUR to USD"). Added after a review for safety,
+  not tuned: on the held-out pairs it moves the operating point along the same curve (precision
+  0.782 -> 0.785, recall 0.248 -> 0.245). Swapped common nouns ("guys like girls" / "girls like
+  guys") still pass: a variant over all content words cost 13% of recall for what a higher
+  threshold buys, so it was not kept.
 
 Pure functions on strings; part of the cache (step 4 of the flow).
 """
@@ -84,6 +90,7 @@ class Surface:
     negated: bool
     entities: frozenset[str]  # lower-cased
     words: frozenset[str]  # every word, lower-cased
+    sequence: tuple[str, ...] = ()  # numbers and names in the order they come, lower-cased
 
 
 def surface(text: str) -> Surface:
@@ -103,6 +110,7 @@ def surface(text: str) -> Surface:
         negated=any(w in NEGATIONS or w.endswith(("n't", "n\u2019t")) for w in lower),
         entities=frozenset(named - dates),
         words=frozenset(lower),
+        sequence=tuple(_number(t) if t[0].isdigit() else t.lower() for t in _ordered_facts(tokens)),
     )
 
 
@@ -118,7 +126,22 @@ def difference(a: Surface, b: Surface) -> str | None:
         return "entity"
     if _opposed(a.words, b.words) or _opposed(b.words, a.words):
         return "antonym"
+    if _swapped(a.sequence, b.sequence):
+        return "order"
     return None
+
+
+def _ordered_facts(tokens: list[str]) -> list[str]:
+    return [t for i, t in enumerate(tokens) if t[0].isdigit() or (i > 0 and _is_name(t))]
+
+
+def _swapped(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """The numbers and names both texts share come in another order: "Is 5 greater than 3?" /
+    "Is 3 greater than 5?", "100 USD to EUR" / "100 EUR to USD"."""
+    shared = set(a) & set(b)
+    first_a = [w for i, w in enumerate(a) if w in shared and w not in a[:i]]
+    first_b = [w for i, w in enumerate(b) if w in shared and w not in b[:i]]
+    return len(shared) >= 2 and first_a != first_b
 
 
 def _opposed(a: frozenset[str], b: frozenset[str]) -> bool:
