@@ -7,6 +7,7 @@ own, since they stop and restart it.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +19,8 @@ from pydantic import ValidationError
 
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import ConfigError
-from hybridgate.ledger import build_ledger
+from hybridgate.ledger import build_ledger, migrations
+from hybridgate.ledger import postgres as postgres_module
 from hybridgate.ledger.migrations import SCHEMA_VERSION, migrate
 from hybridgate.ledger.postgres import PostgresLedger
 from hybridgate.ledger.records import COLUMNS, LedgerRecord
@@ -153,6 +155,108 @@ def test_a_bad_row_is_dropped_and_the_rest_of_its_batch_kept(dsn: str, tmp_path:
     assert store.flush(timeout=10)
     assert request_ids(dsn) == ["r-0", "r-1", "r-3", "r-4"]
     assert store.dropped == 1 and store.degraded_reason() is None
+    store.close()
+
+
+def test_nul_characters_in_text_fields_are_replaced_not_a_reason_to_drop_the_row(
+    dsn: str, tmp_path: Path
+) -> None:
+    store = ledger(dsn, tmp_path)
+    store.start()
+    store.record(rec(1, feature="a\x00b", cohort="\x00", cost_usd=5.0, api_key_id="key_x", reasons=["r\x00"]))
+    store.record(rec(2, request_id="r-\x00"))
+    assert store.flush(timeout=10)
+    assert store.dropped == 0
+    sql = "SELECT request_id, feature, cohort, cost_usd, reasons FROM requests ORDER BY request_id"
+    rows = fetch(dsn, sql)
+    assert rows == [
+        ("r-1", "a\ufffdb", "\ufffd", 5.0, '["r\\u0000"]'),
+        ("r-\ufffd", None, None, 0.002, '["rule:x"]'),
+    ]
+    by_key = {row["api_key"]: row["cost_usd"] for row in store.usage("api_key")}
+    assert by_key["key_x"] == 5.0  # what budgets are seeded from at start-up
+    store.close()
+
+
+class HeldLock:
+    """Another session holding a lock in an open transaction: PostgreSQL answers, but waits."""
+
+    def __init__(self, dsn: str, statement: str = "LOCK TABLE requests IN ACCESS EXCLUSIVE MODE") -> None:
+        self.dsn = dsn
+        self.statement = statement
+        self.locked = threading.Event()
+        self.release = threading.Event()
+        self.thread = threading.Thread(target=asyncio.run, args=(self._hold(),))
+
+    async def _hold(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            async with conn.transaction():
+                await conn.execute(self.statement)
+                self.locked.set()
+                await asyncio.to_thread(self.release.wait)
+        finally:
+            await conn.close()
+
+    def __enter__(self) -> HeldLock:
+        self.thread.start()
+        assert self.locked.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.thread.join()
+
+
+def test_close_spools_instead_of_waiting_on_a_hung_server(
+    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Writes that would wait an hour on their own: only the close deadline can end them.
+    monkeypatch.setattr(postgres_module, "WRITE_TIMEOUT_S", 3600.0)
+    monkeypatch.setattr(postgres_module, "CLOSE_TIMEOUT_S", 0.5)
+    store = ledger(dsn, tmp_path)
+    store.start()
+    with HeldLock(dsn):  # writes to `requests` hang
+        store.record(rec(0))
+        assert not store.flush(timeout=0.3)  # this write is in flight, stuck on the lock
+        for i in range(1, 10):
+            store.record(rec(i))
+        closer = threading.Thread(target=store.close)
+        closer.start()
+        closer.join(60)
+        assert not closer.is_alive(), "close() waited on the hung write"
+        assert store.spool.count() == 10 and store.dropped == 0
+    restarted = ledger(dsn, tmp_path)
+    restarted.start()
+    restarted.close()
+    assert request_ids(dsn) == sorted(f"r-{i}" for i in range(10))
+
+
+def test_a_migration_stuck_on_the_lock_degrades_start_up_instead_of_hanging(
+    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migrations, "LOCK_TIMEOUT_S", 0.2)
+    # Another replica's migration that never finishes holds the migration lock.
+    with HeldLock(dsn, f"SELECT pg_advisory_xact_lock({migrations.LOCK_KEY})"):
+        store = ledger(dsn, tmp_path)
+        store.start()
+        assert store.degraded_reason() is not None
+        store.record(rec(1))
+        assert store.flush(timeout=10) and store.spool.count() == 1
+    store.close()  # the lock is gone: the spool is replayed
+    assert request_ids(dsn) == ["r-1"]
+
+
+def test_unreadable_spool_lines_are_counted_as_dropped_and_kept_aside(dsn: str, tmp_path: Path) -> None:
+    spool = Spool(str(tmp_path / "spool.jsonl"))
+    spool.append([("key-1", rec(1))])
+    with open(spool.path, "a") as file:
+        file.write('{"key": "key-2", "record": {"ts": 1.0, "request_id": "r-2", "from_the_future": 1}}\n')
+    spool.append([("key-3", rec(3))])
+    store = ledger(dsn, tmp_path)
+    store.start()
+    assert request_ids(dsn) == ["r-1", "r-3"]
+    assert store.dropped == 1 and "from_the_future" in Path(spool.rejected_path).read_text()
     store.close()
 
 

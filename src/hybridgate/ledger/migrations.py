@@ -3,7 +3,12 @@
 Layer 5, used by ``PostgresLedger`` at start-up. ``migrate`` applies, in one transaction under an
 advisory lock, every migration newer than the version in ``schema_version``: replicas starting
 together serialise on the lock, and running it again changes nothing. A database newer than this
-code is refused rather than guessed at. Migrations are append-only: never edit a released one.
+code is refused rather than guessed at (so rolling back to an older hybridgate needs a database
+at the older schema). Migrations are append-only: never edit a released one.
+
+Nothing here waits forever: lock waits (the advisory lock, a table another session holds) give up
+after ``LOCK_TIMEOUT_S`` and every statement after ``STATEMENT_TIMEOUT_S``; the caller treats
+both as the server being unavailable (retry later), not as a refusal.
 
 Columns mirror ``LedgerRecord`` (the SQLite ledger's ``COLUMN_TYPES``), with the same encodings
 (lists as JSON text, ``stream`` as 0/1) so rows read back through ``records.row_to_dict``.
@@ -22,6 +27,8 @@ from hybridgate.ledger.records import COLUMNS
 
 # pg_advisory_xact_lock key: any constant the replicas agree on ("hgledger" as hex, truncated).
 LOCK_KEY = 0x68676C6564676572
+LOCK_TIMEOUT_S = 15.0  # another replica migrating, or a session holding `requests`
+STATEMENT_TIMEOUT_S = 300.0  # a migration (say, an index on a large table) may take minutes
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the table. Written out, not derived from LedgerRecord: a released migration must not
@@ -94,19 +101,25 @@ INSERT = (
 
 async def migrate(conn: asyncpg.Connection) -> int:
     """Bring the schema up to ``SCHEMA_VERSION``; returns the version found before."""
+    timeout = STATEMENT_TIMEOUT_S
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
+        # SET LOCAL: only this transaction; the connection's later writes keep the server's default.
+        await conn.execute(f"SET LOCAL lock_timeout = '{int(LOCK_TIMEOUT_S * 1000)}ms'", timeout=timeout)
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY, timeout=timeout)
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_version "
-            "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            timeout=timeout,
         )
-        found = int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
+        found = int(
+            await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version", timeout=timeout)
+        )
         if found > SCHEMA_VERSION:
             raise ConfigError(
                 f"the ledger database has schema version {found} but this hybridgate knows up to "
                 f"{SCHEMA_VERSION}; upgrade hybridgate or point [postgres] dsn at another database"
             )
         for version in range(found + 1, SCHEMA_VERSION + 1):
-            await conn.execute(MIGRATIONS[version - 1])
-            await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+            await conn.execute(MIGRATIONS[version - 1], timeout=timeout)
+            await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version, timeout=timeout)
     return found

@@ -25,6 +25,7 @@ T = TypeVar("T")
 # SQLSTATE classes that mean "the server is unavailable", not "this row is bad": connection
 # exception, insufficient resources, operator intervention (shutdown), transaction rollback.
 OUTAGE_CLASSES = ("08", "53", "57", "40")
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out: someone else holds the lock, try again later
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -32,7 +33,8 @@ def is_outage(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.DataError):  # an argument asyncpg could not encode
         return False
     if isinstance(exc, asyncpg.PostgresError):
-        return str(exc.sqlstate or "")[:2] in OUTAGE_CLASSES
+        state = str(exc.sqlstate or "")
+        return state[:2] in OUTAGE_CLASSES or state == LOCK_NOT_AVAILABLE
     return isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError)
 
 

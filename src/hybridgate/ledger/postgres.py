@@ -7,11 +7,16 @@ connection, takes a batch every ``flush_interval_s`` (or ``batch_size`` records)
 one ``executemany`` transaction. When PostgreSQL is unreachable the batch goes to the spool file
 (``spool.py``, fsynced) instead and ``degraded_reason()`` says so; every ``retry_s`` the writer
 reconnects, replays the spool, and empties it. Each record gets a unique ``row_key`` on its first
-write attempt, so a batch written twice lands once.
+write attempt, so a batch written twice lands once. PostgreSQL refuses NUL in text, so NUL
+characters in text fields (a caller's ``metadata.feature`` or ``user``) are stored as U+FFFD
+rather than losing the row.
 
 What survives what: ``close()`` (SIGTERM, via the server's lifespan) stores or spools everything
-queued. SIGKILL loses what is still in memory: records younger than ``flush_interval_s`` plus the
-batch being inserted at that instant (its transaction rolls back). Spooled rows survive.
+queued; once it is called, every write (the one in flight included) gets ``CLOSE_TIMEOUT_S`` in
+all before the rest goes to the spool, so a hung (not refusing) server cannot outlast a
+shutdown grace period. SIGKILL loses what is still in memory: records younger than
+``flush_interval_s`` plus the batch being inserted at that instant (its transaction rolls back).
+Spooled rows survive.
 
 Must never block or raise on the request path; imports nothing above ``types/config/errors``.
 """
@@ -19,11 +24,14 @@ Must never block or raise on the request path; imports nothing above ``types/con
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from concurrent.futures import Future
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -38,6 +46,7 @@ from hybridgate.ledger.spool import Keyed, Spool
 logger = logging.getLogger(__name__)
 
 WRITE_TIMEOUT_S = 30.0  # a slow write is not an outage; a stuck one is
+CLOSE_TIMEOUT_S = 5.0  # once close() is called: what is not stored by then is spooled
 PURGE_CHUNK = 5000
 
 
@@ -73,11 +82,24 @@ class PostgresLedger(PostgresReader, BatchedLedger):
         self._conn: asyncpg.Connection | None = None  # the writer thread's, only touched there
         self._reason: str | None = None
         self._next_purge = 0.0
+        # Shutdown deadline: set by close() (any thread), applied by the writer's event loop.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing_at: float | None = None  # time.monotonic() of close()
+        self._deadline: asyncio.Timeout | None = None  # the write in flight, if any
 
     def degraded_reason(self) -> str | None:
         return self._reason
 
     # -- writing -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """As ``BatchedLedger.close``, but writes get ``CLOSE_TIMEOUT_S`` from now, then spool."""
+        self._closing_at = time.monotonic()
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the writer's loop already closed
+                loop.call_soon_threadsafe(self._hurry)
+        super().close()
 
     def start(self) -> None:
         """Migrate the schema and replay the spool. Raises ConfigError if PostgreSQL answers but
@@ -90,6 +112,7 @@ class PostgresLedger(PostgresReader, BatchedLedger):
 
     def _run(self, ready: Future[None]) -> None:
         loop = asyncio.new_event_loop()
+        self._loop = loop
         try:
             loop.run_until_complete(self._open(ready))
             while ready.exception() is None:
@@ -100,6 +123,7 @@ class PostgresLedger(PostgresReader, BatchedLedger):
                     break
         finally:
             loop.run_until_complete(self._disconnect())
+            self._loop = None
             loop.close()
 
     def _idle_s(self) -> float | None:
@@ -127,10 +151,11 @@ class PostgresLedger(PostgresReader, BatchedLedger):
         keyed = [(uuid.uuid4().hex, rec) for rec in batch]
         for attempt in (1, 2):  # a connection that went stale while idle gets one fresh retry
             try:
-                conn = await self._connection()
-                await self.spool.replay(functools.partial(self._insert, conn))
-                await self._insert(conn, keyed)
-                await self._purge(conn)
+                async with self._closing_deadline():
+                    conn = await self._connection()
+                    await self.spool.replay(functools.partial(self._insert, conn), self._batches.lose)
+                    await self._insert(conn, keyed)
+                    await self._purge(conn)
             except Exception as exc:
                 await self._disconnect()
                 if strict and not is_outage(exc):
@@ -143,9 +168,31 @@ class PostgresLedger(PostgresReader, BatchedLedger):
                 self._recover()
                 return
 
+    @contextlib.asynccontextmanager
+    async def _closing_deadline(self) -> AsyncIterator[None]:
+        """No limit of its own until close(); from then on, what is left of ``CLOSE_TIMEOUT_S``."""
+        async with asyncio.timeout(None) as deadline:
+            self._deadline = deadline
+            try:
+                self._hurry()
+                yield
+            finally:
+                self._deadline = None
+
+    def _hurry(self) -> None:
+        """On the writer's loop: bring the deadline of the write in flight forward once closing."""
+        if self._closing_at is None or self._deadline is None:
+            return
+        when = asyncio.get_running_loop().time() + self._closing_at + CLOSE_TIMEOUT_S - time.monotonic()
+        current = self._deadline.when()
+        if current is None or when < current:
+            self._deadline.reschedule(when)
+
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
-            conn = await asyncpg.connect(self.dsn, password=self._password, timeout=self.timeout_s)
+            conn = await asyncpg.connect(
+                self.dsn, password=self._password, timeout=self.timeout_s, command_timeout=WRITE_TIMEOUT_S
+            )
             try:
                 await migrate(conn)
                 await conn.execute(CREATE_STAGE)
@@ -167,7 +214,7 @@ class PostgresLedger(PostgresReader, BatchedLedger):
                 async with conn.transaction():
                     await conn.copy_records_to_table(
                         "ledger_stage",
-                        records=[(key, *rec.to_row()) for key, rec in chunk],
+                        records=[_pg_row(key, rec) for key, rec in chunk],
                         columns=STAGE_COLUMNS,
                         timeout=WRITE_TIMEOUT_S,
                     )
@@ -180,7 +227,7 @@ class PostgresLedger(PostgresReader, BatchedLedger):
     async def _insert_each(self, conn: asyncpg.Connection, rows: list[Keyed]) -> None:
         for key, rec in rows:
             try:
-                await conn.execute(INSERT, key, *rec.to_row(), timeout=WRITE_TIMEOUT_S)
+                await conn.execute(INSERT, *_pg_row(key, rec), timeout=WRITE_TIMEOUT_S)
             except Exception as exc:
                 if is_outage(exc):
                     raise
@@ -223,6 +270,11 @@ class PostgresLedger(PostgresReader, BatchedLedger):
         if self._reason is not None:
             logger.warning("ledger: PostgreSQL at %s is back; spool replayed", self.where)
         self._reason = None
+
+
+def _pg_row(key: str, rec: LedgerRecord) -> tuple[Any, ...]:
+    """The row to store: PostgreSQL rejects NUL in text, so NULs become U+FFFD (the row is kept)."""
+    return tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in (key, *rec.to_row()))
 
 
 def _where(dsn: str) -> str:
