@@ -2,8 +2,10 @@
 
 Timeouts are short on purpose: a Redis that does not answer within ``timeout_s`` is treated as
 down by its caller (a cache miss, a local rate limit), rather than holding requests up. A client
-retries once, at once, on a connection error: a pooled connection goes stale when Redis
-restarts, and only a second failure (on a new connection) means Redis is down. At most
+retries once, at once, on a connection error only: a pooled connection goes stale when Redis
+restarts, and only a second failure (on a new connection) means Redis is down. Never on a
+timeout: Redis may have run the command and only answered late, and redis-py would send it (or
+a whole MULTI/EXEC) again; a timeout is an outage for the caller, as above. At most
 ``max_connections`` connections per process.
 """
 
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from hybridgate.config import RedisConfig
 from hybridgate.errors import ConfigError
@@ -34,8 +37,13 @@ def redis_client(config: RedisConfig, env: Mapping[str, str]) -> Redis:
         password=password,
         socket_timeout=config.timeout_s,
         socket_connect_timeout=config.timeout_s,
-        retry=Retry(NoBackoff(), 1),
+        retry=_retry_once(),
     )
-    client = Redis(connection_pool=pool, retry=Retry(NoBackoff(), 1))
+    client = Redis(connection_pool=pool, retry=_retry_once())
     client.auto_close_connection_pool = True  # the client owns its pool: aclose() closes both
     return client
+
+
+def _retry_once() -> Retry:
+    """One retry on a connection error; redis-py's default would retry timeouts too."""
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))

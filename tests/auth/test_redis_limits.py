@@ -4,7 +4,8 @@ The MemoryLimiter scenarios in test_limits.py run here unchanged against Redis (
 imported below and collected again with this module's ``limiter`` fixture), the clock is a
 FakeClock passed to the limiter, so the windows slide without sleeping. Then what only a shared
 store does: two limiters (two replicas) share one key's limits exactly, start-up seeds do not
-overwrite live spend, and a Redis outage falls back to per-process limits and recovers.
+overwrite live spend, and a Redis outage falls back to per-process limits and recovers. A charge
+whose answer comes too late (a proxy on loopback holds Redis's answers back) counts once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hybridgate.config import RedisConfig
 from hybridgate.redis_client import redis_client
 from tests.auth import test_limits as same
 from tests.auth.clock import FakeClock
+from tests.auth.slow_proxy import SlowProxy
 from tests.auth.test_limits import KEY, admitted, refusal
 from tests.redis_server import RedisServer
 
@@ -151,3 +153,79 @@ async def test_a_redis_that_restarted_empty_gets_the_spend_back(
     await limiter.charge(key.key_id, 0.15, 10)
     assert (await refusal(limiter, key)).limit == "budget_day"  # $0.90 + $0.15 >= $1
     assert limiter.degraded_reason() is None
+
+
+async def _spend(redis_server: RedisServer, key_id: str) -> list[float]:
+    check = Redis.from_url(redis_server.url)
+    try:
+        keys = sorted(await check.keys(f"*spend:{{{key_id}}}:*"))  # the month's key, then the day's
+        return [float(value or 0) for value in await check.mget(keys)]
+    finally:
+        await check.aclose()
+
+
+async def test_a_charge_redis_applied_but_answered_too_late_counts_once(
+    redis_server: RedisServer, clock: FakeClock
+) -> None:
+    key_id = secrets.token_hex(4)
+    async with SlowProxy(redis_server.port).running() as proxy:
+        prefix = f"test-{secrets.token_hex(4)}:"
+        config = RedisConfig(url=f"redis://127.0.0.1:{proxy.port}/0", key_prefix=prefix, timeout_s=0.5)
+        limiter = RedisLimiter(redis_client(config, {}), key_prefix=prefix, clock=clock)
+        try:
+            await limiter.charge(key_id, 1.0, 100)
+            proxy.delay_s = 2.0  # Redis applies the next charge; its answer arrives after the timeout
+            await limiter.charge(key_id, 1.0, 100)
+            reason = limiter.degraded_reason()
+            assert reason is not None and "TimeoutError" in reason
+            proxy.delay_s = 0.0
+            clock.advance(2)  # past the retry interval: the next call writes the late charge back
+            await limiter.charge(key_id, 0.0, 0)
+            assert limiter.degraded_reason() is None
+        finally:
+            await limiter.aclose()
+    # Before charge ids: the client re-sent the MULTI/EXEC on the timeout and wrote it back too.
+    assert await _spend(redis_server, key_id) == pytest.approx([2.0, 2.0])
+    check = Redis.from_url(redis_server.url)
+    try:
+        assert await check.get(f"{prefix}limits:{{{key_id}}}:tokens-total") == b"200"
+    finally:
+        await check.aclose()
+
+
+async def test_charges_made_while_spend_is_written_back_are_written_too(
+    redis_server: RedisServer, limiter: RedisLimiter, clock: FakeClock
+) -> None:
+    key_id = secrets.token_hex(4)
+    await limiter.charge(key_id, 0.1, 10)
+    redis_server.stop()
+    try:
+        await limiter.charge(key_id, 0.1, 10)  # sent to a dead Redis: an outage
+        assert limiter.degraded_reason() is not None
+    finally:
+        redis_server.start()  # empty
+    clock.advance(2)
+    # The first call probes Redis and writes back; the others charge locally meanwhile.
+    await asyncio.gather(*(limiter.charge(key_id, 0.1, 10) for _ in range(6)))
+    assert limiter.degraded_reason() is None
+    # $0.70 since the restart (the $0.10 before it was never read back, so it is lost).
+    assert await _spend(redis_server, key_id) == pytest.approx([0.7, 0.7])
+
+
+async def test_the_token_set_stays_a_minute_long_for_a_key_without_tpm(
+    redis_server: RedisServer, limiter: RedisLimiter, clock: FakeClock
+) -> None:
+    # No tpm: no check reads the token set, which only the charges themselves can trim.
+    key = replace(KEY, key_id=secrets.token_hex(4), rpm=1000)
+    for _ in range(100):
+        await limiter.check(key)
+        await limiter.charge(key.key_id, 0.001, 50)
+        clock.advance(5)
+    check = Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        [name] = await check.keys(f"*limits:{{{key.key_id}}}:tokens")
+        tokens = name if isinstance(name, str) else name.decode()
+        assert await check.zcard(tokens) == 12  # one charge every 5 s: the last minute's
+        assert await check.get(f"{tokens}-total") == str(12 * 50)
+    finally:
+        await check.aclose()

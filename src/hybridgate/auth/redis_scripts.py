@@ -8,13 +8,15 @@ a counter of their sum (updated as entries come and go, so a check never scans t
 drop entries at or before ``now - 60`` before counting, as ``windows.SlidingWindow`` does. The
 caller passes ``now`` (its clock), so replicas need NTP-synced clocks; a skew of milliseconds
 moves a 60 s window by as much. Numbers that are not integers come back as strings (Redis would
-truncate Lua floats).
+truncate Lua floats). ``CHARGE`` adds a request's tokens and spend at most once per charge id
+(so a charge sent twice, by a retry or a write-back after a timeout, counts once) and trims the
+token set as it goes.
 """
 
 from __future__ import annotations
 
 # KEYS: requests zset, tokens zset, tokens total.  ARGV[1]: now.
-_WINDOWS = """
+_HELPERS = """
 local now = tonumber(ARGV[1])
 local function fmt(x) return string.format('%.6f', x) end
 local function amount(member) return tonumber(string.match(member, '^%d+')) end
@@ -65,6 +67,12 @@ local function tokens_wait(key, total, limit)
   end
 end
 
+"""
+
+# KEYS: as _HELPERS.  ARGV[1]: now, ARGV[2]: rpm or '', ARGV[3]: tpm or ''.
+_WINDOWS = (
+    _HELPERS
+    + """
 local function limit(i)
   if ARGV[i] == '' then return nil end
   return tonumber(ARGV[i])
@@ -74,11 +82,11 @@ local req_total, req_reset, tok_total, tok_reset = 0, 0, 0, 0
 if rpm then req_total, req_reset = requests(KEYS[1]) end
 if tpm then tok_total, tok_reset = tokens(KEYS[2], KEYS[3]) end
 """
+)
 
 HEADERS = (
     _WINDOWS
     + """
--- ARGV[2]: rpm or '', ARGV[3]: tpm or ''.
 return {req_total, fmt(req_reset), tok_total, fmt(tok_reset)}
 """
 )
@@ -120,3 +128,31 @@ for i, key in ipairs(KEYS) do
 end
 return 1
 """
+
+# One charge, applied at most once. KEYS[1..3]: as _HELPERS; KEYS[4], KEYS[5]: spend this day and
+# month; KEYS[6]: the charge's marker. ARGV[1]: now, ARGV[2]: tokens, ARGV[3]: dollars; ARGV[4],
+# ARGV[5]: the spend keys' expiry (s); ARGV[6]: the marker's expiry (s); ARGV[7]: the charge id.
+# If the marker exists, this charge was applied already (a retry, or a write-back of a charge whose
+# answer timed out): nothing changes and it returns 0. The token set is trimmed here too, so it
+# holds only the last minute's tokens even for keys without a tpm, whose checks never read it.
+CHARGE = (
+    _HELPERS
+    + """
+if not redis.call('SET', KEYS[6], '1', 'NX', 'EX', ARGV[6]) then return 0 end
+local count = tonumber(ARGV[2])
+if count > 0 then
+  tokens(KEYS[2], KEYS[3])
+  redis.call('ZADD', KEYS[2], now, ARGV[2] .. ':' .. ARGV[7])
+  redis.call('INCRBY', KEYS[3], count)
+  redis.call('PEXPIRE', KEYS[2], 61000)
+  redis.call('PEXPIRE', KEYS[3], 61000)
+end
+if tonumber(ARGV[3]) > 0 then
+  redis.call('INCRBYFLOAT', KEYS[4], ARGV[3])
+  redis.call('EXPIRE', KEYS[4], ARGV[4])
+  redis.call('INCRBYFLOAT', KEYS[5], ARGV[3])
+  redis.call('EXPIRE', KEYS[5], ARGV[5])
+end
+return 1
+"""
+)
