@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from hybridgate.app import create_app
+from hybridgate.auth.pg_keys import PostgresKeyStore, postgres_key_store
 from hybridgate.config import GatewayConfig, load_config
 from tests.servers import serve_in_thread
 from tests.standins.openai_upstream import run_openai_standin
@@ -34,9 +35,17 @@ def load_yaml(name: str) -> Any:
     return yaml.safe_load((DEPLOY / name).read_text())
 
 
-def k8s(kind: str) -> dict[str, Any]:
+def k8s(kind: str, name: str | None = None) -> dict[str, Any]:
+    """The gateway's one manifest of this kind (by name where the gateway has several)."""
     docs = [d for f in sorted((DEPLOY / "k8s").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text())]
-    matches = [d for d in docs if d and d["kind"] == kind and d["metadata"]["name"] != "vllm"]
+    matches = [
+        d
+        for d in docs
+        if d
+        and d["kind"] == kind
+        and d["metadata"]["name"] != "vllm"
+        and name in (None, d["metadata"]["name"])
+    ]
     assert len(matches) == 1, f"one {kind} for the gateway"
     manifest: dict[str, Any] = matches[0]
     return manifest
@@ -98,6 +107,7 @@ def test_the_gateway_config_names_compose_services(compose: dict[str, Any], conf
     assert config.redis is not None and config.postgres is not None and config.cache is not None
     assert config.ledger.store == "postgres" and config.cache.store == "redis"
     assert config.auth.limits_store == "redis"
+    assert config.auth.keys_store == "postgres"  # one key database for every replica
     for url in [config.redis.url, config.postgres.dsn, *config.backends["local"].model_dump()["replicas"]]:
         host, port = host_port(url)
         assert str(port) in compose[host]["expose"], url
@@ -114,6 +124,8 @@ def test_the_gateway_config_names_compose_services(compose: dict[str, Any], conf
 
 def secret_env_vars(config: GatewayConfig) -> set[str]:
     names = {config.ledger.hmac_secret_env}
+    if config.auth.keys_store == "postgres":  # the pepper comes from the variable only
+        names.add(config.auth.pepper_env)
     names |= {v for b in config.backends.values() if (v := getattr(b, "api_key_env", None))}
     if config.postgres and config.postgres.password_env:
         names.add(config.postgres.password_env)
@@ -145,14 +157,35 @@ def dashboard() -> dict[str, Any]:
     return data
 
 
+def env_example() -> dict[str, str]:
+    lines = (DEPLOY / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def in_cluster_config() -> GatewayConfig:
+    return GatewayConfig.model_validate(tomllib.loads(k8s("ConfigMap")["data"]["hybridgate.toml"]))
+
+
+@pytest.mark.parametrize("which", ["compose", "k8s"])
+def test_both_configs_load_and_keep_keys_in_postgres_even_with_auth_on(which: str) -> None:
+    config = load_config(DEPLOY / "hybridgate.toml") if which == "compose" else in_cluster_config()
+    env = env_example()
+    assert secret_env_vars(config) <= set(env)  # .env.example names every secret the config reads
+    enabled = GatewayConfig.model_validate(
+        {**config.model_dump(), "auth": {**config.auth.model_dump(), "enabled": True}}
+    )
+    store = postgres_key_store(enabled, env)  # what `enabled = true` builds: the shared store
+    assert isinstance(store, PostgresKeyStore) and store.where == "postgres:5432/hybridgate"
+
+
 def test_kubernetes_manifests_fit_together(config: GatewayConfig) -> None:
-    deployment, service, hpa, configmap = (
-        k8s("Deployment"),
-        k8s("Service"),
+    statefulset, service, hpa, configmap = (
+        k8s("StatefulSet"),
+        k8s("Service", "hybridgate"),
         k8s("HorizontalPodAutoscaler"),
         k8s("ConfigMap"),
     )
-    pod = deployment["spec"]["template"]
+    pod = statefulset["spec"]["template"]
     container = pod["spec"]["containers"][0]
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     assert service["spec"]["ports"][0]["targetPort"] in {p["name"] for p in container["ports"]}
@@ -161,11 +194,16 @@ def test_kubernetes_manifests_fit_together(config: GatewayConfig) -> None:
     pre_stop_s = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
     # the pod is killed after the grace period: it must cover preStop plus the 30 s drain
     assert pod["spec"]["terminationGracePeriodSeconds"] >= pre_stop_s + 30
-    assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == (statefulset["kind"], statefulset["metadata"]["name"])
+    assert (
+        k8s("PodDisruptionBudget")["spec"]["selector"]["matchLabels"].items()
+        <= pod["metadata"]["labels"].items()
+    )
     assert hpa["spec"]["minReplicas"] >= 2
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert volumes["config"]["configMap"]["name"] == configmap["metadata"]["name"]
-    in_cluster = GatewayConfig.model_validate(tomllib.loads(configmap["data"]["hybridgate.toml"]))
+    in_cluster = in_cluster_config()
     secret = k8s("Secret")
     assert container["envFrom"][0]["secretRef"]["name"] == secret["metadata"]["name"]
     assert secret_env_vars(in_cluster) <= set(secret["stringData"])
@@ -213,3 +251,22 @@ def test_every_dashboard_metric_is_on_the_gateway(metrics_text: str) -> None:
         if panel["title"] != "Gateway replicas up":  # Prometheus' own `up`
             assert used, panel["title"]
         assert used <= exported, (panel["title"], used - exported)
+
+
+def test_the_kubernetes_ledger_spool_is_on_a_persistent_volume_per_replica() -> None:
+    """Rows spooled while PostgreSQL is down must outlive the pod: a claim per replica, not an emptyDir."""
+    statefulset = k8s("StatefulSet")
+    spec = statefulset["spec"]
+    pod = spec["template"]["spec"]
+    container = pod["containers"][0]
+    spool_dir = in_cluster_config().ledger.spool_path.rsplit("/", 1)[0]
+    mount = next(m for m in container["volumeMounts"] if spool_dir.startswith(m["mountPath"]))
+    claims = {c["metadata"]["name"]: c["spec"] for c in spec["volumeClaimTemplates"]}
+    assert mount["name"] in claims and claims[mount["name"]]["accessModes"] == ["ReadWriteOnce"]
+    assert mount["name"] not in {v["name"] for v in pod["volumes"]}  # not shadowed by an emptyDir
+    assert not any("emptyDir" in v for v in pod["volumes"])
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenScaled": "Retain", "whenDeleted": "Retain"}
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"]  # writable by the gateway
+    headless = k8s("Service", spec["serviceName"])  # the StatefulSet's governing Service exists
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items()
