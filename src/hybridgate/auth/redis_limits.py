@@ -39,7 +39,6 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
@@ -47,6 +46,7 @@ from redis.exceptions import RedisError
 
 from hybridgate.auth.limits import LimitName, MemoryLimiter, budget_error, rate_headers, window_error
 from hybridgate.auth.records import KeyRecord
+from hybridgate.auth.redis_outage import Charge, Outage
 from hybridgate.auth.redis_scripts import CHARGE, CHECK, HEADERS, RAISE
 from hybridgate.auth.windows import day_of, month_of, next_day, next_month
 
@@ -55,53 +55,6 @@ T = TypeVar("T")
 EXPIRY_MARGIN_S = 3600  # a period's spend key outlives the period by an hour
 CHARGE_ID_TTL_S = 3600  # how long Redis remembers that a charge was applied
 OUTAGE_ERRORS = (RedisError, OSError, TimeoutError)
-
-
-@dataclass(frozen=True)
-class _Charge:
-    """Spend for Redis under a unique id, which it applies at most once (``redis_scripts.CHARGE``)."""
-
-    charge_id: str
-    key_id: str
-    usd: float
-    at: float
-    """When it was charged: picks the day and month it counts for."""
-
-
-@dataclass
-class _Outage:
-    """Whether Redis is unreachable, since when, when to try it again, and the spend to write back."""
-
-    retry_interval_s: float
-    reason: str | None = None
-    next_try: float = 0.0
-    unsent: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
-    """Spend charged locally while Redis was down, never sent: (key id, day) -> (dollars, when)."""
-    pending: list[_Charge] = field(default_factory=list)
-    """Charges Redis may or may not have applied (sent, no answer), and unsent sums being written."""
-
-    def begin(self, exc: BaseException, now: float) -> bool:
-        """Record a failure; True if this starts a new outage."""
-        first = self.reason is None
-        self.reason = f"redis unreachable ({type(exc).__name__}: {exc}); limits are per process"
-        self.next_try = now + self.retry_interval_s
-        return first
-
-    def keep(self, charge: _Charge, sent: bool) -> None:
-        """Remember spend charged locally, to write back once Redis answers again."""
-        if sent:  # Redis may have applied it: written back under the same id, so at most once
-            self.pending.append(charge)
-            return
-        period = (charge.key_id, day_of(charge.at))
-        usd, at = self.unsent.get(period, (0.0, charge.at))
-        self.unsent[period] = (usd + charge.usd, at)
-
-    def take(self) -> list[_Charge]:
-        """Everything to write back, each unsent sum now a charge with its own id."""
-        for (key_id, _), (usd, at) in self.unsent.items():
-            self.pending.append(_Charge(secrets.token_hex(8), key_id, usd, at))
-        taken, self.unsent, self.pending = self.pending, {}, []
-        return taken
 
 
 class RedisLimiter:
@@ -122,7 +75,7 @@ class RedisLimiter:
         self._headers_script = client.register_script(HEADERS)
         self._raise_script = client.register_script(RAISE)
         self._charge_script = client.register_script(CHARGE)
-        self._outage = _Outage(retry_interval_s)
+        self._outage = Outage(retry_interval_s)
         self._fallback = MemoryLimiter(clock)
         self._last_spend: dict[str, tuple[str, float, str, float]] = {}
 
@@ -148,7 +101,7 @@ class RedisLimiter:
 
     async def charge(self, key_id: str, cost_usd: float, tokens: int) -> None:
         now = self._clock()
-        charge = _Charge(secrets.token_hex(8), key_id, cost_usd, now)
+        charge = Charge(secrets.token_hex(8), key_id, cost_usd, now)
         sent: list[bool] = []
 
         async def send() -> bool:
@@ -202,7 +155,7 @@ class RedisLimiter:
             assert count is not None
             raise window_error(key, name, count, float(detail), headers)
 
-    async def _charge(self, charge: _Charge, tokens: int, now: float, pipe: Any = None) -> bool:
+    async def _charge(self, charge: Charge, tokens: int, now: float, pipe: Any = None) -> bool:
         """Apply ``charge`` once: its id makes a retry or a second write-back a no-op."""
         if tokens <= 0 and charge.usd <= 0:
             return True
