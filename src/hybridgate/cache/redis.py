@@ -1,7 +1,8 @@
 """The cache in Redis: one cache for every replica.
 
-Entries are plain strings with a TTL (``SET key value PX ttl``); Redis's own ``maxmemory`` policy
-(``allkeys-lru`` is the one to pick) bounds memory. Semantic notes go to one capped stream
+Entries are plain strings with a TTL (``SET key value PX ttl``), so they leave on their own. The
+Redis that also holds rate limits must run ``noeviction`` (an evicted spend key would reset a
+budget): when it is full, cache writes fail and become misses. Semantic notes go to one capped stream
 (``XADD ... MAXLEN ~ max_entries``) that every replica reads from where it last stopped, so a
 question cached by one replica can be matched by another. A replica starts reading the stream
 from its beginning, so it learns what was cached before it started.
