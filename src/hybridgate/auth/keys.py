@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hybridgate.auth.records import KeyRecord, check_usable, draft_key, parse_key
+from hybridgate.auth.records import KeyRecord, check_usable, parse_key
+from hybridgate.auth.store import KeyCreation
 from hybridgate.errors import AuthenticationError, ConfigError
 
 SCHEMA_VERSION = 1
@@ -83,7 +84,7 @@ def pepper_file(keys_path: str | Path) -> Path:
     return Path(keys_path).with_suffix(".pepper")
 
 
-class SqliteKeyStore:
+class SqliteKeyStore(KeyCreation):
     """Hashed virtual keys in the SQLite file at ``path``; ``pepper`` keys the HMAC."""
 
     def __init__(
@@ -128,39 +129,9 @@ class SqliteKeyStore:
     def degraded_reason(self) -> str | None:
         return None  # a local file: when it fails, requests fail loudly instead
 
-    def create(
-        self,
-        *,
-        environment: str,
-        name: str,
-        budget_usd_day: float | None = None,
-        budget_usd_month: float | None = None,
-        rpm: int | None = None,
-        tpm: int | None = None,
-        routes: Sequence[str] = (),
-        expires_at: float | None = None,
-        admin: bool = False,
-        privacy: str | None = None,
-    ) -> tuple[str, KeyRecord]:
-        """A new key and its record. The plaintext is returned here once and stored nowhere."""
-        now = self._clock()
-        for _ in range(3):  # a key-id collision (1 in 62**8) just draws again
-            plaintext, record = draft_key(
-                now,
-                environment=environment,
-                name=name,
-                budget_usd_day=budget_usd_day,
-                budget_usd_month=budget_usd_month,
-                rpm=rpm,
-                tpm=tpm,
-                routes=routes,
-                expires_at=expires_at,
-                admin=admin,
-                privacy=privacy,
-            )
-            if self._insert(record, self._digest(plaintext)):
-                return plaintext, record
-        raise ConfigError(f"could not draw an unused key id in {self._path}")
+    @property
+    def location(self) -> str:
+        return self._path
 
     def revoke(self, key_id: str) -> KeyRecord | None:
         """Revoke a key at once for this store (other processes: within the cache TTL).

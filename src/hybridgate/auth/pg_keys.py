@@ -29,7 +29,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -48,7 +48,8 @@ from hybridgate.auth.pg_schema import (
     to_record,
     to_row,
 )
-from hybridgate.auth.records import KeyRecord, check_usable, draft_key, parse_key
+from hybridgate.auth.records import KeyRecord, check_usable, parse_key
+from hybridgate.auth.store import KeyCreation
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import AuthenticationError, ConfigError, KeyStoreUnavailableError
 
@@ -72,7 +73,7 @@ def is_outage(exc: BaseException) -> bool:
     return isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError)
 
 
-class PostgresKeyStore:
+class PostgresKeyStore(KeyCreation):
     """Hashed virtual keys in the PostgreSQL database at ``dsn``; ``pepper`` keys the HMAC."""
 
     def __init__(
@@ -233,39 +234,9 @@ class PostgresKeyStore:
 
     # -- admin path (CLI) --------------------------------------------------------------------
 
-    def create(
-        self,
-        *,
-        environment: str,
-        name: str,
-        budget_usd_day: float | None = None,
-        budget_usd_month: float | None = None,
-        rpm: int | None = None,
-        tpm: int | None = None,
-        routes: Sequence[str] = (),
-        expires_at: float | None = None,
-        admin: bool = False,
-        privacy: str | None = None,
-    ) -> tuple[str, KeyRecord]:
-        """A new key and its record. The plaintext is returned here once and stored nowhere."""
-        now = self._clock()
-        for _ in range(3):  # a key-id collision (1 in 62**8) just draws again
-            plaintext, record = draft_key(
-                now,
-                environment=environment,
-                name=name,
-                budget_usd_day=budget_usd_day,
-                budget_usd_month=budget_usd_month,
-                rpm=rpm,
-                tpm=tpm,
-                routes=routes,
-                expires_at=expires_at,
-                admin=admin,
-                privacy=privacy,
-            )
-            if self._insert(record, self._digest(plaintext)):
-                return plaintext, record
-        raise ConfigError(f"could not draw an unused key id in PostgreSQL at {self.where}")
+    @property
+    def location(self) -> str:
+        return f"PostgreSQL at {self.where}"
 
     def _insert(self, record: KeyRecord, key_hash: str) -> bool:
         values = (key_hash, *to_row(record))

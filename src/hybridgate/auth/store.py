@@ -8,10 +8,12 @@ Two implementations: ``keys.SqliteKeyStore`` (a file on one machine, the default
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from hybridgate.auth.records import KeyRecord
+from hybridgate.auth.records import KeyRecord, draft_key
+from hybridgate.errors import ConfigError
 
 
 class KeyStore(Protocol):
@@ -52,3 +54,55 @@ class KeyStore(Protocol):
     def degraded_reason(self) -> str | None:
         """Why the store is failing right now (for /healthz), or None."""
         ...
+
+
+class KeyCreation(ABC):
+    """The ``create`` both stores share: draw a key, store its hash, draw again on a collision."""
+
+    _clock: Callable[[], float]
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the keys live, for messages."""
+
+    @abstractmethod
+    def _insert(self, record: KeyRecord, key_hash: str) -> bool:
+        """Store a new key; False if its id is taken."""
+
+    @abstractmethod
+    def _digest(self, plaintext: str) -> str: ...
+
+    def create(
+        self,
+        *,
+        environment: str,
+        name: str,
+        budget_usd_day: float | None = None,
+        budget_usd_month: float | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        routes: Sequence[str] = (),
+        expires_at: float | None = None,
+        admin: bool = False,
+        privacy: str | None = None,
+    ) -> tuple[str, KeyRecord]:
+        """A new key and its record. The plaintext is returned here once and stored nowhere."""
+        now = self._clock()
+        for _ in range(3):  # a key-id collision (1 in 62**8) just draws again
+            plaintext, record = draft_key(
+                now,
+                environment=environment,
+                name=name,
+                budget_usd_day=budget_usd_day,
+                budget_usd_month=budget_usd_month,
+                rpm=rpm,
+                tpm=tpm,
+                routes=routes,
+                expires_at=expires_at,
+                admin=admin,
+                privacy=privacy,
+            )
+            if self._insert(record, self._digest(plaintext)):
+                return plaintext, record
+        raise ConfigError(f"could not draw an unused key id in {self.location}")
