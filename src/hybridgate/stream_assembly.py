@@ -15,6 +15,7 @@ class StreamAssembler:
     def __init__(self) -> None:
         self.chunks: list[Json] = []
         self._content: list[str] = []
+        self._texts: dict[str, list[str]] = {}  # other text fields: refusal, reasoning_content
         self._calls: dict[int, Json] = {}
         self._logprobs: list[Any] = []
         self._finish: str | None = None
@@ -35,6 +36,9 @@ class StreamAssembler:
         delta = choice.get("delta") or {}
         if isinstance(delta.get("content"), str):
             self._content.append(delta["content"])
+        for name, value in delta.items():
+            if name not in ("role", "content") and isinstance(value, str):
+                self._texts.setdefault(name, []).append(value)
         for fragment in delta.get("tool_calls") or ():
             call = self._calls.setdefault(
                 int(fragment.get("index", 0)),
@@ -51,6 +55,7 @@ class StreamAssembler:
 
     def response(self) -> ChatResponse:
         message: Json = {"role": "assistant", "content": "".join(self._content) or None}
+        message.update({name: "".join(parts) for name, parts in self._texts.items()})
         if self._calls:
             message["tool_calls"] = [self._calls[i] for i in sorted(self._calls)]
         choice: Json = {"index": 0, "message": message, "finish_reason": self._finish}

@@ -162,6 +162,8 @@ def test_replayed_chunks_fold_back_into_the_same_completion() -> None:
     for message, finish in [
         ({"role": "assistant", "content": "Paris."}, "stop"),
         ({"role": "assistant", "content": None, "tool_calls": calls}, "tool_calls"),
+        ({"role": "assistant", "content": None, "refusal": "I can't help with that."}, "stop"),
+        ({"role": "assistant", "content": "42", "reasoning_content": "6 times 7"}, "stop"),
     ]:
         body = {**BODY, "choices": [{"index": 0, "message": message, "finish_reason": finish}]}
         assembler = StreamAssembler()

@@ -57,6 +57,7 @@ def replay_chunks(response: ChatResponse) -> list[Json]:
     choice = body["choices"][0] if body.get("choices") else {}
     message = choice.get("message") or {}
     delta: Json = {"role": "assistant", "content": message.get("content") or ""}
+    delta.update({k: v for k, v in message.items() if k not in ("role", "content") and isinstance(v, str)})
     if message.get("tool_calls"):
         delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
     first: Json = {"index": 0, "delta": delta, "finish_reason": None}
