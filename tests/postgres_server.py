@@ -10,6 +10,7 @@ SIGKILL version of ``stop()``.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import pwd
@@ -18,9 +19,12 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import asyncpg
 
 from tests.gateway_process import free_port
 
@@ -151,3 +155,19 @@ def run_postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.remove()
+
+
+def new_database(server: PostgresServer) -> str:
+    """The DSN of a new, empty database on ``server``."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(execute(server.dsn, f"CREATE DATABASE {name}"))
+    return server.dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def execute(dsn: str, sql: str, *args: object) -> str:
+    """Run one statement on its own connection; its status line, e.g. "DELETE 3"."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return str(await conn.execute(sql, *args))
+    finally:
+        await conn.close()

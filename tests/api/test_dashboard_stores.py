@@ -19,8 +19,8 @@ from hybridgate.ledger.postgres import PostgresLedger
 from hybridgate.ledger.store import SqliteLedger
 from tests.api.test_dashboard import dashboard_app
 from tests.gateway_process import free_port
-from tests.ledger.stores import approx_equal, new_database
-from tests.postgres_server import run_postgres
+from tests.ledger.stores import approx_equal
+from tests.postgres_server import new_database, run_postgres
 from tests.servers import serve_in_thread
 from tests.tco.ledger_fixture import Traffic, config_for, fill_store
 

@@ -6,18 +6,18 @@ outage, unknown ids are remembered briefly and apart, and a flood of them keeps 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 
 import asyncpg
 import pytest
 
-from hybridgate.auth.key_cache import MAX_UNKNOWN, UNKNOWN_TTL_S, KeyCache, StoredKey
-from hybridgate.auth.pg_keys import CACHE_TTL_S, INVALID, PostgresKeyStore
+from hybridgate.auth.key_cache import MAX_UNKNOWN, UNKNOWN_TTL_S, KeyCache
+from hybridgate.auth.pg_keys import CACHE_TTL_S, PostgresKeyStore
 from hybridgate.auth.records import KeyRecord
+from hybridgate.auth.store import INVALID, StoredKey
 from hybridgate.errors import AuthenticationError, KeyStoreUnavailableError
 from tests.auth.clock import FakeClock
-from tests.postgres_server import PostgresServer, run_postgres
+from tests.postgres_server import PostgresServer, execute, new_database, run_postgres
 
 PEPPER = b"test-pepper-0123456789"
 
@@ -59,17 +59,7 @@ def server() -> Iterator[PostgresServer]:
 
 @pytest.fixture
 def dsn(server: PostgresServer) -> str:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_execute(server.dsn, f"CREATE DATABASE {name}"))
-    return server.dsn.rsplit("/", 1)[0] + f"/{name}"
-
-
-async def _execute(dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+    return new_database(server)
 
 
 async def test_a_busy_pool_gets_per_request_503s_but_is_not_an_outage(dsn: str) -> None:
@@ -103,10 +93,10 @@ async def test_an_unknown_id_is_remembered_for_a_second_then_asked_again(dsn: st
     store = PostgresKeyStore(dsn, PEPPER, clock=clock, retry_s=0.0)
     await store.start()
     key, record = store.create(environment="prod", name="app1")
-    await _execute(dsn, "CREATE TABLE saved AS SELECT * FROM api_keys; DELETE FROM api_keys")
+    await execute(dsn, "CREATE TABLE saved AS SELECT * FROM api_keys; DELETE FROM api_keys")
     with pytest.raises(AuthenticationError, match="invalid API key"):
         await store.verify(key)
-    await _execute(dsn, "INSERT INTO api_keys SELECT * FROM saved")  # as if created elsewhere now
+    await execute(dsn, "INSERT INTO api_keys SELECT * FROM saved")  # as if created elsewhere now
     clock.advance(UNKNOWN_TTL_S - 0.1)
     with pytest.raises(AuthenticationError) as caught:
         await store.verify(key)  # the remembered miss: no query

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from hybridgate.auth.keys import CACHE_TTL_S, INVALID, SqliteKeyStore, pepper_file
+from hybridgate.auth.keys import CACHE_TTL_S, SqliteKeyStore, pepper_file
 from hybridgate.auth.records import MALFORMED, KeyRecord
+from hybridgate.auth.store import INVALID
 from hybridgate.errors import AuthenticationError, ConfigError, RequestError
 from hybridgate.privacy.secret import load_secret
 from tests.auth.clock import FakeClock

@@ -10,21 +10,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import uuid
 from collections.abc import Iterator
 
 import asyncpg
 import pytest
 from pydantic import ValidationError
 
-from hybridgate.auth.pg_keys import CACHE_TTL_S, INVALID, STALE_TTL_S, PostgresKeyStore, postgres_key_store
+from hybridgate.auth.pg_keys import CACHE_TTL_S, STALE_TTL_S, PostgresKeyStore, postgres_key_store
 from hybridgate.auth.pg_schema import PEPPER_CHECK, SCHEMA_VERSION, migrate
 from hybridgate.auth.records import MALFORMED
+from hybridgate.auth.store import INVALID
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import AuthenticationError, ConfigError, KeyStoreUnavailableError, RequestError
 from hybridgate.ledger.migrations import migrate as migrate_ledger
 from tests.auth.clock import FakeClock
-from tests.postgres_server import PostgresServer, run_postgres
+from tests.postgres_server import PostgresServer, new_database, run_postgres
 
 PEPPER = b"test-pepper-0123456789"
 
@@ -38,9 +38,7 @@ def server() -> Iterator[PostgresServer]:
 @pytest.fixture
 def dsn(server: PostgresServer) -> str:
     """A fresh, empty database on the module's server."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_execute(server.dsn, f"CREATE DATABASE {name}"))
-    return server.dsn.rsplit("/", 1)[0] + f"/{name}"
+    return new_database(server)
 
 
 @pytest.fixture
@@ -50,14 +48,6 @@ def clock() -> FakeClock:
 
 def new_store(dsn: str, clock: FakeClock, pepper: bytes = PEPPER) -> PostgresKeyStore:
     return PostgresKeyStore(dsn, pepper, clock=clock, retry_s=0.0, timeout_s=2.0)
-
-
-async def _execute(dsn: str, sql: str, *args: object) -> str:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return str(await conn.execute(sql, *args))
-    finally:
-        await conn.close()
 
 
 async def _fetch(dsn: str, sql: str) -> list[tuple[object, ...]]:

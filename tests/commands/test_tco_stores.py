@@ -22,8 +22,8 @@ from hybridgate.commands.tco import tco_command
 from hybridgate.ledger.postgres import PostgresLedger
 from hybridgate.ledger.store import SqliteLedger
 from tests.gateway_process import free_port
-from tests.ledger.stores import approx_equal, new_database
-from tests.postgres_server import PostgresServer, run_postgres
+from tests.ledger.stores import approx_equal
+from tests.postgres_server import PostgresServer, new_database, run_postgres
 from tests.tco.ledger_fixture import fill_store
 
 app = typer.Typer()

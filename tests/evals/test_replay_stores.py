@@ -19,8 +19,8 @@ import pytest
 from tests.evals.commands import config_toml
 from tests.evals.conftest import write
 from tests.evals.test_commands import invoke, log_traffic
-from tests.ledger.stores import STORES, new_database
-from tests.postgres_server import PostgresServer, run_postgres
+from tests.ledger.stores import STORES
+from tests.postgres_server import PostgresServer, new_database, run_postgres
 from tests.standins.openai_upstream import OpenAIStandIn
 
 PROMPTS = ["first question", "second question"]

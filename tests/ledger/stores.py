@@ -8,37 +8,17 @@ last bits with the order the rows were added in.
 
 from __future__ import annotations
 
-import asyncio
 import math
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-import asyncpg
 
 from hybridgate.ledger.base import Ledger
 from hybridgate.ledger.postgres import PostgresLedger
 from hybridgate.ledger.records import LedgerRecord
 from hybridgate.ledger.store import SqliteLedger
-from tests.postgres_server import PostgresServer
 
 STORES = ("sqlite", "postgres")
-
-
-def new_database(server: PostgresServer) -> str:
-    """The DSN of a new, empty database on ``server``."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(server.dsn)
-        try:
-            await conn.execute(f"CREATE DATABASE {name}")
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    return server.dsn.rsplit("/", 1)[0] + f"/{name}"
 
 
 def open_store(store: str, tmp_path: Path, dsn: str) -> Ledger:

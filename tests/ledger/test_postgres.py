@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from hybridgate.ledger.postgres import PostgresLedger
 from hybridgate.ledger.records import COLUMNS, LedgerRecord
 from hybridgate.ledger.spool import Spool
 from hybridgate.ledger.store import SqliteLedger
-from tests.postgres_server import PostgresServer, run_postgres
+from tests.postgres_server import PostgresServer, execute, new_database, run_postgres
 
 
 @pytest.fixture(scope="module")
@@ -38,17 +37,7 @@ def server() -> Iterator[PostgresServer]:
 @pytest.fixture
 def dsn(server: PostgresServer) -> str:
     """A fresh, empty database on the module's server."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_execute(server.dsn, f"CREATE DATABASE {name}"))
-    return server.dsn.rsplit("/", 1)[0] + f"/{name}"
-
-
-async def _execute(dsn: str, sql: str, *args: object) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql, *args)
-    finally:
-        await conn.close()
+    return new_database(server)
 
 
 def fetch(dsn: str, sql: str) -> list[tuple[object, ...]]:
@@ -140,7 +129,7 @@ def test_migrations_are_ordered_and_idempotent(dsn: str, tmp_path: Path) -> None
 
 def test_a_newer_schema_or_a_missing_database_refuses_to_start(dsn: str, tmp_path: Path) -> None:
     ledger(dsn, tmp_path).start()
-    asyncio.run(_execute(dsn, "INSERT INTO schema_version (version) VALUES ($1)", SCHEMA_VERSION + 1))
+    asyncio.run(execute(dsn, "INSERT INTO schema_version (version) VALUES ($1)", SCHEMA_VERSION + 1))
     with pytest.raises(ConfigError, match="schema version"):
         ledger(dsn, tmp_path).start()
     with pytest.raises(ConfigError, match="refused"):

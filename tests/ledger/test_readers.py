@@ -21,8 +21,8 @@ from hybridgate.ledger.records import LedgerRecord
 from hybridgate.ledger.rollups import no_decisions
 from hybridgate.ledger.store import SqliteLedger
 from tests.gateway_process import free_port
-from tests.ledger.stores import STORES, approx_equal, fill, new_database, open_store
-from tests.postgres_server import PostgresServer, run_postgres
+from tests.ledger.stores import STORES, approx_equal, fill, open_store
+from tests.postgres_server import PostgresServer, new_database, run_postgres
 from tests.tco.ledger_fixture import config_for, records
 
 NOW = time.time()

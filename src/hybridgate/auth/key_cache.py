@@ -13,18 +13,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TypeVar
 
-from hybridgate.auth.records import KeyRecord
+from hybridgate.auth.store import StoredKey
 
 MAX_KEYS = 10_000
 MAX_UNKNOWN = 1_024
 UNKNOWN_TTL_S = 1.0
 V = TypeVar("V")
-
-
-@dataclass(frozen=True, slots=True)
-class StoredKey:
-    key_hash: str
-    record: KeyRecord
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,6 @@ both satisfy the ``store.KeyStore`` protocol that callers depend on.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import os
 import sqlite3
@@ -30,17 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hybridgate.auth.records import KeyRecord, check_usable, parse_key
-from hybridgate.auth.store import KeyCreation
-from hybridgate.errors import AuthenticationError, ConfigError
+from hybridgate.auth.records import KeyRecord, record_from_row
+from hybridgate.auth.store import HashedKeys, StoredKey
+from hybridgate.errors import ConfigError
 
 SCHEMA_VERSION = 1
 CACHE_TTL_S = 5.0
 # Unknown ids are cached too (so a flood of made-up keys stays off SQLite); the cap bounds that.
 CACHE_MAX_KEYS = 10_000
-_DUMMY_HASH = "0" * 64
 _PEPPER_CHECK = "hybridgate api-key pepper check"
-INVALID = "invalid API key; check the key you send, or create one with `hybridgate keys create`"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,14 +64,8 @@ _FIELDS = (
 
 
 @dataclass(frozen=True, slots=True)
-class _Stored:
-    key_hash: str
-    record: KeyRecord
-
-
-@dataclass(frozen=True, slots=True)
 class _Cached:
-    stored: _Stored | None
+    stored: StoredKey | None
     fetched_at: float
 
 
@@ -84,7 +74,7 @@ def pepper_file(keys_path: str | Path) -> Path:
     return Path(keys_path).with_suffix(".pepper")
 
 
-class SqliteKeyStore(KeyCreation):
+class SqliteKeyStore(HashedKeys):
     """Hashed virtual keys in the SQLite file at ``path``; ``pepper`` keys the HMAC."""
 
     def __init__(
@@ -105,20 +95,6 @@ class SqliteKeyStore(KeyCreation):
         _create_private(Path(self._path))
         with self._connect() as conn:
             _ensure_schema(conn, self._path, self._digest(_PEPPER_CHECK))
-
-    async def verify(self, plaintext: str, *, environment: str | None = None) -> KeyRecord:
-        """The record of a valid key; AuthenticationError (401) for anything else.
-
-        With ``environment``, a key created for another environment is refused too.
-        """
-        parts = parse_key(plaintext)
-        digest = self._digest(plaintext)
-        stored = await self._lookup(parts.key_id)
-        # Compare even for an unknown id: the work done must not depend on what is stored.
-        matched = hmac.compare_digest(digest, stored.key_hash if stored else _DUMMY_HASH)
-        if stored is None or not matched:
-            raise AuthenticationError(INVALID)
-        return check_usable(stored.record, environment, self._clock())
 
     async def start(self) -> None:
         """Nothing to open: the file was prepared by the constructor."""
@@ -157,7 +133,7 @@ class SqliteKeyStore(KeyCreation):
             rows = conn.execute(f"SELECT {_FIELDS} FROM api_keys {where} ORDER BY created_at", args)
             return [_record(row) for row in rows]
 
-    async def _lookup(self, key_id: str) -> _Stored | None:
+    async def _lookup(self, key_id: str) -> StoredKey | None:
         now = self._clock()
         cached = self._cache.get(key_id)
         if cached is not None and now - cached.fetched_at < self._cache_ttl_s:
@@ -169,12 +145,12 @@ class SqliteKeyStore(KeyCreation):
         self._cache[key_id] = _Cached(stored, now)
         return stored
 
-    def _fetch(self, key_id: str) -> _Stored | None:
+    def _fetch(self, key_id: str) -> StoredKey | None:
         with self._connect() as conn:
             row = conn.execute(
                 f"SELECT key_hash, {_FIELDS} FROM api_keys WHERE key_id = ?", (key_id,)
             ).fetchone()
-        return _Stored(row[0], _record(row[1:])) if row else None
+        return StoredKey(row[0], _record(row[1:])) if row else None
 
     def _insert(self, record: KeyRecord, key_hash: str) -> bool:
         values = (record.key_id, key_hash, *_row(record)[1:])
@@ -184,9 +160,6 @@ class SqliteKeyStore(KeyCreation):
         except sqlite3.IntegrityError:
             return False
         return True
-
-    def _digest(self, plaintext: str) -> str:
-        return hmac.new(self._pepper, plaintext.encode(), hashlib.sha256).hexdigest()
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -238,19 +211,4 @@ def _row(record: KeyRecord) -> tuple[object, ...]:
 
 
 def _record(row: Sequence[Any]) -> KeyRecord:
-    key_id, name, environment, created, expires, revoked, day, month, rpm, tpm, routes, admin, privacy = row
-    return KeyRecord(
-        key_id=key_id,
-        name=name,
-        environment=environment,
-        created_at=created,
-        expires_at=expires,
-        revoked_at=revoked,
-        budget_usd_day=day,
-        budget_usd_month=month,
-        rpm=rpm,
-        tpm=tpm,
-        routes=tuple(json.loads(routes)),
-        admin=bool(admin),
-        privacy=privacy,
-    )
+    return record_from_row(row, routes=json.loads(row[10]))  # routes as JSON text

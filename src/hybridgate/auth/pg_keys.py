@@ -25,8 +25,6 @@ connection in a thread of its own, so it works from sync and async callers alike
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -36,7 +34,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from hybridgate.auth.key_cache import KeyCache, StoredKey
+from hybridgate.auth.key_cache import KeyCache
 from hybridgate.auth.pg_schema import (
     FIELDS,
     INSERT,
@@ -48,10 +46,10 @@ from hybridgate.auth.pg_schema import (
     to_record,
     to_row,
 )
-from hybridgate.auth.records import KeyRecord, check_usable, parse_key
-from hybridgate.auth.store import KeyCreation
+from hybridgate.auth.records import KeyRecord
+from hybridgate.auth.store import HashedKeys, StoredKey
 from hybridgate.config import GatewayConfig
-from hybridgate.errors import AuthenticationError, ConfigError, KeyStoreUnavailableError
+from hybridgate.errors import ConfigError, KeyStoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +58,6 @@ CACHE_TTL_S = 5.0
 STALE_TTL_S = 300.0
 RETRY_S = 1.0
 # The SQLite store's answers, word for word: a caller cannot tell which store it talks to.
-INVALID = "invalid API key; check the key you send, or create one with `hybridgate keys create`"
-_DUMMY_HASH = "0" * 64
 # SQLSTATE classes that mean "the server is unavailable" (as the ledger's is_outage): connection
 # exception, insufficient resources, operator intervention (shutdown), transaction rollback.
 OUTAGE_CLASSES = ("08", "53", "57", "40")
@@ -73,7 +69,7 @@ def is_outage(exc: BaseException) -> bool:
     return isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError)
 
 
-class PostgresKeyStore(KeyCreation):
+class PostgresKeyStore(HashedKeys):
     """Hashed virtual keys in the PostgreSQL database at ``dsn``; ``pepper`` keys the HMAC."""
 
     def __init__(
@@ -137,18 +133,6 @@ class PostgresKeyStore(KeyCreation):
 
     def degraded_reason(self) -> str | None:
         return self._reason
-
-    async def verify(self, plaintext: str, *, environment: str | None = None) -> KeyRecord:
-        """The record of a valid key; AuthenticationError (401) for anything else;
-        KeyStoreUnavailableError (503) for a key not seen recently while PostgreSQL is down."""
-        parts = parse_key(plaintext)
-        digest = self._digest(plaintext)
-        stored = await self._lookup(parts.key_id)
-        # Compare even for an unknown id: the work done must not depend on what is stored.
-        matched = hmac.compare_digest(digest, stored.key_hash if stored else _DUMMY_HASH)
-        if stored is None or not matched:
-            raise AuthenticationError(INVALID)
-        return check_usable(stored.record, environment, self._clock())
 
     async def _lookup(self, key_id: str) -> StoredKey | None:
         now = self._clock()
@@ -287,9 +271,6 @@ class PostgresKeyStore(KeyCreation):
                     message = f"keys: cannot reach PostgreSQL at {self.where}: {exc}"
                     raise KeyStoreUnavailableError(message) from exc
                 raise
-
-    def _digest(self, plaintext: str) -> str:
-        return hmac.new(self._pepper, plaintext.encode(), hashlib.sha256).hexdigest()
 
 
 def postgres_key_store(config: GatewayConfig, env: Mapping[str, str]) -> PostgresKeyStore:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 
-from hybridgate.auth.records import KeyRecord
+from hybridgate.auth.records import KeyRecord, record_from_row
 from hybridgate.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -101,20 +101,5 @@ def to_row(record: KeyRecord) -> tuple[object, ...]:
 
 
 def to_record(row: Sequence[Any] | asyncpg.Record) -> KeyRecord:
-    """The record of a row of ``FIELDS``."""
-    key_id, name, environment, created, expires, revoked, day, month, rpm, tpm, routes, admin, privacy = row
-    return KeyRecord(
-        key_id=key_id,
-        name=name,
-        environment=environment,
-        created_at=created,
-        expires_at=expires,
-        revoked_at=revoked,
-        budget_usd_day=day,
-        budget_usd_month=month,
-        rpm=rpm,
-        tpm=tpm,
-        routes=tuple(routes),
-        admin=admin,
-        privacy=privacy,
-    )
+    """The record of a row of ``FIELDS`` (routes as a text array)."""
+    return record_from_row(tuple(row), routes=row[10])

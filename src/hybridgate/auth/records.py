@@ -181,3 +181,24 @@ def check_usable(record: KeyRecord, environment: str | None, now: float) -> KeyR
             f"'{environment}'; use a key created with --env {environment}"
         )
     return record
+
+
+def record_from_row(row: Sequence[Any], *, routes: Sequence[str]) -> KeyRecord:
+    """A record from a stored row whose columns follow ``KeyRecord``'s fields in order (both key
+    stores select them so); ``routes`` is the row's route list as that store decodes it."""
+    key_id, name, environment, created, expires, revoked, day, month, rpm, tpm = row[:10]
+    return KeyRecord(
+        key_id,
+        name,
+        environment,
+        created,
+        expires,
+        revoked,
+        day,
+        month,
+        rpm,
+        tpm,
+        routes=tuple(routes),
+        admin=bool(row[11]),
+        privacy=row[12],
+    )

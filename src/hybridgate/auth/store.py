@@ -8,12 +8,18 @@ Two implementations: ``keys.SqliteKeyStore`` (a file on one machine, the default
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from hybridgate.auth.records import KeyRecord, draft_key
-from hybridgate.errors import ConfigError
+from hybridgate.auth.records import KeyRecord, check_usable, draft_key, parse_key
+from hybridgate.errors import AuthenticationError, ConfigError
+
+INVALID = "invalid API key; check the key you send, or create one with `hybridgate keys create`"
+_DUMMY_HASH = "0" * 64
 
 
 class KeyStore(Protocol):
@@ -56,10 +62,18 @@ class KeyStore(Protocol):
         ...
 
 
-class KeyCreation(ABC):
-    """The ``create`` both stores share: draw a key, store its hash, draw again on a collision."""
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    key_hash: str
+    record: KeyRecord
+
+
+class HashedKeys(ABC):
+    """What both stores share: keys kept as HMACs under a pepper, checked in constant time, and
+    drawn anew on an id collision. A store adds where the rows live (``_lookup``, ``_insert``)."""
 
     _clock: Callable[[], float]
+    _pepper: bytes
 
     @property
     @abstractmethod
@@ -71,7 +85,23 @@ class KeyCreation(ABC):
         """Store a new key; False if its id is taken."""
 
     @abstractmethod
-    def _digest(self, plaintext: str) -> str: ...
+    async def _lookup(self, key_id: str) -> StoredKey | None:
+        """The stored key with this id, or None."""
+
+    async def verify(self, plaintext: str, *, environment: str | None = None) -> KeyRecord:
+        """The record of a valid key; AuthenticationError (401) for anything else. With
+        ``environment``, a key created for another environment is refused too."""
+        parts = parse_key(plaintext)
+        digest = self._digest(plaintext)
+        stored = await self._lookup(parts.key_id)
+        # Compare even for an unknown id: the work done must not depend on what is stored.
+        matched = hmac.compare_digest(digest, stored.key_hash if stored else _DUMMY_HASH)
+        if stored is None or not matched:
+            raise AuthenticationError(INVALID)
+        return check_usable(stored.record, environment, self._clock())
+
+    def _digest(self, plaintext: str) -> str:
+        return hmac.new(self._pepper, plaintext.encode(), hashlib.sha256).hexdigest()
 
     def create(
         self,
