@@ -12,8 +12,13 @@ Streams: on a cascade route every tier but the last is buffered and checked befo
 sent, then replayed; the last tier streams directly. Elsewhere a stream can fall back only until
 its first chunk has arrived.
 
+A backend whose egress policy refuses a media URL of the request (backends/egress.py) is
+skipped; when every backend of the route refuses it, the caller gets the 400 before any upstream
+was sent anything.
+
 ``Trail`` records every attempt (``"backend:ok"``, ``"backend:error:<type>"``,
-``"backend:check_failed:<check>"``) and what escalations wasted, for the ledger.
+``"backend:check_failed:<check>"``, ``"backend:refused:media_url"``) and what escalations wasted,
+for the ledger.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 
 from hybridgate.backends.base import Backend
+from hybridgate.backends.egress import MediaPolicy, MediaURLError, media_urls
 from hybridgate.checks import CheckResult, run_checks
 from hybridgate.config import GatewayConfig, RouteConfig
 from hybridgate.errors import BackendError, UpstreamUnavailableError
@@ -109,21 +115,41 @@ class Cascade:
         self._routes = config.routes
         # every call goes through its backend's breaker, admission limit and retry policy
         self.protected = {name: Protected(b, config.backends[name]) for name, b in backends.items()}
+        self._media = {name: MediaPolicy(config.backends[name].media_url_allow) for name in backends}
 
-    def _plan(self, decision: Decision) -> tuple[list[Served], Policy]:
+    def _plan(self, decision: Decision, request: ChatRequest, trail: Trail) -> tuple[list[Served], Policy]:
         served = [
             Served(backend, decision.model_override or backend.model)
             for backend in (self._backends[name] for name in decision.backends)
         ]
+        served = self._admitted(served, request, trail)
         policy = Policy.of(self._routes.get(decision.route)) if len(served) > 1 else Policy()
         return served, policy
+
+    def _admitted(self, served: list[Served], request: ChatRequest, trail: Trail) -> list[Served]:
+        """The backends the request's media URLs may be sent to; none: the first refusal."""
+        if next(media_urls(request), None) is None:
+            return served
+        admitted: list[Served] = []
+        refusal: MediaURLError | None = None
+        for candidate in served:
+            try:
+                self._media[candidate.backend.name].check(request, candidate.backend.name)
+            except MediaURLError as exc:
+                trail.attempts.append(f"{candidate.backend.name}:refused:media_url")
+                refusal = refusal or exc
+                continue
+            admitted.append(candidate)
+        if refusal is not None and not admitted:
+            raise refusal
+        return admitted
 
     async def complete(
         self, decision: Decision, request: ChatRequest, trail: Trail, redacted: ChatRequest | None = None
     ) -> tuple[Served, ChatResponse]:
         """``redacted``, when given, is what non-local backends receive instead of ``request``."""
         last: BackendError | None = None
-        candidates, policy = self._plan(decision)
+        candidates, policy = self._plan(decision, request, trail)
         for position, served in enumerate(candidates, start=1):
             is_last = position == len(candidates)
             started = time.perf_counter()
@@ -152,7 +178,7 @@ class Cascade:
         self, decision: Decision, request: ChatRequest, trail: Trail, redacted: ChatRequest | None = None
     ) -> StartedStream:
         last: BackendError | None = None
-        candidates, policy = self._plan(decision)
+        candidates, policy = self._plan(decision, request, trail)
         for position, served in enumerate(candidates, start=1):
             is_last = position == len(candidates)
             outbound = _for(served, request, redacted)

@@ -8,14 +8,18 @@ API keys present in the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hybridgate.errors import ConfigError
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
 
 class Strict(BaseModel):
@@ -45,6 +49,21 @@ class BackendBase(Strict):
     max_retry_wait_s: float = Field(default=5.0, ge=0)  # a longer Retry-After moves on instead
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    # Media URLs (image_url, ...) pointing inside a network that this backend may still be sent:
+    # IP networks ("10.20.0.0/16") and host names (".corp.example" with its subdomains).
+    # See docs/privacy.md, "Egress".
+    media_url_allow: list[str] = []
+
+    @field_validator("media_url_allow")
+    @classmethod
+    def _allow_entries(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                if not _HOST_NAME.fullmatch(entry.removeprefix(".")):
+                    raise ValueError(f"{entry!r} is neither an IP network nor a host name") from None
+        return [entry.lower() for entry in entries]
 
 
 class OpenAICompatBackend(BackendBase):

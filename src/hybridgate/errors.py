@@ -21,11 +21,14 @@ OpenAI or Anthropic error bodies. Backends translate HTTP-client/SDK exceptions 
         ├── UpstreamTimeoutError    504
         ├── UpstreamUnavailableError 503
         ├── BackendOverloadedError  503  (queue full or circuit open; never sent upstream)
-        ├── UpstreamStatusError     upstream's own 4xx/5xx
-        └── UpstreamProtocolError   502  (garbage, dropped stream)
+        ├── UpstreamStatusError     upstream's own 4xx/5xx (502 for a status HTTP does not define)
+        ├── UpstreamAuthError       502  (the upstream refused the gateway's own credentials)
+        └── UpstreamProtocolError   502  (garbage, a redirect, a dropped stream)
 """
 
 from __future__ import annotations
+
+from http import HTTPStatus
 
 
 class GatewayError(Exception):
@@ -149,13 +152,25 @@ class UpstreamProtocolError(BackendError):
     code = "bad_upstream_response"
 
 
+# The HTTP error statuses, and Anthropic's documented 529 "overloaded".
+_ERROR_STATUSES = frozenset(s.value for s in HTTPStatus if s.value >= 400) | {529}
+
+
+class UpstreamAuthError(BackendError):
+    """The upstream refused the gateway's own credentials (its 401/403). The caller's key is not
+    at fault, so the caller gets a 502 without the provider's message (it may hint at the key)."""
+
+    code = "upstream_auth_failed"
+
+
 class UpstreamStatusError(BackendError):
     """The upstream answered with an HTTP error; its status and type are passed through."""
 
     def __init__(self, message: str, *, status_code: int, type: str, param: str | None = None) -> None:
         super().__init__(message, param=param)
-        self.status_code = status_code
+        # A status that is no HTTP error (999, 299) cannot be passed on: it is the upstream's fault.
+        self.status_code = status_code if status_code in _ERROR_STATUSES else 502
         self.type = type
         # A 4xx caused by the request itself (bad params) would fail on every backend alike;
         # 408/409/429 and 5xx are the upstream's trouble and worth a fallback.
-        self.retryable = status_code >= 500 or status_code in (408, 409, 429)
+        self.retryable = self.status_code >= 500 or self.status_code in (408, 409, 429)

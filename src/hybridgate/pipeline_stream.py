@@ -74,6 +74,9 @@ class PipelineStream:
         except GatewayError as exc:
             status, error_type = exc.status_code, exc.type
             raise
+        except Exception:  # a bug, not a hang-up: the row must not say client_closed
+            status, error_type = 500, "api_error"
+            raise
         finally:
             await self._rest.aclose()  # frees the upstream connection if we stopped early
             self.cost_usd = self._pipeline.record(

@@ -16,6 +16,7 @@ import pytest
 from hybridgate.backends.anthropic import AnthropicBackend
 from hybridgate.config import AnthropicBackend as AnthropicConfig
 from hybridgate.errors import (
+    UpstreamAuthError,
     UpstreamProtocolError,
     UpstreamStatusError,
     UpstreamTimeoutError,
@@ -182,7 +183,12 @@ async def test_stream_tool_use_reassembles_arguments(
 @pytest.mark.parametrize(
     ("behaviour", "status", "type_", "retryable"),
     [
-        (Fail(status=529, type="overloaded_error", message="Overloaded"), 529, "overloaded_error", True),
+        (
+            Fail(status=529, type="overloaded_error", message="Overloaded, try later"),
+            529,
+            "overloaded_error",
+            True,
+        ),
         (Fail(status=429, type="rate_limit_error", message="slow down"), 429, "rate_limit_error", True),
         (Fail(status=400, type="invalid_request_error", message="bad"), 400, "invalid_request_error", False),
         (Garbage(status=502, body=b"<html>bad gateway</html>"), 502, "upstream_error", True),
@@ -202,18 +208,25 @@ async def test_error_statuses_are_mapped(
     with pytest.raises(UpstreamStatusError) as caught:
         await (collect(backend, ask()) if streaming else backend.complete(ask(), MODEL))
     assert (caught.value.status_code, caught.value.type, caught.value.retryable) == (status, type_, retryable)
-    if isinstance(behaviour, Fail):
+    if isinstance(behaviour, Fail) and status == 400:  # the caller's to fix: the upstream's words pass
         assert behaviour.message in caught.value.message and "request-id req_" in caught.value.message
+    elif isinstance(behaviour, Fail):  # the upstream's trouble: its words go to the log
+        assert behaviour.message not in caught.value.message
 
 
-async def test_a_missing_key_is_the_upstreams_authentication_error(upstream: AnthropicStandIn) -> None:
+async def test_a_missing_key_is_an_upstream_auth_failure_not_the_callers(upstream: AnthropicStandIn) -> None:
     backend = make_backend(upstream.base_url, api_key=None)  # no start(): the client is made lazily
     try:
-        with pytest.raises(UpstreamStatusError) as caught:
+        with pytest.raises(UpstreamAuthError) as caught:
             await backend.complete(ask(), MODEL)
     finally:
         await backend.aclose()
-    assert (caught.value.status_code, caught.value.type) == (401, "authentication_error")
+    # The gateway's own key failed, not the caller's: a 502 the next backend may recover from.
+    assert (caught.value.status_code, caught.value.type, caught.value.retryable) == (
+        502,
+        "upstream_error",
+        True,
+    )
     assert "x-api-key" not in upstream.last_request.headers
 
 

@@ -18,6 +18,7 @@ from hybridgate.backends.base import Backend
 from hybridgate.backends.openai_compat import OpenAICompatBackend
 from hybridgate.config import OpenAICompatBackend as OpenAICompatConfig
 from hybridgate.errors import (
+    UpstreamAuthError,
     UpstreamProtocolError,
     UpstreamStatusError,
     UpstreamTimeoutError,
@@ -110,11 +111,19 @@ async def test_complete_sends_the_concrete_model_and_the_bearer_key(
 
 async def test_no_api_key_sends_no_authorization(standin: OpenAIStandIn) -> None:
     backend = backend_for(standin.base_url, api_key=None)
-    with pytest.raises(UpstreamStatusError) as caught:
-        await backend.complete(ask(), UPSTREAM_MODEL)
-    await backend.aclose()
+    try:
+        with pytest.raises(UpstreamAuthError) as caught:
+            await backend.complete(ask(), UPSTREAM_MODEL)
+    finally:
+        await backend.aclose()
     assert "authorization" not in standin.last_request.headers
-    assert (caught.value.status_code, caught.value.type) == (401, "invalid_request_error")
+    # The upstream refused the gateway's key, not the caller's: a 502, without the provider's words.
+    assert (caught.value.status_code, caught.value.type, caught.value.retryable) == (
+        502,
+        "upstream_error",
+        True,
+    )
+    assert "Incorrect API key" not in caught.value.message
 
 
 async def test_connections_are_pooled(backend: OpenAICompatBackend, standin: OpenAIStandIn) -> None:
@@ -208,7 +217,7 @@ async def test_stream_in_band_error_is_a_status_error(
     assert (caught.value.status_code, caught.value.type, caught.value.message) == (
         502,
         "server_error",
-        "overloaded",
+        "backend 'cloud' failed upstream: HTTP 502 Bad Gateway",
     )
 
 
@@ -243,9 +252,14 @@ async def test_http_errors_keep_status_type_message_and_param(
     with pytest.raises(UpstreamStatusError) as caught:
         await (collect(backend, ask()) if streaming else backend.complete(ask(), UPSTREAM_MODEL))
     error = caught.value
-    assert (error.status_code, error.type, error.message) == (fail.status, fail.type, fail.message)
-    assert error.param == fail.param
-    assert error.retryable is retryable
+    assert (error.status_code, error.type, error.retryable) == (fail.status, fail.type, retryable)
+    if fail.status == 400:  # the caller's to fix: the upstream's explanation and parameter pass
+        assert (error.message, error.param) == (
+            f"backend 'cloud' refused the request: {fail.message}",
+            fail.param,
+        )
+    else:  # the upstream's trouble: its words go to the log
+        assert fail.message not in error.message and error.param is None
 
 
 @pytest.mark.parametrize("streaming", [False, True])
@@ -256,7 +270,7 @@ async def test_http_error_with_a_non_json_body(
     with pytest.raises(UpstreamStatusError) as caught:
         await (collect(backend, ask()) if streaming else backend.complete(ask(), UPSTREAM_MODEL))
     assert (caught.value.status_code, caught.value.type) == (502, "upstream_error")
-    assert "502 Bad Gateway" in caught.value.message
+    assert "<html>" not in caught.value.message
 
 
 async def test_http_error_in_another_shape_keeps_its_text(

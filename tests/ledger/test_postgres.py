@@ -139,11 +139,25 @@ def test_a_newer_schema_or_a_missing_database_refuses_to_start(dsn: str, tmp_pat
 def test_a_bad_row_is_dropped_and_the_rest_of_its_batch_kept(dsn: str, tmp_path: Path) -> None:
     store = ledger(dsn, tmp_path)
     store.start()
-    for i in range(5):
-        store.record(rec(i, prompt_tokens=2**70) if i == 2 else rec(i))  # too big for BIGINT
+    for i in range(18):  # one batch: 17 tenants' rows and one PostgreSQL cannot encode
+        store.record(rec(i, cohort="\ud800") if i == 9 else rec(i, api_key_id=f"key_{i}"))
     assert store.flush(timeout=10)
-    assert request_ids(dsn) == ["r-0", "r-1", "r-3", "r-4"]
+    assert request_ids(dsn) == sorted(f"r-{i}" for i in range(18) if i != 9)
     assert store.dropped == 1 and store.degraded_reason() is None
+    store.close()
+
+
+def test_numbers_from_an_upstream_are_clamped_into_bigint(dsn: str, tmp_path: Path) -> None:
+    store = ledger(dsn, tmp_path)
+    store.start()
+    store.record(rec(1, prompt_tokens=18446744073709551615, cost_usd=float("nan")))
+    store.record(rec(2, completion_tokens=2**70))
+    assert store.flush(timeout=10)
+    rows = fetch(
+        dsn, "SELECT request_id, prompt_tokens, completion_tokens, cost_usd FROM requests ORDER BY 1"
+    )
+    assert rows == [("r-1", 2**63 - 1, 1, 0.0), ("r-2", 12, 2**63 - 1, 0.002)]
+    assert store.dropped == 0
     store.close()
 
 

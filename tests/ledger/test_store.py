@@ -162,6 +162,35 @@ def test_bad_record_loses_its_batch_but_not_the_writer(db: Path, ledger: SqliteL
     assert ledger.dropped == 1
 
 
+def test_one_bad_row_costs_only_itself_not_the_other_tenants_rows(db: Path) -> None:
+    store = SqliteLedger(str(db), batch_size=50, flush_interval_s=0.2)
+    store.start()
+    tenants = [rec(i, api_key_id=f"key_{i}") for i in range(17)]
+    bad = rec(99, api_key_id="key_bad", request_id="bad-\ud800")  # SQLite cannot encode a lone surrogate
+    for record in [*tenants[:8], bad, *tenants[8:]]:  # all in one batch
+        store.record(record)
+    assert store.flush(timeout=5.0)
+    store.close()
+    with sqlite3.connect(db) as conn:
+        keys = {row[0] for row in conn.execute("SELECT api_key_id FROM requests")}
+    assert keys == {f"key_{i}" for i in range(17)}
+    assert store.dropped == 1
+
+
+def test_numbers_from_an_upstream_are_clamped_into_what_sqlite_holds(db: Path) -> None:
+    store = SqliteLedger(str(db), batch_size=50, flush_interval_s=0.2)
+    store.start()
+    store.record(rec(1, prompt_tokens=18446744073709551615, completion_tokens=-5, cost_usd=float("nan")))
+    store.record(rec(2, api_key_id="key_other", ttft_ms=float("inf"), wasted_tokens=2**80))
+    assert store.flush(timeout=5.0)
+    store.close()
+    with sqlite3.connect(db) as conn:
+        sql = "SELECT prompt_tokens, completion_tokens, cost_usd, ttft_ms, wasted_tokens FROM requests"
+        rows = conn.execute(sql).fetchall()
+    assert rows == [(2**63 - 1, 0, 0.0, None, 0), (0, 0, 0.0, None, 2**63 - 1)]
+    assert store.dropped == 0
+
+
 async def test_aclose_drains(db: Path) -> None:
     store = SqliteLedger(str(db), flush_interval_s=10.0)
     store.start()

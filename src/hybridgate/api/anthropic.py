@@ -19,7 +19,6 @@ from hybridgate.api.auth import admit
 from hybridgate.api.body import read_json
 from hybridgate.api.context import context_from
 from hybridgate.api.disconnect import unless_disconnected
-from hybridgate.api.errors import ANTHROPIC_TYPES
 from hybridgate.api.openai import decision_headers
 from hybridgate.api.sse import SSE_HEADERS, coalesce, named_event
 from hybridgate.errors import GatewayError
@@ -27,7 +26,12 @@ from hybridgate.gateway import Gateway
 from hybridgate.pipeline import PipelineStream
 from hybridgate.router.rules import estimate_prompt_tokens
 from hybridgate.types import ChatRequest, Json
-from hybridgate.wire.anthropic import AnthropicStreamWriter, from_anthropic_request, message_from_completion
+from hybridgate.wire.anthropic import (
+    AnthropicStreamWriter,
+    error_type,
+    from_anthropic_request,
+    message_from_completion,
+)
 
 
 async def _parse(request: Request, gateway: Gateway) -> tuple[ChatRequest, Json]:
@@ -73,8 +77,8 @@ async def anthropic_sse(stream: PipelineStream, input_tokens: int) -> AsyncItera
                     pinged = True
                     yield named_event("ping", {"type": "ping"})
     except GatewayError as exc:
-        kind = ANTHROPIC_TYPES.get(exc.status_code, "api_error")
-        yield named_event("error", {"type": "error", "error": {"type": kind, "message": exc.message}})
+        error = {"type": error_type(exc.status_code), "message": exc.message}
+        yield named_event("error", {"type": "error", "error": error})
         return
     for event in writer.finish():
         yield named_event(event["type"], event)

@@ -15,21 +15,14 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hybridgate.errors import BackendOverloadedError, GatewayError
+from hybridgate.errors import BackendError, GatewayError
+from hybridgate.wire.anthropic import error_type
 
 log = logging.getLogger("hybridgate.api")
 
-# Anthropic's documented error types, by HTTP status.
-ANTHROPIC_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    529: "overloaded_error",
-}
+# An upstream's Retry-After is passed on with these statuses (an upstream's 429 or 503, and our
+# own refusals: a full queue, an open circuit).
+RETRY_AFTER_STATUSES = frozenset({429, 503, 529})
 
 
 def is_anthropic_path(path: str) -> bool:
@@ -43,16 +36,22 @@ def openai_error_body(error: GatewayError) -> bytes:
 
 
 def anthropic_error_body(error: GatewayError) -> bytes:
-    kind = ANTHROPIC_TYPES.get(error.status_code, "api_error")
-    return orjson.dumps({"type": "error", "error": {"type": kind, "message": error.message}})
+    return orjson.dumps(
+        {"type": "error", "error": {"type": error_type(error.status_code), "message": error.message}}
+    )
 
 
 def render_error(request: Request, error: GatewayError) -> Response:
     anthropic = is_anthropic_path(request.url.path)
     body = anthropic_error_body(error) if anthropic else openai_error_body(error)
     headers = dict(error.headers)
-    if isinstance(error, BackendOverloadedError) and error.retry_after_s and "retry-after" not in headers:
-        headers["retry-after"] = str(math.ceil(error.retry_after_s))  # our own refusal: when to come back
+    if (
+        isinstance(error, BackendError)
+        and error.retry_after_s is not None
+        and error.status_code in RETRY_AFTER_STATUSES
+        and "retry-after" not in headers
+    ):
+        headers["retry-after"] = str(math.ceil(error.retry_after_s))  # when to come back
     if hasattr(request.state, "request_id"):
         headers["x-request-id"] = request.state.request_id
     if anthropic and "x-request-id" in headers:

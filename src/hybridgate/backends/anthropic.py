@@ -2,12 +2,14 @@
 
 Translates the OpenAI-shaped ``ChatRequest`` with wire/anthropic.py, sends it over one pooled
 aiohttp session (backends/http.py), parses the SSE stream itself, and turns every failure into the
-``BackendError`` tree with ``raise ... from exc``. It knows nothing of routing, caching or the
-ledger.
+``BackendError`` tree with ``raise ... from exc``. Redirects are never followed; error messages
+name the backend, never its URL or what the upstream said (that goes to the log). It knows nothing
+of routing, caching or the ledger.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,18 +17,20 @@ from typing import Any
 import aiohttp
 import orjson
 
-from hybridgate.backends.base import retry_after_s
+from hybridgate.backends.base import status_error
 from hybridgate.backends.http import Pool, env_proxy
 from hybridgate.backends.sse import EventSplitter
 from hybridgate.config import AnthropicBackend as AnthropicConfig
 from hybridgate.errors import (
     UpstreamProtocolError,
-    UpstreamStatusError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
 from hybridgate.types import ChatRequest, ChatResponse, Json
 from hybridgate.wire.anthropic import AnthropicStreamReader, completion_from_message, to_anthropic_request
+from hybridgate.wire.upstream import check_anthropic_message
+
+log = logging.getLogger("hybridgate.backends")
 
 
 class AnthropicBackend:
@@ -64,6 +68,7 @@ class AnthropicBackend:
             payload = orjson.loads(content)
         except orjson.JSONDecodeError as exc:
             raise UpstreamProtocolError(f"{self._who} answered with a body that is not JSON") from exc
+        check_anthropic_message(payload, self._who)
         return ChatResponse(completion_from_message(payload))
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncGenerator[Json, None]:
@@ -72,7 +77,7 @@ class AnthropicBackend:
         with self._translate_errors():
             response = await self._post(body)
             try:
-                if response.status >= 400:
+                if not 200 <= response.status < 300:
                     self._raise_for_status(response, await response.read())
                 events = EventSplitter()
                 # Read to the end of the body, past message_stop: only a fully read response
@@ -98,7 +103,9 @@ class AnthropicBackend:
 
     async def _post(self, body: Json) -> aiohttp.ClientResponse:
         """POST and wait for the status line and headers; the caller reads and releases the body."""
-        return await self._http().post(self.url, data=orjson.dumps(body), proxy=self._proxy)
+        return await self._http().post(
+            self.url, data=orjson.dumps(body), proxy=self._proxy, allow_redirects=False
+        )
 
     def _body(self, request: ChatRequest, model: str, *, stream: bool) -> Json:
         limit = self.config.default_max_tokens
@@ -112,27 +119,29 @@ class AnthropicBackend:
             message = f"{self._who} timed out after {self.config.timeout_s}s; raise its timeout_s if needed"
             raise UpstreamTimeoutError(message) from exc
         except aiohttp.ClientConnectorError as exc:  # proxy connection failures included
-            raise UpstreamUnavailableError(f"{self._who} is unreachable at {self.url}: {exc}") from exc
+            log.warning("%s: %s is unreachable: %r", self._who, self.url, exc)
+            raise UpstreamUnavailableError(f"{self._who} is unreachable") from exc
         except aiohttp.ClientError as exc:
             # Read/protocol errors after the connection was made: the reply was cut off.
-            raise UpstreamProtocolError(f"{self._who}: the connection broke mid-reply ({exc})") from exc
+            log.warning("%s: the connection to %s broke mid-reply: %r", self._who, self.url, exc)
+            raise UpstreamProtocolError(f"{self._who}: the connection broke mid-reply") from exc
 
     def _raise_for_status(self, response: aiohttp.ClientResponse, content: bytes) -> None:
-        if response.status < 400:
+        if 200 <= response.status < 300:
             return
-        type_, message = _error_details(content, response.reason)
+        if response.status < 400:  # a redirect: following it would send the prompt and key elsewhere
+            log.warning("%s: %s redirected to %s", self._who, self.url, response.headers.get("location"))
+            raise UpstreamProtocolError(
+                f"{self._who} answered HTTP {response.status} instead of an answer; "
+                "redirects are not followed"
+            )
+        type_, message = _error_details(content)
         request_id = response.headers.get("request-id")
-        suffix = f" (request-id {request_id})" if request_id else ""
-        error = UpstreamStatusError(
-            f"{self._who} answered {response.status}: {message}{suffix}",
-            status_code=response.status,
-            type=type_,
-        )
-        error.retry_after_s = retry_after_s(response.headers)
-        raise error
+        message = f"{message} (request-id {request_id})" if request_id and message else message
+        raise status_error(self.name, response.status, response.headers, type=type_, message=message)
 
 
-def _error_details(content: bytes, reason: str | None) -> tuple[str, str]:
+def _error_details(content: bytes) -> tuple[str | None, str]:
     """The ``error.type`` and ``error.message`` of an Anthropic error body, if it is one."""
     try:
         body: Any = orjson.loads(content)
@@ -141,7 +150,8 @@ def _error_details(content: bytes, reason: str | None) -> tuple[str, str]:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         return str(error.get("type") or "upstream_error"), str(error.get("message") or "")
-    return "upstream_error", content[:200].decode(errors="replace") or reason or ""
+    log.warning("anthropic upstream answered an error without an error object: %r", content[:500])
+    return None, ""
 
 
 def _decode(name: str, data: bytes) -> Json:
@@ -156,4 +166,6 @@ def _decode(name: str, data: bytes) -> Json:
             f"anthropic stream: event {name or '?'} carries data that is not an object"
         )
     payload.setdefault("type", name)
+    if payload["type"] == "error":
+        log.warning("anthropic upstream failed mid-stream: %r", payload.get("error"))
     return payload

@@ -7,12 +7,15 @@ per request by a ``ReplicaPool`` (backends/replicas.py: least busy, healthy, spi
 refuses the connection is replaced by the next, since the request never reached it. Every
 transport failure and every off-format answer becomes a ``BackendError`` (``raise ... from exc``).
 It must not route, cache, record or reshape responses, and must not buffer a stream: this is the
-hot path of every cloud request.
+hot path of every cloud request. Answers and chunks are checked against the wire format
+(wire/upstream.py) before anyone reads them; redirects are never followed; error messages name
+the backend, never its URL or what the upstream said (that goes to the log).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
@@ -20,7 +23,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from hybridgate.backends.base import retry_after_s
+from hybridgate.backends.base import status_error
 from hybridgate.backends.http import Pool
 from hybridgate.backends.replicas import Replica, ReplicaPool
 from hybridgate.backends.sse import LineSplitter
@@ -28,11 +31,13 @@ from hybridgate.config import OpenAICompatBackend as OpenAICompatConfig
 from hybridgate.errors import (
     BackendError,
     UpstreamProtocolError,
-    UpstreamStatusError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
 from hybridgate.types import ChatRequest, ChatResponse, Json
+from hybridgate.wire.upstream import check_chunk, check_completion
+
+log = logging.getLogger("hybridgate.backends")
 
 __all__ = ["OpenAICompatBackend"]
 
@@ -78,11 +83,9 @@ class OpenAICompatBackend:
         finally:
             response.release()
             self.replicas.release(replica, first_byte_ms)
-        if response.status >= 400:
-            raise self._status_error(response.status, content, response.headers)
+        self._check_status(response, content)
         data = self._parse(content, response.status)
-        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-            raise UpstreamProtocolError(f"{self._who()} answered without 'choices': {content[:200]!r}")
+        check_completion(data, self._who())
         return ChatResponse(data)
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncGenerator[Json, None]:
@@ -94,8 +97,8 @@ class OpenAICompatBackend:
         response, replica, sent = await self._send(body)
         first_byte_ms = None
         try:
-            if response.status >= 400:
-                raise self._status_error(response.status, await self._read(response), response.headers)
+            if not 200 <= response.status < 300:
+                self._check_status(response, await self._read(response))
             lines = LineSplitter()
             while True:
                 received = await self._read_some(response)
@@ -118,7 +121,24 @@ class OpenAICompatBackend:
         return self._pool.session()
 
     def _who(self) -> str:
-        return f"backend '{self.name}' ({self._url})"
+        return f"backend '{self.name}'"
+
+    def _protocol(self, message: str, detail: object) -> UpstreamProtocolError:
+        """A protocol error for the caller; the details go to the log only (never a 2xx body's
+        text, which may hold part of a completion)."""
+        log.warning("%s (%s): %s: %r", self._who(), self._url, message, detail)
+        return UpstreamProtocolError(f"{self._who()} {message}")
+
+    def _check_status(self, response: aiohttp.ClientResponse, content: bytes) -> None:
+        """Raise for an error status or a redirect (never followed: it would carry the prompt and
+        the upstream key elsewhere)."""
+        if response.status >= 400:
+            raise self._status_error(response.status, content, response.headers)
+        if not 200 <= response.status < 300:
+            location = response.headers.get("location")
+            raise self._protocol(
+                f"answered HTTP {response.status} instead of an answer; redirects are not followed", location
+            )
 
     async def _send(self, body: Json) -> tuple[aiohttp.ClientResponse, Replica, float]:
         """POST to a server of the pool and wait for the status line and headers; the body is left
@@ -129,7 +149,9 @@ class OpenAICompatBackend:
             replica = await self.replicas.acquire(tried)
             sent = time.perf_counter()
             try:
-                response = await self._http().post(replica.url, data=data, proxy=replica.proxy)
+                response = await self._http().post(
+                    replica.url, data=data, proxy=replica.proxy, allow_redirects=False
+                )
             except (TimeoutError, aiohttp.ClientError) as exc:
                 self.replicas.release(replica)
                 tried.append(replica)
@@ -142,10 +164,10 @@ class OpenAICompatBackend:
             return response, replica, sent
 
     def _send_error(self, exc: Exception, replica: Replica) -> BackendError:
-        who = f"backend '{self.name}' ({replica.url})"
+        log.warning("%s: sending to %s failed: %r", self._who(), replica.url, exc)
         if isinstance(exc, TimeoutError):  # before ClientError: aiohttp's timeouts are both
-            return UpstreamTimeoutError(f"{who} did not answer within {self._config.timeout_s}s")
-        return UpstreamUnavailableError(f"{who} is unreachable: {exc!r}")
+            return UpstreamTimeoutError(f"{self._who()} did not answer within {self._config.timeout_s}s")
+        return UpstreamUnavailableError(f"{self._who()} is unreachable")
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         try:
@@ -153,7 +175,7 @@ class OpenAICompatBackend:
         except TimeoutError as exc:
             raise UpstreamTimeoutError(f"{self._who()} stalled for {self._config.timeout_s}s") from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamProtocolError(f"{self._who()} broke off its answer: {exc!r}") from exc
+            raise self._protocol("broke off its answer", exc) from exc
 
     async def _read_some(self, response: aiohttp.ClientResponse) -> bytes:
         """What the next network read of the stream brought; empty at the end of the body."""
@@ -164,7 +186,7 @@ class OpenAICompatBackend:
                 f"{self._who()} stalled mid-stream for {self._config.timeout_s}s"
             ) from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamProtocolError(f"{self._who()} dropped the stream: {exc!r}") from exc
+            raise self._protocol("dropped the stream", exc) from exc
 
     async def _drain(self, response: aiohttp.ClientResponse) -> None:
         """Read to the end of a body whose last event has come; a failure only costs the connection."""
@@ -178,37 +200,32 @@ class OpenAICompatBackend:
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            raise UpstreamProtocolError(
-                f"{self._who()} sent a stream event that is not JSON: {_text(data)!r}"
-            ) from exc
+            raise self._protocol("sent a stream event that is not JSON", f"{len(data)} bytes") from exc
         if not isinstance(chunk, dict):
-            raise UpstreamProtocolError(
-                f"{self._who()} sent a stream event that is not an object: {_text(data)!r}"
-            )
+            raise self._protocol("sent a stream event that is not an object", type(chunk).__name__)
         if "error" in chunk:
-            raise self._error(chunk["error"], self._in_band_status(chunk["error"]))
+            raise self._error(chunk["error"], self._in_band_status(chunk["error"]), {})
+        check_chunk(chunk, self._who())
         return chunk
 
     def _parse(self, content: bytes, status: int) -> Any:
         try:
             return orjson.loads(content)
         except orjson.JSONDecodeError as exc:
-            raise UpstreamProtocolError(
-                f"{self._who()} answered HTTP {status} with a body that is not JSON: {content[:200]!r}"
+            raise self._protocol(
+                f"answered HTTP {status} with a body that is not JSON", f"{len(content)} bytes"
             ) from exc
 
-    def _status_error(self, status: int, content: bytes, headers: Mapping[str, str]) -> UpstreamStatusError:
+    def _status_error(self, status: int, content: bytes, headers: Mapping[str, str]) -> BackendError:
         try:
             body = orjson.loads(content)
         except orjson.JSONDecodeError:
             body = None
         error = body.get("error") if isinstance(body, dict) else None
         if not error:
-            # A proxy's error page or another framework's error shape: pass its text on.
-            error = _text(content)
-        exc = self._error(error, status)
-        exc.retry_after_s = retry_after_s(headers)
-        return exc
+            # A proxy's error page or another framework's error shape: logged, not passed on.
+            log.warning("%s (%s) answered HTTP %d: %r", self._who(), self._url, status, _text(content))
+        return self._error(error, status, headers)
 
     @staticmethod
     def _in_band_status(error: Any) -> int:
@@ -217,16 +234,16 @@ class OpenAICompatBackend:
         # vLLM-style servers put the HTTP status in the error's code; OpenAI puts a string there.
         return code if isinstance(code, int) and 400 <= code < 600 else 502
 
-    def _error(self, error: Any, status: int) -> UpstreamStatusError:
+    def _error(self, error: Any, status: int, headers: Mapping[str, str]) -> BackendError:
         if not isinstance(error, dict):
             error = {"message": str(error)} if error else {}
-        message = error.get("message") or f"{self._who()} answered HTTP {status}"
-        kind = error.get("type")
-        param = error.get("param")
-        return UpstreamStatusError(
-            str(message),
-            status_code=status,
-            type=kind if isinstance(kind, str) and kind else "upstream_error",
+        message, kind, param = error.get("message"), error.get("type"), error.get("param")
+        return status_error(
+            self.name,
+            status,
+            headers,
+            type=kind if isinstance(kind, str) else None,
+            message=str(message or ""),
             param=param if isinstance(param, str) else None,
         )
 

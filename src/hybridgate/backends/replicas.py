@@ -191,7 +191,10 @@ class ReplicaPool:
         assert replica.health_url is not None
         timeout = aiohttp.ClientTimeout(total=min(self._config.health_interval_s, HEALTH_TIMEOUT_S))
         try:
-            async with session.get(replica.health_url, timeout=timeout, proxy=replica.proxy) as response:
+            # The session sends the upstream key with every request: never to a redirect's target.
+            async with session.get(
+                replica.health_url, timeout=timeout, proxy=replica.proxy, allow_redirects=False
+            ) as response:
                 await response.read()
                 healthy = response.status == 200
         except (TimeoutError, aiohttp.ClientError):

@@ -11,11 +11,17 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 # Columns that hold lists; stored as JSON text because SQLite has no array type.
 LIST_FIELDS = ("reasons", "attempts")
+# Numbers come from upstreams too (token counts): clamped into what both stores can hold, since
+# SQLite and PostgreSQL integers are signed 64-bit and SQLite stores NaN as NULL.
+INT_FIELDS = ("prompt_tokens", "completion_tokens", "status", "escalations", "wasted_tokens")
+FLOAT_FIELDS = ("ts", "ttft_ms", "latency_ms", "cost_usd", "saved_usd", "wasted_ms")
+MAX_INT = 2**63 - 1
 
 
 @dataclass(kw_only=True)
@@ -58,6 +64,14 @@ class LedgerRecord:
     privacy: str | None = None
     # Shadow traffic: the request_id of the live request this row shadows.
     shadow_of: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in INT_FIELDS:
+            setattr(self, name, min(max(int(getattr(self, name)), 0), MAX_INT))
+        for name in FLOAT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                setattr(self, name, None if name == "ttft_ms" else 0.0)
 
     @property
     def is_error(self) -> bool:

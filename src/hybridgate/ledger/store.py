@@ -3,7 +3,8 @@
 Sits at layer 5 of the flow: the pipeline calls ``record()`` once per finished request. That call
 only appends the record to a bounded in-memory list (``batches.Batches``, which holds the queueing,
 flush and close semantics of both stores); a dedicated writer thread with its own connection takes
-a batch and inserts it with ``executemany``. The database runs in WAL mode so another process
+a batch and inserts it with ``executemany``; a batch that fails is written again row by row, so a
+bad record costs only itself. The database runs in WAL mode so another process
 (the ``hybridgate usage`` CLI) can read while the gateway writes; the reads are in
 ``sqlite_reader.py``.
 This module must never block or raise on the request path, and imports nothing above
@@ -68,6 +69,16 @@ COLUMN_TYPES: dict[str, str] = {
 INDEXED = ("ts", "feature", "route", "model", "cohort")
 __all__ = ["USAGE_GROUPS", "SqliteLedger"]
 
+# What one record can cause (a constraint, a value SQLite cannot bind); anything else is the file.
+_BAD_ROW = (
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    sqlite3.DataError,
+    ValueError,
+    TypeError,
+    OverflowError,
+)
 _INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 
 
@@ -129,11 +140,29 @@ class SqliteLedger(SqliteReader, BatchedLedger):
             with conn:
                 conn.executemany(_INSERT, [rec.to_row() for rec in batch])
         except Exception:
-            # The writer thread must outlive any bad batch (disk full, a malformed record, an int
-            # too big for SQLite): if it died, every later record would silently pile up unwritten.
-            # The loss is logged and counted in `dropped` instead, and the gateway keeps serving.
+            # The writer thread must outlive any bad batch (disk full, a malformed record): if it
+            # died, every later record would silently pile up unwritten. One bad record must not
+            # cost the others (other tenants' rows): the batch is written again one row at a time.
+            logger.warning("ledger: a batch of %d records failed; writing them one by one", len(batch))
+            self._write_each(conn, batch)
+
+    def _write_each(self, conn: sqlite3.Connection, batch: list[LedgerRecord]) -> None:
+        """Insert row by row in one transaction; a row that fails is logged and counted lost."""
+        lost = 0
+        try:
+            with conn:
+                for rec in batch:
+                    try:
+                        conn.execute(_INSERT, rec.to_row())
+                    except _BAD_ROW:
+                        logger.exception(
+                            "ledger: could not write request %s to %s", rec.request_id, self.path
+                        )
+                        lost += 1
+        except Exception:  # the file itself failed (disk full, I/O): the whole batch is lost
             logger.exception("ledger: could not write %d records to %s", len(batch), self.path)
-            self._batches.lose(len(batch))
+            lost = len(batch)
+        self._batches.lose(lost)
 
     def _purge(self, conn: sqlite3.Connection) -> None:
         """Delete rows older than ``retention_days``: at start-up, then at most every PURGE_EVERY_S."""

@@ -32,18 +32,22 @@ _STOP_REASONS = {
     "content_filter": "refusal",
 }
 # The documented error type for each status (docs "Errors"); the SDKs pick exceptions by status.
+# The one table for both directions: the /v1/messages edge renders errors with it (error_type),
+# and the Anthropic backend reads in-band stream errors with it (ERROR_STATUSES).
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    402: "billing_error",
     403: "permission_error",
     404: "not_found_error",
     413: "request_too_large",
     429: "rate_limit_error",
     500: "api_error",
+    503: "overloaded_error",  # not in the table Anthropic documents, but what a 503 means to its clients
     504: "timeout_error",
     529: "overloaded_error",
 }
-ERROR_STATUSES = {type_: status for status, type_ in ERROR_TYPES.items()}
+ERROR_STATUSES = {type_: status for status, type_ in ERROR_TYPES.items() if status != 503}
 
 
 def finish_reason(stop_reason: str | None) -> str | None:
@@ -85,13 +89,15 @@ def anthropic_usage(usage: Json | None) -> Json:
     }
 
 
+def error_type(status_code: int) -> str:
+    """The Anthropic error ``type`` for an HTTP status (undocumented ones by their class)."""
+    fallback = "api_error" if status_code >= 500 else "invalid_request_error"
+    return ERROR_TYPES.get(status_code, fallback)
+
+
 def error_body(status_code: int, message: str, type: str | None = None) -> Json:
     """An Anthropic error body; ``type`` defaults to the documented one for the status."""
-    fallback = "api_error" if status_code >= 500 else "invalid_request_error"
-    return {
-        "type": "error",
-        "error": {"type": type or ERROR_TYPES.get(status_code, fallback), "message": message},
-    }
+    return {"type": "error", "error": {"type": type or error_type(status_code), "message": message}}
 
 
 def message_id(openai_id: str | None) -> str:

@@ -143,8 +143,9 @@ def _in_band_error(event: Json) -> UpstreamStatusError:
     error = event.get("error")
     error = error if isinstance(error, dict) else {}
     type_ = str(error.get("type") or "api_error")
-    message = f"anthropic upstream failed mid-stream: {error.get('message', 'no message')}"
-    return UpstreamStatusError(message, status_code=ERROR_STATUSES.get(type_, 502), type=type_)
+    # The upstream's own message stays out: it is for the operator (the backend logs it).
+    message = f"anthropic upstream failed mid-stream ({type_[:64]})"
+    return UpstreamStatusError(message, status_code=ERROR_STATUSES.get(type_, 502), type=type_[:64])
 
 
 @dataclass
