@@ -74,6 +74,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
                 "routes": {
                     "auto": {"try": ["flaky", "backup"]},
                     "alone": {"try": ["flaky"]},
+                    "backup": {"try": ["backup"]},
                     "raw": {"try": ["raw", "backup"]},
                     "rawalone": {"try": ["raw"]},
                     "rawclaude": {"try": ["rawclaude", "backup"]},
@@ -184,6 +185,28 @@ def test_an_unknown_upstream_status_is_a_502(gw: Rig, oai: openai.OpenAI) -> Non
     assert gw.last_row()["status"] == 502
     reply = oai.chat.completions.create(model="raw", messages=HI)  # and it falls back
     assert reply.choices[0].message.content == "echo: hi"
+
+
+# -- finding 10: an absurd token count costs nobody their ledger row ----------------------------
+
+
+def test_an_absurd_token_count_is_clamped_and_the_batch_around_it_kept(gw: Rig, oai: openai.OpenAI) -> None:
+    absurd = {
+        "id": "x",
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 18446744073709551615, "completion_tokens": 1, "total_tokens": 0},
+    }
+    gw.flaky.script(json_garbage(absurd))
+    tenants = [f"tenant-{i}" for i in range(4)]
+    oai.chat.completions.create(model="alone", messages=HI, user="absurd")
+    for tenant in tenants:  # recorded in the same ledger batch (flush_interval_s 0.05)
+        oai.chat.completions.create(model="backup", messages=HI, user=tenant)
+    gw.gateway.ledger.flush()
+    rows = {row["cohort"]: row for row in gw.gateway.ledger.recent(5)}
+    assert set(rows) == {"absurd", *tenants}
+    assert rows["absurd"]["prompt_tokens"] == 2**63 - 1
 
 
 # -- finding 8: egress hygiene -------------------------------------------------------------------

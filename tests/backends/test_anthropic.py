@@ -235,6 +235,11 @@ async def test_a_missing_key_is_an_upstream_auth_failure_not_the_callers(upstrea
     [
         Garbage(),
         Garbage(body=b'{"hello": "world"}', content_type="application/json"),
+        Garbage(
+            body=b'{"type": "message", "content": [], "usage": {"input_tokens": "many", "output_tokens": 1}}',
+            content_type="application/json",
+        ),
+        Garbage(body=b'{"type": "message", "content": "hi", "usage": {}}', content_type="application/json"),
         Truncate(after_events=0),
         Drop(after_events=0),
     ],

@@ -147,7 +147,8 @@ class ReplicaPool:
         return error
 
     def _no_server_message(self) -> str:
-        states = ", ".join(f"{r.base_url} {self._state(r)}" for r in self.replicas)
+        # Servers by their place in the config: their URLs are for the log, not the caller.
+        states = ", ".join(f"server {i} {self._state(r)}" for i, r in enumerate(self.replicas, start=1))
         return f"backend '{self.name}' has no healthy server: {states}"
 
     def _state(self, replica: Replica) -> str:
