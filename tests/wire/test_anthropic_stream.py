@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hybridgate.errors import UpstreamProtocolError, UpstreamStatusError
+from hybridgate.errors import UpstreamAuthError, UpstreamProtocolError, UpstreamStatusError
 from hybridgate.types import Json
 from hybridgate.wire.anthropic import AnthropicStreamReader, AnthropicStreamWriter, anthropic_events
 
@@ -131,6 +131,14 @@ def test_reader_raises_the_in_band_error_with_its_documented_status() -> None:
     )
     # What the upstream said is for the operator's log, not the caller.
     assert caught.value.message == "anthropic upstream failed mid-stream (overloaded_error)"
+
+
+def test_an_in_band_authentication_error_is_the_gateways_key_failing() -> None:
+    reader, _ = read_all(anthropic_stream(['{"city": "Oslo"}'])[:5])
+    with pytest.raises(UpstreamAuthError) as caught:
+        reader.feed({"type": "error", "error": {"type": "authentication_error", "message": "sk-ant-...x"}})
+    assert (caught.value.status_code, caught.value.retryable) == (502, True)
+    assert "sk-ant" not in caught.value.message
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from hybridgate.errors import UpstreamProtocolError, UpstreamStatusError
+from hybridgate.errors import BackendError, UpstreamAuthError, UpstreamProtocolError, UpstreamStatusError
 from hybridgate.types import Json
 from hybridgate.wire.anthropic_responses import (
     ERROR_STATUSES,
@@ -139,13 +139,16 @@ class AnthropicStreamReader:
             self._usage.update({k: v for k, v in usage.items() if isinstance(v, int)})
 
 
-def _in_band_error(event: Json) -> UpstreamStatusError:
+def _in_band_error(event: Json) -> BackendError:
     error = event.get("error")
     error = error if isinstance(error, dict) else {}
-    type_ = str(error.get("type") or "api_error")
+    type_ = str(error.get("type") or "api_error")[:64]
+    status = ERROR_STATUSES.get(type_, 502)
+    if status in (401, 403):  # the gateway's key, not the caller's
+        return UpstreamAuthError("anthropic upstream failed mid-stream: upstream authentication failed")
     # The upstream's own message stays out: it is for the operator (the backend logs it).
-    message = f"anthropic upstream failed mid-stream ({type_[:64]})"
-    return UpstreamStatusError(message, status_code=ERROR_STATUSES.get(type_, 502), type=type_[:64])
+    message = f"anthropic upstream failed mid-stream ({type_})"
+    return UpstreamStatusError(message, status_code=status, type=type_)
 
 
 @dataclass
