@@ -46,6 +46,11 @@ REFUSED = [
     ("http://example.com\\@127.0.0.1/x.png", "backslashes"),
     ("http://example.com /x.png", "spaces"),
     ("http://evil@127.0.0.1/x.png", "loopback"),
+    ("http://\uff11\uff12\uff17.0.0.1/x.png", "loopback"),  # fullwidth digits
+    ("http://%31%32%37.0.0.1/x.png", "loopback"),
+    ("http://[fe80::1%25eth0]/x.png", "link-local"),
+    ("http://127\u30020\u30020\u30021/x.png", "loopback"),  # ideographic full stops
+    ("http://\u24dbocalhost/x.png", "internal host name"),  # a circled l
 ]
 ALLOWED = [
     "data:image/png;base64,AAAA",

@@ -15,8 +15,9 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import unicodedata
 from collections.abc import Iterator, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from hybridgate.errors import RequestError
 from hybridgate.types import ChatRequest
@@ -86,8 +87,7 @@ class MediaPolicy:
             return "only http(s) and data: URLs are forwarded"
         if not host:
             return "it has no host"
-        host = host.rstrip(".")
-        return self._host_refusal(host)
+        return self._host_refusal(_normalised(host))
 
     def _host_refusal(self, host: str) -> str | None:
         if host in self._names or any(n.startswith(".") and host.endswith(n) for n in self._names):
@@ -118,6 +118,14 @@ def media_urls(request: ChatRequest) -> Iterator[tuple[str, str]]:
                     yield f"{where}.url", value["url"]
                 elif key != "type" and key.endswith("url") and isinstance(value, str):
                     yield where, value
+
+
+def _normalised(host: str) -> str:
+    """The host as fetchers see it, after percent-decoding and IDNA's mapping: ``%31%32%37.0.0.1``,
+    a circled ``l`` in ``localhost`` and fullwidth digits and full stops all mean loopback there,
+    so they must here too."""
+    host = unicodedata.normalize("NFKC", unquote(host))
+    return host.lower().replace("\u3002", ".").rstrip(".")
 
 
 def _address(host: str) -> IPAddress | str | None:
