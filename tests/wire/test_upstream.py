@@ -36,6 +36,7 @@ def test_well_formed_bodies_pass_with_unknown_fields() -> None:
         ({**COMPLETION, "choices": []}, "no choices"),
         ({**COMPLETION, "usage": {"prompt_tokens": "many"}}, "usage.prompt_tokens"),
         ({**COMPLETION, "usage": "lots"}, "usage"),
+        ({**COMPLETION, "usage": {"prompt_tokens_details": {"cached_tokens": "all"}}}, "cached_tokens"),
         ({**COMPLETION, "choices": [{**CHOICE, "message": "hi"}]}, "choices.0.message"),
         ({**COMPLETION, "choices": [{**CHOICE, "message": {"content": 5}}]}, "choices.0.message.content"),
         ({**COMPLETION, "choices": [{**CHOICE, "message": {"tool_calls": [7]}}]}, "tool_calls.0"),

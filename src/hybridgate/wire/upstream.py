@@ -23,10 +23,15 @@ __all__ = ["check_anthropic_message", "check_chunk", "check_completion"]
 # Keys not named here are ignored, whatever they hold.
 
 
+class _PromptDetails(TypedDict, total=False):
+    cached_tokens: int | None
+
+
 class _Usage(TypedDict, total=False):
     prompt_tokens: int | None
     completion_tokens: int | None
     total_tokens: int | None
+    prompt_tokens_details: _PromptDetails | None
 
 
 class _Function(TypedDict, total=False):
