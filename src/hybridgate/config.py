@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -116,6 +117,66 @@ class EmbeddedBackend(BackendBase):
 BackendConfig = Annotated[
     OpenAICompatBackend | AnthropicBackend | EmbeddedBackend, Field(discriminator="type")
 ]
+
+
+class WordLlamaEmbedderConfig(Strict):
+    """The embedded embedder: WordLlama's static token vectors, shipped in its wheel (no download)."""
+
+    type: Literal["wordllama"]
+    local: bool = True
+    price: Price | None = None  # unset: free (a local tier; the TCO values it)
+    max_batch: int = Field(default=256, ge=1)  # texts embedded per call
+
+
+class OpenAICompatEmbedderConfig(Strict):
+    """Any server speaking OpenAI's ``POST /v1/embeddings``: OpenAI, TEI, vLLM, Ollama, llama.cpp."""
+
+    type: Literal["openai_compat"]
+    base_url: str = "https://api.openai.com/v1"
+    model: str
+    api_key_env: str | None = None
+    provider: str | None = None  # for price lookups, e.g. "openai"; guessed from base_url if unset
+    local: bool = False
+    price: Price | None = None
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_connections: int = Field(default=32, ge=1)
+    max_batch: int = Field(default=256, ge=1)  # texts per upstream call (OpenAI takes up to 2048)
+    max_concurrency: int = Field(default=4, ge=1)  # upstream calls in flight for one request
+    dimensions: bool = False  # the model honours `dimensions` (OpenAI text-embedding-3-*)
+    tokens: bool = False  # the server accepts token-id arrays as input (OpenAI does)
+    upstream_base64: bool = True  # ask for base64 float32 (smaller, exact); false: JSON floats
+
+
+EmbedderConfig = Annotated[
+    WordLlamaEmbedderConfig | OpenAICompatEmbedderConfig, Field(discriminator="type")
+]
+
+
+class EmbeddingRouteConfig(Strict):
+    """Embedders tried in order. All must serve the same model: vectors from different models
+    cannot be compared, so a fallback may only change the server, never the model."""
+
+    try_: list[str] = Field(alias="try", min_length=1)
+    description: str = ""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class EmbeddingsConfig(Strict):
+    """``POST /v1/embeddings`` (docs/embeddings.md): embedders, routes and a per-text cache."""
+
+    backends: dict[str, EmbedderConfig]
+    routes: dict[str, EmbeddingRouteConfig]
+    default_route: str  # where `model` names that are neither a route nor a served model go
+    max_inputs: int = Field(default=2048, ge=1)  # texts per request (OpenAI's limit)
+    max_input_tokens: int = Field(default=8192, ge=1)  # per text, counted by the local tokenizer
+    # The per-text cache: same tenant, model, dimensions and text -> the stored vector, in the
+    # kind of store [cache] names (memory, sqlite, redis); off without [cache] or with cache = false.
+    cache: bool = True
+    cache_ttl_s: float = Field(default=30 * 86400.0, gt=0)
+    cache_path: str = "hybridgate-embeddings-cache.db"  # the sqlite store's file
+    cache_max_entries: int = Field(default=1_000_000, ge=1)
+    cache_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)  # the memory store's bound
 
 
 class ShadowConfig(Strict):
@@ -265,6 +326,7 @@ class GatewayConfig(Strict):
     redis: RedisConfig | None = None  # needed by any store = "redis"
     postgres: PostgresConfig | None = None  # needed by ledger store or auth keys_store = "postgres"
     router: RouterConfig = RouterConfig()  # hot reload of learned router files
+    embeddings: EmbeddingsConfig | None = None  # absent: POST /v1/embeddings answers 404
 
     def known_features(self) -> set[str]:
         """Feature names the config mentions (rules, privacy): the bounded set metrics label by."""
@@ -302,7 +364,35 @@ class GatewayConfig(Strict):
             raise ValueError('auth.keys_store = "postgres" needs a [postgres] section (it holds the keys)')
         if self.default_route not in self.routes:
             raise ValueError(f"default_route '{self.default_route}' is not a route")
+        if self.embeddings is not None:
+            _check_embeddings(self.embeddings)
         return self
+
+
+def _check_embeddings(embeddings: EmbeddingsConfig) -> None:
+    for name, route in embeddings.routes.items():
+        for backend in route.try_:
+            if backend not in embeddings.backends:
+                known = ", ".join(embeddings.backends)
+                raise ValueError(
+                    f"embeddings route '{name}' tries unknown embedder '{backend}'; embedders: {known}"
+                )
+        models = {embedder_model(embeddings.backends[b]) for b in route.try_}
+        if len(models) > 1:
+            raise ValueError(
+                f"embeddings route '{name}' mixes models ({', '.join(sorted(models))}): vectors of "
+                "different models cannot be compared, so a fallback may only change the server"
+            )
+    if embeddings.default_route not in embeddings.routes:
+        raise ValueError(f"embeddings.default_route '{embeddings.default_route}' is not an embeddings route")
+
+
+def embedder_model(config: WordLlamaEmbedderConfig | OpenAICompatEmbedderConfig) -> str:
+    """The model an embedder serves: its vectors are comparable with that model's only."""
+    return WORDLLAMA_MODEL if config.type == "wordllama" else config.model
+
+
+WORDLLAMA_MODEL = "wordllama-l2-supercat-256"
 
 
 def load_config(path: str | Path | None = None) -> GatewayConfig:
@@ -334,6 +424,25 @@ def describe_validation_error(exc: ValidationError) -> str:
         else:
             problems.append(f"{where}: {err['msg']}")
     return "; ".join(problems)
+
+
+def default_embeddings(env: Mapping[str, str]) -> dict[str, object]:
+    """WordLlama on this machine; OpenAI's text-embedding-3-small too when its key is set (asked
+    for by name only: an app's vectors never silently change model)."""
+    backends: dict[str, object] = {"local": {"type": "wordllama"}}
+    routes: dict[str, object] = {"local": {"try": ["local"]}}
+    if env.get("OPENAI_API_KEY"):
+        backends["openai"] = {
+            "type": "openai_compat",
+            "base_url": env.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+            "model": "text-embedding-3-small",
+            "api_key_env": "OPENAI_API_KEY",
+            "provider": "openai",
+            "dimensions": True,
+            "tokens": True,
+        }
+        routes["openai"] = {"try": ["openai"]}
+    return {"backends": backends, "routes": routes, "default_route": "local"}
 
 
 def default_config(env: dict[str, str] | None = None) -> GatewayConfig:
@@ -371,5 +480,11 @@ def default_config(env: dict[str, str] | None = None) -> GatewayConfig:
         ]
     # Repeats of deterministic requests (temperature 0 or a seed) are answered from memory.
     cache = {"store": "memory"}
-    data = {"backends": backends, "routes": routes, "rules": rules, "cache": cache}
+    data = {
+        "backends": backends,
+        "routes": routes,
+        "rules": rules,
+        "cache": cache,
+        "embeddings": default_embeddings(env),
+    }
     return GatewayConfig.model_validate(data)

@@ -19,9 +19,11 @@ from prometheus_client import CollectorRegistry
 from hybridgate.auth import KeyStore, Limiter, MemoryLimiter, SqliteKeyStore, pepper_file, postgres_key_store
 from hybridgate.auth.redis_limits import RedisLimiter
 from hybridgate.backends import Backend, build_backend
-from hybridgate.cache import ResponseCache, build_cache
+from hybridgate.backends.embeddings import build_embedder
+from hybridgate.cache import ResponseCache, build_cache, build_vector_cache
 from hybridgate.cascade import Cascade
 from hybridgate.config import GatewayConfig
+from hybridgate.embeddings import Embeddings, guard_name
 from hybridgate.errors import StoreUnavailableError
 from hybridgate.ledger import Ledger, build_ledger
 from hybridgate.ledger.metrics import GatewayMetrics
@@ -58,6 +60,7 @@ class Gateway:
     privacy: PrivacyGuard | None = None
     cache: ResponseCache | None = None
     router_reloads: RouterReloads | None = None  # learned routes only: hot reload of router files
+    embeddings: Embeddings | None = None  # [embeddings]: POST /v1/embeddings
 
     def degraded(self) -> dict[str, str]:
         """Shared stores that are failing right now, by component (served around, see /healthz)."""
@@ -66,6 +69,9 @@ class Gateway:
             "ledger": self.ledger.degraded_reason(),
             "limits": self.access.limiter.degraded_reason() if self.access else None,
             "keys": self.access.keys.degraded_reason() if self.access else None,
+            "embeddings_cache": (
+                self.embeddings.cache.degraded_reason() if self.embeddings and self.embeddings.cache else None
+            ),
         }
         return {name: reason for name, reason in reasons.items() if reason}
 
@@ -81,6 +87,8 @@ class Gateway:
             await self.cache.start()
         if self.router_reloads is not None:
             await self.router_reloads.start()
+        if self.embeddings is not None:
+            await self.embeddings.start()
 
     async def _seed_spend(self, limiter: Limiter) -> None:
         """Budgets survive restarts: today's and this month's spend per key, from the ledger.
@@ -105,6 +113,8 @@ class Gateway:
         if self.router_reloads is not None:
             await self.router_reloads.aclose()
         await self.pipeline.shadow.drain()
+        if self.embeddings is not None:
+            await self.embeddings.aclose()
         await self.pipeline.drain_charges()
         if self.cache is not None:
             await self.cache.aclose()
@@ -139,6 +149,8 @@ def _privacy_guard(config: GatewayConfig) -> PrivacyGuard | None:
     from hybridgate.privacy.policy import PrivacyGuard
 
     local = [name for name, backend in config.backends.items() if backend.local]
+    if config.embeddings is not None:
+        local += [guard_name(name) for name, cfg in config.embeddings.backends.items() if cfg.local]
     return PrivacyGuard(config.privacy, local)
 
 
@@ -156,6 +168,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
     privacy = _privacy_guard(config)
     cache = build_cache(config, env)
     router = RuleRouter(config)
+    secret = load_prompt_secret(config.ledger, env)
     pipeline = Pipeline(
         config,
         router,
@@ -163,11 +176,36 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
         ledger,
         metrics,
         Pricer(),
-        load_prompt_secret(config.ledger, env),
+        secret,
         privacy,
         access.limiter if access else None,
         cache,
     )
     gateway = Gateway(config, backends, ledger, metrics, pipeline, access, privacy, cache)
     gateway.router_reloads = build_router_reloads(config, router, env)
+    gateway.embeddings = _embeddings(config, env, pipeline, secret, privacy)
     return gateway
+
+
+def _embeddings(
+    config: GatewayConfig,
+    env: Mapping[str, str],
+    pipeline: Pipeline,
+    secret: bytes,
+    guard: PrivacyGuard | None,
+) -> Embeddings | None:
+    embeddings = config.embeddings
+    if embeddings is None:
+        return None
+    return Embeddings(
+        embeddings,
+        dict(embeddings.backends),
+        {name: build_embedder(name, cfg, env) for name, cfg in embeddings.backends.items()},
+        pipeline.commit,
+        Pricer(),
+        secret,
+        cache=build_vector_cache(config, env),
+        guard=guard,
+        log_prompts=config.ledger.log_prompts,
+        cache_pii=config.cache.cache_pii if config.cache else False,
+    )

@@ -247,10 +247,14 @@ class Pipeline:
             privacy=trace.screening.policy if trace.screening else None,
             shadow_of=ctx.shadow_of,
         )
+        self.commit(record)
+        return cost
+
+    def commit(self, record: LedgerRecord) -> None:
+        """Write a finished request's one row, its metrics and its spend (every endpoint's)."""
         self._ledger.record(record)
         self._metrics.observe(record)
         self._charge(record)
-        return cost
 
     def _charge(self, record: LedgerRecord) -> None:
         """Count the request's spend against its key's budgets, off the response path."""

@@ -32,7 +32,9 @@ def key_id(key: str | None) -> str | None:
     return "key_" + hashlib.sha256(key.encode()).hexdigest()[:12] if key else None
 
 
-def context_from(request: Request, api: Literal["openai", "anthropic"], environment: str) -> RequestContext:
+def context_from(
+    request: Request, api: Literal["openai", "anthropic", "embeddings"], environment: str
+) -> RequestContext:
     request_id = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}"
     request.state.request_id = request_id
     return RequestContext(

@@ -106,4 +106,11 @@ async def list_models(request: Request) -> Response:
                 "local": backend.local,
             }
         )
+    if gateway.embeddings is not None:
+        listed = {item["id"] for item in data}
+        data += [
+            {"id": name, "object": "model", "created": created, "owned_by": "hybridgate", "kind": "embedding"}
+            for name in gateway.embeddings.models()
+            if name not in listed
+        ]
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")

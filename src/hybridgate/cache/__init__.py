@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from hybridgate.cache.embeddings import VectorCache
 from hybridgate.cache.entry import CachedAnswer, replay_chunks
 from hybridgate.cache.keys import CacheKeys, Directive, cache_keys, parse_directive, tenant_of
 from hybridgate.cache.memory import CacheStore, MemoryStore, SemanticNote
@@ -26,7 +27,9 @@ __all__ = [
     "MemoryStore",
     "ResponseCache",
     "SemanticNote",
+    "VectorCache",
     "build_cache",
+    "build_vector_cache",
     "cache_keys",
     "parse_directive",
     "replay_chunks",
@@ -45,6 +48,21 @@ def build_cache(config: GatewayConfig, env: Mapping[str, str]) -> ResponseCache 
 
     matcher = SemanticMatcher(WordLlamaEmbedder(), config.cache.semantic_threshold)
     return ResponseCache(config.cache, store, matcher, VectorIndex(max_entries=config.cache.max_entries))
+
+
+def build_vector_cache(config: GatewayConfig, env: Mapping[str, str]) -> VectorCache | None:
+    """The embeddings' per-text cache: the same kind of store as the response cache, its own entries."""
+    embeddings = config.embeddings
+    if config.cache is None or embeddings is None or not embeddings.cache:
+        return None
+    sized = config.cache.model_copy(
+        update={
+            "path": embeddings.cache_path,
+            "max_entries": embeddings.cache_max_entries,
+            "max_store_bytes": embeddings.cache_max_bytes,
+        }
+    )
+    return VectorCache(_store(sized, config.redis, env), embeddings.cache_ttl_s, config.cache.timeout_s)
 
 
 def _store(cache: CacheConfig, redis: RedisConfig | None, env: Mapping[str, str]) -> CacheStore:

@@ -77,6 +77,9 @@ CREATE INDEX requests_feature_ts ON requests (feature, ts);
 CREATE INDEX requests_route_ts ON requests (route, ts);
 CREATE INDEX requests_model_ts ON requests (model, ts);
 CREATE INDEX requests_cohort_ts ON requests (cohort, ts)""",
+    # 3: embeddings requests: how many inputs, and how many the per-text cache answered.
+    """ALTER TABLE requests ADD COLUMN texts BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN cached_texts BIGINT NOT NULL DEFAULT 0""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

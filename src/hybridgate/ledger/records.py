@@ -64,6 +64,9 @@ class LedgerRecord:
     privacy: str | None = None
     # Shadow traffic: the request_id of the live request this row shadows.
     shadow_of: str | None = None
+    # Embeddings: inputs in the request, and how many of them the per-text cache answered.
+    texts: int = 0
+    cached_texts: int = 0
 
     def __post_init__(self) -> None:
         for name in INT_FIELDS:

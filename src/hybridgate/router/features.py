@@ -93,8 +93,10 @@ class WordLlamaEmbedder:
         ids = self.tokenizer.encode(window(text), add_special_tokens=False).ids
         return np.asarray(ids, dtype=np.int64)
 
-    def token_ids_many(self, texts: list[str]) -> list[NDArray[np.int64]]:
-        encoded = self.tokenizer.encode_batch([window(t) for t in texts], add_special_tokens=False)
+    def token_ids_many(self, texts: list[str], whole: bool = False) -> list[NDArray[np.int64]]:
+        """Token ids per text; long texts cut to their head and tail window unless ``whole``."""
+        cut = texts if whole else [window(t) for t in texts]
+        encoded = self.tokenizer.encode_batch(cut, add_special_tokens=False)
         return [np.asarray(e.ids, dtype=np.int64) for e in encoded]
 
     def pool(self, ids: NDArray[np.int64]) -> NDArray[np.float32]:
