@@ -17,7 +17,7 @@ import pytest
 from hybridgate.errors import ConfigError
 from hybridgate.ledger.records import COLUMNS, LedgerRecord
 from hybridgate.ledger.rollups import percentile
-from hybridgate.ledger.store import COLUMN_TYPES, SqliteLedger
+from hybridgate.ledger.store import COLUMN_TYPES, SCHEMA_VERSION, SqliteLedger
 
 
 def rec(i: int = 0, **kw: Any) -> LedgerRecord:
@@ -56,21 +56,22 @@ def ledger(db: Path) -> Iterator[SqliteLedger]:
 def test_schema_has_version_indexes_and_wal(db: Path, ledger: SqliteLedger) -> None:
     assert set(COLUMN_TYPES) == set(COLUMNS)
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert {f"requests_{c}" for c in ("ts", "feature", "route", "model", "cohort")} <= names
 
 
 def test_version_1_file_gains_the_new_columns_and_keeps_its_rows(db: Path) -> None:
-    old_columns = [c for c in COLUMNS if c != "saved_usd"]
+    added = {"saved_usd", "texts", "cached_texts"}
+    old_columns = [c for c in COLUMNS if c not in added]
     with sqlite3.connect(db) as conn:
         cols = ", ".join(f"{c} {COLUMN_TYPES[c]}" for c in old_columns)
         conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         conn.execute("INSERT INTO schema_version VALUES (1)")
         conn.execute(f"CREATE TABLE requests (id INTEGER PRIMARY KEY, {cols})")
         row = rec(1).to_row()
-        values = [v for name, v in zip(COLUMNS, row, strict=True) if name != "saved_usd"]
+        values = [v for name, v in zip(COLUMNS, row, strict=True) if name not in added]
         conn.execute(
             f"INSERT INTO requests ({', '.join(old_columns)}) VALUES ({', '.join('?' * len(values))})", values
         )
@@ -79,11 +80,9 @@ def test_version_1_file_gains_the_new_columns_and_keeps_its_rows(db: Path) -> No
     store.record(rec(2))
     store.close()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (2,)
-        assert conn.execute("SELECT request_id, saved_usd FROM requests ORDER BY id").fetchall() == [
-            (rec(1).request_id, 0.0),
-            (rec(2).request_id, 0.0),
-        ]
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (SCHEMA_VERSION,)
+        rows = conn.execute("SELECT request_id, saved_usd, texts, cached_texts FROM requests ORDER BY id")
+        assert rows.fetchall() == [(rec(1).request_id, 0.0, 0, 0), (rec(2).request_id, 0.0, 0, 0)]
 
 
 def test_newer_schema_version_is_refused(db: Path) -> None:
