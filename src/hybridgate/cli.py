@@ -86,7 +86,7 @@ def init(
 @app.command()
 def usage(
     by: Annotated[
-        str, typer.Option(help="feature|cohort|route|model|backend|day|environment|api_key")
+        str, typer.Option(help="feature|cohort|route|model|backend|day|environment|api_key|api")
     ] = "route",
     days: Annotated[float | None, typer.Option(help="only the last N days")] = None,
     json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,

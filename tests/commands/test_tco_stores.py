@@ -85,6 +85,8 @@ def test_tco_from_ledger_reports_the_same_on_both_stores(configs: dict[str, Path
     assert pg["assumptions"]["sources"] == {
         "price": "ledger (cloud spend / cloud tokens)",
         "local_share": "ledger",
+        "embed_daily_tokens": "none given",  # the fixture's week has no embeddings requests
+        "embed_price": "assumed (text-embedding-3-small)",
     }
     assert pg["break_even_daily_tokens"] == lite["break_even_daily_tokens"]
     # Each run measures up to its own clock, so daily rates differ in the last digits.

@@ -38,6 +38,7 @@ DaysOption = Annotated[float | None, typer.Option(help="only the last N days of 
 Money = Annotated[float | None, typer.Option(min=0)]
 DEFAULT_INPUT_SHARE = 0.75  # typical chat traffic: three prompt tokens for every completion token
 DEFAULT_LOCAL_SHARE = 0.5
+DEFAULT_EMBED_PRICE = 0.02  # OpenAI text-embedding-3-small, $ per million tokens
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -115,8 +116,12 @@ def tco_command(
     fte_yearly_usd: Annotated[float, typer.Option(help="yearly cost of one FTE")] = 200_000.0,
     overhead: Annotated[float, typer.Option(help="retries/evals as a share of traffic, e.g. 0.4")] = 0.0,
     local_share: Annotated[float | None, typer.Option(help="hybrid: share of tokens served locally")] = None,
-    embed_daily_tokens: Annotated[str, typer.Option(help="embedding tokens per day (RAG)")] = "0",
-    embed_price: Annotated[float, typer.Option(help="embedding API $ per million tokens")] = 0.02,
+    embed_daily_tokens: Annotated[
+        str | None, typer.Option(help="embedding tokens per day (RAG); default: the ledger's, else 0")
+    ] = None,
+    embed_price: Annotated[
+        float | None, typer.Option(help="embedding API $ per Mtok; default: the ledger's, else 0.02")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     csv_output: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
     chart: Annotated[Path | None, typer.Option(help="write an SVG chart here")] = None,
@@ -130,6 +135,21 @@ def tco_command(
         fail(f"no data: the ledger has no requests{'' if days is None else f' in the last {days:g} days'}", 1)
     price, price_source = _price(blended_price, model, provider, input_share, workload)
     share, share_source = _local_share(local_share, workload)
+    embed = workload.embeddings if workload else None
+    embed_tokens, embed_source = (
+        (embed_daily_tokens, "given")
+        if embed_daily_tokens is not None
+        else (str(embed.daily_tokens), "ledger")
+        if embed
+        else ("0", "none given")
+    )
+    embed_usd, embed_price_source = (
+        (embed_price, "given")
+        if embed_price is not None
+        else (embed.usd_per_mtok, "ledger")
+        if embed and embed.usd_per_mtok is not None
+        else (DEFAULT_EMBED_PRICE, "assumed (text-embedding-3-small)")
+    )
 
     def assumptions() -> Assumptions:
         node = customise(
@@ -146,12 +166,17 @@ def tco_command(
             selfhost_monthly_usd=selfhost_monthly,
             local_share=share,
             overhead=overhead,
-            embed_daily_tokens=parse_tokens(embed_daily_tokens),
-            embed_usd_per_mtok=embed_price,
+            embed_daily_tokens=parse_tokens(embed_tokens),
+            embed_usd_per_mtok=embed_usd,
         )
 
     a = checked(assumptions)
-    sources = {"price": price_source, "local_share": share_source}
+    sources = {
+        "price": price_source,
+        "local_share": share_source,
+        "embed_daily_tokens": embed_source,
+        "embed_price": embed_price_source,
+    }
     report = checked(lambda: build_report(volumes, a, workload=workload, sources=sources))
     if chart is not None:
         plotted = volumes + ([workload.daily_tokens] if workload else [])

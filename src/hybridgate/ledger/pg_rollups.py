@@ -26,6 +26,7 @@ PG_GROUPS: dict[str, str] = {
     "backend": "backend",
     "environment": "environment",
     "api_key": "api_key_id",
+    "api": "api",
     "day": "to_char(to_timestamp(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
 }
 
@@ -37,6 +38,7 @@ async def pg_rollup(conn: asyncpg.Connection, by: str, since: float) -> list[dic
         f"""SELECT {PG_GROUPS[by]} AS k, COUNT(*) AS requests, SUM((status >= 400)::int) AS errors,
             SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
             SUM(cost_usd) AS cost_usd, AVG(ttft_ms) AS ttft_mean_ms,
+            SUM(texts) AS texts, SUM(cached_texts) AS cached_texts,
             percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50,
             percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95
         FROM requests WHERE ts >= $1 GROUP BY k""",
@@ -59,6 +61,8 @@ def _row(by: str, record: asyncpg.Record) -> dict[str, Any]:
         "latency_p50_ms": _float(record["p50"]),
         "latency_p95_ms": _float(record["p95"]),
         "ttft_mean_ms": _float(record["ttft_mean_ms"]),
+        "texts": int(record["texts"] or 0),
+        "cached_texts": int(record["cached_texts"] or 0),
     }
 
 
@@ -107,7 +111,7 @@ async def pg_backend_totals(conn: asyncpg.Connection, since: float) -> list[dict
             SUM(CASE WHEN status < 400 THEN prompt_tokens + completion_tokens ELSE 0 END) AS served,
             SUM(CASE WHEN status < 400 THEN latency_ms ELSE 0 END) / 1000.0 AS busy,
             MIN(ts) AS first_ts, MAX(ts) AS last_ts
-        FROM requests WHERE ts >= $1 AND backend IS NOT NULL GROUP BY backend""",
+        FROM requests WHERE ts >= $1 AND backend IS NOT NULL AND api <> 'embeddings' GROUP BY backend""",
         since,
     )
     rows = [
@@ -131,7 +135,7 @@ async def pg_hourly_tokens(conn: asyncpg.Connection, since: float) -> dict[int, 
     """Tokens per hour since the epoch; ``floor``, as SQLite's CAST truncates (PostgreSQL's rounds)."""
     records = await conn.fetch(
         """SELECT floor(ts / 3600)::bigint AS h, SUM(prompt_tokens + completion_tokens) AS t
-        FROM requests WHERE ts >= $1 GROUP BY h""",
+        FROM requests WHERE ts >= $1 AND api <> 'embeddings' GROUP BY h""",
         since,
     )
     return {int(r["h"]): int(r["t"] or 0) for r in records}

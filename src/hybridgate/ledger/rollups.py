@@ -22,6 +22,7 @@ USAGE_GROUPS: dict[str, str] = {
     "backend": "backend",
     "environment": "environment",
     "api_key": "api_key_id",
+    "api": "api",  # openai | anthropic | embeddings: chat and embeddings side by side
     "day": "strftime('%Y-%m-%d', ts, 'unixepoch')",
 }
 
@@ -58,7 +59,8 @@ def _usage_rows(
         totals = conn.execute(
             f"""SELECT {key} AS k, COUNT(*) AS requests, SUM(status >= 400) AS errors,
                 SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
-                SUM(cost_usd) AS cost_usd, AVG(ttft_ms) AS ttft_mean_ms
+                SUM(cost_usd) AS cost_usd, AVG(ttft_ms) AS ttft_mean_ms,
+                SUM(texts) AS texts, SUM(cached_texts) AS cached_texts
             FROM requests WHERE ts >= ? GROUP BY k""",
             (since,),
         ).fetchall()
@@ -83,6 +85,8 @@ def _rollup(by: str, row: sqlite3.Row, latencies: list[float]) -> dict[str, Any]
         "latency_p50_ms": percentile(ordered, 50),
         "latency_p95_ms": percentile(ordered, 95),
         "ttft_mean_ms": None if row["ttft_mean_ms"] is None else float(row["ttft_mean_ms"]),
+        "texts": int(row["texts"] or 0),
+        "cached_texts": int(row["cached_texts"] or 0),
     }
 
 
@@ -122,7 +126,8 @@ def daily_series(conn: sqlite3.Connection, by: str, since: float) -> list[dict[s
 
 
 def backend_totals(conn: sqlite3.Connection, since: float) -> list[dict[str, Any]]:
-    """Per backend: token mix, spend, and the wall time spent serving successful requests.
+    """Per chat backend: token mix, spend, and the wall time spent serving successful requests
+    (embeddings are their own workload: ``usage(by="api")``).
 
     ``served_tokens / busy_s`` is the backend's measured throughput for one request at a time.
     """
@@ -130,7 +135,8 @@ def backend_totals(conn: sqlite3.Connection, since: float) -> list[dict[str, Any
         """SELECT backend, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd),
             SUM(CASE WHEN status < 400 THEN prompt_tokens + completion_tokens ELSE 0 END),
             SUM(CASE WHEN status < 400 THEN latency_ms ELSE 0 END) / 1000.0, MIN(ts), MAX(ts)
-        FROM requests WHERE ts >= ? AND backend IS NOT NULL GROUP BY backend ORDER BY backend""",
+        FROM requests WHERE ts >= ? AND backend IS NOT NULL AND api <> 'embeddings'
+        GROUP BY backend ORDER BY backend""",
         (since,),
     )
     keys = ("backend", "requests", "prompt_tokens", "completion_tokens", "cost_usd")
@@ -147,10 +153,10 @@ def backend_totals(conn: sqlite3.Connection, since: float) -> list[dict[str, Any
 
 
 def hourly_tokens(conn: sqlite3.Connection, since: float) -> dict[int, int]:
-    """Tokens per hour (keyed by hours since the epoch) since ``since``; empty hours are absent."""
+    """Chat tokens per hour (keyed by hours since the epoch) since ``since``; empty hours are absent."""
     cur = conn.execute(
         """SELECT CAST(ts / 3600 AS INTEGER) AS h, SUM(prompt_tokens + completion_tokens)
-        FROM requests WHERE ts >= ? GROUP BY h""",
+        FROM requests WHERE ts >= ? AND api <> 'embeddings' GROUP BY h""",
         (since,),
     )
     return {int(hour): int(tokens or 0) for hour, tokens in cur}

@@ -22,26 +22,30 @@ def render_usage(rows: list[dict[str, Any]], *, by: str, as_json: bool) -> str:
         return json.dumps(rows, indent=2)
     if not rows:
         return "No requests recorded in this period.\n"
-    table = _table(by)
+    texts = any(row.get("texts") for row in rows)  # embeddings were served: show their inputs too
+    table = _table(by, texts)
     for row in rows:
-        table.add_row(*_cells(row, by))
-    _add_total(table, rows)
+        table.add_row(*_cells(row, by, texts))
+    _add_total(table, rows, texts)
     out = StringIO()
     Console(file=out, width=TABLE_WIDTH, color_system=None, force_terminal=False).print(table)
     return out.getvalue()
 
 
-def _table(by: str) -> Table:
+def _table(by: str, texts: bool) -> Table:
     table = Table(title=f"Usage by {by}", show_footer=False)
     table.add_column(by)
     for name in ("requests", "errors", "prompt tok", "completion tok", "cost $"):
         table.add_column(name, justify="right")
     for name in ("p50 ms", "p95 ms", "mean ttft ms"):
         table.add_column(name, justify="right")
+    if texts:
+        table.add_column("texts embedded", justify="right")
+        table.add_column("from cache", justify="right")
     return table
 
 
-def _cells(row: dict[str, Any], by: str) -> list[str]:
+def _cells(row: dict[str, Any], by: str, texts: bool) -> list[str]:
     label = row.get(by)
     return [
         "(none)" if label is None else str(label),
@@ -53,10 +57,15 @@ def _cells(row: dict[str, Any], by: str) -> list[str]:
         _ms(row.get("latency_p50_ms")),
         _ms(row.get("latency_p95_ms")),
         _ms(row.get("ttft_mean_ms")),
+        *(_texts(row.get("texts", 0), row.get("cached_texts", 0)) if texts else []),
     ]
 
 
-def _add_total(table: Table, rows: list[dict[str, Any]]) -> None:
+def _texts(total: int, cached: int) -> list[str]:
+    return [f"{total:,}", f"{cached / total:.0%}" if total else "-"]
+
+
+def _add_total(table: Table, rows: list[dict[str, Any]], texts: bool) -> None:
     if len(rows) < 2:
         return
     table.add_section()
@@ -71,7 +80,12 @@ def _add_total(table: Table, rows: list[dict[str, Any]]) -> None:
         "",
         "",
         "",
+        *(_texts(_sum(rows, "texts"), _sum(rows, "cached_texts")) if texts else []),
     )
+
+
+def _sum(rows: list[dict[str, Any]], key: str) -> int:
+    return sum(int(r.get(key, 0)) for r in rows)
 
 
 def _dollars(value: float) -> str:

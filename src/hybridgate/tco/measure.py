@@ -7,7 +7,7 @@ config names) for its ``traffic`` view and summarises it. Nothing here writes to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hybridgate.ledger.base import Ledger
@@ -33,6 +33,31 @@ class Workload:
     local_tps: float | None  # None: no successful local requests
     peak_to_mean: float | None
     shape: str  # "steady", "bursty" or "unknown"
+    embeddings: EmbeddingLoad | None = None  # None: no embeddings requests in the period
+
+
+@dataclass(frozen=True)
+class EmbeddingLoad:
+    """Embeddings measured in the ledger: what was embedded upstream, and what the cache saved."""
+
+    daily_tokens: float  # tokens sent to embedders per day (cache hits excluded)
+    daily_texts: float  # inputs per day, cached or not
+    hit_rate: float  # share of inputs the per-text cache answered
+    usd_per_mtok: float | None  # measured cloud price; None when nothing was priced
+
+
+def embedding_load(by_api: list[dict[str, Any]], days: float) -> EmbeddingLoad | None:
+    """The ``embeddings`` row of ``usage(by="api")`` per day over ``days``; None when absent."""
+    row = next((r for r in by_api if r.get("api") == "embeddings"), None)
+    if row is None or not row["texts"]:
+        return None
+    tokens, cost = row["prompt_tokens"], row["cost_usd"]
+    return EmbeddingLoad(
+        daily_tokens=tokens / days,
+        daily_texts=row["texts"] / days,
+        hit_rate=row["cached_texts"] / row["texts"],
+        usd_per_mtok=cost / tokens * 1_000_000 if tokens and cost > 0 else None,
+    )
 
 
 def summarise(
@@ -96,4 +121,7 @@ def read_workload(ledger: Ledger, local: set[str], *, days: float | None, now: f
         raise ValueError(f"--days must be positive, got {days}")
     since = 0.0 if days is None else now - days * 86_400
     backends, hourly = ledger.traffic(since)
-    return summarise(backends, hourly, local, since=since, now=now)
+    workload = summarise(backends, hourly, local, since=since, now=now)
+    if workload is None:
+        return None
+    return replace(workload, embeddings=embedding_load(ledger.usage("api", days), workload.days))

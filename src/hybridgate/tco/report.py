@@ -62,8 +62,12 @@ def build_report(
         "local_tier": local_tier(a.profile, workload.local_tps if workload else None),
         "embeddings": {
             "daily_tokens": a.embed_daily_tokens,
+            "usd_per_mtok": a.embed_usd_per_mtok,
             "api_monthly_usd": round(embed_api_monthly(a), 2),
             "local_monthly_usd": round(embed_local_monthly(a), 2),
+            "measured": None
+            if workload is None or workload.embeddings is None
+            else _rounded(dataclasses.asdict(workload.embeddings)),
         },
         "measured": None if workload is None else _rounded(dataclasses.asdict(workload)),
     }
@@ -134,6 +138,7 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
         f"local tier: {tier['throughput_tps']:,} tokens/s ({tier['throughput_source']}) at "
         f"{tier['utilisation']:.0%} utilisation -> ${tier['usd_per_mtok']}/Mtok",
     ]
+    lines.append(_embeddings_line(report["embeddings"], a["sources"]))
     if report["measured"] is not None:
         m = report["measured"]
         lines.append(
@@ -141,6 +146,21 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
             f"{m['input_share']:.0%} prompt tokens, shape {m['shape']}"
         )
     return lines
+
+
+def _embeddings_line(e: dict[str, Any], sources: dict[str, str]) -> str:
+    """Embeddings in plain words: they hide on chat dashboards, so the table always says them."""
+    if not e["daily_tokens"]:
+        return "embeddings: none counted (pass --embed-daily-tokens, or --from-ledger with embeddings)"
+    line = (
+        f"embeddings: {human_tokens(e['daily_tokens'])} tokens/day "
+        f"({sources.get('embed_daily_tokens', 'given')}) at ${e['usd_per_mtok']:g}/Mtok "
+        f"({sources.get('embed_price', 'given')}) -> API ${e['api_monthly_usd']:,.2f}/month, "
+        f"self-hosted ${e['local_monthly_usd']:,.2f}/month"
+    )
+    if (m := e["measured"]) is not None:
+        line += f"; {m['hit_rate']:.0%} of {human_tokens(m['daily_texts'])} texts/day came from the cache"
+    return line
 
 
 def human_tokens(value: float) -> str:
