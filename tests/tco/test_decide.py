@@ -153,3 +153,27 @@ def test_recommendation_as_json_carries_its_starter_config() -> None:
 def test_unknown_starter_choice() -> None:
     with pytest.raises(ValueError, match="no starter config"):
         starter_config("mainframe", "x")
+
+
+@pytest.mark.parametrize(
+    ("chunks", "advice"),
+    [
+        (200_000, "API embeddings with cached vectors are fine"),
+        (2_000_000, "either works"),
+        (20_000_000, "self-host the embedder or batch-embed on a schedule"),
+    ],
+)
+def test_decide_applies_the_embeddings_rule_of_thumb_and_cites_its_numbers(chunks: int, advice: str) -> None:
+    rec = run(answers(volume={"corpus_chunks": chunks, "reembeds_per_month": 4, "chunk_tokens": 400}))
+    (reason,) = [r for r in rec.reasons if r.startswith("Embeddings:")]
+    assert advice in reason and f"{chunks:,} chunks" in reason
+    expected = chunks * 400 * 4 * 0.02 / 1e6
+    assert rec.numbers["corpus_embed_monthly_usd"] == pytest.approx(expected, abs=0.01)
+    assert f"${expected:,.2f}/month" in reason
+    assert rec.numbers["embed_rule_chunks"] == [500_000, 5_000_000]
+
+
+def test_decide_without_a_corpus_says_nothing_about_embeddings() -> None:
+    rec = run(answers())
+    assert not any(r.startswith("Embeddings:") for r in rec.reasons)
+    assert "corpus_chunks" not in rec.numbers

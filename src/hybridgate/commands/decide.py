@@ -19,6 +19,7 @@ from hybridgate.config import load_config
 from hybridgate.tco.answers import Answers, RouteScore, load_answers, load_eval_report, parse_answers
 from hybridgate.tco.decide import Recommendation, decide
 from hybridgate.tco.measure import Workload
+from hybridgate.tco.model import parse_tokens
 
 # Where `hybridgate eval` writes its report by default: read when present, like the ledger.
 DEFAULT_EVAL_REPORT = Path("eval-report/report.json")
@@ -102,6 +103,12 @@ def ask_answers() -> Answers:
     shape = _choose("   Traffic shape", ["unknown", "steady", "bursty"])
     if shape != "unknown":
         volume["shape"] = shape
+    chunks = typer.prompt("   RAG: chunks in the corpus (blank: no RAG)", default="", show_default=False)
+    if chunks.strip():
+        volume["corpus_chunks"] = int(parse_tokens(chunks.strip()))
+        volume["reembeds_per_month"] = typer.prompt(
+            "   How often is the whole corpus re-embedded, per month", default=1.0, type=float
+        )
     ops = {
         "gpu_oncall": typer.confirm("4. Ops: is someone on call for GPU nodes?", default=False),
         "version_pinning": typer.confirm("   Are model versions pinned and tested in CI?", default=False),

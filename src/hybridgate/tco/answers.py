@@ -47,6 +47,11 @@ class VolumeAnswers(_Strict):
     avg_context_tokens: int | None = Field(default=None, ge=0)
     blended_price: float | None = Field(default=None, ge=0)  # $ per million tokens
     selfhost_monthly: float = Field(default=8000.0, ge=0)  # all-in $ per month
+    # RAG: chunks in the corpus, how often the whole corpus is re-embedded, tokens per chunk.
+    corpus_chunks: int | None = Field(default=None, ge=0)
+    reembeds_per_month: float = Field(default=1.0, ge=0)
+    chunk_tokens: int = Field(default=500, ge=1)
+    embed_price: float = Field(default=0.02, ge=0)  # $ per million tokens
 
     @field_validator("daily_tokens", mode="before")
     @classmethod

@@ -151,6 +151,7 @@ def _volume(walk: _Walk) -> bool:
         break_even_daily_tokens=None if break_even is None else round(break_even, 2),
     )
     name = "volume and shape"
+    _embeddings(walk)
     if break_even is None or daily < break_even:
         walk.rec.choice = "closed_api"
         saving = row.selfhost_monthly_usd - row.api_monthly_usd
@@ -166,6 +167,42 @@ def _volume(walk: _Walk) -> bool:
         reason = f"Above break-even with {why}: serve the base load locally, the rest on an API."
         walk.note(3, name, f"above break-even, {shape}", reason)
     return False
+
+
+# The rule of thumb for embeddings, in corpus chunks: below the first, API embeddings with cached
+# vectors are fine; above the second, self-host the embedder or batch-embed on a schedule.
+EMBED_API_FINE_CHUNKS = 500_000
+EMBED_SELFHOST_CHUNKS = 5_000_000
+
+
+def _embeddings(walk: _Walk) -> None:
+    """Advice on the corpus, with the numbers it used; it never changes the recommendation."""
+    volume, measured = walk.answers.volume, walk.workload.embeddings if walk.workload else None
+    if volume.corpus_chunks is None:
+        return
+    chunks, numbers = volume.corpus_chunks, walk.rec.numbers
+    monthly_tokens = chunks * volume.chunk_tokens * volume.reembeds_per_month
+    uncached = monthly_tokens * volume.embed_price / 1e6
+    numbers.update(
+        corpus_chunks=chunks,
+        reembeds_per_month=volume.reembeds_per_month,
+        corpus_embed_monthly_usd=round(uncached, 2),
+        embed_rule_chunks=[EMBED_API_FINE_CHUNKS, EMBED_SELFHOST_CHUNKS],
+    )
+    cost = (
+        f"re-embedding {chunks:,} chunks x {volume.chunk_tokens} tokens {volume.reembeds_per_month:g}x a "
+        f"month costs ${uncached:,.2f}/month at ${volume.embed_price:g}/Mtok without a cache"
+    )
+    if measured is not None:
+        numbers["embed_cache_hit_rate"] = round(measured.hit_rate, 4)
+        cost += f"; the ledger's per-text cache answered {measured.hit_rate:.0%} of texts"
+    if chunks < EMBED_API_FINE_CHUNKS:
+        advice = f"Under {EMBED_API_FINE_CHUNKS:,} chunks, API embeddings with cached vectors are fine"
+    elif chunks > EMBED_SELFHOST_CHUNKS:
+        advice = f"Over {EMBED_SELFHOST_CHUNKS:,} chunks, self-host the embedder or batch-embed on a schedule"
+    else:
+        advice = "Between the two thresholds, either works: cache vectors and compare the monthly figure"
+    walk.rec.reasons.append(f"Embeddings: {advice} ({cost}).")
 
 
 def _volume_inputs(walk: _Walk) -> tuple[float, str, Assumptions]:
