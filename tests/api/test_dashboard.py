@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -160,3 +161,26 @@ def test_page_with_an_empty_ledger_says_no_data(tmp_path: Path) -> None:
     assert 'data-state="ready"' in dom
     assert "no requests in this period" in dom and 'id="projection-none"' in dom
     assert 'id="total-requests">0<' in dom
+
+
+def test_page_grouped_by_api_shows_embeddings_beside_chat(tmp_path: Path) -> None:
+    from hybridgate.ledger.records import LedgerRecord
+    from hybridgate.ledger.store import SqliteLedger
+
+    db = tmp_path / "ledger.db"
+    traffic = fill_ledger(db)
+    store = SqliteLedger(str(db))
+    store.start()
+    store.record(
+        LedgerRecord(
+            ts=time.time() - 60, request_id="emb", api="embeddings", environment="test", route="docs",
+            backend="wl", model="wordllama-l2-supercat-256", prompt_tokens=900, texts=40, cached_texts=30,
+        )
+    )  # fmt: skip
+    store.close()
+    with serve_in_thread(dashboard_app(config_for(db))) as url:
+        rows = httpx.get(f"{url}/ui/api/usage?by=api&days=7").json()["rows"]
+        assert {r["api"]: r["requests"] for r in rows} == {"openai": traffic.requests, "embeddings": 1}
+        dom = chromium(tmp_path, "--dump-dom", f"{url}/ui?by=api").stdout
+    assert 'data-state="ready"' in dom, dom[-3000:]
+    assert "Usage by api" in dom and "texts embedded" in dom and "<td>75.0%</td>" in dom
