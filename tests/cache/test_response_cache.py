@@ -49,6 +49,13 @@ class BrokenStore:
             raise ConnectionError("connection refused")
         await self.inner.put(key, value, ttl_s, note)
 
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return [await self.get(key) for key in keys]
+
+    async def put_many(self, items: list[tuple[str, bytes]], ttl_s: float) -> None:
+        for key, value in items:
+            await self.put(key, value, ttl_s, None)
+
     async def notes_since(self) -> list[SemanticNote]:
         return []
 

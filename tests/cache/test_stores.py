@@ -1,11 +1,12 @@
-"""The memory and SQLite stores: bounds, expiry, persistence and semantic notes."""
+"""The memory, SQLite and Redis stores: bounds, expiry, persistence, semantic notes, batches."""
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
-from hybridgate.cache.memory import MemoryStore, SemanticNote
+from hybridgate.cache.memory import CacheStore, MemoryStore, SemanticNote
 from hybridgate.cache.sqlite import PRUNE_EVERY, SqliteStore
 
 
@@ -70,3 +71,34 @@ async def test_sqlite_notes_reach_another_instance_once(tmp_path: Path) -> None:
     assert await reader.notes_since() == []
     await writer.aclose()
     await reader.aclose()
+
+
+async def _many_round_trip(store: CacheStore) -> None:
+    await store.put_many([("a", b"1"), ("b", b"22"), ("c", b"333")], ttl_s=60)
+    await store.put_many([("gone", b"x")], ttl_s=0.001)
+    time.sleep(0.01)
+    assert await store.get_many(["c", "missing", "a", "gone", "b"]) == [b"333", None, b"1", None, b"22"]
+    assert await store.get_many([]) == []
+    await store.aclose()
+
+
+async def test_memory_store_gets_and_puts_many() -> None:
+    await _many_round_trip(MemoryStore(10, 10_000))
+
+
+async def test_sqlite_store_gets_and_puts_many_past_one_query(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "c.db"), 5000)
+    await store.put_many([(f"k{i}", str(i).encode()) for i in range(1200)], ttl_s=60)
+    keys = [f"k{i}" for i in range(1199, -1, -1)]  # more keys than one IN (...) holds, reversed
+    assert await store.get_many(keys) == [str(i).encode() for i in range(1199, -1, -1)]
+    await _many_round_trip(store)
+
+
+async def test_redis_store_gets_and_puts_many() -> None:
+    from redis.asyncio import Redis
+
+    from hybridgate.cache.redis import RedisStore
+    from tests.redis_server import running_redis
+
+    with running_redis() as server:
+        await _many_round_trip(RedisStore(Redis.from_url(server.url), "t:", 100))  # aclose closes it

@@ -60,15 +60,17 @@ class VectorCache:
         self._failing: dict[str, str] = {}
         self._writes: set[asyncio.Task[None]] = set()
 
+    @property
+    def writes_in_flight(self) -> int:
+        return len(self._writes)
+
     def degraded_reason(self) -> str | None:
         return "; ".join(self._failing.values()) or None
 
     async def get_many(self, keys: Sequence[str]) -> list[CachedVector | None]:
         """One entry or None per key, in order; a failing store answers all misses."""
         try:
-            found = await asyncio.wait_for(
-                asyncio.gather(*(self._store.get(key) for key in keys)), self._timeout_s
-            )
+            found = await asyncio.wait_for(self._store.get_many(list(keys)), self._timeout_s)
         except Exception as exc:  # any store failure is a miss, never a failed request
             self._failed("read", exc)
             return [None] * len(keys)
@@ -93,10 +95,7 @@ class VectorCache:
 
     async def _put_many(self, entries: Sequence[tuple[str, bytes]]) -> None:
         try:
-            await asyncio.wait_for(
-                asyncio.gather(*(self._store.put(key, value, self._ttl_s, None) for key, value in entries)),
-                self._timeout_s * 4,
-            )
+            await asyncio.wait_for(self._store.put_many(list(entries), self._ttl_s), self._timeout_s * 4)
         except Exception as exc:
             self._failed("write", exc)
             return

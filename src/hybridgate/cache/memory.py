@@ -34,6 +34,14 @@ class CacheStore(Protocol):
 
     async def put(self, key: str, value: bytes, ttl_s: float, note: SemanticNote | None) -> None: ...
 
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        """``get`` for many keys in one round trip, in order (the embeddings cache's lookups)."""
+        ...
+
+    async def put_many(self, items: list[tuple[str, bytes]], ttl_s: float) -> None:
+        """``put`` for many entries in one round trip; no semantic notes."""
+        ...
+
     async def notes_since(self) -> list[SemanticNote]:
         """Semantic notes written by any replica since the last call (possibly our own)."""
         ...
@@ -74,6 +82,13 @@ class MemoryStore:
         self._bytes += len(value)
         while len(self._entries) > self._max_entries or self._bytes > self._max_bytes:
             self._drop(next(iter(self._entries)))
+
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return [await self.get(key) for key in keys]
+
+    async def put_many(self, items: list[tuple[str, bytes]], ttl_s: float) -> None:
+        for key, value in items:
+            await self.put(key, value, ttl_s, None)
 
     async def notes_since(self) -> list[SemanticNote]:
         return []  # one process: the cache indexed its own notes when it wrote them

@@ -46,6 +46,16 @@ class RedisStore:
             pipe.xadd(self._stream, fields, maxlen=self._max_entries, approximate=True)
         await pipe.execute()
 
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        values = await self._redis.mget([self._prefix + key for key in keys]) if keys else []
+        return [value if isinstance(value, bytes) else None for value in values]
+
+    async def put_many(self, items: list[tuple[str, bytes]], ttl_s: float) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for key, value in items:
+            pipe.set(self._prefix + key, value, px=max(int(ttl_s * 1000), 1))
+        await pipe.execute()
+
     async def notes_since(self) -> list[SemanticNote]:
         notes: list[SemanticNote] = []
         while True:

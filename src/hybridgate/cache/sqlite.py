@@ -37,6 +37,9 @@ CREATE INDEX IF NOT EXISTS cache_entries_expires ON cache_entries(expires);
 """
 
 
+MAX_PARAMETERS = 500  # keys per IN (...) query; SQLite's default limit is 32,766
+
+
 class SqliteStore:
     name = "sqlite"
 
@@ -56,6 +59,9 @@ class SqliteStore:
 
     async def put(self, key: str, value: bytes, ttl_s: float, note: SemanticNote | None) -> None:
         await self._run(self._put, key, value, ttl_s, note)
+
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return await self._run(self._get_many, keys)
 
     async def notes_since(self) -> list[SemanticNote]:
         return await self._run(self._notes_since)
@@ -80,6 +86,19 @@ class SqliteStore:
                 "SELECT value FROM cache_entries WHERE key = ? AND expires > ?", (key, time.time())
             ).fetchone()
         return bytes(row[0]) if row else None
+
+    def _get_many(self, keys: list[str]) -> list[bytes | None]:
+        found: dict[str, bytes] = {}
+        for start in range(0, len(keys), MAX_PARAMETERS):
+            part = keys[start : start + MAX_PARAMETERS]
+            with self._read_lock:
+                rows = self._reader.execute(
+                    f"SELECT key, value FROM cache_entries WHERE key IN ({', '.join('?' * len(part))})"
+                    " AND expires > ?",
+                    (*part, time.time()),
+                ).fetchall()
+            found.update((key, bytes(value)) for key, value in rows)
+        return [found.get(key) for key in keys]
 
     def _put(self, key: str, value: bytes, ttl_s: float, note: SemanticNote | None) -> None:
         scope, query, vector = (note.scope, note.query, note.vector) if note else (None, None, None)
