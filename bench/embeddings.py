@@ -117,7 +117,8 @@ def bench_proxy(texts: list[str], requests: int, tmp: Path) -> dict[str, Any]:
     with run_embeddings_standin(dim=1536) as upstream:
         app = create_app(gateway_config(upstream.base_url, tmp / "proxy.db", cache=False), env={})
         with serve_in_thread(app) as url, httpx.Client(timeout=10) as client:
-            direct, proxied = [], []
+            direct: list[float] = []
+            proxied: list[float] = []
             for i in range(requests + 20):
                 body = {"model": "text-embedding-3-small", "input": texts[i % len(texts)]}
                 for target, samples in ((upstream.base_url, direct), (f"{url}/v1", proxied)):
