@@ -313,3 +313,25 @@ def test_base64_answer_decodes_to_little_endian_float32(gw: EmbRig, rig: EmbRig)
     data = httpx.post(f"{rig.url}/v1/embeddings", json=body, timeout=10).json()
     raw = base64.b64decode(data["data"][0]["embedding"])
     assert np.array_equal(np.frombuffer(raw, "<f4"), vector_for(text, 64))
+
+
+def test_langchain_openai_embeddings_through_the_gateway(gw: EmbRig, rig: EmbRig) -> None:
+    from langchain_openai import OpenAIEmbeddings
+    from pydantic import SecretStr
+
+    # check_embedding_ctx_length=False: with True, LangChain tokenises with tiktoken first, which
+    # downloads its encoding files (no network here); the texts then go as they are.
+    embedder = OpenAIEmbeddings(
+        model=MODEL,
+        base_url=f"{rig.url}/v1",
+        api_key=SecretStr("caller"),
+        check_embedding_ctx_length=False,
+        max_retries=0,
+    )
+    docs = [unique("langchain doc one"), unique("langchain doc two")]
+    vectors = embedder.embed_documents(docs)
+    query = embedder.embed_query(docs[0])
+    assert gw.cloud.texts_received() == docs  # the query was a cache hit
+    for vector, text in zip(vectors, docs, strict=True):
+        assert np.array_equal(np.asarray(vector, np.float32), vector_for(text, 64))
+    assert np.array_equal(np.asarray(query, np.float32), np.asarray(vectors[0], np.float32))
