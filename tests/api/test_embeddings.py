@@ -216,7 +216,17 @@ def test_a_failing_embedder_falls_back_to_one_serving_the_same_model(gw: EmbRig,
     answer = oai.embeddings.create(model="cloud", input=text, encoding_format="float")
     assert gw.cloud_b.texts_received() == [text]
     assert np.array_equal(np.asarray(answer.data[0].embedding, np.float32), vector_for(text, 64))
-    assert gw.rows()[-1]["attempts"] == ["cloud:error:upstream_error", "cloud-b:ok"]
+    assert gw.rows()[-1]["attempts"] == ["cloud:error:server_error", "cloud-b:ok"]
+
+
+def test_an_upstream_400_is_the_callers_400_and_is_not_retried_elsewhere(
+    gw: EmbRig, oai: openai.OpenAI
+) -> None:
+    gw.cloud.fail_next(400)
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.embeddings.create(model="cloud", input=unique("too long, says the upstream"))
+    assert "scripted failure" in caught.value.message and "127.0.0.1" not in caught.value.message
+    assert gw.cloud_b.requests == []
 
 
 def test_upstream_garbage_is_a_protocol_error_that_falls_back(gw: EmbRig, oai: openai.OpenAI) -> None:

@@ -23,7 +23,7 @@ import orjson
 from numpy.typing import NDArray
 from pydantic import BaseModel, Field, ValidationError
 
-from hybridgate.backends.base import retry_after_s
+from hybridgate.backends.base import status_error
 from hybridgate.backends.http import Pool
 from hybridgate.config import (
     WORDLLAMA_MODEL,
@@ -34,9 +34,7 @@ from hybridgate.config import (
 from hybridgate.errors import (
     ConfigError,
     GatewayError,
-    RequestError,
     UpstreamProtocolError,
-    UpstreamStatusError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
@@ -229,27 +227,26 @@ class OpenAICompatEmbedder:
             ) from exc
 
     def _status_error(self, status: int, content: bytes, headers: Mapping[str, str]) -> GatewayError:
-        # The upstream's body may echo our key's hint or internal URLs: it goes to the log only.
-        logger.warning("embedder %s answered HTTP %d: %s", self.name, status, content[:500])
-        if status in (400, 413, 422):
-            return RequestError(
-                f"embedder '{self.name}' ({self.model}) refused the input (HTTP {status})", param="input"
+        if 300 <= status < 400:  # redirects are never followed: the prompt stays where it was sent
+            logger.warning(
+                "embedder %s answered a redirect (HTTP %d) to %s", self.name, status, headers.get("location")
             )
-        if status in (401, 403):
-            return UpstreamStatusError(
-                f"upstream authentication failed for embedder '{self.name}'",
-                status_code=502,
-                type="upstream_error",
-            )
-        known = status in (408, 409, 429) or 500 <= status <= 599
-        error = UpstreamStatusError(
-            f"embedder '{self.name}' answered HTTP {status}",
-            status_code=status if known else 502,
-            type="rate_limit_error" if status == 429 else "upstream_error",
+            return UpstreamProtocolError(f"embedder '{self.name}' answered with a redirect (HTTP {status})")
+        try:
+            error = orjson.loads(content).get("error")
+        except (orjson.JSONDecodeError, AttributeError):
+            error = None
+        if not isinstance(error, dict):
+            logger.warning("embedder %s answered HTTP %d: %r", self.name, status, content[:2000])
+            error = {}
+        return status_error(
+            self.name,
+            status,
+            headers,
+            type=_str(error.get("type")),
+            message=_str(error.get("message")) or "",  # an unstructured body goes to the log only
+            param=_str(error.get("param")),
         )
-        error.retryable = True
-        error.retry_after_s = retry_after_s(headers)
-        return error
 
     def _answer(self, content: bytes, expected: int) -> _Answer:
         try:
@@ -269,6 +266,10 @@ class OpenAICompatEmbedder:
 
     async def aclose(self) -> None:
         await self._pool.aclose()
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _vector(value: list[float] | str) -> NDArray[np.float32]:
