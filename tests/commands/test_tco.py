@@ -225,8 +225,17 @@ def test_decide_needs_answers_when_not_interactive(tmp_path: Path) -> None:
 
 def test_decide_asks_the_questions_interactively(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    replies = ["n", "maybe", "none", "0.9", "yes", "5M", "steady", "y", "y", "none"]
+    replies = ["n", "maybe", "none", "0.9", "yes", "5M", "steady", "", "y", "y", "none"]  # "": no RAG corpus
     result = runner.invoke(app, ["decide", "--interactive"], input="\n".join(replies) + "\n")
     assert result.exit_code == 0, result.output
     assert "please answer one of: none, episodic, systemic" in result.stdout
     assert "Recommendation: Self-host (stopped at step 1" in result.stdout
+
+
+def test_decide_asks_about_the_rag_corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    replies = ["y", "none", "0.9", "yes", "5M", "steady", "8M", "2", "y", "y", "none"]
+    result = runner.invoke(app, ["decide", "--interactive", "--json"], input="\n".join(replies) + "\n")
+    assert result.exit_code == 0, result.output
+    numbers = json.loads(result.stdout[result.stdout.index("{") :])["numbers"]
+    assert numbers["corpus_chunks"] == 8_000_000 and numbers["reembeds_per_month"] == 2
