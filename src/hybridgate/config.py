@@ -73,6 +73,9 @@ class OpenAICompatBackend(BackendBase):
     model: str
     api_key_env: str | None = None
     provider: str | None = None  # for price lookups, e.g. "openai"; guessed from base_url if unset
+    # The upstream API spoken: "chat" (POST /chat/completions) or "responses" (POST /responses,
+    # for models served only there); requests and answers are translated either way.
+    api: Literal["chat", "responses"] = "chat"
     max_connections: int = Field(default=200, ge=1)
     # A pool of servers (docs/operations.md, "Local tier at scale"): more base URLs serving the
     # same model; each request goes to the healthy one with the fewest requests in flight.
@@ -311,6 +314,14 @@ class PostgresConfig(Strict):
     timeout_s: float = Field(default=2.0, gt=0)
 
 
+class ResponsesConfig(Strict):
+    """The Responses API's stored answers (``store``, ``previous_response_id``); docs/configuration.md.
+    "local": kept encrypted in the ledger database (SQLite or PostgreSQL) for ``ttl_s``."""
+
+    store: Literal["off", "local"] = "off"
+    ttl_s: float = Field(default=30 * 86400.0, gt=0)
+
+
 class GatewayConfig(Strict):
     environment: str = "default"
     server: ServerConfig = ServerConfig()
@@ -327,6 +338,7 @@ class GatewayConfig(Strict):
     postgres: PostgresConfig | None = None  # needed by ledger store or auth keys_store = "postgres"
     router: RouterConfig = RouterConfig()  # hot reload of learned router files
     embeddings: EmbeddingsConfig | None = None  # absent: POST /v1/embeddings answers 404
+    responses: ResponsesConfig = ResponsesConfig()  # /v1/responses: stored answers off by default
 
     def known_features(self) -> set[str]:
         """Feature names the config mentions (rules, privacy): the bounded set metrics label by."""
@@ -480,11 +492,15 @@ def default_config(env: dict[str, str] | None = None) -> GatewayConfig:
         ]
     # Repeats of deterministic requests (temperature 0 or a seed) are answered from memory.
     cache = {"store": "memory"}
+    # Responses API clients continue conversations by previous_response_id, as with OpenAI itself:
+    # their answers are kept a day, encrypted, in the ledger file.
+    responses = {"store": "local", "ttl_s": 86400.0}
     data = {
         "backends": backends,
         "routes": routes,
         "rules": rules,
         "cache": cache,
         "embeddings": default_embeddings(env),
+        "responses": responses,
     }
     return GatewayConfig.model_validate(data)

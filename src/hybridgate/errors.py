@@ -8,7 +8,8 @@ OpenAI or Anthropic error bodies. Backends translate HTTP-client/SDK exceptions 
     GatewayError
     ├── RequestError                400 invalid_request_error
     │   ├── BodyTooLargeError       413
-    │   └── ModelNotFoundError      404
+    │   ├── ModelNotFoundError      404
+    │   └── NotFoundError           404  (a stored response that does not exist, or not for you)
     ├── AuthenticationError         401
     ├── PermissionDeniedError       403
     │   └── PrivacyPolicyError      403  (PII under block / local_only with no local tier)
@@ -89,6 +90,10 @@ class BodyTooLargeError(RequestError):
 class ModelNotFoundError(RequestError):
     status_code = 404
     code = "model_not_found"
+
+
+class NotFoundError(RequestError):
+    status_code = 404
 
 
 class AuthenticationError(GatewayError):

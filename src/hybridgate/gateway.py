@@ -28,6 +28,7 @@ from hybridgate.errors import StoreUnavailableError
 from hybridgate.ledger import Ledger, build_ledger
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
+from hybridgate.ledger.response_store import ResponseStore, Sealer, SqliteResponseStore
 from hybridgate.pins import enforce_pins, remote_pins
 from hybridgate.pipeline import Pipeline
 from hybridgate.privacy.secret import load_prompt_secret, load_secret
@@ -61,6 +62,7 @@ class Gateway:
     cache: ResponseCache | None = None
     router_reloads: RouterReloads | None = None  # learned routes only: hot reload of router files
     embeddings: Embeddings | None = None  # [embeddings]: POST /v1/embeddings
+    responses: ResponseStore | None = None  # [responses] store = "local": stored Responses answers
 
     def degraded(self) -> dict[str, str]:
         """Shared stores that are failing right now, by component (served around, see /healthz)."""
@@ -89,6 +91,8 @@ class Gateway:
             await self.router_reloads.start()
         if self.embeddings is not None:
             await self.embeddings.start()
+        if self.responses is not None:
+            await self.responses.start()
 
     async def _seed_spend(self, limiter: Limiter) -> None:
         """Budgets survive restarts: today's and this month's spend per key, from the ledger.
@@ -112,6 +116,8 @@ class Gateway:
     async def aclose(self) -> None:
         if self.router_reloads is not None:
             await self.router_reloads.aclose()
+        if self.responses is not None:
+            await self.responses.aclose()
         await self.pipeline.shadow.drain()
         if self.embeddings is not None:
             await self.embeddings.aclose()
@@ -184,6 +190,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
     gateway = Gateway(config, backends, ledger, metrics, pipeline, access, privacy, cache)
     gateway.router_reloads = build_router_reloads(config, router, env)
     gateway.embeddings = _embeddings(config, env, pipeline, secret, privacy)
+    gateway.responses = _response_store(config, env, secret)
     return gateway
 
 
@@ -208,4 +215,21 @@ def _embeddings(
         guard=guard,
         log_prompts=config.ledger.log_prompts,
         cache_pii=config.cache.cache_pii if config.cache else False,
+    )
+
+
+def _response_store(config: GatewayConfig, env: Mapping[str, str], secret: bytes) -> ResponseStore | None:
+    """Stored Responses answers live beside the ledger rows, sealed with the deployment secret."""
+    if config.responses.store == "off":
+        return None
+    sealer, ttl_s = Sealer(secret), config.responses.ttl_s
+    if config.ledger.store == "sqlite":
+        return SqliteResponseStore(config.ledger.path, sealer, ttl_s)
+    assert config.postgres is not None  # the config validator requires [postgres] for this store
+    from hybridgate.ledger.pg_response_store import PostgresResponseStore
+
+    server = config.postgres
+    password = env.get(server.password_env) if server.password_env else None
+    return PostgresResponseStore(
+        server.dsn, sealer, ttl_s, password=password, timeout_s=server.timeout_s, pool_size=server.pool_size
     )

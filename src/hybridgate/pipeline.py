@@ -46,6 +46,7 @@ class Completion:
     model: str
     cost_usd: float
     cache: str | None = None  # hit | semantic-hit | miss | bypass; None without a cache
+    screening: Screening | None = None  # what the privacy screen found, when [privacy] is on
 
 
 @dataclass
@@ -159,12 +160,12 @@ class Pipeline:
         cost = self.record(trace, response.usage, 200, None, response.model, response.system_fingerprint)
         self.store(lookup, trace, response, cost)
         self.shadow.maybe(request, ctx, decision)
-        return Completion(response, decision, trace.backend, trace.served.model, cost, trace.cache)
+        return Completion(response, decision, trace.backend, trace.served.model, cost, trace.cache, trace.screening)
 
     def _answer_from_cache(self, trace: Trace, decision: Decision, hit: CachedAnswer) -> Completion:
         response = hit.response(trace.ctx.request_id)
         self.record(trace, Usage(), 200, None, response.model, response.system_fingerprint)
-        return Completion(response, decision, hit.backend, hit.model, 0.0, trace.cache)
+        return Completion(response, decision, hit.backend, hit.model, 0.0, trace.cache, trace.screening)
 
     async def stream(self, request: ChatRequest, ctx: RequestContext) -> PipelineStream:
         trace = Trace(ctx, request)

@@ -160,7 +160,7 @@ class RequestContext:
     """Who asked and how: everything about a request that is not its body."""
 
     request_id: str
-    api: Literal["openai", "anthropic", "embeddings"] = "openai"
+    api: Literal["openai", "anthropic", "embeddings", "responses"] = "openai"
     api_key_id: str | None = None
     environment: str = "default"
     feature: str | None = None

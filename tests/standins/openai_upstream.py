@@ -5,7 +5,8 @@ format (``chat.completion`` bodies, ``chat.completion.chunk`` SSE frames ending 
 ``{"error": {...}}`` bodies with an ``x-request-id`` header) so that httpx, SSE parsing and the
 official ``openai`` SDK run for real against it. Tests script its behaviour one request at a time
 (``standin.script(Reply(...), Fail(...))``, behaviours defined in ``openai_wire.py`` and
-re-exported here); with nothing scripted it echoes the last user message, or asks its
+re-exported here); it serves ``POST /v1/responses`` too, in the Responses wire format
+(``responses_wire.py``), from the same script; with nothing scripted it echoes the last user message, or asks its
 ``unscripted`` callable for a behaviour (a fault mix, for load tests). It counts the requests
 whose client hung up before the answer was complete (``abandoned``: during a scripted delay or
 mid-stream), so tests can see that a gateway cancels its upstream request. It listens on
@@ -30,6 +31,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.servers import serve_in_thread
+from tests.standins.responses_wire import RESPONSES_PARAMS, ResponseBody, failure_events
+from tests.standins.responses_wire import echo as responses_echo
 from tests.standins.openai_wire import (
     Behaviour,
     Completion,
@@ -115,6 +118,7 @@ class OpenAIStandIn:
         return Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/responses", self._responses, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
             ]
         )
@@ -152,7 +156,42 @@ class OpenAIStandIn:
                 return True
         return False
 
-    def _reject(self, request: Request, body: Any) -> Response | None:
+    async def _responses(self, request: Request) -> Response:
+        """``POST /v1/responses``: the same scripted behaviours, in the Responses wire format."""
+        raw = await request.body()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        self._record(request, body)
+        if rejected := self._reject(request, body, required=("model", "input"), chat=False):
+            return rejected
+        for key in body:
+            if key not in RESPONSES_PARAMS:  # the API refuses what it does not document
+                message = f"Unknown parameter: '{key}'."
+                return _json(error_body(message, "invalid_request_error", "unknown_parameter", key), 400)
+        behaviour = self._script.popleft() if self._script else self._unscripted()
+        self.served += 1
+        if isinstance(behaviour, Fail):
+            error = error_body(behaviour.message, behaviour.type, behaviour.code, behaviour.param)
+            return _json(error, behaviour.status)
+        reply = behaviour if isinstance(behaviour, Reply) else Reply()
+        if reply.content is None and not reply.tool_calls:
+            reply = Reply(content=responses_echo(body), finish_reason=reply.finish_reason)
+        response = ResponseBody(body, reply)
+        if not body.get("stream"):
+            return _json(response.body())
+        events = response.events()
+        if isinstance(behaviour, FailMidStream):
+            events = failure_events(response, behaviour.message, behaviour.after_chunks)
+        frames = [
+            f"event: {e['type']}\ndata: {json.dumps(e, separators=(',', ':'))}\n\n".encode() for e in events
+        ]
+        return StreamingResponse(_frames(frames), 200, {"x-request-id": _request_id()}, "text/event-stream")
+
+    def _reject(
+        self, request: Request, body: Any, required: Sequence[str] = ("model", "messages"), chat: bool = True
+    ) -> Response | None:
         """What OpenAI itself refuses before any model runs: a wrong key, a malformed body."""
         if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
             error = error_body("Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
@@ -161,13 +200,13 @@ class OpenAIStandIn:
             return _json(
                 error_body("We could not parse the JSON body of your request.", "invalid_request_error"), 400
             )
-        for key in ("model", "messages"):
+        for key in required:
             if key not in body:
                 message = f"Missing required parameter: '{key}'."
                 return _json(
                     error_body(message, "invalid_request_error", "missing_required_parameter", key), 400
                 )
-        if body.get("stream_options") is not None and not body.get("stream"):
+        if chat and body.get("stream_options") is not None and not body.get("stream"):
             message = "The 'stream_options' parameter is only allowed when 'stream' is enabled."
             return _json(error_body(message, "invalid_request_error", None, "stream_options"), 400)
         return None
@@ -229,6 +268,11 @@ async def _partial(body: Json, behaviour: Drop | Truncate) -> AsyncIterator[byte
     yield encoded[: len(encoded) // 2]
     if isinstance(behaviour, Drop):
         raise DroppedConnection("stand-in drops the connection as scripted")
+
+
+async def _frames(frames: list[bytes]) -> AsyncIterator[bytes]:
+    for frame in frames:
+        yield frame
 
 
 def _request_id() -> str:

@@ -33,7 +33,7 @@ def key_id(key: str | None) -> str | None:
 
 
 def context_from(
-    request: Request, api: Literal["openai", "anthropic", "embeddings"], environment: str
+    request: Request, api: Literal["openai", "anthropic", "embeddings", "responses"], environment: str
 ) -> RequestContext:
     request_id = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}"
     request.state.request_id = request_id

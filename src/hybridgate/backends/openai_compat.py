@@ -1,5 +1,8 @@
 """Backend for any OpenAI-compatible chat-completions upstream (OpenAI, vLLM, llama.cpp server, ...).
 
+With ``api = "responses"`` it speaks OpenAI's Responses API instead (``POST {base_url}/responses``,
+for models served only there): requests, answers and streams are translated by wire/responses.py.
+
 Step 3 of the flow: the cascade hands it a ``ChatRequest`` and a concrete model; it POSTs to
 ``{base_url}/chat/completions`` over one pooled aiohttp session (backends/http.py) and returns the
 upstream's body, or its chunks as they arrive, untouched. With ``replicas`` the server is chosen
@@ -35,6 +38,7 @@ from hybridgate.errors import (
     UpstreamUnavailableError,
 )
 from hybridgate.types import ChatRequest, ChatResponse, Json
+from hybridgate.wire.responses import ResponsesStreamReader, completion_from_response, to_responses_request
 from hybridgate.wire.upstream import check_chunk, check_completion
 
 log = logging.getLogger("hybridgate.backends")
@@ -50,7 +54,9 @@ class OpenAICompatBackend:
         self.model = config.model
         self.local = config.local
         self._config = config
-        self._url = f"{config.base_url.rstrip('/')}/chat/completions"
+        self._responses = config.api == "responses"  # the upstream speaks the Responses API
+        self._path = "/responses" if self._responses else "/chat/completions"
+        self._url = f"{config.base_url.rstrip('/')}{self._path}"
         self.replicas = ReplicaPool(name, config)
         self._health: asyncio.Task[None] | None = None
         self._headers = {"content-type": "application/json"}
@@ -70,11 +76,22 @@ class OpenAICompatBackend:
             await asyncio.gather(health, return_exceptions=True)
         await self._pool.aclose()
 
-    async def complete(self, request: ChatRequest, model: str) -> ChatResponse:
+    def _body(self, request: ChatRequest, model: str, stream: bool) -> Json:
+        if self._responses:
+            return to_responses_request(request, model, stream=stream)
         body = request.upstream_body(model)
-        body["stream"] = False
-        # OpenAI answers 400 to stream_options on a non-streaming request.
-        body.pop("stream_options", None)
+        body["stream"] = stream
+        if stream:
+            # Always ask for the usage chunk so the ledger can count tokens; the pipeline strips it
+            # again when the client did not ask for it.
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        else:
+            # OpenAI answers 400 to stream_options on a non-streaming request.
+            body.pop("stream_options", None)
+        return body
+
+    async def complete(self, request: ChatRequest, model: str) -> ChatResponse:
+        body = self._body(request, model, stream=False)
         response, replica, sent = await self._send(body)
         first_byte_ms = None
         try:
@@ -85,15 +102,14 @@ class OpenAICompatBackend:
             self.replicas.release(replica, first_byte_ms)
         self._check_status(response, content)
         data = self._parse(content, response.status)
+        if self._responses:
+            return ChatResponse(completion_from_response(data, self._who()))
         check_completion(data, self._who())
         return ChatResponse(data)
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncGenerator[Json, None]:
-        body = request.upstream_body(model)
-        body["stream"] = True
-        # Always ask for the usage chunk so the ledger can count tokens; the pipeline strips it
-        # again when the client did not ask for it.
-        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        body = self._body(request, model, stream=True)
+        reader = ResponsesStreamReader(self._who()) if self._responses else None
         response, replica, sent = await self._send(body)
         first_byte_ms = None
         try:
@@ -110,9 +126,17 @@ class OpenAICompatBackend:
                         # goes back to the pool; otherwise the next request pays for a new one.
                         await self._drain(response)
                         return
-                    yield self._chunk(data)
+                    if reader is None:
+                        yield self._chunk(data)
+                        continue
+                    for chunk in reader.feed(self._chunk(data)):
+                        yield chunk
+                    if reader.finished:  # a Responses stream ends at response.completed
+                        await self._drain(response)
+                        return
                 if not received:
-                    raise UpstreamProtocolError(f"{self._who()} ended the stream without 'data: [DONE]'")
+                    end = "response.completed" if reader else "'data: [DONE]'"
+                    raise UpstreamProtocolError(f"{self._who()} ended the stream without {end}")
         finally:
             response.release()
             self.replicas.release(replica, first_byte_ms)
@@ -149,9 +173,8 @@ class OpenAICompatBackend:
             replica = await self.replicas.acquire(tried)
             sent = time.perf_counter()
             try:
-                response = await self._http().post(
-                    replica.url, data=data, proxy=replica.proxy, allow_redirects=False
-                )
+                url = replica.base_url.rstrip("/") + self._path if self._responses else replica.url
+                response = await self._http().post(url, data=data, proxy=replica.proxy, allow_redirects=False)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 self.replicas.release(replica)
                 tried.append(replica)

@@ -1,0 +1,97 @@
+"""Stored Responses API answers in the PostgreSQL ledger database, so every replica can continue a
+conversation another one started. Same rows, sealing and tenancy as ``response_store``."""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+
+from hybridgate.errors import StoreUnavailableError
+from hybridgate.ledger.response_store import PURGE_EVERY_S, Sealer, StoredResponse, associated_data
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    blob BYTEA NOT NULL
+);
+CREATE INDEX IF NOT EXISTS responses_expires ON responses (expires_at);
+"""
+
+
+class PostgresResponseStore:
+    """An asyncpg pool on the serving event loop; a failing server raises ``StoreUnavailableError``."""
+
+    def __init__(
+        self, dsn: str, sealer: Sealer, ttl_s: float, *, password: str | None, timeout_s: float, pool_size: int
+    ) -> None:
+        self._dsn = dsn
+        self._sealer = sealer
+        self._ttl_s = ttl_s
+        self._password = password
+        self._timeout_s = timeout_s
+        self._size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._ready = False
+        self._next_purge = 0.0
+
+    async def start(self) -> None:
+        if self._pool is None:
+            # min_size 0: an unreachable server does not stop the gateway; calls fail until it is back
+            self._pool = await asyncpg.create_pool(
+                self._dsn, password=self._password, timeout=self._timeout_s, min_size=0, max_size=self._size
+            )
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()
+
+    async def _execute(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        if self._pool is None:
+            raise StoreUnavailableError("response store is not started")
+        try:
+            async with self._pool.acquire(timeout=self._timeout_s) as conn:
+                if not self._ready:
+                    await conn.execute(_SCHEMA)
+                    self._ready = True
+                rows: list[asyncpg.Record] = await conn.fetch(sql, *args, timeout=self._timeout_s)
+                return rows
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreUnavailableError(f"response store: PostgreSQL failed: {exc}") from exc
+
+    async def save(self, tenant: str, stored: StoredResponse) -> None:
+        now = time.time()
+        response_id = str(stored.response["id"])
+        blob = self._sealer.seal(stored.to_bytes(), associated_data(response_id, tenant))
+        await self._execute(
+            "INSERT INTO responses VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET "
+            "tenant = $2, created_at = $3, expires_at = $4, blob = $5",
+            response_id,
+            tenant,
+            now,
+            now + self._ttl_s,
+            blob,
+        )
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_EVERY_S
+            await self._execute("DELETE FROM responses WHERE expires_at < $1", now)
+
+    async def load(self, tenant: str, response_id: str) -> StoredResponse | None:
+        rows = await self._execute(
+            "SELECT blob FROM responses WHERE id = $1 AND tenant = $2 AND expires_at >= $3",
+            response_id,
+            tenant,
+            time.time(),
+        )
+        if not rows:
+            return None
+        plain = self._sealer.open(bytes(rows[0]["blob"]), associated_data(response_id, tenant))
+        return StoredResponse.from_bytes(plain) if plain is not None else None
+
+    async def delete(self, tenant: str, response_id: str) -> bool:
+        rows = await self._execute("DELETE FROM responses WHERE id = $1 AND tenant = $2 RETURNING id", response_id, tenant)
+        return bool(rows)

@@ -1,0 +1,157 @@
+"""Stored Responses API answers (``store`` / ``previous_response_id``), encrypted, in the ledger database.
+
+Keeping a conversation is keeping prompts, so it is off unless ``[responses] store = "local"``.
+Each stored answer is one row: its id, the tenant (the caller's key id) that may read it, when it
+expires, and one AES-256-GCM blob holding the response object, its input items and the whole
+conversation as chat messages. The key is derived (HKDF-SHA256) from the deployment secret that
+keys the ledger's prompt HMACs; the row's id and tenant are the associated data, so a blob copied
+to another row or tenant does not open. ``SqliteResponseStore`` keeps them in the SQLite ledger
+file; ``pg_response_store.PostgresResponseStore`` in the PostgreSQL ledger that replicas share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from hybridgate.types import Json
+
+PURGE_EVERY_S = 600.0
+_NONCE_BYTES = 12
+
+
+class Sealer:
+    """AES-256-GCM with a key derived from the deployment secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"hybridgate", info=b"responses-store v1").derive(
+            secret
+        )
+        self._aead = AESGCM(key)
+
+    def seal(self, plain: bytes, associated: bytes) -> bytes:
+        nonce = os.urandom(_NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, plain, associated)
+
+    def open(self, sealed: bytes, associated: bytes) -> bytes | None:
+        """The plaintext, or None when the blob was not sealed for this row with this secret."""
+        try:
+            return self._aead.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], associated)
+        except (InvalidTag, ValueError):
+            return None
+
+
+@dataclass
+class StoredResponse:
+    response: Json  # the response object, as the caller got it
+    input_items: list[Json]  # this request's own input items, each with an id
+    messages: list[Json]  # the conversation so far as chat messages, this answer included
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"response": self.response, "input_items": self.input_items, "messages": self.messages})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> StoredResponse:
+        value = orjson.loads(data)
+        return cls(value["response"], value["input_items"], value["messages"])
+
+
+def associated_data(response_id: str, tenant: str) -> bytes:
+    return response_id.encode() + b"\0" + tenant.encode()
+
+
+class ResponseStore(Protocol):
+    """Where stored answers live; every call is scoped to the caller's tenant."""
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    async def save(self, tenant: str, stored: StoredResponse) -> None: ...
+
+    async def load(self, tenant: str, response_id: str) -> StoredResponse | None: ...
+
+    async def delete(self, tenant: str, response_id: str) -> bool: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    blob BLOB NOT NULL
+)
+"""
+
+
+class SqliteResponseStore:
+    """Stored answers in a table of the SQLite ledger file (WAL, one connection, calls in a thread)."""
+
+    def __init__(self, path: str, sealer: Sealer, ttl_s: float) -> None:
+        self._path = path
+        self._sealer = sealer
+        self._ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._next_purge = 0.0
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._open)
+
+    def _open(self) -> None:
+        with self._lock:
+            if self._conn is None:
+                conn = sqlite3.connect(self._path, check_same_thread=False, timeout=5.0)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(_SCHEMA)
+                conn.execute("CREATE INDEX IF NOT EXISTS responses_expires ON responses (expires_at)")
+                conn.commit()
+                self._conn = conn
+
+    async def aclose(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _run(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+        with self._lock:
+            if self._conn is None:
+                raise RuntimeError("response store is not started")
+            rows = self._conn.execute(sql, args).fetchall()
+            self._conn.commit()
+            return rows
+
+    async def save(self, tenant: str, stored: StoredResponse) -> None:
+        now = time.time()
+        response_id = str(stored.response["id"])
+        blob = self._sealer.seal(stored.to_bytes(), associated_data(response_id, tenant))
+        args = (response_id, tenant, now, now + self._ttl_s, blob)
+        await asyncio.to_thread(self._run, "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)", args)
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_EVERY_S
+            await asyncio.to_thread(self._run, "DELETE FROM responses WHERE expires_at < ?", (now,))
+
+    async def load(self, tenant: str, response_id: str) -> StoredResponse | None:
+        sql = "SELECT blob FROM responses WHERE id = ? AND tenant = ? AND expires_at >= ?"
+        rows = await asyncio.to_thread(self._run, sql, (response_id, tenant, time.time()))
+        if not rows:
+            return None
+        plain = self._sealer.open(bytes(rows[0][0]), associated_data(response_id, tenant))  # type: ignore[arg-type]
+        return StoredResponse.from_bytes(plain) if plain is not None else None
+
+    async def delete(self, tenant: str, response_id: str) -> bool:
+        sql = "DELETE FROM responses WHERE id = ? AND tenant = ? RETURNING id"
+        return bool(await asyncio.to_thread(self._run, sql, (response_id, tenant)))
