@@ -160,7 +160,9 @@ class Pipeline:
         cost = self.record(trace, response.usage, 200, None, response.model, response.system_fingerprint)
         self.store(lookup, trace, response, cost)
         self.shadow.maybe(request, ctx, decision)
-        return Completion(response, decision, trace.backend, trace.served.model, cost, trace.cache, trace.screening)
+        return Completion(
+            response, decision, trace.backend, trace.served.model, cost, trace.cache, trace.screening
+        )
 
     def _answer_from_cache(self, trace: Trace, decision: Decision, hit: CachedAnswer) -> Completion:
         response = hit.response(trace.ctx.request_id)

@@ -6,11 +6,11 @@ format (``chat.completion`` bodies, ``chat.completion.chunk`` SSE frames ending 
 official ``openai`` SDK run for real against it. Tests script its behaviour one request at a time
 (``standin.script(Reply(...), Fail(...))``, behaviours defined in ``openai_wire.py`` and
 re-exported here); it serves ``POST /v1/responses`` too, in the Responses wire format
-(``responses_wire.py``), from the same script; with nothing scripted it echoes the last user message, or asks its
-``unscripted`` callable for a behaviour (a fault mix, for load tests). It counts the requests
-whose client hung up before the answer was complete (``abandoned``: during a scripted delay or
-mid-stream), so tests can see that a gateway cancels its upstream request. It listens on
-127.0.0.1 only and knows nothing of hybridgate.
+(``responses_wire.py``), from the same script. With nothing scripted it echoes the last user
+message, or asks its ``unscripted`` callable for a behaviour (a fault mix, for load tests). It
+counts the requests whose client hung up before the answer was complete (``abandoned``: during
+a scripted delay or mid-stream), so tests can see that a gateway cancels its upstream request.
+It listens on 127.0.0.1 only and knows nothing of hybridgate.
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.servers import serve_in_thread
-from tests.standins.responses_wire import RESPONSES_PARAMS, ResponseBody, failure_events
-from tests.standins.responses_wire import echo as responses_echo
 from tests.standins.openai_wire import (
     Behaviour,
     Completion,
@@ -47,6 +45,8 @@ from tests.standins.openai_wire import (
     as_reply,
     error_body,
 )
+from tests.standins.responses_wire import RESPONSES_PARAMS, ResponseBody, failure_events
+from tests.standins.responses_wire import echo as responses_echo
 
 __all__ = [
     "Drop",

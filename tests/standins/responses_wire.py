@@ -63,7 +63,9 @@ class ResponseBody:
     def usage(self) -> Json:
         items = self.request["input"] if isinstance(self.request["input"], list) else [self.request["input"]]
         prompt = sum(count_tokens(input_text(i) if isinstance(i, dict) else str(i)) for i in items)
-        output = count_tokens(self.reply.content or "") + sum(count_tokens(c.arguments) for c in self.reply.tool_calls)
+        output = count_tokens(self.reply.content or "") + sum(
+            count_tokens(c.arguments) for c in self.reply.tool_calls
+        )
         return {
             "input_tokens": prompt,
             "input_tokens_details": {"cached_tokens": 0},
@@ -80,7 +82,13 @@ class ResponseBody:
         if self.reply.content is not None:
             part = {"type": "output_text", "text": self.reply.content, "annotations": [], "logprobs": []}
             items.append(
-                {"id": self.message_id, "type": "message", "status": "completed", "role": "assistant", "content": [part]}
+                {
+                    "id": self.message_id,
+                    "type": "message",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [part],
+                }
             )
         for item_id, call in zip(self.call_ids, self.reply.tool_calls, strict=True):
             items.append(
@@ -95,7 +103,9 @@ class ResponseBody:
             )
         return items
 
-    def body(self, status: str | None = None, output: list[Json] | None = None, usage: Json | None = None) -> Json:
+    def body(
+        self, status: str | None = None, output: list[Json] | None = None, usage: Json | None = None
+    ) -> Json:
         final = status is None
         status = status or ("incomplete" if self._incomplete() else "completed")
         return {
@@ -144,7 +154,13 @@ class ResponseBody:
 
     def _message_events(self, index: int, text: str) -> list[Json]:
         where = {"item_id": self.message_id, "output_index": index, "content_index": 0}
-        empty = {"id": self.message_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+        empty = {
+            "id": self.message_id,
+            "type": "message",
+            "status": "in_progress",
+            "role": "assistant",
+            "content": [],
+        }
         part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
         events: list[Json] = [
             {"type": "response.output_item.added", "output_index": index, "item": empty},
@@ -172,7 +188,12 @@ class ResponseBody:
             for i in range(0, len(arguments), 8)
         ]
         events += [
-            {"type": "response.function_call_arguments.done", **where, "arguments": arguments, "name": item["name"]},
+            {
+                "type": "response.function_call_arguments.done",
+                **where,
+                "arguments": arguments,
+                "name": item["name"],
+            },
             {"type": "response.output_item.done", "output_index": index, "item": item},
         ]
         return events

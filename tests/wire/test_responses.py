@@ -67,8 +67,18 @@ def test_items_with_images_calls_outputs_and_reasoning() -> None:
                     ],
                 },
                 {"type": "reasoning", "id": "rs_1", "summary": []},
-                {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": '{"city":"Paris"}'},
-                {"type": "function_call", "call_id": "c2", "name": "get_weather", "arguments": '{"city":"Rome"}'},
+                {
+                    "type": "function_call",
+                    "call_id": "c1",
+                    "name": "get_weather",
+                    "arguments": '{"city":"Paris"}',
+                },
+                {
+                    "type": "function_call",
+                    "call_id": "c2",
+                    "name": "get_weather",
+                    "arguments": '{"city":"Rome"}',
+                },
                 {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
                 {"type": "function_call_output", "call_id": "c2", "output": "rain"},
                 {"role": "assistant", "content": [{"type": "output_text", "text": "Paris sunny"}]},
@@ -89,9 +99,7 @@ def test_items_with_images_calls_outputs_and_reasoning() -> None:
     assert [c["id"] for c in calls] == ["c1", "c2"]  # parallel calls: one assistant turn
     assert (chat.messages[3].tool_call_id, chat.messages[3].content) == ("c1", "sunny")
     assert chat.messages[5].content == "Paris sunny"
-    assert chat.tools == [
-        {"type": "function", "function": {k: v for k, v in TOOL.items() if k != "type"}}
-    ]
+    assert chat.tools == [{"type": "function", "function": {k: v for k, v in TOOL.items() if k != "type"}}]
     assert chat.tool_choice == {"type": "function", "function": {"name": "get_weather"}}
     assert (chat.model_extra or {})["parallel_tool_calls"] is False
 
@@ -102,7 +110,10 @@ def test_items_with_images_calls_outputs_and_reasoning() -> None:
         ({"type": "json_object"}, {"type": "json_object"}),
         (
             {"type": "json_schema", "name": "city", "schema": {"type": "object"}, "strict": True},
-            {"type": "json_schema", "json_schema": {"name": "city", "schema": {"type": "object"}, "strict": True}},
+            {
+                "type": "json_schema",
+                "json_schema": {"name": "city", "schema": {"type": "object"}, "strict": True},
+            },
         ),
         ({"type": "text"}, None),
     ],
@@ -120,18 +131,27 @@ def test_text_format_becomes_response_format(fmt: Json, expected: Json | None) -
         ({"model": "m", "input": 3}, "input"),
         ({"model": "m", "input": [{"type": "telepathy"}]}, "input[0].type"),
         ({"model": "m", "input": [{"role": "wizard", "content": "x"}]}, "input[0].role"),
-        ({"model": "m", "input": [{"type": "function_call_output", "call_id": "c9", "output": "x"}]}, "input"),
+        (
+            {"model": "m", "input": [{"type": "function_call_output", "call_id": "c9", "output": "x"}]},
+            "input",
+        ),
         ({"model": "m", "input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id"),
         ({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type"),
         ({"model": "m", "input": "x", "tools": [{"type": "function"}]}, "tools[0].name"),
         ({"model": "m", "input": "x", "tool_choice": "sometimes"}, "tool_choice"),
         ({"model": "m", "input": "x", "text": {"format": {"type": "yaml"}}}, "text.format.type"),
-        ({"model": "m", "input": "x", "text": {"format": {"type": "json_schema", "name": "n"}}}, "text.format.schema"),
+        (
+            {"model": "m", "input": "x", "text": {"format": {"type": "json_schema", "name": "n"}}},
+            "text.format.schema",
+        ),
         ({"model": "m", "input": "x", "max_output_tokens": 0}, "max_output_tokens"),
         ({"model": "m", "input": "x", "temperature": 3}, "temperature"),
         ({"model": "m", "input": "x", "messages": []}, "messages"),
         ({"model": "m", "input": "x", "background": True}, "background"),
-        ({"model": "m", "input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}, "input[0].content[0].type"),
+        (
+            {"model": "m", "input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
+            "input[0].content[0].type",
+        ),
     ],
 )
 def test_bad_input_is_a_request_error_naming_the_parameter(body: Json, param: str) -> None:
@@ -160,21 +180,44 @@ def test_chat_request_becomes_a_responses_request_and_back() -> None:
             "model": "route",
             "messages": [
                 {"role": "system", "content": "be brief"},
-                {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "data:x"}}]},
-                {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "hi"},
+                        {"type": "image_url", "image_url": {"url": "data:x"}},
+                    ],
+                },
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": "{}"},
+                        }
+                    ],
+                },
                 {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
             ],
-            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
+            "tools": [
+                {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+            ],
             "tool_choice": "required",
             "max_tokens": 30,
             "temperature": 0.5,
-            "response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "object"}}},
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "n", "schema": {"type": "object"}},
+            },
         }
     )
     body = to_responses_request(chat, "gpt-5", stream=True)
     assert body["model"] == "gpt-5" and body["instructions"] == "be brief" and body["store"] is False
     assert body["max_output_tokens"] == 30 and body["temperature"] == 0.5 and body["stream"] is True
-    assert body["tools"] == [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}, "strict": False}]
+    assert body["tools"] == [
+        {"type": "function", "name": "get_weather", "parameters": {"type": "object"}, "strict": False}
+    ]
     assert body["text"] == {"format": {"type": "json_schema", "name": "n", "schema": {"type": "object"}}}
     assert [i["type"] for i in body["input"]] == ["message", "function_call", "function_call_output"]
     assert body["input"][0]["content"][1] == {"type": "input_image", "image_url": "data:x", "detail": "auto"}
@@ -211,15 +254,17 @@ def envelope(**request: Any) -> Envelope:
 def test_completion_becomes_a_response_object() -> None:
     call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}}
     body = response_from_completion(
-        completion({"role": "assistant", "content": "hi", "reasoning_content": "think", "tool_calls": [call]}, "tool_calls"),
+        completion(
+            {"role": "assistant", "content": "hi", "reasoning_content": "think", "tool_calls": [call]},
+            "tool_calls",
+        ),
         envelope(metadata={"k": "v"}),
     )
     assert body["object"] == "response" and body["status"] == "completed" and body["store"] is False
     assert [i["type"] for i in body["output"]] == ["reasoning", "message", "function_call"]
     assert body["output_text"] == "hi" and body["metadata"] == {"k": "v"}
-    assert body["output"][2] | {"id": "x"} == {
-        "id": "x", "type": "function_call", "status": "completed", "call_id": "c1", "name": "f", "arguments": '{"a":1}'
-    }  # fmt: skip
+    call_item = {"type": "function_call", "status": "completed", "call_id": "c1", "name": "f"}
+    assert body["output"][2] | {"id": "x"} == {"id": "x", **call_item, "arguments": '{"a":1}'}
     assert body["usage"] == {
         "input_tokens": 7,
         "input_tokens_details": {"cached_tokens": 4},
@@ -241,19 +286,36 @@ def test_response_object_becomes_a_completion() -> None:
         "model": "gpt-5",
         "output": [
             {"type": "reasoning", "id": "rs", "summary": [{"type": "summary_text", "text": "hmm"}]},
-            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "a"}, {"type": "output_text", "text": "b"}]},
+            {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "a"}, {"type": "output_text", "text": "b"}],
+            },
         ],
-        "usage": {"input_tokens": 2, "output_tokens": 5, "total_tokens": 7, "output_tokens_details": {"reasoning_tokens": 3}},
+        "usage": {
+            "input_tokens": 2,
+            "output_tokens": 5,
+            "total_tokens": 7,
+            "output_tokens_details": {"reasoning_tokens": 3},
+        },
     }
     chat = completion_from_response(response, "up")
     choice = chat["choices"][0]
     assert choice["message"]["content"] == "ab" and choice["message"]["reasoning_content"] == "hmm"
     assert choice["finish_reason"] == "length"
-    assert chat["usage"]["prompt_tokens"] == 2 and chat["usage"]["completion_tokens_details"]["reasoning_tokens"] == 3
+    assert (
+        chat["usage"]["prompt_tokens"] == 2
+        and chat["usage"]["completion_tokens_details"]["reasoning_tokens"] == 3
+    )
 
 
 def chunk(delta: Json, finish: str | None = None) -> Json:
-    return {"id": "c", "object": "chat.completion.chunk", "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "model": "m",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
 
 
 def test_stream_writer_emits_the_documented_sequence() -> None:
@@ -263,7 +325,13 @@ def test_stream_writer_emits_the_documented_sequence() -> None:
         chunk({"role": "assistant", "content": ""}),
         chunk({"content": "Hel"}),
         chunk({"content": "lo"}),
-        chunk({"tool_calls": [{"index": 0, "id": "c1", "type": "function", "function": {"name": "f", "arguments": ""}}]}),
+        chunk(
+            {
+                "tool_calls": [
+                    {"index": 0, "id": "c1", "type": "function", "function": {"name": "f", "arguments": ""}}
+                ]
+            }
+        ),
         chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"a":'}}]}),
         chunk({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}),
         chunk({}, "tool_calls"),
@@ -309,17 +377,48 @@ def test_stream_writer_failure_and_incomplete() -> None:
 
 def responses_events(text: str, call: bool) -> list[Json]:
     created = {"id": "resp_1", "object": "response", "model": "gpt-5", "created_at": 3, "output": []}
-    events: list[Json] = [{"type": "response.created", "response": created}, {"type": "response.in_progress", "response": created}]
-    events += [{"type": "response.output_text.delta", "item_id": "m", "output_index": 0, "content_index": 0, "delta": t} for t in text]
+    events: list[Json] = [
+        {"type": "response.created", "response": created},
+        {"type": "response.in_progress", "response": created},
+    ]
+    events += [
+        {
+            "type": "response.output_text.delta",
+            "item_id": "m",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": t,
+        }
+        for t in text
+    ]
     if call:
         item = {"type": "function_call", "id": "fc_1", "call_id": "c1", "name": "f", "arguments": ""}
         events += [
             {"type": "response.output_item.added", "output_index": 1, "item": item},
-            {"type": "response.function_call_arguments.delta", "item_id": "fc_1", "output_index": 1, "delta": '{"a":'},
-            {"type": "response.function_call_arguments.delta", "item_id": "fc_1", "output_index": 1, "delta": "1}"},
-            {"type": "response.function_call_arguments.done", "item_id": "fc_1", "output_index": 1, "arguments": '{"a":1}'},
+            {
+                "type": "response.function_call_arguments.delta",
+                "item_id": "fc_1",
+                "output_index": 1,
+                "delta": '{"a":',
+            },
+            {
+                "type": "response.function_call_arguments.delta",
+                "item_id": "fc_1",
+                "output_index": 1,
+                "delta": "1}",
+            },
+            {
+                "type": "response.function_call_arguments.done",
+                "item_id": "fc_1",
+                "output_index": 1,
+                "arguments": '{"a":1}',
+            },
         ]
-    final = {**created, "status": "completed", "usage": {"input_tokens": 1, "output_tokens": 2, "total_tokens": 3}}
+    final = {
+        **created,
+        "status": "completed",
+        "usage": {"input_tokens": 1, "output_tokens": 2, "total_tokens": 3},
+    }
     return [*events, {"type": "response.completed", "response": final}]
 
 
@@ -329,7 +428,10 @@ def test_stream_reader_turns_events_into_chunks() -> None:
     assert reader.finished
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     arguments = "".join(
-        t["function"]["arguments"] for c in chunks if c["choices"] for t in c["choices"][0]["delta"].get("tool_calls") or []
+        t["function"]["arguments"]
+        for c in chunks
+        if c["choices"]
+        for t in c["choices"][0]["delta"].get("tool_calls") or []
     )
     assert text == "hey" and json.loads(arguments) == {"a": 1}
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"

@@ -82,7 +82,9 @@ def _tenant(ctx: RequestContext) -> str:
 
 def _store(gateway: Gateway, what: str) -> ResponseStore:
     if gateway.responses is None:
-        raise RequestError(f"{what} needs stored responses, which are off here; set {STORE_SETTING}", param="store")
+        raise RequestError(
+            f"{what} needs stored responses, which are off here; set {STORE_SETTING}", param="store"
+        )
     return gateway.responses
 
 
@@ -90,7 +92,9 @@ async def _conversation(gateway: Gateway, ctx: RequestContext, body: Json) -> Co
     previous = None
     if (previous_id := body.get("previous_response_id")) is not None:
         if not isinstance(previous_id, str):
-            raise RequestError("invalid request: previous_response_id: must be a string", param="previous_response_id")
+            raise RequestError(
+                "invalid request: previous_response_id: must be a string", param="previous_response_id"
+            )
         store = gateway.responses
         if store is None:
             raise RequestError(
@@ -100,7 +104,9 @@ async def _conversation(gateway: Gateway, ctx: RequestContext, body: Json) -> Co
             )
         previous = await store.load(_tenant(ctx), previous_id)
         if previous is None:
-            raise NotFoundError(f"Previous response with id '{previous_id}' not found.", param="previous_response_id")
+            raise NotFoundError(
+                f"Previous response with id '{previous_id}' not found.", param="previous_response_id"
+            )
     wants = body.get("store", True)
     if not isinstance(wants, bool):
         raise RequestError("invalid request: store: must be a boolean", param="store")

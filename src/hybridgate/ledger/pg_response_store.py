@@ -26,7 +26,14 @@ class PostgresResponseStore:
     """An asyncpg pool on the serving event loop; a failing server raises ``StoreUnavailableError``."""
 
     def __init__(
-        self, dsn: str, sealer: Sealer, ttl_s: float, *, password: str | None, timeout_s: float, pool_size: int
+        self,
+        dsn: str,
+        sealer: Sealer,
+        ttl_s: float,
+        *,
+        password: str | None,
+        timeout_s: float,
+        pool_size: int,
     ) -> None:
         self._dsn = dsn
         self._sealer = sealer
@@ -93,5 +100,7 @@ class PostgresResponseStore:
         return StoredResponse.from_bytes(plain) if plain is not None else None
 
     async def delete(self, tenant: str, response_id: str) -> bool:
-        rows = await self._execute("DELETE FROM responses WHERE id = $1 AND tenant = $2 RETURNING id", response_id, tenant)
+        rows = await self._execute(
+            "DELETE FROM responses WHERE id = $1 AND tenant = $2 RETURNING id", response_id, tenant
+        )
         return bool(rows)

@@ -35,9 +35,9 @@ class Sealer:
     """AES-256-GCM with a key derived from the deployment secret."""
 
     def __init__(self, secret: bytes) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"hybridgate", info=b"responses-store v1").derive(
-            secret
-        )
+        key = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=b"hybridgate", info=b"responses-store v1"
+        ).derive(secret)
         self._aead = AESGCM(key)
 
     def seal(self, plain: bytes, associated: bytes) -> bytes:
@@ -59,7 +59,9 @@ class StoredResponse:
     messages: list[Json]  # the conversation so far as chat messages, this answer included
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps({"response": self.response, "input_items": self.input_items, "messages": self.messages})
+        return orjson.dumps(
+            {"response": self.response, "input_items": self.input_items, "messages": self.messages}
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StoredResponse:
@@ -149,7 +151,9 @@ class SqliteResponseStore:
         rows = await asyncio.to_thread(self._run, sql, (response_id, tenant, time.time()))
         if not rows:
             return None
-        plain = self._sealer.open(bytes(rows[0][0]), associated_data(response_id, tenant))  # type: ignore[arg-type]
+        sealed = rows[0][0]
+        assert isinstance(sealed, bytes)
+        plain = self._sealer.open(sealed, associated_data(response_id, tenant))
         return StoredResponse.from_bytes(plain) if plain is not None else None
 
     async def delete(self, tenant: str, response_id: str) -> bool:

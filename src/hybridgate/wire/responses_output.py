@@ -180,7 +180,11 @@ def response_from_completion(completion: Json, envelope: Envelope) -> Json:
 
 def completion_from_response(body: Any, who: str) -> Json:
     """A Responses upstream's ``response`` object as a ``chat.completion``."""
-    if not isinstance(body, dict) or body.get("object") != "response" or not isinstance(body.get("output"), list):
+    if (
+        not isinstance(body, dict)
+        or body.get("object") != "response"
+        or not isinstance(body.get("output"), list)
+    ):
         raise UpstreamProtocolError(f"{who} answered without a response object: {str(body)[:200]!r}")
     if body.get("status") == "failed":
         error = body.get("error") or {}

@@ -75,9 +75,8 @@ def from_responses_request(body: Json, history: list[Message] | None = None) -> 
     data: Json = {"model": model, "messages": [m.model_dump(exclude_none=True) for m in messages]}
     data |= _tool_fields(body)
     data |= _sampling_fields(body)
-    if (text := body.get("text")) is not None:
-        if (fmt := response_format(text)) is not None:
-            data["response_format"] = fmt
+    if (text := body.get("text")) is not None and (fmt := response_format(text)) is not None:
+        data["response_format"] = fmt
     if body.get("stream") is not None:
         data["stream"] = _bool(body["stream"], "stream")
     for key in ("user", "metadata"):
@@ -208,7 +207,7 @@ def chat_tool_choice(choice: Any) -> str | Json:
             if isinstance(t, dict)
         ]
         return {"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": tools}}
-    raise _fail("must be auto, none, required or {\"type\": \"function\", \"name\": ...}", "tool_choice")
+    raise _fail('must be auto, none, required or {"type": "function", "name": ...}', "tool_choice")
 
 
 def response_format(text: Any) -> Json | None:
@@ -233,7 +232,9 @@ def response_format(text: Any) -> Json | None:
             if fmt.get(key) is not None:
                 schema[key] = fmt[key]
         return {"type": "json_schema", "json_schema": schema}
-    raise _fail(f"unknown format type {kind!r}; supported: text, json_object, json_schema", "text.format.type")
+    raise _fail(
+        f"unknown format type {kind!r}; supported: text, json_object, json_schema", "text.format.type"
+    )
 
 
 def input_messages(items: Any) -> list[Message]:
@@ -276,7 +277,9 @@ def _add_item(messages: list[Message], item: Any, param: str) -> None:
     elif kind == "reasoning":
         return  # the model's own reasoning: upstream chat APIs take no such input, so it is dropped
     elif kind == "item_reference":
-        raise _fail("item_reference is not supported; send the item itself or use previous_response_id", param)
+        raise _fail(
+            "item_reference is not supported; send the item itself or use previous_response_id", param
+        )
     else:
         raise _fail(f"unknown input item type {kind!r}", f"{param}.type")
 
@@ -317,7 +320,9 @@ def _part(part: Any, param: str, role: str) -> Json:
     if kind == "input_image" and role == "user":
         url = part.get("image_url")
         if not isinstance(url, str):
-            raise _fail("needs image_url (a URL or a data: URL); file_id is not supported", f"{param}.image_url")
+            raise _fail(
+                "needs image_url (a URL or a data: URL); file_id is not supported", f"{param}.image_url"
+            )
         image: Json = {"url": url}
         if part.get("detail") is not None:
             image["detail"] = part["detail"]
@@ -337,7 +342,9 @@ def items_from_messages(messages: list[Message]) -> tuple[str | None, list[Json]
             instructions.append(message.text())
         elif message.role == "tool":
             output = message.content if isinstance(message.content, str) else message.text()
-            items.append({"type": "function_call_output", "call_id": message.tool_call_id or "", "output": output})
+            items.append(
+                {"type": "function_call_output", "call_id": message.tool_call_id or "", "output": output}
+            )
         else:
             items += _message_items(message)
     return ("\n\n".join(instructions) if instructions else None), items
@@ -371,7 +378,9 @@ def _content_parts(message: Message) -> list[Json]:
             parts.append({"type": text_type, "text": str(part.get("text", ""))})
         elif part.get("type") == "image_url":
             image = part.get("image_url") or {}
-            parts.append({"type": "input_image", "image_url": image.get("url"), "detail": image.get("detail", "auto")})
+            parts.append(
+                {"type": "input_image", "image_url": image.get("url"), "detail": image.get("detail", "auto")}
+            )
     return parts
 
 
@@ -431,7 +440,6 @@ def _text_format(fmt: Json) -> Json | None:
         schema = fmt.get("json_schema") or {}
         return {"type": "json_schema", **schema}
     return None
-
 
 
 _ID_PREFIXES = {"message": "msg", "function_call": "fc", "function_call_output": "fco", "reasoning": "rs"}

@@ -110,14 +110,23 @@ class ResponsesStreamWriter:
         events = self._close()
         self._open = _Open(len(self.output), kind, tool_index)
         self.output.append(item)
-        return [*events, self._event("response.output_item.added", output_index=self._open.index, item=dict(item))]
+        return [
+            *events,
+            self._event("response.output_item.added", output_index=self._open.index, item=dict(item)),
+        ]
 
     def _text(self, kind: str, part: str, text: str) -> list[Json]:
         events: list[Json] = []
         if self._open is None or self._open.kind != kind:
             item_id = new_id("msg" if kind == "message" else "rs")
             empty = (
-                {"id": item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+                {
+                    "id": item_id,
+                    "type": "message",
+                    "status": "in_progress",
+                    "role": "assistant",
+                    "content": [],
+                }
                 if kind == "message"
                 else {"id": item_id, "type": "reasoning", "summary": []}
             )
@@ -138,8 +147,10 @@ class ResponsesStreamWriter:
             where["content_index"] = 0
         opened.texts[part] = opened.texts.get(part, "") + text
         name = {"output_text": "response.output_text.delta", "refusal": "response.refusal.delta"}
-        extra = {"logprobs": []} if part == "output_text" else {}
-        events.append(self._event(name.get(part, "response.reasoning_text.delta"), **where, delta=text, **extra))
+        extra: Json = {"logprobs": []} if part == "output_text" else {}
+        events.append(
+            self._event(name.get(part, "response.reasoning_text.delta"), **where, delta=text, **extra)
+        )
         return events
 
     @staticmethod
@@ -169,7 +180,9 @@ class ResponsesStreamWriter:
         function = call.get("function") or {}
         events: list[Json] = []
         if tool_index not in self._tools:
-            item = function_call_item(new_id("fc"), {**call, "function": {**function, "arguments": ""}}, "in_progress")
+            item = function_call_item(
+                new_id("fc"), {**call, "function": {**function, "arguments": ""}}, "in_progress"
+            )
             events += self._begin("function_call", item, tool_index)
             self._tools[tool_index] = len(self.output) - 1
         output_index = self._tools[tool_index]
