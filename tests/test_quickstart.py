@@ -180,3 +180,53 @@ def test_anthropic_tool_use_round_trip_on_the_embedded_model(served: tuple[str, 
             ],
         )
         assert follow_up.content and follow_up.usage.input_tokens > message.usage.input_tokens
+
+
+def test_responses_api_against_the_embedded_default(served: tuple[str, Path]) -> None:
+    """The Responses API on SmolLM2: create, stream, a forced tool call answered by
+    function_call_output through previous_response_id, retrieve (the default keeps answers)."""
+    url, _ = served
+    weather: Any = {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        "strict": False,
+    }
+    with openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as client:
+        first = client.responses.create(
+            model="auto", input="Name a colour.", max_output_tokens=12, temperature=0
+        )
+        assert first.model == "SmolLM2-135M-Instruct" and first.output_text
+        assert first.usage is not None and first.usage.output_tokens > 0
+        with client.responses.stream(
+            model="auto", input="Name a colour.", max_output_tokens=12, temperature=0
+        ) as stream:
+            events = list(stream)
+        streamed = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+        last = events[-1]
+        # 12 tokens rarely finish a sentence: then the stream ends in response.incomplete
+        assert (
+            last.type in ("response.completed", "response.incomplete")
+            and last.response.status == first.status
+        )
+        assert streamed == last.response.output_text == first.output_text  # greedy: same text either way
+        called = client.responses.create(
+            model="local",
+            input="Weather in Paris?",
+            tools=[weather],
+            tool_choice={"type": "function", "name": "get_weather"},
+            max_output_tokens=60,
+        )
+        call = next(item for item in called.output if item.type == "function_call")
+        assert call.name == "get_weather" and isinstance(json.loads(call.arguments)["city"], str)
+        answered = client.responses.create(
+            model="local",
+            previous_response_id=called.id,
+            input=[{"type": "function_call_output", "call_id": call.call_id, "output": "18 C and sunny"}],
+            tools=[weather],
+            max_output_tokens=16,
+        )
+        assert answered.previous_response_id == called.id and answered.usage is not None
+        assert answered.usage.input_tokens > called.usage.input_tokens  # type: ignore[union-attr]
+        assert client.responses.retrieve(answered.id).output_text == answered.output_text

@@ -401,3 +401,30 @@ def test_storage_off_refuses_previous_response_id_and_answers_store_false(tmp_pa
             assert '[responses] store = "local"' in caught.value.message
             with pytest.raises(openai.BadRequestError):
                 client.responses.retrieve(response.id)
+
+
+def test_a_prompt_with_pii_is_kept_only_where_its_policy_allows(tmp_path: Path) -> None:
+    email = "ada.lovelace@example.com"
+    with run_openai_standin(api_key="sk-chat") as chat:
+        rig = config(chat.base_url, chat.base_url, chat.base_url, tmp_path / "gw.db")
+        rig.routes["open"] = rig.routes["auto"]
+        settings = rig.model_dump(by_alias=True) | {
+            "privacy": {"policy": "redact", "routes": {"open": "allow"}, "ner_model": None}
+        }
+        app = create_app(GatewayConfig.model_validate(settings), env=ENV)
+        with (
+            serve_in_thread(app) as url,
+            openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0) as client,
+        ):
+            redacted = client.responses.create(model="auto", input=f"write to {email}")
+            assert email not in json.dumps(chat.last_request.body)  # the upstream saw a placeholder
+            assert redacted.output_text == f"echo: write to {email}"  # and the caller the real value
+            assert stored(redacted) is False
+            with pytest.raises(openai.NotFoundError):
+                client.responses.retrieve(redacted.id)
+            with client.responses.stream(model="auto", input=f"mail {email}") as stream:
+                assert stored(stream.get_final_response()) is False
+            allowed = client.responses.create(model="open", input=f"write to {email}")
+            assert stored(allowed) is True and client.responses.retrieve(allowed.id).id == allowed.id
+            plain = client.responses.create(model="auto", input="no personal data here")
+            assert stored(plain) is True
