@@ -428,3 +428,55 @@ def test_a_prompt_with_pii_is_kept_only_where_its_policy_allows(tmp_path: Path) 
             assert stored(allowed) is True and client.responses.retrieve(allowed.id).id == allowed.id
             plain = client.responses.create(model="auto", input="no personal data here")
             assert stored(plain) is True
+
+
+async def test_agents_sdk_runs_a_two_tool_agent_through_the_gateway(gw: Rig) -> None:
+    """The OpenAI Agents SDK with its default model class (the Responses API) against the
+    gateway; the chat stand-in plays the model: two tool calls, then the answer."""
+    from agents import Agent, Runner, function_tool, set_tracing_disabled
+    from agents.models.openai_responses import OpenAIResponsesModel
+
+    set_tracing_disabled(True)  # the SDK would otherwise export traces to OpenAI
+    calls: list[str] = []
+
+    @function_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        calls.append(f"weather:{city}")
+        return "sunny, 21 C"
+
+    @function_tool
+    def get_time(city: str) -> str:
+        """The local time in a city."""
+        calls.append(f"time:{city}")
+        return "10:30"
+
+    weather = ToolCall(name="get_weather", arguments='{"city": "Paris"}')
+    clock = ToolCall(name="get_time", arguments='{"city": "Paris"}')
+    gw.chat.script(
+        Reply(tool_calls=[weather]),
+        Reply(tool_calls=[clock]),
+        Reply(content="In Paris it is sunny, 21 C, at 10:30."),
+        Reply(tool_calls=[weather, clock]),
+        Reply(content="Sunny at 10:30."),
+    )
+    async with openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="caller-key", max_retries=0) as client:
+        agent = Agent(
+            name="concierge",
+            instructions="Answer with the tools.",
+            tools=[get_weather, get_time],
+            model=OpenAIResponsesModel(model="auto", openai_client=client),
+        )
+        result = await Runner.run(agent, "Weather and time in Paris?")
+        assert result.final_output == "In Paris it is sunny, 21 C, at 10:30."
+        assert calls == ["weather:Paris", "time:Paris"]
+        last = gw.chat.last_request.body["messages"]
+        assert [m["role"] for m in last] == ["system", "user", "assistant", "tool", "assistant", "tool"]
+        assert last[3] == {"role": "tool", "content": "sunny, 21 C", "tool_call_id": weather.id}
+        streamed = Runner.run_streamed(agent, "Again, briefly?")
+        async for _ in streamed.stream_events():
+            pass
+        assert streamed.final_output == "Sunny at 10:30."
+        assert calls[2:] == ["weather:Paris", "time:Paris"]  # parallel calls, streamed
+    rows = gw.ledger_rows()[-5:]
+    assert all(r["api"] == "responses" and r["status"] == 200 for r in rows)
