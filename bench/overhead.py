@@ -10,6 +10,10 @@ through-gateway, interleaved in blocks (see overhead_probe.py). Prints one JSON 
     .venv/bin/python bench/overhead.py --servers uvicorn,granian --granian-site DIR
     .venv/bin/python bench/overhead.py --wrk --peers /tmp/peers    # + the rig's wrk run, c=1,8,64
 
+Each gateway is probed twice, through ``/v1/chat/completions`` and through ``/v1/responses``
+(the same request in the Responses API's words), interleaved; ``delta_vs_chat_ms`` is what the
+Responses path adds (``--no-responses`` skips it; ``--responses-store local`` keeps answers).
+
 Servers: ``uvicorn`` is ``hybridgate serve`` itself (uvloop + httptools); ``uvicorn-h11`` is
 uvicorn on asyncio + h11; ``granian`` is granian's ASGI interface on uvloop (needs granian on
 ``--granian-site``). ``--peers DIR`` also starts LiteLLM and Portkey from the rig's
@@ -30,6 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -92,10 +97,22 @@ def measure(args: argparse.Namespace, fleet: Fleet) -> dict[str, Any]:
     upstream, _ = start_upstream(fleet, args.upstream_port or free_port(), args.upstream_cpu)
     servers = [s for s in args.servers.split(",") if s]
     gateways = [
-        start_gateway(fleet, s, upstream.base_url[:-3], args.gateway_cpu, args.granian_site) for s in servers
+        start_gateway(
+            fleet, s, upstream.base_url[:-3], args.gateway_cpu, args.granian_site, args.responses_store
+        )
+        for s in servers
     ]
     peers = _start_peers(args, fleet, upstream) if args.peers else []
-    probed = [upstream, *gateways, *(peers if args.probe_peers else [])]
+    # The same gateway process again, asked through POST /v1/responses: what that path adds.
+    responses = [
+        replace(g, name=f"{g.name}/responses", pid=None, ledger=None, api="responses") for g in gateways
+    ]
+    probed = [
+        upstream,
+        *gateways,
+        *(responses if args.responses else []),
+        *(peers if args.probe_peers else []),
+    ]
     result: dict[str, Any] = {
         "machine": machine(),
         "layout": _layout(args),
@@ -109,6 +126,9 @@ def measure(args: argparse.Namespace, fleet: Fleet) -> dict[str, Any]:
             samples = probe.run(n, args.block)
             reconnects = probe.reconnects()
         section = overhead_probe.report(samples, upstream.name, stream)
+        for gateway in gateways if args.responses else []:
+            name = f"{gateway.name}/responses"
+            section[name]["delta_vs_chat_ms"] = overhead_probe.versus(samples, name, gateway.name)
         for name, count in reconnects.items():
             section[name]["reconnects"] = count
         for target in probed[1:]:
@@ -205,6 +225,7 @@ def _layout(args: argparse.Namespace) -> dict[str, Any]:
         "fifo_priority": args.fifo,
         "n_nonstream": args.n,
         "n_stream": args.n_stream,
+        "responses_store": args.responses_store,
         "warmup_per_target": args.warmup,
         "block": args.block,
         "argv": sys.argv,
@@ -213,7 +234,12 @@ def _layout(args: argparse.Namespace) -> dict[str, Any]:
 
 def _describe(targets: list[Target]) -> dict[str, Any]:
     return {
-        t.name: {"url": t.base_url + "/chat/completions", "model": t.model, "pid": t.pid} for t in targets
+        t.name: {
+            "url": t.base_url + ("/responses" if t.api == "responses" else "/chat/completions"),
+            "model": t.model,
+            "pid": t.pid,
+        }
+        for t in targets
     }
 
 
@@ -239,6 +265,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--wrk-warmup", type=int, default=2, help="unrecorded seconds before each wrk point")
     add("--wrk-out", type=Path, help="keep the rig's results here (default: deleted temp dir)")
     add("--out", type=Path, help="also write the JSON here")
+    add("--no-responses", dest="responses", action="store_false", help="skip the /v1/responses targets")
+    add("--responses-store", choices=("off", "local"), default="off", help="the gateways' [responses] store")
     return parser
 
 

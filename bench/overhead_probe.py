@@ -37,9 +37,15 @@ class Client:
         url = urllib.parse.urlsplit(target.base_url)
         self.target = target
         self._conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=TIMEOUT_S)
-        self._path = url.path.rstrip("/") + "/chat/completions"
+        self._responses = target.api == "responses"
+        endpoint = "/responses" if self._responses else "/chat/completions"
+        self._path = url.path.rstrip("/") + endpoint
         self._headers = {"Content-Type": "application/json", **target.headers}
         body = {"model": target.model, "messages": MESSAGES, "max_tokens": 64, "temperature": 0}
+        if self._responses:  # the same request in the Responses API's words
+            system, user = (m["content"] for m in MESSAGES)
+            body = {"model": target.model, "instructions": system, "input": user, "max_output_tokens": 64}
+            body["temperature"] = 0
         self._plain = json.dumps(body).encode()
         self._stream = json.dumps(body | {"stream": True}).encode()
         self.reconnects = 0
@@ -72,7 +78,7 @@ class Client:
         start, response = self._send(self._plain)
         data = response.read()
         total = (time.perf_counter() - start) * 1000
-        if response.status != 200 or b'"choices"' not in data:
+        if response.status != 200 or (b'"output"' if self._responses else b'"choices"') not in data:
             raise ProbeError(f"{self.target.name}: HTTP {response.status}: {data[:300]!r}")
         return total, total
 
@@ -86,12 +92,16 @@ class Client:
             line = response.readline()
             if not line:
                 raise ProbeError(f"{self.target.name}: stream ended before any content")
-            if line.startswith(b"data: {") and _has_content(line[6:]):
+            if self._responses:  # the event line names it: no need to parse the larger events
+                if line.startswith(b"event: response.output_text.delta"):
+                    first = time.perf_counter()
+            elif line.startswith(b"data: {") and _has_content(line[6:]):
                 first = time.perf_counter()
         rest = response.read()
         total = (time.perf_counter() - start) * 1000
-        if b"data: [DONE]" not in rest:
-            raise ProbeError(f"{self.target.name}: stream without [DONE]: {rest[-300:]!r}")
+        end = b"response.completed" if self._responses else b"data: [DONE]"
+        if end not in rest:
+            raise ProbeError(f"{self.target.name}: stream without {end!r}: {rest[-300:]!r}")
         return (first - start) * 1000, total
 
 
@@ -178,6 +188,17 @@ def report(samples: dict[str, Samples], baseline: str, stream: bool) -> dict[str
             entry["delta_ms"] = _deltas(got, base, stream)
         out[name] = entry
     return out
+
+
+def versus(samples: dict[str, Samples], name: str, baseline: str) -> dict[str, float]:
+    """What target ``name`` adds over ``baseline`` (the Responses path over the chat path of
+    the same gateway): p50 difference and the median of per-block differences."""
+    got, base = samples[name], samples[baseline]
+    paired = [g - b for g, b in zip(got.block_medians, base.block_medians, strict=True)]
+    return {
+        "total_p50": round(percentile(got.total_ms, 50) - percentile(base.total_ms, 50), 3),
+        "total_p50_paired_blocks": round(statistics.median(paired), 3),
+    }
 
 
 def _deltas(got: Samples, base: Samples, stream: bool) -> dict[str, float]:

@@ -48,6 +48,8 @@ model = "fake-model"
 provider = "openai"
 [routes.auto]
 try = ["up"]
+[responses]
+store = "{responses_store}"
 """
 
 
@@ -61,6 +63,7 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict)
     pid: int | None = None
     ledger: Path | None = None
+    api: str = "chat"  # chat: POST /chat/completions; responses: POST /responses (hybridgate only)
 
     def rig_json(self) -> str:
         spec = {"name": self.name, "base_url": self.base_url, "model": self.model, "headers": self.headers}
@@ -176,16 +179,24 @@ def start_upstream(fleet: Fleet, port: int, cpu: str) -> tuple[Target, Proc]:
     return Target("direct", f"{url}/v1", "fake-model", {}, proc.popen.pid), proc
 
 
-def start_gateway(fleet: Fleet, server: str, upstream: str, cpu: str, granian_site: Path | None) -> Target:
+def start_gateway(
+    fleet: Fleet,
+    server: str,
+    upstream: str,
+    cpu: str,
+    granian_site: Path | None,
+    responses_store: str = "off",
+) -> Target:
     """Start hybridgate under one server: ``uvicorn`` is the CLI's own ``hybridgate serve``."""
     work = fleet.workdir / server
     work.mkdir()
     config = work / "hybridgate.toml"
     ledger = work / "ledger.db"
-    config.write_text(CONFIG.format(ledger=ledger, upstream=upstream))
+    config.write_text(CONFIG.format(ledger=ledger, upstream=upstream, responses_store=responses_store))
     (work / "hgbench_app.py").write_text(FACTORY)
     port = free_port()
-    env = {"HGBENCH_CONFIG": str(config), "PYTHONPATH": str(work)}
+    # The checkout's own sources first: the bench measures this tree, whatever .venv has installed.
+    env = {"HGBENCH_CONFIG": str(config), "PYTHONPATH": os.pathsep.join([str(work), str(REPO / "src")])}
     cmd = _server_cmd(server, config, port)
     if server == "granian":
         if granian_site is None:

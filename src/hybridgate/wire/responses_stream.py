@@ -38,8 +38,18 @@ class _Open:
     index: int
     kind: str  # message | function_call | reasoning
     tool_index: int | None = None
-    part: str | None = None  # message: the open content part, output_text | refusal
+    part: str | None = None  # the open content part: output_text | refusal | reasoning_text
     texts: dict[str, str] = field(default_factory=dict)
+    where: Json = field(default_factory=dict)  # item_id, output_index, content_index of its deltas
+    delta_type: str = ""
+    delta_extra: Json = field(default_factory=dict)
+
+
+_DELTAS = {
+    "output_text": "response.output_text.delta",
+    "refusal": "response.refusal.delta",
+    "reasoning_text": "response.reasoning_text.delta",
+}
 
 
 class ResponsesStreamWriter:
@@ -69,20 +79,21 @@ class ResponsesStreamWriter:
         ]
 
     def feed(self, chunk: Json) -> list[Json]:
+        if usage := chunk.get("usage"):
+            self.usage = usage
         events: list[Json] = []
-        if chunk.get("usage"):
-            self.usage = chunk["usage"]
         for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            if reasoning := delta.get("reasoning_content"):
-                events += self._text("reasoning", "reasoning_text", str(reasoning))
-            if content := delta.get("content"):
-                events += self._text("message", "output_text", str(content))
-            if refusal := delta.get("refusal"):
-                events += self._text("message", "refusal", str(refusal))
-            for call in delta.get("tool_calls") or ():
-                events += self._tool_call(call)
-            self.finish_reason = choice.get("finish_reason") or self.finish_reason
+            if delta := choice.get("delta"):
+                if reasoning := delta.get("reasoning_content"):
+                    events += self._text("reasoning", "reasoning_text", str(reasoning))
+                if content := delta.get("content"):
+                    events += self._text("message", "output_text", str(content))
+                if refusal := delta.get("refusal"):
+                    events += self._text("message", "refusal", str(refusal))
+                for call in delta.get("tool_calls") or ():
+                    events += self._tool_call(call)
+            if finish := choice.get("finish_reason"):
+                self.finish_reason = finish
         return events
 
     def finish(self) -> list[Json]:
@@ -116,8 +127,12 @@ class ResponsesStreamWriter:
         ]
 
     def _text(self, kind: str, part: str, text: str) -> list[Json]:
+        opened = self._open
+        if opened is not None and opened.kind == kind and opened.part == part:  # the hot path
+            opened.texts[part] += text
+            return [self._event(opened.delta_type, **opened.where, delta=text, **opened.delta_extra)]
         events: list[Json] = []
-        if self._open is None or self._open.kind != kind:
+        if opened is None or opened.kind != kind:
             item_id = new_id("msg" if kind == "message" else "rs")
             empty = (
                 {
@@ -131,26 +146,20 @@ class ResponsesStreamWriter:
                 else {"id": item_id, "type": "reasoning", "summary": []}
             )
             events += self._begin(kind, empty)
-        opened = self._open
+            opened = self._open
         assert opened is not None
-        item_id = self.output[opened.index]["id"]
-        where = {"item_id": item_id, "output_index": opened.index}
-        if kind == "message" and opened.part != part:
+        item = self.output[opened.index]
+        where: Json = {"item_id": item["id"], "output_index": opened.index, "content_index": 0}
+        if kind == "message":
             events += self._close_part()
-            opened.part = part
-            where["content_index"] = len(self.output[opened.index]["content"])
-            self.output[opened.index]["content"].append(self._part(part, ""))
+            where["content_index"] = len(item["content"])
+            item["content"].append(self._part(part, ""))
             events.append(self._event("response.content_part.added", **where, part=self._part(part, "")))
-        elif kind == "message":
-            where["content_index"] = len(self.output[opened.index]["content"]) - 1
-        else:
-            where["content_index"] = 0
+        opened.part, opened.where = part, where
+        opened.delta_type = _DELTAS[part]
+        opened.delta_extra = {"logprobs": []} if part == "output_text" else {}
         opened.texts[part] = opened.texts.get(part, "") + text
-        name = {"output_text": "response.output_text.delta", "refusal": "response.refusal.delta"}
-        extra: Json = {"logprobs": []} if part == "output_text" else {}
-        events.append(
-            self._event(name.get(part, "response.reasoning_text.delta"), **where, delta=text, **extra)
-        )
+        events.append(self._event(opened.delta_type, **where, delta=text, **opened.delta_extra))
         return events
 
     @staticmethod
