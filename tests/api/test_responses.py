@@ -9,6 +9,7 @@ with stored responses on (``[responses] store = "local"``) in its SQLite ledger 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,11 +20,14 @@ import anthropic
 import httpx
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from hybridgate.app import create_app
 from hybridgate.config import GatewayConfig
 from hybridgate.gateway import Gateway
+from tests.api.fuzz_bodies import json_values
 from tests.servers import serve_in_thread
 from tests.standins.anthropic_upstream import AnthropicStandIn, run_anthropic_standin
 from tests.standins.openai_upstream import FailMidStream, OpenAIStandIn, Reply, ToolCall, run_openai_standin
@@ -480,3 +484,67 @@ async def test_agents_sdk_runs_a_two_tool_agent_through_the_gateway(gw: Rig) -> 
         assert calls[2:] == ["weather:Paris", "time:Paris"]  # parallel calls, streamed
     rows = gw.ledger_rows()[-5:]
     assert all(r["api"] == "responses" and r["status"] == 200 for r in rows)
+
+
+ITEM_TYPES = ["message", "function_call", "function_call_output", "reasoning", "item_reference", "telepathy"]
+items = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(ITEM_TYPES) | json_values,
+        "role": st.sampled_from(["user", "assistant", "system", "developer", "tool"]) | json_values,
+        "content": st.text(max_size=20)
+        | st.lists(
+            st.fixed_dictionaries(
+                {"type": st.sampled_from(["input_text", "output_text", "input_image", "refusal", "x"])},
+                optional={"text": json_values, "image_url": json_values, "refusal": json_values},
+            ),
+            max_size=3,
+        )
+        | json_values,
+        "call_id": st.sampled_from(["c1", "c2"]) | json_values,
+        "name": st.text(max_size=8) | json_values,
+        "arguments": st.text(max_size=8) | json_values,
+        "output": st.text(max_size=8) | json_values,
+    },
+)
+bodies = st.fixed_dictionaries(
+    {"model": st.sampled_from(["auto", "claude", "responder"]) | json_values},
+    optional={
+        "input": st.text(max_size=20) | st.lists(items, max_size=4) | json_values,
+        "instructions": st.text(max_size=10) | json_values,
+        "tools": st.lists(
+            st.fixed_dictionaries(
+                {"type": st.sampled_from(["function", "web_search"])},
+                optional={"name": json_values, "parameters": json_values},
+            ),
+            max_size=2,
+        )
+        | json_values,
+        "tool_choice": st.sampled_from(["auto", "none", "required"]) | json_values,
+        "text": st.fixed_dictionaries({}, optional={"format": json_values}) | json_values,
+        "max_output_tokens": json_values,
+        "temperature": json_values,
+        "store": json_values,
+        "previous_response_id": json_values,
+        "metadata": json_values,
+        "stream": st.booleans() | json_values,
+        "reasoning": json_values,
+        "junk": json_values,
+    },
+)
+
+
+@settings(
+    max_examples=int(os.environ.get("HYBRIDGATE_FUZZ_EXAMPLES", "120")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(body=bodies)
+def test_malformed_requests_never_earn_a_5xx(gw: Rig, body: dict[str, Any]) -> None:
+    """Property-based: wrong Responses requests get a well-formed OpenAI 4xx, never a 5xx or a traceback."""
+    response = httpx.post(f"{gw.url}/v1/responses", content=json.dumps(body).encode(), timeout=30)
+    assert response.status_code < 500, response.text
+    assert "Traceback" not in response.text
+    if response.status_code >= 400:
+        error = response.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"} and error["message"]

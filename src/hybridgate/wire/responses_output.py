@@ -33,7 +33,7 @@ class Envelope:
 
     def response(self, status: str, output: list[Json], usage: Json | None, **extra: Any) -> Json:
         request = self.request
-        text: Json = {"format": request.get("text", {}).get("format") or {"type": "text"}}
+        text: Json = {"format": (request.get("text") or {}).get("format") or {"type": "text"}}
         body: Json = {
             "id": self.id,
             "object": "response",
