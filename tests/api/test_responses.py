@@ -30,7 +30,14 @@ from hybridgate.gateway import Gateway
 from tests.api.fuzz_bodies import json_values
 from tests.servers import serve_in_thread
 from tests.standins.anthropic_upstream import AnthropicStandIn, run_anthropic_standin
-from tests.standins.openai_upstream import FailMidStream, OpenAIStandIn, Reply, ToolCall, run_openai_standin
+from tests.standins.openai_upstream import (
+    Fail,
+    FailMidStream,
+    OpenAIStandIn,
+    Reply,
+    ToolCall,
+    run_openai_standin,
+)
 
 ENV = {"CHAT_KEY": "sk-chat", "RESPONDER_KEY": "sk-resp", "CLAUDE_KEY": "sk-ant-test"}
 TOOL: Any = {
@@ -368,6 +375,24 @@ def test_tool_calls_from_a_responses_upstream_streamed_and_not(gw: Rig, oai: ope
         if t.function
     )
     assert json.loads(arguments) == {"city": "Oslo"}
+
+
+def test_failures_of_a_responses_upstream_reach_the_caller(gw: Rig, oai: openai.OpenAI) -> None:
+    gw.responder.script(
+        Fail(status=429, type="rate_limit_error", message="slow down", code="rate_limit_exceeded"),
+        FailMidStream(after_chunks=5, message="responder fell over"),
+    )
+    messages: Any = [{"role": "user", "content": "one two three four five six"}]
+    with pytest.raises(openai.RateLimitError) as limited:
+        oai.chat.completions.create(model="responder", messages=messages)
+    assert "slow down" in limited.value.message
+    received: list[str] = []
+    with pytest.raises(openai.APIError) as broken:
+        for chunk in oai.chat.completions.create(model="responder", messages=messages, stream=True):
+            received += [c.delta.content or "" for c in chunk.choices]
+    assert "responder fell over" in broken.value.message and "".join(received).startswith("echo")
+    rows = gw.ledger_rows()[-2:]
+    assert [r["status"] for r in rows] == [429, 502] and all(r["route"] == "responder" for r in rows)
 
 
 def test_messages_and_responses_ingress_reach_a_responses_upstream(gw: Rig, oai: openai.OpenAI) -> None:
