@@ -573,3 +573,36 @@ def test_malformed_requests_never_earn_a_5xx(gw: Rig, body: dict[str, Any]) -> N
     if response.status_code >= 400:
         error = response.json()["error"]
         assert set(error) == {"message", "type", "param", "code"} and error["message"]
+
+
+def test_with_auth_stored_answers_belong_to_a_key_and_bad_keys_store_nothing(tmp_path: Path) -> None:
+    pepper = "test-pepper-0123456789"
+    with run_openai_standin(api_key="sk-chat") as chat:
+        settings = config(chat.base_url, chat.base_url, chat.base_url, tmp_path / "gw.db").model_dump(
+            by_alias=True
+        )
+        settings["auth"] = {"enabled": True, "keys_path": str(tmp_path / "keys.db")}
+        app = create_app(GatewayConfig.model_validate(settings), env={**ENV, "HYBRIDGATE_KEY_PEPPER": pepper})
+        gateway: Gateway = app.state.gateway
+        assert gateway.access is not None
+        with serve_in_thread(app) as url:
+            owner, _ = gateway.access.keys.create(environment="default", name="owner")
+            other, _ = gateway.access.keys.create(environment="default", name="other")
+            with (
+                openai.OpenAI(base_url=f"{url}/v1", api_key=owner, max_retries=0) as mine,
+                openai.OpenAI(base_url=f"{url}/v1", api_key=other, max_retries=0) as theirs,
+                openai.OpenAI(base_url=f"{url}/v1", api_key="sk-made-up", max_retries=0) as nobody,
+            ):
+                with pytest.raises(openai.AuthenticationError):
+                    nobody.responses.create(model="auto", input="store me")
+                with sqlite3.connect(tmp_path / "gw.db") as db:
+                    assert db.execute("SELECT count(*) FROM responses").fetchone() == (0,)
+                created = mine.responses.create(model="auto", input="mine only")
+                assert mine.responses.retrieve(created.id).id == created.id
+                with pytest.raises(openai.NotFoundError):
+                    theirs.responses.retrieve(created.id)
+                with pytest.raises(openai.AuthenticationError):
+                    nobody.responses.retrieve(created.id)
+                with pytest.raises(openai.NotFoundError):
+                    theirs.responses.delete(created.id)
+                assert mine.responses.retrieve(created.id).id == created.id
