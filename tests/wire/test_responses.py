@@ -452,3 +452,33 @@ def test_input_items_get_ids() -> None:
     assert items[0]["id"].startswith("msg_")
     call = input_items([{"type": "function_call_output", "call_id": "c", "output": "x"}])[0]
     assert call["id"].startswith("fco_") and call["call_id"] == "c"
+
+
+def test_stream_writer_reasoning_then_refusal() -> None:
+    writer = ResponsesStreamWriter(envelope())
+    events = writer.start()
+    for c in [
+        chunk({"reasoning_content": "hm"}),
+        chunk({"reasoning_content": "m"}),
+        chunk({"refusal": "no"}),
+    ]:
+        events += writer.feed(c)
+    events += writer.finish()
+    assert [e["type"] for e in events[2:]] == [
+        "response.output_item.added",
+        "response.reasoning_text.delta",
+        "response.reasoning_text.delta",
+        "response.reasoning_text.done",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.refusal.delta",
+        "response.refusal.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    output = events[-1]["response"]["output"]
+    assert output[0]["content"] == [{"type": "reasoning_text", "text": "hmm"}]
+    assert output[1]["content"] == [{"type": "refusal", "refusal": "no"}]
+    assert [e["output_index"] for e in events[2:-1]] == [0] * 5 + [1] * 6

@@ -107,7 +107,7 @@ async def _conversation(gateway: Gateway, ctx: RequestContext, body: Json) -> Co
             raise NotFoundError(
                 f"Previous response with id '{previous_id}' not found.", param="previous_response_id"
             )
-    wants = body.get("store", True)
+    wants = True if body.get("store") is None else body["store"]  # OpenAI's default: kept
     if not isinstance(wants, bool):
         raise RequestError("invalid request: store: must be a boolean", param="store")
     return Conversation(body, previous, wants and gateway.responses is not None)
@@ -176,8 +176,9 @@ async def responses_sse(
             yield named_event(event["type"], event)
         return
     events = writer.finish()
-    if conversation.keep and writer.final is not None:
-        await _save(gateway, ctx, conversation, writer.final)  # before the caller can continue it
+    if conversation.keep and writer.final is not None:  # saved before the caller can continue it
+        if not await _save(gateway, ctx, conversation, writer.final):
+            writer.final["store"] = False
     for event in events:
         yield named_event(event["type"], event)
 

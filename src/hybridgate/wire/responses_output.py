@@ -65,6 +65,7 @@ class Envelope:
         }
         body.update(extra)
         if status == "completed" or status == "incomplete":
+            body["completed_at"] = int(time.time()) if status == "completed" else None
             body["output_text"] = output_text(output)
         return body
 
