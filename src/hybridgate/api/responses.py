@@ -176,9 +176,10 @@ async def responses_sse(
             yield named_event(event["type"], event)
         return
     events = writer.finish()
-    if conversation.keep and writer.final is not None:  # saved before the caller can continue it
-        if not await _save(gateway, ctx, conversation, writer.final):
-            writer.final["store"] = False
+    final = writer.final
+    # saved before the last event goes out, so the caller can continue it at once
+    if conversation.keep and final is not None and not await _save(gateway, ctx, conversation, final):
+        final["store"] = False
     for event in events:
         yield named_event(event["type"], event)
 
