@@ -15,13 +15,9 @@ from hybridgate.wire.responses_output import (
     new_id,
     response_from_completion,
 )
-from hybridgate.wire.responses_requests import (
-    from_responses_request,
-    input_items,
-    input_messages,
-    to_responses_request,
-)
+from hybridgate.wire.responses_requests import from_responses_request, input_items, input_messages
 from hybridgate.wire.responses_stream import ResponsesStreamReader, ResponsesStreamWriter
+from hybridgate.wire.responses_upstream import to_responses_request
 
 __all__ = [
     "Envelope",
