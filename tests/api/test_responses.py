@@ -606,3 +606,38 @@ def test_with_auth_stored_answers_belong_to_a_key_and_bad_keys_store_nothing(tmp
                 with pytest.raises(openai.NotFoundError):
                     theirs.responses.delete(created.id)
                 assert mine.responses.retrieve(created.id).id == created.id
+
+
+def test_cache_and_cascade_serve_responses_requests(tmp_path: Path) -> None:
+    """A repeat at temperature 0 is a cache hit; on a cascade route a cheap tier's answer that
+    breaks text.format's schema escalates to the next tier (here a Responses upstream)."""
+    with run_openai_standin(api_key="sk-chat") as chat, run_openai_standin(api_key="sk-resp") as responder:
+        settings = config(chat.base_url, responder.base_url, chat.base_url, tmp_path / "gw.db").model_dump(
+            by_alias=True
+        )
+        settings["routes"]["careful"] = {"try": ["chat", "responder"], "cascade": True}
+        settings["cache"] = {"store": "memory"}
+        app = create_app(GatewayConfig.model_validate(settings), env=ENV)
+        with (
+            serve_in_thread(app) as url,
+            openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0) as client,
+        ):
+            first = client.responses.with_raw_response.create(
+                model="auto", input="same question", temperature=0
+            )
+            again = client.responses.with_raw_response.create(
+                model="auto", input="same question", temperature=0
+            )
+            assert (
+                first.headers["x-hybridgate-cache"] == "miss" and again.headers["x-hybridgate-cache"] == "hit"
+            )
+            assert again.parse().output_text == first.parse().output_text and len(chat.requests) == 1
+            chat.script(Reply(content="Paris, I think"))
+            responder.script(Reply(content='{"city": "Paris", "population": 2100000}'))
+            raw = client.responses.with_raw_response.parse(
+                model="careful", input="capital?", text_format=City
+            )
+            assert raw.parse().output_parsed == City(city="Paris", population=2100000)
+            assert raw.headers["x-hybridgate-backend"] == "responder"
+            sent = responder.last_request.body["text"]["format"]
+            assert sent["type"] == "json_schema" and sent["name"] == "City"
