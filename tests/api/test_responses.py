@@ -267,6 +267,10 @@ def test_retrieve_input_items_and_delete_are_per_caller(gw: Rig, oai: openai.Ope
     assert [i.type for i in items.data] == ["message", "message"]
     texts = [i.content[0].text for i in items.data if i.type == "message"]  # type: ignore[union-attr]
     assert texts == ["first question", "second part"]
+    newest = oai.responses.input_items.list(created.id, limit=1)  # newest first by default
+    assert [i.id for i in newest.data] == [items.data[1].id] and newest.has_more
+    older = oai.responses.input_items.list(created.id, limit=1, after=newest.data[0].id)
+    assert [i.id for i in older.data] == [items.data[0].id] and not older.has_more
     with openai.OpenAI(base_url=f"{gw.url}/v1", api_key="another-caller", max_retries=0) as other:
         with pytest.raises(openai.NotFoundError):
             other.responses.retrieve(created.id)
