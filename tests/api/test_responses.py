@@ -323,7 +323,8 @@ def test_failure_after_the_stream_started_is_an_error_event(gw: Rig, oai: openai
                 failed = event.response
     assert "response.output_text.delta" in kinds
     assert kinds[-2:] == ["error", "response.failed"]
-    assert failed.status == "failed" and "upstream fell over" in failed.error.message
+    # the upstream's own words stay in the gateway's log (backends/base.py: status_error)
+    assert failed.status == "failed" and "backend 'chat' failed upstream" in failed.error.message
     row = gw.ledger_rows()[-1]
     assert row["api"] == "responses" and row["status"] == 502
 
@@ -389,12 +390,13 @@ def test_failures_of_a_responses_upstream_reach_the_caller(gw: Rig, oai: openai.
     messages: Any = [{"role": "user", "content": "one two three four five six"}]
     with pytest.raises(openai.RateLimitError) as limited:
         oai.chat.completions.create(model="responder", messages=messages)
-    assert "slow down" in limited.value.message
+    assert "failed upstream: HTTP 429" in limited.value.message and "slow down" not in limited.value.message
     received: list[str] = []
     with pytest.raises(openai.APIError) as broken:
         for chunk in oai.chat.completions.create(model="responder", messages=messages, stream=True):
             received += [c.delta.content or "" for c in chunk.choices]
-    assert "responder fell over" in broken.value.message and "".join(received).startswith("echo")
+    assert "backend 'responder' failed upstream" in broken.value.message
+    assert "responder fell over" not in broken.value.message and "".join(received).startswith("echo")
     rows = gw.ledger_rows()[-2:]
     assert [r["status"] for r in rows] == [429, 502] and all(r["route"] == "responder" for r in rows)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hybridgate.errors import RequestError, UpstreamStatusError
+from hybridgate.errors import RequestError, UpstreamProtocolError, UpstreamStatusError
 from hybridgate.types import ChatRequest, Json, Message
 from hybridgate.wire.responses import (
     Envelope,
@@ -19,6 +19,7 @@ from hybridgate.wire.responses import (
     response_from_completion,
     to_responses_request,
 )
+from hybridgate.wire.upstream import check_response, check_response_event
 
 TOOL = {
     "type": "function",
@@ -482,3 +483,35 @@ def test_stream_writer_reasoning_then_refusal() -> None:
     assert output[0]["content"] == [{"type": "reasoning_text", "text": "hmm"}]
     assert output[1]["content"] == [{"type": "refusal", "refusal": "no"}]
     assert [e["output_index"] for e in events[2:-1]] == [0] * 5 + [1] * 6
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"object": "response", "output": []},  # no id
+        {"id": "r", "object": "chat.completion", "output": []},
+        {"id": "r", "object": "response", "output": "text"},
+        {"id": "r", "object": "response", "output": [{"type": "message", "content": "hi"}]},
+        {
+            "id": "r",
+            "object": "response",
+            "output": [{"type": "message", "content": [{"type": "output_text", "text": 5}]}],
+        },  # noqa: E501
+        {"id": "r", "object": "response", "output": [], "usage": {"input_tokens": "many"}},
+    ],
+)
+def test_a_malformed_response_from_upstream_is_a_protocol_error(body: Json) -> None:
+    with pytest.raises(UpstreamProtocolError):
+        check_response(body, "backend 'up'")
+
+
+def test_malformed_stream_events_are_protocol_errors() -> None:
+    check_response_event({"type": "response.output_text.delta", "delta": "ok"}, "up")
+    for event in [
+        {"delta": "no type"},
+        {"type": "response.output_text.delta", "delta": 7},
+        {"type": "response.output_item.added", "item": "fc"},
+        {"type": "response.completed", "response": {"id": "r", "object": "response", "output": None}},
+    ]:
+        with pytest.raises(UpstreamProtocolError):
+            check_response_event(event, "up")

@@ -38,8 +38,14 @@ from hybridgate.errors import (
     UpstreamUnavailableError,
 )
 from hybridgate.types import ChatRequest, ChatResponse, Json
-from hybridgate.wire.responses import ResponsesStreamReader, completion_from_response, to_responses_request
-from hybridgate.wire.upstream import check_chunk, check_completion
+from hybridgate.wire.responses import (
+    ResponsesStreamReader,
+    completion_from_response,
+    error_status,
+    failed_error,
+    to_responses_request,
+)
+from hybridgate.wire.upstream import check_chunk, check_completion, check_response, check_response_event
 
 log = logging.getLogger("hybridgate.backends")
 
@@ -103,6 +109,7 @@ class OpenAICompatBackend:
         self._check_status(response, content)
         data = self._parse(content, response.status)
         if self._responses:
+            check_response(data, self._who())
             return ChatResponse(completion_from_response(data, self._who()))
         check_completion(data, self._who())
         return ChatResponse(data)
@@ -228,7 +235,12 @@ class OpenAICompatBackend:
             raise self._protocol("sent a stream event that is not an object", type(chunk).__name__)
         if "error" in chunk:
             raise self._error(chunk["error"], self._in_band_status(chunk["error"]), {})
-        check_chunk(chunk, self._who())
+        if self._responses:
+            if (error := failed_error(chunk)) is not None:  # a Responses stream's in-band failure
+                raise self._error(error, error_status(error), {})
+            check_response_event(chunk, self._who())
+        else:
+            check_chunk(chunk, self._who())
         return chunk
 
     def _parse(self, content: bytes, status: int) -> Any:

@@ -16,7 +16,12 @@ from hybridgate.wire.responses_output import (
     response_from_completion,
 )
 from hybridgate.wire.responses_requests import from_responses_request, input_items, input_messages
-from hybridgate.wire.responses_stream import ResponsesStreamReader, ResponsesStreamWriter
+from hybridgate.wire.responses_stream import (
+    ResponsesStreamReader,
+    ResponsesStreamWriter,
+    error_status,
+    failed_error,
+)
 from hybridgate.wire.responses_upstream import to_responses_request
 
 __all__ = [
@@ -24,6 +29,8 @@ __all__ = [
     "ResponsesStreamReader",
     "ResponsesStreamWriter",
     "completion_from_response",
+    "error_status",
+    "failed_error",
     "from_responses_request",
     "input_items",
     "input_messages",

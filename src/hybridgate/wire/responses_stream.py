@@ -259,10 +259,8 @@ class ResponsesStreamReader:
 
     def feed(self, event: Json) -> list[Json]:
         kind = event.get("type")
-        if kind == "error":
-            raise _upstream_error(event, self.who)
-        if kind == "response.failed":
-            raise _upstream_error((event.get("response") or {}).get("error") or {}, self.who)
+        if (error := failed_error(event)) is not None:
+            raise _upstream_error(error, self.who)
         if kind == "response.created":
             return self._created(event)
         if not self._started:
@@ -333,9 +331,26 @@ class ResponsesStreamReader:
         return [self._chunk({}, finish), usage]
 
 
-def _upstream_error(error: Json, who: str) -> UpstreamStatusError:
-    code = error.get("code")
-    message = error.get("message") or f"{who} failed the response"
-    status = 429 if code == "rate_limit_exceeded" else 400 if code == "invalid_prompt" else 502
-    kind = str(error.get("type") or code or "upstream_error")
-    return UpstreamStatusError(str(message), status_code=status, type=kind)
+def error_status(error: Any) -> int:
+    """The HTTP status an in-band Responses error stands for (the stream itself said 200)."""
+    code = error.get("code") if isinstance(error, dict) else None
+    return 429 if code == "rate_limit_exceeded" else 400 if code == "invalid_prompt" else 502
+
+
+def failed_error(event: Json) -> Any:
+    """The error object of an ``error`` or ``response.failed`` event (None for other events)."""
+    if event.get("type") == "error":
+        return event
+    if event.get("type") == "response.failed":
+        return (event.get("response") or {}).get("error") or {}
+    return None
+
+
+def _upstream_error(error: Any, who: str) -> UpstreamStatusError:
+    """Backends turn in-band errors into the caller's error themselves (backends/base.py); this
+    one, for other readers, carries no word of the upstream's."""
+    kind = error.get("type") or error.get("code") if isinstance(error, dict) else None
+    status = error_status(error)
+    return UpstreamStatusError(
+        f"{who} failed the response", status_code=status, type=str(kind or "upstream_error")
+    )

@@ -16,7 +16,13 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 
 from hybridgate.errors import UpstreamProtocolError
 
-__all__ = ["check_anthropic_message", "check_chunk", "check_completion"]
+__all__ = [
+    "check_anthropic_message",
+    "check_chunk",
+    "check_completion",
+    "check_response",
+    "check_response_event",
+]
 
 # TypedDicts rather than BaseModels: the result is thrown away (the body passes on untouched), and
 # they validate in half the time, which counts once per stream chunk (bench/upstream_checks.py).
@@ -107,9 +113,64 @@ class _AnthropicMessage(TypedDict, total=False):
     usage: Required[_AnthropicUsage]
 
 
+class _ResponseTokens(TypedDict, total=False):
+    cached_tokens: int | None
+    reasoning_tokens: int | None
+
+
+class _ResponseUsage(TypedDict, total=False):
+    input_tokens: int | None
+    output_tokens: int | None
+    total_tokens: int | None
+    input_tokens_details: _ResponseTokens | None
+    output_tokens_details: _ResponseTokens | None
+
+
+class _OutputPart(TypedDict, total=False):
+    type: Required[str]
+    text: str
+    refusal: str
+
+
+class _OutputItem(TypedDict, total=False):
+    type: Required[str]
+    id: str
+    call_id: str
+    name: str
+    arguments: str
+    content: list[_OutputPart] | None
+    summary: list[_OutputPart] | None
+
+
+class _Incomplete(TypedDict, total=False):
+    reason: str | None
+
+
+class _Response(TypedDict, total=False):
+    id: Required[str]
+    object: Required[Literal["response"]]
+    created_at: float | None
+    model: str | None
+    status: str | None
+    output: Required[list[_OutputItem]]
+    incomplete_details: _Incomplete | None
+    usage: _ResponseUsage | None
+
+
+class _ResponseEvent(TypedDict, total=False):
+    type: Required[str]
+    delta: str
+    item_id: str
+    arguments: str
+    item: _OutputItem
+    response: _Response
+
+
 _COMPLETION = TypeAdapter(_Completion)
 _CHUNK = TypeAdapter(_Chunk)
 _ANTHROPIC_MESSAGE = TypeAdapter(_AnthropicMessage)
+_RESPONSE = TypeAdapter(_Response)
+_RESPONSE_EVENT = TypeAdapter(_ResponseEvent)
 
 
 def check_completion(body: Any, who: str) -> None:
@@ -127,6 +188,17 @@ def check_chunk(chunk: Any, who: str) -> None:
 def check_anthropic_message(body: Any, who: str) -> None:
     """Raise ``UpstreamProtocolError`` unless ``body`` is an Anthropic ``message`` object."""
     _check(_ANTHROPIC_MESSAGE, body, who, "message")
+
+
+def check_response(body: Any, who: str) -> None:
+    """Raise ``UpstreamProtocolError`` unless ``body`` is a Responses API ``response`` object."""
+    _check(_RESPONSE, body, who, "response")
+
+
+def check_response_event(event: Any, who: str) -> None:
+    """Raise ``UpstreamProtocolError`` unless ``event`` is a Responses API stream event (only the
+    fields hybridgate reads are checked; ``error`` events are read before this)."""
+    _check(_RESPONSE_EVENT, event, who, "stream event")
 
 
 def _check(adapter: TypeAdapter[Any], data: Any, who: str, what: str) -> None:
