@@ -496,7 +496,7 @@ def test_stream_writer_reasoning_then_refusal() -> None:
             "id": "r",
             "object": "response",
             "output": [{"type": "message", "content": [{"type": "output_text", "text": 5}]}],
-        },  # noqa: E501
+        },
         {"id": "r", "object": "response", "output": [], "usage": {"input_tokens": "many"}},
     ],
 )
