@@ -144,6 +144,12 @@ class Cascade:
             raise refusal
         return admitted
 
+    def _last_chance(self, candidates: list[Served], position: int) -> bool:
+        """No later backend of the route has a circuit that is not open: call this one whatever
+        its circuit says, so ejection never leaves a route without a backend (its errors pass)."""
+        later = candidates[position:]
+        return all(self.protected[s.backend.name].breaker.state == "open" for s in later)
+
     async def complete(
         self, decision: Decision, request: ChatRequest, trail: Trail, redacted: ChatRequest | None = None
     ) -> tuple[Served, ChatResponse]:
@@ -156,7 +162,7 @@ class Cascade:
             outbound = policy.outbound(_for(served, request, redacted), is_last)
             try:
                 response = await self.protected[served.backend.name].complete(
-                    outbound, served.model, trail.attempts
+                    outbound, served.model, trail.attempts, self._last_chance(candidates, position)
                 )
             except BackendError as exc:
                 trail.attempts.append(f"{served.backend.name}:error:{exc.type}")
@@ -187,7 +193,10 @@ class Cascade:
                     if buffered := await self._buffered(served, outbound, policy, trail):
                         return buffered
                     continue
-                chunks = self.protected[served.backend.name].stream(outbound, served.model, trail.attempts)
+                force = self._last_chance(candidates, position)
+                chunks = self.protected[served.backend.name].stream(
+                    outbound, served.model, trail.attempts, force
+                )
                 first = await anext(chunks)
             except StopAsyncIteration:
                 trail.attempts.append(f"{served.backend.name}:error:empty_stream")

@@ -48,8 +48,13 @@ class BackendBase(Strict):
     retries: int = Field(default=0, ge=0, le=5)
     retry_backoff_s: float = Field(default=0.2, gt=0)
     max_retry_wait_s: float = Field(default=5.0, ge=0)  # a longer Retry-After moves on instead
-    breaker_failures: int = Field(default=5, ge=1)
+    # The breaker opens on a failure rate over a sliding window, never on one unlucky streak
+    # (docs/operations.md: defaults and their reasoning).
+    breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    breaker_min_requests: int = Field(default=20, ge=1)
+    breaker_window_s: float = Field(default=10.0, gt=0)
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    breaker_probes: int = Field(default=5, ge=1)
     # Media URLs (image_url, ...) pointing inside a network that this backend may still be sent:
     # IP networks ("10.20.0.0/16") and host names (".corp.example" with its subdomains).
     # See docs/privacy.md, "Egress".
