@@ -46,9 +46,9 @@ def test_breaker_opens_on_a_failure_rate_once_the_window_holds_enough_calls() ->
 
 def test_a_streak_of_failures_at_a_low_rate_never_opens_the_breaker() -> None:
     """What concurrency does to completion order: fast failures land together. 20% failures in
-    runs of five (the old breaker opened on five in a row) must leave the circuit closed."""
+    runs of five (the old breaker opened on five in a row) leave the default breaker closed."""
     clock = Clock()
-    breaker = CircuitBreaker("b", POLICY, clock)
+    breaker = CircuitBreaker("b", BreakerPolicy(), clock)
     for outcome in ([False] * 5 + [True] * 20) * 8:
         breaker.record(breaker.before_call(), outcome)
         clock.now += 0.05
@@ -216,7 +216,7 @@ def test_a_burst_of_failures_at_a_low_rate_keeps_the_backend_in_service(
                     "flaky": {**remote, "base_url": flaky.base_url},
                     "backup": {**remote, "base_url": backup.base_url},
                 },
-                "routes": {"alone": {"try": ["flaky"]}, "pair": {"try": ["flaky", "backup"]}},
+                "routes": {"auto": {"try": ["flaky"]}, "pair": {"try": ["flaky", "backup"]}},
             }
         )
         app = create_app(config, env={})
@@ -229,7 +229,7 @@ def test_a_burst_of_failures_at_a_low_rate_keeps_the_backend_in_service(
             flaky.script(*[Fail(status=500, type="server_error")] * 5)
             for _ in range(25):
                 try:
-                    client.chat.completions.create(model="alone", messages=hi)
+                    client.chat.completions.create(model="auto", messages=hi)
                 except openai.APIStatusError:
                     errors += 1
             assert errors == 5  # exactly the upstream's own failures

@@ -205,6 +205,10 @@ class RouteConfig(Strict):
     cascade: bool = False
     min_confidence: float | None = Field(default=None, ge=0, le=1)  # mean token probability
     shadow: ShadowConfig | None = None
+    # Streams from a backend with a fallback are held back until a commit point: this many
+    # content chunks, or the first chunk commit_ms after the first one (0 tokens: no hold).
+    commit_tokens: int = Field(default=4, ge=0)
+    commit_ms: float = Field(default=150.0, ge=0)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -249,6 +253,9 @@ class AuthConfig(Strict):
     limits_store: Literal["memory", "redis"] = "memory"  # redis: limits shared by replicas via [redis]
     # postgres: keys shared by replicas via [postgres] (pepper from pepper_env only); see docs/privacy.md
     keys_store: Literal["sqlite", "postgres"] = "sqlite"
+    # A request's worst case, reserved against its key's budgets and tokens per minute until it
+    # ends, assumes this many output tokens when it sets no max_tokens (docs/operations.md).
+    reserve_output_tokens: int = Field(default=4096, ge=1)
 
 
 PrivacyPolicy = Literal["allow", "redact", "local_only", "block"]

@@ -77,9 +77,7 @@ class CircuitBreaker:
     ``Ticket`` admitted the call, so calls admitted before a change cannot decide the next state.
     """
 
-    def __init__(
-        self, name: str, policy: BreakerPolicy, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, name: str, policy: BreakerPolicy, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.policy = policy
         self._clock = clock
