@@ -2,14 +2,25 @@
 
 The OpenAI stand-in from tests/standins (a test server, not OpenAI) in its own process, answering
 each unscripted request with a random behaviour: with probability ``--fail-rate`` one fault drawn
-evenly from ``--faults``, otherwise a normal echo reply. Faults, all before the first byte of the
-answer so a gateway can still fall back:
+evenly from ``--faults``, otherwise a normal echo reply. Faults before the first byte:
 
 - ``500`` / ``503``: an OpenAI error body with that status;
 - ``timeout``: the answer comes only after ``--timeout-delay-s`` (set it past the gateway's
   ``timeout_s`` for the backend);
 - ``garbage``: a 200 with an HTML page instead of JSON;
 - ``reset``: the connection is dropped before any of the body is sent.
+
+Faults just after the first byte (a stream's role chunk, or half a JSON body when not streamed):
+
+- ``first_drop``: the connection drops after the first chunk;
+- ``early_error``: one content chunk, then an in-band ``data: {"error": ...}``;
+- ``truncate``: two content chunks, then the body ends without ``[DONE]``;
+- ``stall``: streams stop after the first chunk for ``--timeout-delay-s`` (not streamed: a normal
+  reply, this fault exists only for streams).
+
+Mid-stream, past a gateway's default commit point (4 content chunks):
+
+- ``late_drop``: six content chunks, then the connection drops (not streamed: half a body).
 
 Usage: ``.venv/bin/python bench/fault_upstream.py --port 9101 --fail-rate 0.2 --seed 1``. Binds
 127.0.0.1 only; stops on SIGTERM or SIGINT.
@@ -29,10 +40,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.standins.openai_upstream import Drop, Fail, Garbage, Reply, run_openai_standin
+from tests.standins.openai_upstream import (
+    Drop,
+    Fail,
+    FailMidStream,
+    Garbage,
+    Reply,
+    Truncate,
+    run_openai_standin,
+)
 from tests.standins.openai_wire import Behaviour
 
-FAULTS = ("500", "503", "timeout", "garbage", "reset")
+BEFORE_FIRST_BYTE = ("500", "503", "timeout", "garbage", "reset")
+AFTER_FIRST_BYTE = ("first_drop", "early_error", "truncate", "stall")
+MID_STREAM = ("late_drop",)
+FAULTS = BEFORE_FIRST_BYTE + AFTER_FIRST_BYTE + MID_STREAM
+EIGHT = "one two three four five six seven eight"
 
 
 def fault(kind: str, timeout_delay_s: float) -> Behaviour:
@@ -46,6 +69,16 @@ def fault(kind: str, timeout_delay_s: float) -> Behaviour:
         return Garbage()
     if kind == "reset":
         return Drop(after_chunks=0)
+    if kind == "first_drop":
+        return Drop(after_chunks=1, content=EIGHT)
+    if kind == "early_error":
+        return FailMidStream(after_chunks=2, message="injected mid-stream error")
+    if kind == "truncate":
+        return Truncate(after_chunks=3, content=EIGHT)
+    if kind == "stall":
+        return Reply(chunk_delay_s=timeout_delay_s)
+    if kind == "late_drop":
+        return Drop(after_chunks=7, content=EIGHT)
     raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULTS)}")
 
 
