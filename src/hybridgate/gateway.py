@@ -28,6 +28,7 @@ from hybridgate.errors import StoreUnavailableError
 from hybridgate.ledger import Ledger, build_ledger
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
+from hybridgate.loop_lag import LoopLag
 from hybridgate.pins import enforce_pins, remote_pins
 from hybridgate.pipeline import Pipeline
 from hybridgate.privacy.secret import load_prompt_secret, load_secret
@@ -61,6 +62,7 @@ class Gateway:
     cache: ResponseCache | None = None
     router_reloads: RouterReloads | None = None  # learned routes only: hot reload of router files
     embeddings: Embeddings | None = None  # [embeddings]: POST /v1/embeddings
+    loop_lag: LoopLag | None = None  # event-loop lag and GC pauses, in /metrics
 
     def degraded(self) -> dict[str, str]:
         """Shared stores that are failing right now, by component (served around, see /healthz)."""
@@ -77,6 +79,8 @@ class Gateway:
 
     async def start(self) -> None:
         await enforce_pins(self.config, self.backends)  # before anything starts: a bad pin stops here
+        if self.loop_lag is not None:
+            self.loop_lag.start()
         self.ledger.start()
         if self.access is not None:
             await self.access.keys.start()
@@ -124,6 +128,8 @@ class Gateway:
         for backend in self.backends.values():
             await backend.aclose()
         await self.ledger.aclose()
+        if self.loop_lag is not None:
+            await self.loop_lag.aclose()
 
 
 def _days_since(start: datetime, now: datetime) -> float:
@@ -184,6 +190,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
     gateway = Gateway(config, backends, ledger, metrics, pipeline, access, privacy, cache)
     gateway.router_reloads = build_router_reloads(config, router, env)
     gateway.embeddings = _embeddings(config, env, pipeline, secret, privacy)
+    gateway.loop_lag = LoopLag(metrics.registry)
     return gateway
 
 
