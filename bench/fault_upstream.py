@@ -83,14 +83,14 @@ def fault(kind: str, timeout_delay_s: float) -> Behaviour:
 
 
 def chooser(
-    fail_rate: float, faults: list[str], timeout_delay_s: float, seed: int
+    fail_rate: float, faults: list[str], timeout_delay_s: float, seed: int, reply_delay_s: float = 0.0
 ) -> Callable[[], Behaviour]:
     rng = random.Random(seed)
 
     def choose() -> Behaviour:
         if rng.random() < fail_rate:
             return fault(rng.choice(faults), timeout_delay_s)
-        return Reply()
+        return Reply(delay_s=reply_delay_s)
 
     return choose
 
@@ -103,10 +103,12 @@ def run_fault_upstream(
     faults: str = ",".join(FAULTS),
     timeout_delay_s: float = 3.0,
     seed: int = 1,
+    reply_delay_s: float = 0.0,
 ) -> Iterator[str]:
     """Start this module as a child process on ``port``; yields its base URL (``.../v1``)."""
     command = [sys.executable, __file__, "--port", str(port), "--fail-rate", str(fail_rate)]
     command += ["--faults", faults, "--timeout-delay-s", str(timeout_delay_s), "--seed", str(seed)]
+    command += ["--reply-delay-s", str(reply_delay_s)]
     # stderr dropped: uvicorn logs a traceback for every scripted connection reset.
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True, text=True
@@ -135,6 +137,9 @@ def main() -> None:
     )
     parser.add_argument("--timeout-delay-s", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--reply-delay-s", type=float, default=0.0, help="before a normal reply: faults then finish first"
+    )
     parser.add_argument("--api-key", default="sk-up")
     args = parser.parse_args()
     faults = [f for f in args.faults.split(",") if f]
@@ -143,7 +148,7 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    choose = chooser(args.fail_rate, faults, args.timeout_delay_s, args.seed)
+    choose = chooser(args.fail_rate, faults, args.timeout_delay_s, args.seed, args.reply_delay_s)
     with run_openai_standin(api_key=args.api_key, unscripted=choose, record=False, port=args.port) as standin:
         print(f"ready {standin.base_url}", flush=True)
         stop.wait()

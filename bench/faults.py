@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 faults=args.faults,
                 timeout_delay_s=delay,
                 seed=args.seed,
+                reply_delay_s=getattr(args, "reply_delay_s", 0.0),
             ) as flaky,
             run_fault_upstream(free_port()) as backup,
         ):
@@ -126,6 +127,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "concurrency": args.concurrency,
         "stream_share": args.stream_share,
         "fallback": not getattr(args, "no_fallback", False),
+        "reply_delay_s": getattr(args, "reply_delay_s", 0.0),
         "flaky_config": args.flaky_config or None,
         "seed": args.seed,
         "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
@@ -146,6 +148,12 @@ def main() -> None:
         "--flaky-config", default="", help="extra TOML lines for [backends.flaky]; ';' separates"
     )
     parser.add_argument("--no-fallback", action="store_true", help="route auto tries only flaky")
+    parser.add_argument(
+        "--reply-delay-s",
+        type=float,
+        default=0.0,
+        help="flaky's normal replies wait this long; faults do not",
+    )
     parser.add_argument("--seed", type=int, default=1)
     print(json.dumps(run(parser.parse_args()), indent=2))
 
