@@ -8,7 +8,7 @@ upstream (``../shared/bench/gateway/upstream.py``, not OpenAI) and wrk pinned to
 pauses are read per load level as the difference of the histograms' sums and counts.
 
     .venv/bin/python bench/tail_latency.py                        # c = 1,8,64, 10 s each
-    .venv/bin/python bench/tail_latency.py --src /tmp/old/src     # another checkout, same rig
+    .venv/bin/python bench/tail_latency.py --baseline-src /tmp/old/src   # + another checkout, same run
     .venv/bin/python bench/tail_latency.py --workers 2 --gateway-cpus 0,1
     .venv/bin/python bench/tail_latency.py --peers /tmp/peers    # + LiteLLM and Portkey, same run
 
@@ -209,21 +209,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 start_new_session=True,
             )
         )
-        env = {**os.environ, "PYTHONPATH": str(src)}
-        serve = [sys.executable, "-m", "hybridgate", "serve", "--config", str(work / "hg.toml")]
-        serve += ["--port", str(gw_port), "--workers", str(args.workers)]
-        processes.append(
-            subprocess.Popen(
-                ["taskset", "-c", args.gateway_cpus, *serve],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        base_port = free_port()
+        gateways = [(src, gw_port)] + (
+            [(Path(args.baseline_src).resolve(), base_port)] if args.baseline_src else []
         )
+        for tree, port in gateways:
+            serve = [sys.executable, "-m", "hybridgate", "serve", "--config", str(work / "hg.toml")]
+            serve += ["--port", str(port), "--workers", str(args.workers)]
+            processes.append(
+                subprocess.Popen(
+                    ["taskset", "-c", args.gateway_cpus, *serve],
+                    env={**os.environ, "PYTHONPATH": str(tree)},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
         try:
             wait_http(f"http://127.0.0.1:{up_port}/health")
-            wait_http(f"http://127.0.0.1:{gw_port}/healthz")
+            for _, port in gateways:
+                wait_http(f"http://127.0.0.1:{port}/healthz")
             targets = [
                 Target("direct", upstream, "fake-model"),
                 Target(
@@ -234,6 +239,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     gw_port if args.workers == 1 else None,
                 ),
             ]
+            if args.baseline_src:
+                targets.append(Target("hybridgate_baseline", f"http://127.0.0.1:{base_port}/v1", "auto"))
             if args.peers:
                 peers, peer_pids = start_peers(Path(args.peers), upstream, work)
                 targets += peers
@@ -257,6 +264,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 process.wait(timeout=30)
     results["setup"] = {
         "src": str(src),
+        "baseline_src": args.baseline_src,
         "workers": args.workers,
         "gateway_cpus": args.gateway_cpus,
         "duration_s": args.duration_s,
@@ -275,6 +283,7 @@ def main() -> None:
     parser.add_argument("--duration-s", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--gateway-cpus", default="1")
+    parser.add_argument("--baseline-src", default=None, help="another checkout's src: measured beside")
     parser.add_argument("--peers", default=None, help="the rig's peers install dir: LiteLLM and Portkey too")
     print(json.dumps(run(parser.parse_args()), indent=2))
 
