@@ -28,9 +28,9 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tail_latency import RIG, free_port, wait_http
+from bench.tail_latency import RIG, free_port, wait_http
 
 CONFIG = """environment = "bench"
 default_route = "auto"
