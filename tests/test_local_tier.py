@@ -166,7 +166,7 @@ SATURATED = {"replica_max_in_flight": 1, "spill_queue_depth": 0}
 def test_a_saturated_pool_spills_over_to_the_cloud(servers: Servers, tmp_path: Path) -> None:
     a, _, cloud = servers
     # A full pool is not a failing one: it is neither retried nor counted by its circuit breaker.
-    local = {"base_url": a.base_url, **SATURATED, "retries": 1, "breaker_failures": 2}
+    local = {"base_url": a.base_url, **SATURATED, "retries": 1, "breaker_min_requests": 1}
     with gateway(local, cloud.base_url, tmp_path) as (client, gw):
         with holding(client, a):
             assert [ask(client, "spilled"), ask(client, "again")] == ["echo: spilled", "echo: again"]

@@ -15,7 +15,7 @@ from hybridgate.app import create_app
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import BackendOverloadedError
 from hybridgate.gateway import Gateway
-from hybridgate.resilience import Admission, CircuitBreaker, backoff_s
+from hybridgate.resilience import Admission, BreakerPolicy, CircuitBreaker, backoff_s
 from tests.servers import serve_in_thread
 from tests.standins.openai_upstream import Fail, OpenAIStandIn, run_openai_standin
 
@@ -28,27 +28,76 @@ class Clock:
         return self.now
 
 
-def test_breaker_opens_after_n_failures_then_half_opens_one_probe() -> None:
+POLICY = BreakerPolicy(failure_rate=0.5, min_requests=10, window_s=10, cooldown_s=30, probes=3)
+
+
+def test_breaker_opens_on_a_failure_rate_once_the_window_holds_enough_calls() -> None:
     clock = Clock()
-    breaker = CircuitBreaker("b", failures=2, cooldown_s=10, clock=clock)
-    breaker.before_call()
-    breaker.record_failure()
-    breaker.before_call()  # one failure: still closed
-    breaker.record_failure()
+    breaker = CircuitBreaker("b", POLICY, clock)
+    for _ in range(9):
+        breaker.record(breaker.before_call(), False)
+    assert breaker.state == "closed"  # 9 of 9 failed, but 9 calls are too few to judge
+    breaker.record(breaker.before_call(), False)
     assert breaker.state == "open"
     with pytest.raises(BackendOverloadedError) as err:
         breaker.before_call()
-    assert err.value.retry_after_s == pytest.approx(10)
-    clock.now = 10.5
-    breaker.before_call()  # the probe
-    with pytest.raises(BackendOverloadedError):
-        breaker.before_call()  # only one probe at a time
-    breaker.record_failure()
-    assert breaker.state == "open"  # a failed probe reopens at once
-    clock.now = 21
-    breaker.before_call()
-    breaker.record_success()
+    assert err.value.retry_after_s == pytest.approx(30)
+
+
+def test_a_streak_of_failures_at_a_low_rate_never_opens_the_breaker() -> None:
+    """What concurrency does to completion order: fast failures land together. 20% failures in
+    runs of five (the old breaker opened on five in a row) leave the default breaker closed."""
+    clock = Clock()
+    breaker = CircuitBreaker("b", BreakerPolicy(), clock)
+    for outcome in ([False] * 5 + [True] * 20) * 8:
+        breaker.record(breaker.before_call(), outcome)
+        clock.now += 0.05
+        assert breaker.state == "closed"
+
+
+def test_failures_older_than_the_window_do_not_count() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("b", POLICY, clock)
+    for _ in range(9):
+        breaker.record(breaker.before_call(), False)
+    clock.now = 11
+    breaker.record(breaker.before_call(), False)
     assert breaker.state == "closed"
+
+
+def test_half_open_lets_several_probes_through_and_closes_on_their_success_rate() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("b", POLICY, clock)
+    for _ in range(10):
+        breaker.record(breaker.before_call(), False)
+    clock.now = 31
+    probes = [breaker.before_call() for _ in range(3)]
+    assert breaker.state == "half_open"
+    with pytest.raises(BackendOverloadedError):
+        breaker.before_call()  # three probes at most
+    breaker.record(probes[0], False)
+    breaker.record(probes[1], True)
+    breaker.record(probes[2], True)
+    assert breaker.state == "closed"  # one failure in three is below the rate
+
+
+def test_failed_probes_open_the_circuit_again_and_stale_calls_do_not_decide() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("b", POLICY, clock)
+    stale = breaker.before_call()  # admitted while closed, answers only after the cooldown
+    for _ in range(10):
+        breaker.record(breaker.before_call(), False)
+    clock.now = 31
+    probes = [breaker.before_call() for _ in range(3)]
+    breaker.record(stale, True)  # not a probe: does not count towards closing
+    breaker.record(probes[0], True)
+    breaker.release(probes[1])  # cancelled: its slot goes to another probe
+    probes[1] = breaker.before_call()
+    breaker.record(probes[1], False)
+    assert breaker.state == "half_open"
+    breaker.record(probes[2], False)
+    assert breaker.state == "open"  # two failures in three
+    assert breaker.before_call(force=True).probe is False  # the route's last chance still goes
 
 
 async def test_admission_bounds_in_flight_and_queue() -> None:
@@ -93,7 +142,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[openai.OpenA
                         "base_url": flaky.base_url,
                         "retries": 1,
                         "retry_backoff_s": 0.01,
-                        "breaker_failures": 3,
+                        "breaker_min_requests": 4,
                         "breaker_cooldown_s": 60,
                     },
                     "backup": {**remote, "base_url": backup.base_url},
@@ -120,35 +169,77 @@ def test_retry_then_breaker_then_spill_over(rig: tuple[openai.OpenAI, Gateway, O
     flaky.script(Fail(status=500, type="server_error"))
     client.chat.completions.create(model="auto", messages=hi)
     assert last_attempts(gateway) == ["flaky:retry:server_error", "flaky:ok"]  # retried, same backend
-    flaky.script(*[Fail(status=500, type="server_error")] * 3)
+    flaky.script(*[Fail(status=500, type="server_error")] * 2)
     client.chat.completions.create(model="auto", messages=hi)
+    # 3 failures in 4 calls: the circuit opens at the retry's failure, so no further retry
     assert last_attempts(gateway) == ["flaky:retry:server_error", "flaky:error:server_error", "backup:ok"]
     seen = len(flaky.requests)
-    client.chat.completions.create(model="auto", messages=hi)  # the third failure opens the circuit
-    assert last_attempts(gateway) == ["flaky:error:server_error", "backup:ok"]  # no retry into it
     client.chat.completions.create(model="auto", messages=hi)
     assert last_attempts(gateway) == ["flaky:error:overloaded", "backup:ok"]
-    assert len(flaky.requests) == seen + 1  # the open circuit kept the last request away from it
+    assert len(flaky.requests) == seen  # the open circuit kept the request away from it
 
 
-def test_an_open_circuit_with_no_next_tier_tells_the_caller_when_to_come_back(
+def test_an_open_circuit_on_the_routes_last_backend_still_gets_traffic(
     rig: tuple[openai.OpenAI, Gateway, OpenAIStandIn],
 ) -> None:
-    client, _, flaky = rig
+    """Ejection is capped: a route whose only backend is open still calls it, and the caller
+    sees that backend's own answer or error, never a refusal for the circuit."""
+    client, gateway, flaky = rig
     hi: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
-    flaky.script(*[Fail(status=500, type="server_error")] * 10)
-    refusal = None
-    for _ in range(5):
-        try:
-            client.chat.completions.create(model="alone", messages=hi)
-        except openai.APIStatusError as exc:
-            if exc.status_code == 503:
-                refusal = exc
-                break
     flaky.reset()
-    assert refusal is not None, "the breaker never opened"
-    assert refusal.body is not None and "circuit is open" in str(refusal.body)
-    assert int(refusal.response.headers["retry-after"]) >= 1
+    flaky.script(*[Fail(status=500, type="server_error")] * 4)
+    for _ in range(4):
+        with pytest.raises(openai.APIStatusError) as err:
+            client.chat.completions.create(model="alone", messages=hi)
+        assert "circuit is open" not in str(err.value.body)
+        assert err.value.status_code != 503
+    assert len(flaky.requests) == 4  # every call reached it (no retries into an open circuit)
+    reply = client.chat.completions.create(model="alone", messages=hi)
+    assert reply.choices[0].message.content == "echo: hi"
+    client.chat.completions.create(model="auto", messages=hi)
+    assert last_attempts(gateway) == ["flaky:error:overloaded", "backup:ok"]  # still open there
+
+
+def test_a_burst_of_failures_at_a_low_rate_keeps_the_backend_in_service(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Five fast failures in a row, as concurrency orders them, among twenty successes: 20%
+    failures. With the default breaker no answer is refused and the backend keeps its traffic
+    (the consecutive-failures breaker opened here and refused every later call)."""
+    ledger = tmp_path_factory.mktemp("burst") / "gw.db"
+    with run_openai_standin() as flaky, run_openai_standin() as backup:
+        remote = {"type": "openai_compat", "model": "m", "timeout_s": 5}
+        config = GatewayConfig.model_validate(
+            {
+                "ledger": {"path": str(ledger)},
+                "backends": {
+                    "flaky": {**remote, "base_url": flaky.base_url},
+                    "backup": {**remote, "base_url": backup.base_url},
+                },
+                "routes": {"auto": {"try": ["flaky"]}, "pair": {"try": ["flaky", "backup"]}},
+            }
+        )
+        app = create_app(config, env={})
+        with (
+            serve_in_thread(app) as url,
+            openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0) as client,
+        ):
+            hi: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+            errors = 0
+            flaky.script(*[Fail(status=500, type="server_error")] * 5)
+            for _ in range(25):
+                try:
+                    client.chat.completions.create(model="auto", messages=hi)
+                except openai.APIStatusError:
+                    errors += 1
+            assert errors == 5  # exactly the upstream's own failures
+            flaky.script(*[Fail(status=500, type="server_error")] * 5)
+            for _ in range(20):
+                client.chat.completions.create(model="pair", messages=hi)
+            gateway = app.state.gateway
+            gateway.ledger.flush()
+            served = [r["attempts"][-1] for r in gateway.ledger.recent(20)]
+            assert served.count("flaky:ok") == 15 and served.count("backup:ok") == 5
 
 
 def test_fallback_on_timeout_and_on_a_dead_upstream(tmp_path_factory: pytest.TempPathFactory) -> None:

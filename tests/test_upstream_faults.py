@@ -53,7 +53,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         run_raw_upstream() as canary,
     ):
         # Breakers that never open: every test here fails a backend on purpose.
-        remote = {"type": "openai_compat", "model": "m", "timeout_s": 5, "breaker_failures": 10_000}
+        remote = {"type": "openai_compat", "model": "m", "timeout_s": 5, "breaker_min_requests": 10_000}
         config = GatewayConfig.model_validate(
             {
                 "ledger": {"path": str(ledger), "flush_interval_s": 0.05},
@@ -67,7 +67,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
                         "model": "claude-x",
                         "api_key_env": "FLAKY_KEY",
                         "timeout_s": 5,
-                        "breaker_failures": 10_000,
+                        "breaker_min_requests": 10_000,
                     },
                     "dead": {**remote, "base_url": "http://127.0.0.1:9/internal/v1"},  # discard port
                 },

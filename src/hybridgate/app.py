@@ -25,6 +25,7 @@ from hybridgate.api.errors import handle_gateway_error, handle_unexpected
 from hybridgate.config import GatewayConfig, load_config
 from hybridgate.errors import GatewayError, RequestError
 from hybridgate.gateway import Gateway, build_gateway
+from hybridgate.loop_lag import freeze_startup_heap
 
 
 async def healthz(request: Request) -> Response:
@@ -119,4 +120,6 @@ CONFIG_ENV = "HYBRIDGATE_CONFIG"
 def create_app_from_env() -> Starlette:
     """The app factory each worker process calls under ``hybridgate serve --workers N``: the
     parent passes the config file's path in ``HYBRIDGATE_CONFIG`` (unset: the embedded default)."""
-    return create_app(load_config(os.environ.get(CONFIG_ENV) or None))
+    application = create_app(load_config(os.environ.get(CONFIG_ENV) or None))
+    freeze_startup_heap()  # a serve worker owns its process (see loop_lag)
+    return application

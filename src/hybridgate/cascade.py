@@ -9,8 +9,11 @@ backend's answer is returned even when it fails, since a best effort beats an er
 cannot act on.
 
 Streams: on a cascade route every tier but the last is buffered and checked before a byte is
-sent, then replayed; the last tier streams directly. Elsewhere a stream can fall back only until
-its first chunk has arrived.
+sent, then replayed; the last tier streams directly. Elsewhere a stream from a backend that still
+has a fallback is held back until its commit point (the route's ``commit_tokens`` content chunks,
+or the first chunk ``commit_ms`` after the first one, or its end): a failure before it moves on
+to the next backend unseen by the caller; after it, the stream is the caller's and a failure ends
+it with an error event. The last backend streams directly.
 
 A backend whose egress policy refuses a media URL of the request (backends/egress.py) is
 skipped; when every backend of the route refuses it, the caller gets the 400 before any upstream
@@ -57,6 +60,20 @@ class Trail:
     attempts: list[str] = field(default_factory=list)
     wasted: list[tuple[Served, Usage]] = field(default_factory=list)  # answers escalated past
     wasted_ms: float = 0.0
+    answered: tuple[Served, Usage] | None = None  # the last answer billed and not yet accounted
+
+    def settle_answer(self) -> None:
+        """The billed answer goes into the row of a request that failed after it arrived."""
+        if self.answered is None:
+            return
+        name = self.answered[0].backend.name
+        if (
+            not self.attempts
+            or not self.attempts[-1].startswith(f"{name}:")
+            or ":retry:" in self.attempts[-1]
+        ):
+            self.attempts.append(f"{name}:ok")
+        self.answered = None
 
     @property
     def escalations(self) -> int:
@@ -79,6 +96,7 @@ class Trail:
     def escalate(self, served: Served, failed: CheckResult, response: ChatResponse, started: float) -> None:
         self.attempts.append(f"{served.backend.name}:check_failed:{failed.name}")
         self.wasted.append((served, response.usage))
+        self.answered = None
         self.wasted_ms += (time.perf_counter() - started) * 1000
 
 
@@ -117,6 +135,11 @@ class Cascade:
         self.protected = {name: Protected(b, config.backends[name]) for name, b in backends.items()}
         self._media = {name: MediaPolicy(config.backends[name].media_url_allow) for name in backends}
 
+    def served(self, name: str, decision: Decision) -> Served:
+        """Backend ``name`` as ``decision`` would call it."""
+        backend = self._backends[name]
+        return Served(backend, decision.model_override or backend.model)
+
     def _plan(self, decision: Decision, request: ChatRequest, trail: Trail) -> tuple[list[Served], Policy]:
         served = [
             Served(backend, decision.model_override or backend.model)
@@ -144,6 +167,17 @@ class Cascade:
             raise refusal
         return admitted
 
+    def _commit_point(self, decision: Decision) -> tuple[int, float] | None:
+        route = self._routes.get(decision.route)
+        tokens, ms = (route.commit_tokens, route.commit_ms) if route else (4, 150.0)
+        return (tokens, ms) if tokens > 0 else None
+
+    def _last_chance(self, candidates: list[Served], position: int) -> bool:
+        """No later backend of the route has a circuit that is not open: call this one whatever
+        its circuit says, so ejection never leaves a route without a backend (its errors pass)."""
+        later = candidates[position:]
+        return all(self.protected[s.backend.name].breaker.state == "open" for s in later)
+
     async def complete(
         self, decision: Decision, request: ChatRequest, trail: Trail, redacted: ChatRequest | None = None
     ) -> tuple[Served, ChatResponse]:
@@ -156,7 +190,7 @@ class Cascade:
             outbound = policy.outbound(_for(served, request, redacted), is_last)
             try:
                 response = await self.protected[served.backend.name].complete(
-                    outbound, served.model, trail.attempts
+                    outbound, served.model, trail.attempts, self._last_chance(candidates, position)
                 )
             except BackendError as exc:
                 trail.attempts.append(f"{served.backend.name}:error:{exc.type}")
@@ -164,6 +198,7 @@ class Cascade:
                     raise
                 last = exc
                 continue
+            trail.answered = (served, response.usage)
             response, failed = policy.first_failure(request, response)
             if failed is not None and not is_last:
                 trail.escalate(served, failed, response, started)
@@ -187,7 +222,12 @@ class Cascade:
                     if buffered := await self._buffered(served, outbound, policy, trail):
                         return buffered
                     continue
-                chunks = self.protected[served.backend.name].stream(outbound, served.model, trail.attempts)
+                force = self._last_chance(candidates, position)
+                chunks = self.protected[served.backend.name].stream(
+                    outbound, served.model, trail.attempts, force
+                )
+                if not is_last and (point := self._commit_point(decision)) is not None:
+                    chunks = _held(chunks, *point)
                 first = await anext(chunks)
             except StopAsyncIteration:
                 trail.attempts.append(f"{served.backend.name}:error:empty_stream")
@@ -224,6 +264,36 @@ class Cascade:
         replay = _replay(assembler.chunks[1:], strip_logprobs=not request.logprobs)
         first = _strip_logprobs(assembler.chunks[0]) if not request.logprobs else assembler.chunks[0]
         return StartedStream(served, first, replay)
+
+
+async def _held(chunks: AsyncGenerator[Json, None], tokens: int, ms: float) -> AsyncGenerator[Json, None]:
+    """``chunks``, but nothing comes out before the commit point: ``tokens`` content chunks, or
+    the first chunk ``ms`` after the first one, or the end. An error before it is raised from the
+    first ``anext``, so the cascade can still move on."""
+    held: list[Json] = []
+    seen = 0
+    since = 0.0
+    try:
+        async for chunk in chunks:
+            held.append(chunk)
+            since = since or time.perf_counter()
+            seen += _is_content(chunk)
+            if seen >= tokens or (time.perf_counter() - since) * 1000 >= ms:
+                break
+        for chunk in held:
+            yield chunk
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        await chunks.aclose()
+
+
+def _is_content(chunk: Json) -> bool:
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls"):
+            return True
+    return False
 
 
 def _for(served: Served, request: ChatRequest, redacted: ChatRequest | None) -> ChatRequest:

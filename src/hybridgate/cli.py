@@ -42,6 +42,7 @@ def serve(
     import uvicorn
 
     from hybridgate.app import CONFIG_ENV, create_app
+    from hybridgate.loop_lag import freeze_startup_heap
     from hybridgate.pins import enforce_pins
 
     settings = _config_or_exit(config)
@@ -62,6 +63,7 @@ def serve(
         "timeout_graceful_shutdown": 30,
     }
     if workers == 1:
+        freeze_startup_heap()
         uvicorn.run(application, **options)
         return
     # Each worker builds its own gateway from the same file; they share the ledger (SQLite WAL)

@@ -48,8 +48,13 @@ class BackendBase(Strict):
     retries: int = Field(default=0, ge=0, le=5)
     retry_backoff_s: float = Field(default=0.2, gt=0)
     max_retry_wait_s: float = Field(default=5.0, ge=0)  # a longer Retry-After moves on instead
-    breaker_failures: int = Field(default=5, ge=1)
+    # The breaker opens on a failure rate over a sliding window, never on one unlucky streak
+    # (docs/operations.md: defaults and their reasoning).
+    breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    breaker_min_requests: int = Field(default=20, ge=1)
+    breaker_window_s: float = Field(default=10.0, gt=0)
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    breaker_probes: int = Field(default=5, ge=1)
     # Media URLs (image_url, ...) pointing inside a network that this backend may still be sent:
     # IP networks ("10.20.0.0/16") and host names (".corp.example" with its subdomains).
     # See docs/privacy.md, "Egress".
@@ -203,6 +208,10 @@ class RouteConfig(Strict):
     cascade: bool = False
     min_confidence: float | None = Field(default=None, ge=0, le=1)  # mean token probability
     shadow: ShadowConfig | None = None
+    # Streams from a backend with a fallback are held back until a commit point: this many
+    # content chunks, or the first chunk commit_ms after the first one (0 tokens: no hold).
+    commit_tokens: int = Field(default=4, ge=0)
+    commit_ms: float = Field(default=150.0, ge=0)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -247,6 +256,9 @@ class AuthConfig(Strict):
     limits_store: Literal["memory", "redis"] = "memory"  # redis: limits shared by replicas via [redis]
     # postgres: keys shared by replicas via [postgres] (pepper from pepper_env only); see docs/privacy.md
     keys_store: Literal["sqlite", "postgres"] = "sqlite"
+    # A request's worst case, reserved against its key's budgets and tokens per minute until it
+    # ends, assumes this many output tokens when it sets no max_tokens (docs/operations.md).
+    reserve_output_tokens: int = Field(default=4096, ge=1)
 
 
 PrivacyPolicy = Literal["allow", "redact", "local_only", "block"]

@@ -29,6 +29,7 @@ from hybridgate.ledger import Ledger, build_ledger
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.ledger.response_store import ResponseStore, Sealer, SqliteResponseStore
+from hybridgate.loop_lag import LoopLag
 from hybridgate.pins import enforce_pins, remote_pins
 from hybridgate.pipeline import Pipeline
 from hybridgate.privacy.secret import load_prompt_secret, load_secret
@@ -63,6 +64,7 @@ class Gateway:
     router_reloads: RouterReloads | None = None  # learned routes only: hot reload of router files
     embeddings: Embeddings | None = None  # [embeddings]: POST /v1/embeddings
     responses: ResponseStore | None = None  # [responses] store = "local": stored Responses answers
+    loop_lag: LoopLag | None = None  # event-loop lag and GC pauses, in /metrics
 
     def degraded(self) -> dict[str, str]:
         """Shared stores that are failing right now, by component (served around, see /healthz)."""
@@ -79,6 +81,8 @@ class Gateway:
 
     async def start(self) -> None:
         await enforce_pins(self.config, self.backends)  # before anything starts: a bad pin stops here
+        if self.loop_lag is not None:
+            self.loop_lag.start()
         self.ledger.start()
         if self.access is not None:
             await self.access.keys.start()
@@ -130,6 +134,8 @@ class Gateway:
         for backend in self.backends.values():
             await backend.aclose()
         await self.ledger.aclose()
+        if self.loop_lag is not None:
+            await self.loop_lag.aclose()
 
 
 def _days_since(start: datetime, now: datetime) -> float:
@@ -191,6 +197,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
     gateway.router_reloads = build_router_reloads(config, router, env)
     gateway.embeddings = _embeddings(config, env, pipeline, secret, privacy)
     gateway.responses = _response_store(config, env, secret)
+    gateway.loop_lag = LoopLag(metrics.registry)
     return gateway
 
 

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import orjson
+
 from hybridgate.cache import CachedAnswer, Hit, Lookup, ResponseCache, replay_chunks
 from hybridgate.cascade import Cascade, Served, Trail
 from hybridgate.config import GatewayConfig
@@ -30,7 +32,7 @@ from hybridgate.shadow import Shadow
 from hybridgate.types import ChatRequest, ChatResponse, Decision, RequestContext, Usage
 
 if TYPE_CHECKING:
-    from hybridgate.auth import Limiter
+    from hybridgate.auth import Limiter, Reservation
 
     # the guard is built only when [privacy] is configured: Presidio is slow to import
     from hybridgate.privacy.policy import PrivacyGuard, Screening
@@ -62,6 +64,7 @@ class Trace:
     ttft_ms: float | None = None
     cache: str | None = None  # hit | semantic-hit | miss | bypass; None without a cache
     hit: CachedAnswer | None = None
+    reservation: Reservation | None = None  # the worst case held against the key until settled
 
     @property
     def backend(self) -> str:
@@ -107,6 +110,7 @@ class Pipeline:
         self._limiter = limiter
         self.cache = cache
         self._charges: set[asyncio.Task[None]] = set()
+        self._reserve_output = config.auth.reserve_output_tokens
         self.shadow = Shadow(config.routes, self.complete, random.Random())
 
     def _decide(self, trace: Trace, request: ChatRequest) -> Decision:
@@ -144,8 +148,11 @@ class Pipeline:
             lookup = await self._look_up(trace, request, decision)
             if trace.hit is not None:
                 return self._answer_from_cache(trace, decision, trace.hit)
+            await self._reserve(trace, request, decision)
             redacted = trace.screening.redacted if trace.screening else None
             trace.served, response = await self._cascade.complete(decision, request, trace.trail, redacted)
+            if (redactions := trace.redactions_for(trace.served)) is not None:
+                response = ChatResponse(restore_completion(response.body, redactions))
         except GatewayError as exc:
             self.record_failure(trace, exc)
             raise
@@ -155,8 +162,6 @@ class Pipeline:
         except Exception:  # a bug: the API answers a plain 500, and the ledger still has the row
             self.record_failure(trace, GatewayError("internal error"))
             raise
-        if (redactions := trace.redactions_for(trace.served)) is not None:
-            response = ChatResponse(restore_completion(response.body, redactions))
         cost = self.record(trace, response.usage, 200, None, response.model, response.system_fingerprint)
         self.store(lookup, trace, response, cost)
         self.shadow.maybe(request, ctx, decision)
@@ -177,6 +182,7 @@ class Pipeline:
             if trace.hit is not None:
                 chunks = replay_chunks(trace.hit.response(ctx.request_id))
                 return PipelineStream(self, trace, decision, chunks[0], iterate(chunks[1:]))
+            await self._reserve(trace, request, decision)
             redacted = trace.screening.redacted if trace.screening else None
             started = await self._cascade.stream(decision, request, trace.trail, redacted)
         except GatewayError as exc:
@@ -197,7 +203,23 @@ class Pipeline:
         self.record_failure(Trace(ctx, request), error)
 
     def record_failure(self, trace: Trace, error: GatewayError) -> None:
-        self.record(trace, Usage(), error.status_code, error.type, None, None)
+        """One row for a request that failed; an answer the upstream gave (and billed) before
+        a later step failed is recorded and charged with it."""
+        usage = Usage()
+        if trace.trail.answered is not None:
+            trace.served, usage = trace.trail.answered
+            trace.trail.settle_answer()
+        self.record(trace, usage, error.status_code, error.type, None, None)
+
+    async def _reserve(self, trace: Trace, request: ChatRequest, decision: Decision) -> None:
+        """Hold the request's worst case against its key's budgets and tokens per minute."""
+        key = trace.ctx.key
+        if self._limiter is None or key is None or trace.ctx.shadow_of:
+            return
+        usage = Usage(prompt_token_bound(request), request.output_limit() or self._reserve_output)
+        # Every backend of the route may bill (escalations, a failed check): the sum bounds it.
+        usd = sum(self._price(self._cascade.served(name, decision), usage) for name in decision.backends)
+        trace.reservation = await self._limiter.reserve(key, usd, usage.total_tokens)
 
     def record(
         self,
@@ -250,23 +272,30 @@ class Pipeline:
             privacy=trace.screening.policy if trace.screening else None,
             shadow_of=ctx.shadow_of,
         )
-        self.commit(record)
+        reservation, trace.reservation = trace.reservation, None
+        self.commit(record, reservation)
         return cost
 
-    def commit(self, record: LedgerRecord) -> None:
+    def commit(self, record: LedgerRecord, reservation: Reservation | None = None) -> None:
         """Write a finished request's one row, its metrics and its spend (every endpoint's)."""
         self._ledger.record(record)
         self._metrics.observe(record)
-        self._charge(record)
+        self._settle(reservation, record)
 
-    def _charge(self, record: LedgerRecord) -> None:
-        """Count the request's spend against its key's budgets, off the response path."""
-        if self._limiter is None or record.api_key_id is None or record.shadow_of:
-            return
+    def _settle(self, reservation: Reservation | None, record: LedgerRecord) -> None:
+        """Replace the request's reservation with what it cost, off the response path; without
+        one (embeddings reserve nothing) charge what it cost. A request that cost nothing and
+        reserved nothing (refused before, a cached answer) leaves the limiter be."""
         tokens = record.prompt_tokens + record.completion_tokens
-        task = asyncio.get_running_loop().create_task(
-            self._limiter.charge(record.api_key_id, record.cost_usd, tokens)
-        )
+        if self._limiter is None or record.shadow_of:
+            return
+        if reservation is not None:
+            settle = self._limiter.settle(reservation, record.cost_usd, tokens)
+        elif record.api_key_id is not None and (record.cost_usd > 0 or tokens > 0):
+            settle = self._limiter.charge(record.api_key_id, record.cost_usd, tokens)
+        else:
+            return
+        task = asyncio.get_running_loop().create_task(settle)
         self._charges.add(task)
         task.add_done_callback(self._charges.discard)
 
@@ -286,3 +315,13 @@ class Pipeline:
         if override is None and backend.local:
             return 0.0  # a local tier is free unless config prices it (TCO values it later)
         return self._pricer.price(provider, served.model, usage, override)
+
+
+def prompt_token_bound(request: ChatRequest) -> int:
+    """At least the prompt's tokens for any byte-level tokenizer (a token covers a byte or more):
+    its UTF-8 bytes with the tools, plus a few tokens of framing per message. Images are not
+    counted."""
+    size = len(request.prompt_text().encode()) + 8 * len(request.messages)
+    if request.tools:
+        size += len(orjson.dumps(request.tools))
+    return size

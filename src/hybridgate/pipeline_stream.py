@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from hybridgate.errors import GatewayError
 from hybridgate.privacy.restore import ChunkRestorer
+from hybridgate.router.rules import estimate_prompt_tokens as prompt_token_estimate
 from hybridgate.stream_assembly import StreamAssembler
 from hybridgate.types import Decision, Json, Usage
 
@@ -59,10 +60,13 @@ class PipelineStream:
         reported: str | None = None
         fingerprint: str | None = None
         assembler = StreamAssembler() if self._lookup is not None else None
+        served = 0  # content chunks sent: the tokens served, if the upstream never says
         try:
             async for chunk in self._restored():
-                if trace.ttft_ms is None and _has_output(chunk):
-                    trace.ttft_ms = (time.perf_counter() - trace.ctx.started_perf) * 1000
+                if _has_output(chunk):
+                    served += 1
+                    if trace.ttft_ms is None:
+                        trace.ttft_ms = (time.perf_counter() - trace.ctx.started_perf) * 1000
                 if (usage := chunk.get("usage")) and trace.hit is None:
                     self.usage = Usage.from_openai(usage)
                 reported = chunk.get("model") or reported
@@ -74,11 +78,15 @@ class PipelineStream:
         except GatewayError as exc:
             status, error_type = exc.status_code, exc.type
             raise
-        except Exception:  # a bug, not a hang-up: the row must not say client_closed
-            status, error_type = 500, "api_error"
-            raise
+        except Exception as exc:  # a bug or an unmapped failure: still an error event, not a cut
+            error = GatewayError(f"the stream failed: {type(exc).__name__}")
+            status, error_type = error.status_code, error.type
+            raise error from exc
         finally:
             await self._rest.aclose()  # frees the upstream connection if we stopped early
+            if status != 200 and self.usage.total_tokens == 0 and served and trace.request:
+                # the upstream's usage never came: the tokens served, and the prompt estimated
+                self.usage = Usage(prompt_token_estimate(trace.request), served)
             self.cost_usd = self._pipeline.record(
                 trace, self.usage, status, error_type, reported, fingerprint, stream=True
             )

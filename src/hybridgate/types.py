@@ -9,9 +9,12 @@ Nothing here performs I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from hybridgate.auth.records import KeyRecord
 
 Json = dict[str, Any]
 
@@ -169,6 +172,7 @@ class RequestContext:
     privacy_policy: str | None = None  # set by the caller's API key, if it carries one
     shadow_of: str | None = None  # set on the background copy of a shadowed request
     allowed_routes: tuple[str, ...] = ()  # the caller's key may use only these (empty: all)
+    key: KeyRecord | None = None  # the verified key whose limits and budgets apply
     cache: CacheDirective = "default"
     started_at: float = 0.0  # wall clock, for the ledger
     started_perf: float = 0.0  # perf_counter, for latencies

@@ -5,12 +5,13 @@ The clock is a FakeClock moved by hand, so every window boundary is tested witho
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
-from hybridgate.auth.limits import Limiter, LimitExceededError, MemoryLimiter
+from hybridgate.auth.limits import Limiter, LimitExceededError, MemoryLimiter, Reservation
 from hybridgate.auth.records import KeyRecord
 from hybridgate.errors import RateLimitError
 from tests.auth.clock import NOON, FakeClock
@@ -186,3 +187,48 @@ async def test_limits_are_per_key(limiter: MemoryLimiter) -> None:
     assert await admitted(limiter, first)
     assert not await admitted(limiter, first)
     assert await admitted(limiter, second)
+
+
+async def test_concurrent_reservations_overshoot_a_budget_by_at_most_one(limiter: Limiter) -> None:
+    """100 requests admitted at once, each reserving its worst case ($0.3) against a $1 budget:
+    only as many as the budget holds (plus the one that crosses it) are admitted, and once they
+    settle at their real cost ($0.1) the budget has room again."""
+    key = replace(KEY, budget_usd_day=1.0)
+
+    async def reserve() -> Reservation | None:
+        try:
+            return await limiter.reserve(key, 0.3, 100)
+        except LimitExceededError:
+            return None
+
+    held = [r for r in await asyncio.gather(*(reserve() for _ in range(100))) if r is not None]
+    assert len(held) == 4  # 0.9 < 1.0 admits the fourth, which crosses the budget by < 0.3
+    assert await refusal(limiter, key)
+    for reservation in held:
+        await limiter.settle(reservation, 0.1, 30)
+    assert await admitted(limiter, key)  # $0.4 spent: room again
+
+
+async def test_settling_puts_the_real_tokens_in_the_window(limiter: Limiter, clock: FakeClock) -> None:
+    key = replace(KEY, tpm=1000)
+    reservation = await limiter.reserve(key, 0.0, 1000)  # the worst case fills the minute
+    with pytest.raises(LimitExceededError, match="tokens"):
+        await limiter.reserve(key, 0.0, 10)
+    clock.advance(1)
+    await limiter.settle(reservation, 0.0, 200)
+    assert await limiter.reserve(key, 0.0, 10)
+    clock.advance(59.5)  # the settled tokens keep the reservation's time: gone at 60 s after it
+    assert (await limiter.headers(key))["x-ratelimit-remaining-tokens"] == "990"
+
+
+async def test_a_settled_reservation_counts_once(limiter: Limiter) -> None:
+    key = replace(KEY, budget_usd_day=1.0)
+    reservation = await limiter.reserve(key, 0.5, 0)
+    await limiter.settle(reservation, 0.6, 0)
+    if isinstance(limiter, MemoryLimiter):
+        return  # settling twice is a Redis retry's concern: the script applies an id once
+    await limiter.settle(reservation, 0.6, 0)
+    assert await limiter.reserve(key, 0.3, 0)  # $0.6 spent, not $1.2
+    assert await limiter.reserve(key, 0.3, 0)  # 0.9 committed: still below
+    with pytest.raises(LimitExceededError):
+        await limiter.reserve(key, 0.3, 0)  # 1.2 committed

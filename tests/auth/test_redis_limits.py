@@ -46,6 +46,11 @@ test_budget_refusals_do_not_use_up_request_slots = same.test_budget_refusals_do_
 test_headers_report_limit_remaining_and_reset = same.test_headers_report_limit_remaining_and_reset
 test_no_limits_no_headers_and_no_refusals = same.test_no_limits_no_headers_and_no_refusals
 test_limits_are_per_key = same.test_limits_are_per_key
+test_concurrent_reservations_overshoot_a_budget_by_at_most_one = (
+    same.test_concurrent_reservations_overshoot_a_budget_by_at_most_one
+)
+test_settling_puts_the_real_tokens_in_the_window = same.test_settling_puts_the_real_tokens_in_the_window
+test_a_settled_reservation_counts_once = same.test_a_settled_reservation_counts_once
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ async def admit(request: Request, gateway: Gateway, ctx: RequestContext) -> dict
     ctx.api_key_id = key.key_id
     ctx.allowed_routes = key.routes
     ctx.privacy_policy = key.privacy
+    ctx.key = key
     await access.limiter.check(key)
     return await access.limiter.headers(key)
 

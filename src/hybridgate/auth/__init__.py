@@ -10,7 +10,7 @@ pipeline, router, backends or ledger: only ``hybridgate.types/config/errors``.
 """
 
 from hybridgate.auth.keys import SqliteKeyStore, pepper_file
-from hybridgate.auth.limits import Limiter, LimitExceededError, MemoryLimiter
+from hybridgate.auth.limits import Limiter, LimitExceededError, MemoryLimiter, Reservation
 from hybridgate.auth.pg_keys import PostgresKeyStore, postgres_key_store
 from hybridgate.auth.records import KeyRecord
 from hybridgate.auth.store import KeyStore
@@ -24,6 +24,7 @@ __all__ = [
     "Limiter",
     "MemoryLimiter",
     "PostgresKeyStore",
+    "Reservation",
     "SqliteKeyStore",
     "pepper_file",
     "postgres_key_store",

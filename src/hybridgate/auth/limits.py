@@ -1,15 +1,19 @@
-"""Rate limits and budgets per virtual key: admit a request, then charge what it cost.
+"""Rate limits and budgets per virtual key: admit a request, reserve its worst case, settle.
 
 Sits at the HTTP edge beside ``keys``: ``api/`` awaits ``check(key)`` after verifying the key
-and before the pipeline, adds ``headers(key)`` to the response, and the pipeline (or the edge)
-awaits ``charge(key_id, cost_usd, tokens)`` once the request's cost is known. It must not block,
-do I/O or import anything above ``hybridgate.errors``.
+and before the pipeline, adds ``headers(key)`` to the response; the pipeline, once it knows
+which backends may answer and the request missed the cache, awaits ``reserve(key, usd, tokens)``
+with the request's worst case, and ``settle(reservation, cost_usd, tokens)`` when its cost is
+known. It must not block, do I/O or import anything above ``hybridgate.errors``.
 
 Semantics, the same for any implementation:
 - requests per minute: exact over a sliding 60 s window; a key limited to N gets exactly N
   admissions in any 60 s. ``check`` counts the request when it admits it.
-- tokens per minute and USD per UTC day / month: admitted while what was charged is below the
-  limit, so one request can overshoot by at most its own size (its cost is known only after).
+- tokens per minute and USD per UTC day / month: what counts is what was charged plus what is
+  reserved by requests still running. ``reserve`` admits a request while that is below the limit
+  and adds the request's worst case at once (atomically), so however many requests run at once
+  the total overshoots the limit by at most one reservation; ``settle`` replaces the reservation
+  with the real cost and tokens (a reservation made on one day settles on that day).
 - a refusal is a ``LimitExceededError`` (a ``RateLimitError``, 429) naming the limit, its value
   and when it resets, with ``retry_after_s`` and the headers to send.
 
@@ -25,6 +29,7 @@ The budget, window and header helpers below word refusals the same for both.
 from __future__ import annotations
 
 import math
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +58,12 @@ class Limiter(Protocol):
     async def charge(self, key_id: str, cost_usd: float, tokens: int) -> None:
         """Record what a finished request cost; call it for failed requests that cost too."""
 
+    async def reserve(self, key: KeyRecord, usd: float, tokens: int) -> Reservation:
+        """Hold a request's worst-case cost and tokens, or raise LimitExceededError."""
+
+    async def settle(self, reservation: Reservation, cost_usd: float, tokens: int) -> None:
+        """Replace a reservation with what the request really cost (at most once per id)."""
+
     async def headers(self, key: KeyRecord) -> dict[str, str]:
         """``x-ratelimit-*`` response headers for the key's per-minute limits (none if unset)."""
 
@@ -64,6 +75,18 @@ class Limiter(Protocol):
 
     def degraded_reason(self) -> str | None:
         """Why limits are only per process right now (shared store unreachable), else None."""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A request's worst case, held against its key's budgets and token window until settled."""
+
+    reservation_id: str
+    key_id: str
+    usd: float
+    tokens: int
+    at: float  # Unix seconds: the day, month and window entry it counts in
+    shared: bool = False  # held in Redis (else in this process)
 
 
 class LimitExceededError(RateLimitError):
@@ -114,6 +137,28 @@ class MemoryLimiter:
         if cost_usd > 0:
             state.day.add(now, cost_usd)
             state.month.add(now, cost_usd)
+
+    async def reserve(self, key: KeyRecord, usd: float, tokens: int) -> Reservation:
+        now = self._clock()
+        state = self._state(key.key_id)
+        self._check_budget(key, state.month, key.budget_usd_month, "budget_month", now)
+        self._check_budget(key, state.day, key.budget_usd_day, "budget_day", now)
+        self._check_window(key, state, state.tokens, key.tpm, "tokens", now)
+        if tokens > 0:
+            state.tokens.add(now, tokens)
+        state.day.add(now, usd)
+        state.month.add(now, usd)
+        return Reservation(secrets.token_hex(8), key.key_id, usd, tokens, now)
+
+    async def settle(self, reservation: Reservation, cost_usd: float, tokens: int) -> None:
+        state = self._state(reservation.key_id)
+        at = reservation.at
+        if reservation.tokens > 0:
+            state.tokens.amend(at, reservation.tokens, tokens)  # gone from the window: nothing left
+        elif tokens > 0:
+            state.tokens.add(self._clock(), tokens)
+        state.day.adjust(at, cost_usd - reservation.usd)
+        state.month.adjust(at, cost_usd - reservation.usd)
 
     async def headers(self, key: KeyRecord) -> dict[str, str]:
         return self._headers(key, self._state(key.key_id), self._clock())

@@ -23,13 +23,22 @@ the last spend it read from Redis), logs one warning per outage and reports the 
 ``degraded_reason()`` (shown by /healthz). It tries Redis again at most every ``retry_interval_s``;
 once Redis answers it writes back the spend charged meanwhile and counts in Redis again.
 
+Reservations (``reserve``/``settle``, see ``limits``): ``RESERVE`` checks the budgets against the
+spend plus the key's running reservations (``limits:{<key id>}:reserved``, members
+``"<dollars>:<id>"`` scored by when they lapse, and ``:reserved-total``) and adds the request's
+worst case, and its tokens to the token window, in one script; ``SETTLE`` releases the
+reservation, sets the token entry to the real count and adds the real cost to the spend, once
+per reservation id (the id is its charge id). The spend keys only ever grow, so the loss check
+below still holds; a reservation whose gateway died lapses after ``RESERVATION_TTL_S``.
+
 Every charge carries a random id, and Redis applies it at most once (``redis_scripts.CHARGE``
 keeps a marker per id for ``CHARGE_ID_TTL_S``: 150 bytes per charge, measured, so 54 MB at 100
 requests/s). A charge whose answer timed out may have been applied: it is written back under its
 own id, so it counts once; spend charged while Redis was known to be down was never sent and is
 written back as one sum per key and day. Charges made while that write-back runs go with it.
 A write-back more than ``CHARGE_ID_TTL_S`` after a timed-out charge may count it twice. Budgets
-may overshoot by what is in flight at once, everywhere; windows and spend use the replicas' own
+overshoot by at most one reservation while Redis answers, and by what is in flight at once
+while it is down; windows and spend use the replicas' own
 clocks (``now`` goes into the scripts), so replicas need NTP-synced clocks.
 """
 
@@ -44,16 +53,24 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from hybridgate.auth.limits import LimitName, MemoryLimiter, budget_error, rate_headers, window_error
+from hybridgate.auth.limits import (
+    LimitName,
+    MemoryLimiter,
+    Reservation,
+    budget_error,
+    rate_headers,
+    window_error,
+)
 from hybridgate.auth.records import KeyRecord
 from hybridgate.auth.redis_outage import Charge, Outage
-from hybridgate.auth.redis_scripts import CHARGE, CHECK, HEADERS, RAISE
+from hybridgate.auth.redis_scripts import CHARGE, CHECK, HEADERS, RAISE, RESERVE, SETTLE
 from hybridgate.auth.windows import day_of, month_of, next_day, next_month
 
 log = logging.getLogger("hybridgate.auth")
 T = TypeVar("T")
 EXPIRY_MARGIN_S = 3600  # a period's spend key outlives the period by an hour
 CHARGE_ID_TTL_S = 3600  # how long Redis remembers that a charge was applied
+RESERVATION_TTL_S = 900  # a reservation never settled (its gateway died) lapses after this
 OUTAGE_ERRORS = (RedisError, OSError, TimeoutError)
 
 
@@ -75,6 +92,8 @@ class RedisLimiter:
         self._headers_script = client.register_script(HEADERS)
         self._raise_script = client.register_script(RAISE)
         self._charge_script = client.register_script(CHARGE)
+        self._reserve_script = client.register_script(RESERVE)
+        self._settle_script = client.register_script(SETTLE)
         self._outage = Outage(retry_interval_s)
         self._fallback = MemoryLimiter(clock)
         self._last_spend: dict[str, tuple[str, float, str, float]] = {}
@@ -88,16 +107,71 @@ class RedisLimiter:
             _arg(key.budget_usd_day),
             _arg(key.budget_usd_month),
         ]
-        keys = [*self._windows(key.key_id), *self._spend_keys(key.key_id, now)]
+        keys = self._budget_keys(key.key_id, now)
         answer = await self._shared(lambda: self._check_script(keys, [*args, secrets.token_hex(8)]))
         if answer is None:
             return await self._fallback.check(key)
+        await self._verdict(key, answer, now)
+
+    async def reserve(self, key: KeyRecord, usd: float, tokens: int) -> Reservation:
+        now = self._clock()
+        reservation = Reservation(secrets.token_hex(8), key.key_id, usd, tokens, now, shared=True)
+        args: list[str | float | int] = [
+            now,
+            "",
+            _arg(key.tpm),
+            _arg(key.budget_usd_day),
+            _arg(key.budget_usd_month),
+            reservation.reservation_id,
+            tokens,
+            _member(usd, reservation.reservation_id),
+            repr(now + RESERVATION_TTL_S),
+            RESERVATION_TTL_S + 60,
+        ]
+        keys = self._budget_keys(key.key_id, now)
+        answer = await self._shared(lambda: self._reserve_script(keys, args))
+        if answer is None:
+            return await self._fallback.reserve(key, usd, tokens)
+        await self._verdict(key, answer, now)
+        return reservation
+
+    async def settle(self, reservation: Reservation, cost_usd: float, tokens: int) -> None:
+        if not reservation.shared:  # held by this process while Redis was down
+            await self._fallback.settle(reservation, 0.0, 0)
+            return await self.charge(reservation.key_id, cost_usd, tokens)
+        now = self._clock()
+        rid, at = reservation.reservation_id, reservation.at
+        charge = Charge(rid, reservation.key_id, cost_usd, at)
+        keys = [
+            *self._windows(reservation.key_id),
+            *self._spend_keys(reservation.key_id, at),
+            self._marker(reservation.key_id, rid),
+            *self._reserved_keys(reservation.key_id),
+        ]
+        ttls = (_ttl(next_day(at).timestamp(), now), _ttl(next_month(at).timestamp(), now))
+        args: list[str | int] = [repr(now), tokens, repr(cost_usd), *ttls, CHARGE_ID_TTL_S, rid]
+        args += [f"{reservation.tokens}:{rid}" if reservation.tokens > 0 else ""]
+        args += [_member(reservation.usd, rid) if reservation.usd > 0 else ""]
+        sent: list[bool] = []
+
+        async def send() -> bool:
+            sent.append(True)
+            await self._settle_script(keys, args)
+            return True
+
+        if not await self._shared(send):  # the reservation lapses in Redis; the cost is kept
+            if cost_usd > 0:
+                self._outage.keep(charge, bool(sent))
+            await self._fallback.charge(reservation.key_id, cost_usd, tokens)
+
+    async def _verdict(self, key: KeyRecord, answer: Any, now: float) -> None:
+        """Remember the spend Redis holds and raise the refusal ``answer`` carries, if any."""
         verdict, detail = _text(answer[0]), _text(answer[1])
-        day, month = float(answer[6]), float(answer[7])
+        day, month, held = float(answer[6]), float(answer[7]), float(answer[8])
         if self._remember(key.key_id, day, month, now):  # Redis lost its data: put the totals back
             await self._shared(lambda: self._seed_now(key.key_id, *self._last_spend[key.key_id][1::2], now))
         headers = rate_headers(key, (int(answer[2]), float(answer[3])), (int(answer[4]), float(answer[5])))
-        self._raise_for(key, verdict, detail, (day, month), now, headers)
+        self._raise_for(key, verdict, detail, (day + held, month + held), now, headers)
 
     async def charge(self, key_id: str, cost_usd: float, tokens: int) -> None:
         now = self._clock()
@@ -163,7 +237,7 @@ class RedisLimiter:
         keys = [
             *self._windows(charge.key_id),
             *self._spend_keys(charge.key_id, at),
-            f"{self._prefix}limits:{{{charge.key_id}}}:charge:{charge.charge_id}",
+            self._marker(charge.key_id, charge.charge_id),
         ]
         ttls = (_ttl(next_day(at).timestamp(), now), _ttl(next_month(at).timestamp(), now))
         args: list[str | int] = [repr(now), tokens, repr(charge.usd), *ttls, CHARGE_ID_TTL_S]
@@ -254,6 +328,17 @@ class RedisLimiter:
         base = f"{self._prefix}limits:{{{key_id}}}"
         return [f"{base}:requests", f"{base}:tokens", f"{base}:tokens-total"]
 
+    def _marker(self, key_id: str, charge_id: str) -> str:
+        return f"{self._prefix}limits:{{{key_id}}}:charge:{charge_id}"
+
+    def _reserved_keys(self, key_id: str) -> list[str]:
+        """The key's running reservations and the sum of their dollars."""
+        base = f"{self._prefix}limits:{{{key_id}}}"
+        return [f"{base}:reserved", f"{base}:reserved-total"]
+
+    def _budget_keys(self, key_id: str, now: float) -> list[str]:
+        return [*self._windows(key_id), *self._spend_keys(key_id, now), *self._reserved_keys(key_id)]
+
     def _spend_keys(self, key_id: str, now: float) -> list[str]:
         return [self._spend_key(key_id, day_of(now)), self._spend_key(key_id, month_of(now))]
 
@@ -267,6 +352,10 @@ def _arg(limit: float | None) -> str:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _member(usd: float, reservation_id: str) -> str:
+    return f"{usd!r}:{reservation_id}"
 
 
 def _ttl(ends: float, now: float) -> int:

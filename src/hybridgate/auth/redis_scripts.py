@@ -53,6 +53,23 @@ local function tokens(key, total_key)
   return tonumber(redis.call('GET', total_key) or '0'), math.max(0, tonumber(newest[2]) + 60 - now)
 end
 
+-- Reservations of requests still running: members "<dollars>:<id>" scored by when they lapse
+-- (a gateway that died before settling leaks nothing past that), beside the sum of their dollars.
+local function reserved(key, total_key)
+  local lapsed = redis.call('ZRANGEBYSCORE', key, '-inf', now)
+  if #lapsed > 0 then
+    local gone = 0
+    for i = 1, #lapsed do gone = gone + tonumber(string.match(lapsed[i], '^[^:]+')) end
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    redis.call('INCRBYFLOAT', total_key, -gone)
+  end
+  if redis.call('ZCARD', key) == 0 then
+    redis.call('DEL', total_key)
+    return 0
+  end
+  return math.max(0, tonumber(redis.call('GET', total_key) or '0'))
+end
+
 -- Only on a refusal: walk from the oldest entry, 128 at a time, until enough has left.
 local function tokens_wait(key, total, limit)
   local excess, start = total - limit + 1, 0
@@ -91,26 +108,68 @@ return {req_total, fmt(req_reset), tok_total, fmt(tok_reset)}
 """
 )
 
-CHECK = (
+# The budget verdict shared by CHECK and RESERVE. KEYS[4], KEYS[5]: spend this day and month;
+# KEYS[6], KEYS[7]: the key's reservations and their sum. ARGV[4], ARGV[5]: day and month budgets
+# or ''. What counts against a budget is the spend plus what running requests reserved.
+_BUDGETS = (
     _WINDOWS
     + """
--- KEYS[4], KEYS[5]: spend this day and month. ARGV[4], ARGV[5]: day and month budgets or '';
--- ARGV[6]: a unique id for this admission.
--- Returns {verdict, detail, requests, requests reset, tokens, tokens reset, spent day, spent month}:
--- verdict 'ok' or the limit that refused; detail is the seconds to wait for a window.
 local day_budget, month_budget = limit(4), limit(5)
 local day = tonumber(redis.call('GET', KEYS[4]) or '0')
 local month = tonumber(redis.call('GET', KEYS[5]) or '0')
+local held = reserved(KEYS[6], KEYS[7])
 local function answer(verdict, detail)
-  return {verdict, detail, req_total, fmt(req_reset), tok_total, fmt(tok_reset), fmt(day), fmt(month)}
+  return {verdict, detail, req_total, fmt(req_reset), tok_total, fmt(tok_reset),
+          fmt(day), fmt(month), fmt(held)}
 end
-if month_budget and month >= month_budget then return answer('budget_month', '') end
-if day_budget and day >= day_budget then return answer('budget_day', '') end
-if tpm and tok_total >= tpm then return answer('tokens', fmt(tokens_wait(KEYS[2], tok_total, tpm))) end
+local function refusal()
+  if month_budget and month + held >= month_budget then return answer('budget_month', '') end
+  if day_budget and day + held >= day_budget then return answer('budget_day', '') end
+  if tpm and tok_total >= tpm then return answer('tokens', fmt(tokens_wait(KEYS[2], tok_total, tpm))) end
+  return nil
+end
+"""
+)
+
+CHECK = (
+    _BUDGETS
+    + """
+-- ARGV[6]: a unique id for this admission.
+-- Returns {verdict, detail, requests, requests reset, tokens, tokens reset, spent day, spent month,
+-- reserved}: verdict 'ok' or the limit that refused; detail is the seconds to wait for a window.
+local refused = refusal()
+if refused then return refused end
 if rpm and req_total >= rpm then return answer('requests', fmt(requests_wait(KEYS[1], req_total, rpm))) end
 if rpm then
   redis.call('ZADD', KEYS[1], now, ARGV[6])
   redis.call('PEXPIRE', KEYS[1], 61000)
+end
+return answer('ok', '')
+"""
+)
+
+# Hold a request's worst case (rpm is '' here: the request was counted by CHECK). ARGV[6]: the
+# reservation id; ARGV[7]: tokens; ARGV[8]: the dollars member "<dollars>:<id>"; ARGV[9]: when
+# the reservation lapses (Unix s); ARGV[10]: its keys' expiry (s). Returns as CHECK.
+RESERVE = (
+    _BUDGETS
+    + """
+local refused = refusal()
+if refused then return refused end
+local count = tonumber(ARGV[7])
+if count > 0 then
+  if not tpm then tokens(KEYS[2], KEYS[3]) end
+  redis.call('ZADD', KEYS[2], now, ARGV[7] .. ':' .. ARGV[6])
+  redis.call('INCRBY', KEYS[3], count)
+  redis.call('PEXPIRE', KEYS[2], 61000)
+  redis.call('PEXPIRE', KEYS[3], 61000)
+end
+local usd = tonumber(string.match(ARGV[8], '^[^:]+'))
+if usd > 0 then
+  redis.call('ZADD', KEYS[6], ARGV[9], ARGV[8])
+  redis.call('INCRBYFLOAT', KEYS[7], usd)
+  redis.call('EXPIRE', KEYS[6], ARGV[10])
+  redis.call('EXPIRE', KEYS[7], ARGV[10])
 end
 return answer('ok', '')
 """
@@ -141,6 +200,42 @@ CHARGE = (
 if not redis.call('SET', KEYS[6], '1', 'NX', 'EX', ARGV[6]) then return 0 end
 local count = tonumber(ARGV[2])
 if count > 0 then
+  tokens(KEYS[2], KEYS[3])
+  redis.call('ZADD', KEYS[2], now, ARGV[2] .. ':' .. ARGV[7])
+  redis.call('INCRBY', KEYS[3], count)
+  redis.call('PEXPIRE', KEYS[2], 61000)
+  redis.call('PEXPIRE', KEYS[3], 61000)
+end
+if tonumber(ARGV[3]) > 0 then
+  redis.call('INCRBYFLOAT', KEYS[4], ARGV[3])
+  redis.call('EXPIRE', KEYS[4], ARGV[4])
+  redis.call('INCRBYFLOAT', KEYS[5], ARGV[3])
+  redis.call('EXPIRE', KEYS[5], ARGV[5])
+end
+return 1
+"""
+)
+
+# Settle a reservation, at most once per id: CHARGE's keys and arguments, then KEYS[7], KEYS[8]:
+# the reservations and their sum; ARGV[8]: the reserved tokens member "<tokens>:<id>" or '';
+# ARGV[9]: the reserved dollars member or ''. The reservation is released, the token entry takes
+# the real count (keeping its time in the window), and the real cost is added to the spend.
+SETTLE = (
+    _HELPERS
+    + """
+if not redis.call('SET', KEYS[6], '1', 'NX', 'EX', ARGV[6]) then return 0 end
+if ARGV[9] ~= '' and redis.call('ZREM', KEYS[7], ARGV[9]) == 1 then
+  redis.call('INCRBYFLOAT', KEYS[8], -tonumber(string.match(ARGV[9], '^[^:]+')))
+end
+local count = tonumber(ARGV[2])
+if ARGV[8] ~= '' then
+  local at = redis.call('ZSCORE', KEYS[2], ARGV[8])
+  if at then
+    redis.call('ZREM', KEYS[2], ARGV[8])
+    redis.call('ZADD', KEYS[2], at, ARGV[2] .. ':' .. ARGV[7])
+    redis.call('INCRBY', KEYS[3], count - amount(ARGV[8]))
+  end
+elseif count > 0 then
   tokens(KEYS[2], KEYS[3])
   redis.call('ZADD', KEYS[2], now, ARGV[2] .. ':' .. ARGV[7])
   redis.call('INCRBY', KEYS[3], count)

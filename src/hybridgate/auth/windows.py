@@ -34,6 +34,19 @@ class SlidingWindow:
         self._events.append((now, amount))
         self._total += amount
 
+    def amend(self, at: float, amount: int, new_amount: int) -> bool:
+        """Change the entry added at ``at`` with ``amount`` to ``new_amount`` (a reservation
+        settled); False if it has left the window already."""
+        for index in range(len(self._events) - 1, -1, -1):
+            entry_at, entry_amount = self._events[index]
+            if entry_at < at:
+                break
+            if entry_at == at and entry_amount == amount:
+                self._events[index] = (at, new_amount)
+                self._total += new_amount - amount
+                return True
+        return False
+
     def wait_s(self, limit: int, now: float) -> float:
         """Seconds until the total drops below ``limit`` (0 if it already is)."""
         excess = self.total(now) - limit + 1
@@ -68,6 +81,11 @@ class PeriodSpend:
 
     def add(self, now: float, usd: float) -> None:
         self.set(now, self.usd(now) + usd)
+
+    def adjust(self, at: float, usd: float) -> None:
+        """Add ``usd`` (may be negative, never below 0) to the period of ``at``, if still current."""
+        if self._period == self._period_of(at):
+            self._usd = max(0.0, self._usd + usd)
 
     def set(self, now: float, usd: float) -> None:
         self._period = self._period_of(now)

@@ -1,0 +1,84 @@
+"""What stalls the event loop, as metrics: loop lag and garbage-collector pauses.
+
+``LoopLag`` wakes every ``interval_s`` and records how late it woke (the time some callback held
+the loop: a long synchronous step, a GC pause, the GIL held by another thread) in the histogram
+``hybridgate_event_loop_lag_seconds``. A ``gc.callbacks`` hook records each collection's pause
+by generation in ``hybridgate_gc_pause_seconds``. Both live in the registry passed in; the hook is
+removed on ``aclose``. Started and stopped by the gateway's lifespan.
+
+``freeze_startup_heap`` is what those metrics led to: the objects built at start-up (config,
+routers, price tables, pydantic models, imported modules: hundreds of thousands) are moved out of
+the collector's reach, so a full collection scans only what requests allocate. Measured on the
+2-core machine under load (docs/benchmarks.md), a full collection took 350-420 ms before and
+stalled every request in flight. ``hybridgate serve`` calls it once per process, after the app is
+built; tests that build many gateways in one process do not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram
+
+LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+
+
+def freeze_startup_heap() -> None:
+    """Collect once, then freeze every object alive now (``gc.freeze``): the collector never
+    scans them again. Call once per process, after start-up built the long-lived objects."""
+    gc.collect()
+    gc.freeze()
+
+
+class LoopLag:
+    def __init__(self, registry: CollectorRegistry, interval_s: float = 0.05) -> None:
+        self._interval_s = interval_s
+        self.lag = Histogram(
+            "hybridgate_event_loop_lag_seconds",
+            f"How late a timer due every {interval_s}s fired: how long something held the event loop.",
+            buckets=LAG_BUCKETS,
+            registry=registry,
+        )
+        self.gc_pause = Histogram(
+            "hybridgate_gc_pause_seconds",
+            "Pauses of the garbage collector, by generation.",
+            ["generation"],
+            buckets=LAG_BUCKETS,
+            registry=registry,
+        )
+        self._gc_children = [self.gc_pause.labels(str(g)) for g in range(3)]
+        self._gc_started = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self.worst_s = 0.0  # the largest lag seen, for logs and benches
+
+    def start(self) -> None:
+        gc.callbacks.append(self._on_gc)
+        self._task = asyncio.get_running_loop().create_task(self._sample())
+
+    async def aclose(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _sample(self) -> None:
+        while True:
+            due = time.perf_counter() + self._interval_s
+            await asyncio.sleep(self._interval_s)
+            late = max(0.0, time.perf_counter() - due)
+            self.worst_s = max(self.worst_s, late)
+            self.lag.observe(late)
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif self._gc_started:
+            self._gc_children[min(int(info.get("generation", 0)), 2)].observe(
+                time.perf_counter() - self._gc_started
+            )
