@@ -30,7 +30,9 @@ def config_toml(
     """A config whose backends are a stand-in OpenAI upstream at ``base_url`` (see conftest.py);
     ``privacy``: a ``[privacy]`` default policy (patterns only), recorded on each ledger row."""
     scan = f'[privacy]\npolicy = "{privacy}"\nner_model = "none"\n' if privacy else ""
-    return scan + f"""
+    return (
+        scan
+        + f"""
 [ledger]
 path = "{ledger}"
 flush_interval_s = 0.05
@@ -58,3 +60,4 @@ try = ["cheap"]
 [routes.auto]
 try = {auto}
 """
+    )

@@ -183,6 +183,8 @@ def test_live_paths_keep_pii_off_the_cloud(r: Rig, path: str, edge: str, stream:
     want = "redacted" if r.policy == "redact" else "blocked"
     assert any(e.startswith("cloud:") and e.endswith(f":{want}") for e in egress)
     assert not any(e.endswith(":allowed") for e in egress)
+    metrics = r.gateway.metrics.render()[0].decode()
+    assert f'hybridgate_egress_total{{backend="cloud",decision="{want}"' in metrics
 
 
 def golden(tmp: Path, judge: bool) -> Path:
@@ -230,11 +232,11 @@ def test_replays_keep_the_recorded_policy(r: Rig) -> None:
     candidate = GatewayConfig.model_validate(candidate_data)
     current = GatewayConfig.model_validate({**r.config, "ledger": {"path": str(r.tmp / "current.db")}})
     rows = logged_prompts(SqliteLedger(str(ledger_path)), 10)
-    assert {row.privacy for row in rows} == {r.policy, "local_only"}
     asyncio.run(replay_ledger(current, candidate, rows, env=ENV, concurrency=1))
     saw = r.cloud_saw()
     for value in PII_VALUES:
         assert value not in saw
+    assert {row.privacy for row in rows} == {r.policy, "local_only"}
     # without [privacy] in the candidate nothing is scanned: a strict recorded policy still holds
     del candidate_data["privacy"]
     r.cloud.reset()
