@@ -188,3 +188,21 @@ def test_effective_policy_is_the_strictest_of_every_source(strict_source: str) -
     decision = Decision(route="cloud", backends=("cloud",), rule="override")
     ask = ChatRequest(model="auto", messages=[Message(role="user", content="hi")])
     assert guard.policy_for(ctx, decision, ask) == "local_only"
+
+
+def test_the_init_template_keeps_pii_prompts_local_whatever_its_rules_say() -> None:
+    """`hybridgate init` writes a default policy, and its example rule (code questions to the
+    cloud route) no longer moves a prompt with PII off the machine."""
+    from hybridgate.config import load_config
+    from hybridgate.router import RuleRouter
+
+    config = load_config(SRC / "hybridgate.example.toml")
+    assert config.privacy is not None and config.privacy.policy == "local_only"
+    local = [name for name, backend in config.backends.items() if backend.local]
+    guard = PrivacyGuard(config.privacy.model_copy(update={"ner_model": None}), local, config.routes)
+    ask = ChatRequest(model="auto", messages=[Message(role="user", content="Python: mail ada@example.com")])
+    ctx = RequestContext(request_id="r")
+    decision = RuleRouter(config).decide(ask, ctx)
+    assert decision.rule == "rule:code-questions"
+    screened = guard.screen(ask, ctx, decision).decision
+    assert screened.backends and all(name in local for name in screened.backends)
