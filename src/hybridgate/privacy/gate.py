@@ -177,8 +177,16 @@ class GatedBackend:
             raise ValueError(f"backend '{backend.name}' is local; only non-local backends are gated")
         self.inner = backend
         self.name = backend.name
-        self.model = backend.model
         self.local = False
+
+    @property
+    def model(self) -> str:
+        """The inner backend's, which a version pin may set at start-up."""
+        return self.inner.model
+
+    @model.setter
+    def model(self, value: str) -> None:
+        self.inner.model = value
 
     def _check(self, request: ChatRequest) -> None:
         if not isinstance(request, ClearedRequest) or request.cleared_for != self.name:
