@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -282,3 +283,19 @@ def test_cohort_is_stored_as_an_hmac_unless_it_is_a_configured_label(pr: Privacy
     assert EMAIL not in json.dumps(pr.last_row()) and stored.startswith("hmac:") and len(stored) == 21
     pr.client.chat.completions.create(model="auto", messages=user("hello"), user="beta")
     assert pr.last_row()["cohort"] == "beta"
+
+
+def test_anthropic_user_id_is_scanned_and_stored_as_an_hmac(pr: PrivacyRig) -> None:
+    """Anthropic metadata.user_id becomes the request's `user`: scanned like any text slot (here
+    it alone holds PII, so the request stays local) and kept in the ledger as an HMAC."""
+    url = str(pr.client.base_url).removesuffix("/").removesuffix("/v1")
+    with anthropic.Anthropic(base_url=url, api_key="k", max_retries=0) as claude:
+        claude.messages.create(
+            model="auto",
+            max_tokens=20,
+            messages=[{"role": "user", "content": "hello there"}],
+            metadata={"user_id": EMAIL},
+        )
+    row = pr.last_row()
+    assert not pr.cloud.requests and row["pii"] == "EMAIL_ADDRESS=1"
+    assert row["cohort"].startswith("hmac:") and EMAIL not in json.dumps(row)

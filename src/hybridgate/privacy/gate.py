@@ -53,6 +53,9 @@ KNOWN_REQUEST_FIELDS = frozenset(
         "function_call",
         "prompt_cache_key",
         "safety_identifier",
+        "audio",
+        "web_search_options",
+        "thinking",
     }
 )
 KNOWN_MESSAGE_FIELDS = frozenset({"refusal", "reasoning_content", "function_call"})
