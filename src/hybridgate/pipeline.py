@@ -81,7 +81,9 @@ class Trace:
 
     @property
     def policy(self) -> str | None:
-        return self.screening.policy if self.screening else None
+        """The effective privacy policy: the screen's, or without [privacy] the one the context
+        carries (a key's, a replayed row's)."""
+        return self.screening.policy if self.screening else self.ctx.privacy_policy
 
     def clearance(self) -> Clearance | None:
         """What the egress gate applies to this request's non-local calls. Not scanned (no
