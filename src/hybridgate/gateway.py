@@ -222,4 +222,6 @@ def _embeddings(
         guard=guard,
         log_prompts=config.ledger.log_prompts,
         cache_pii=config.cache.cache_pii if config.cache else False,
+        gate=_egress_gate(config),
+        cohort_labels=config.ledger.cohort_labels,
     )

@@ -81,7 +81,8 @@ def test_version_1_file_gains_the_new_columns_and_keeps_its_rows(db: Path) -> No
     store.close()
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (SCHEMA_VERSION,)
-        rows = conn.execute("SELECT request_id, saved_usd, texts, cached_texts, egress FROM requests ORDER BY id")
+        columns = "request_id, saved_usd, texts, cached_texts, egress"
+        rows = conn.execute(f"SELECT {columns} FROM requests ORDER BY id")
         assert rows.fetchall() == [(rec(1).request_id, 0.0, 0, 0, "[]"), (rec(2).request_id, 0.0, 0, 0, "[]")]
 
 

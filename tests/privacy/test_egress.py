@@ -8,8 +8,8 @@ each), while ``cloud``, ``candidate`` and ``judge`` allow. Each path is driven t
 an operator would: both HTTP edges (openai and anthropic SDKs), streamed and not, a header override,
 a rule, a fallback, a cascade escalation, a shadow copy, an eval run, an LLM judge and a replay of
 the ledger. Under ``local_only`` no byte of a PII value may reach ``cloud``; under ``redact`` it
-may see placeholders only. No remote embedder exists (router and semantic-cache embeddings run
-in-process), so there is no embedder path to drive.
+may see placeholders only. Remote embedders (``POST /v1/embeddings``) pass the same gate; their
+paths are driven in ``tests/api/test_embeddings.py`` (local_only, redact, egress column).
 """
 
 from __future__ import annotations

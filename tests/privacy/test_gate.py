@@ -164,6 +164,14 @@ def test_nothing_else_builds_backends_or_their_protection() -> None:
         if "self.backend.complete(" in p.read_text() or "self.inner." in p.read_text()
     }
     assert backend_calls == {"resilience.py", "privacy/gate.py"}
+    # remote embedders are called in one place, right after the gate admits the call
+    service = (SRC / "embeddings" / "service.py").read_text()
+    embedder_calls = {
+        p.relative_to(SRC).as_posix() for p in SRC.rglob("*.py") if "await embedder.embed(" in p.read_text()
+    }
+    assert embedder_calls == {"embeddings/service.py"} and service.count("await embedder.embed(") == 1
+    gate_then_call = service[service.index("self._gate.admits(") : service.index("await embedder.embed(")]
+    assert "continue" in gate_then_call and "for " not in gate_then_call.split("continue", 1)[1]
 
 
 SOURCES = ("default", "key", "feature", "asked", "landed")

@@ -116,6 +116,17 @@ class EgressGate:
         egress.append(f"{backend.name}:{path}:{decision}")
         return None if outbound is None else _cleared(self._strip_unknown(outbound), backend.name)
 
+    def admits(
+        self, name: str, local: bool, clearance: Clearance | None, step: str, egress: list[str]
+    ) -> bool:
+        """The same decision for a call that carries no ``ChatRequest`` (a remote embedder): the
+        caller sends the redacted inputs it holds; False when the policy blocks the call."""
+        if local:
+            return True
+        decision, _ = self._decide_policy(clearance)
+        egress.append(f"{name}:{path_of(clearance.origin if clearance else 'live', step)}:{decision}")
+        return decision != "blocked"
+
     @staticmethod
     def refusal(route: str, egress: list[str]) -> PrivacyPolicyError | None:
         """The error for a request whose every backend was blocked (or None if none was)."""
@@ -136,8 +147,13 @@ class EgressGate:
     def _decide(
         self, request: ChatRequest, clearance: Clearance | None
     ) -> tuple[EgressDecision, ChatRequest | None]:
+        decision, redacted = self._decide_policy(clearance)
+        return decision, request if decision == "allowed" else redacted
+
+    @staticmethod
+    def _decide_policy(clearance: Clearance | None) -> tuple[EgressDecision, ChatRequest | None]:
         if clearance is None or not clearance.pii or clearance.policy == "allow":
-            return "allowed", request
+            return "allowed", None
         if clearance.policy == "redact" and clearance.redacted is not None:
             return "redacted", clearance.redacted
         return "blocked", None
