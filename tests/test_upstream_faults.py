@@ -56,7 +56,12 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         remote = {"type": "openai_compat", "model": "m", "timeout_s": 5, "breaker_min_requests": 10_000}
         config = GatewayConfig.model_validate(
             {
-                "ledger": {"path": str(ledger), "flush_interval_s": 0.05},
+                "ledger": {
+                    "path": str(ledger),
+                    "flush_interval_s": 0.05,
+                    # cohorts kept as sent (others are stored as HMACs): the tests find rows by them
+                    "cohort_labels": ["absurd", *(f"tenant-{i}" for i in range(4))],
+                },
                 "backends": {
                     "flaky": {**remote, "base_url": flaky.base_url, "api_key_env": "FLAKY_KEY"},
                     "backup": {**remote, "base_url": backup.base_url},

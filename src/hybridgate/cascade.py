@@ -35,6 +35,7 @@ from hybridgate.backends.egress import MediaPolicy, MediaURLError, media_urls
 from hybridgate.checks import CheckResult, run_checks
 from hybridgate.config import GatewayConfig, RouteConfig
 from hybridgate.errors import BackendError, UpstreamUnavailableError
+from hybridgate.privacy.gate import Clearance, EgressGate, gated
 from hybridgate.resilience import Protected
 from hybridgate.stream_assembly import StreamAssembler
 from hybridgate.types import ChatRequest, ChatResponse, Decision, Json, Usage
@@ -58,6 +59,7 @@ class StartedStream:
 @dataclass
 class Trail:
     attempts: list[str] = field(default_factory=list)
+    egress: list[str] = field(default_factory=list)  # the gate's decisions: backend:path:decision
     wasted: list[tuple[Served, Usage]] = field(default_factory=list)  # answers escalated past
     wasted_ms: float = 0.0
     answered: tuple[Served, Usage] | None = None  # the last answer billed and not yet accounted
@@ -128,11 +130,15 @@ class Policy:
 
 
 class Cascade:
-    def __init__(self, backends: Mapping[str, Backend], config: GatewayConfig) -> None:
-        self._backends = backends
+    def __init__(
+        self, backends: Mapping[str, Backend], config: GatewayConfig, gate: EgressGate | None = None
+    ) -> None:
+        # A non-local backend is reachable only through the egress gate (privacy/gate.py).
+        self._backends = gated(backends)
+        self.gate = gate or EgressGate()
         self._routes = config.routes
         # every call goes through its backend's breaker, admission limit and retry policy
-        self.protected = {name: Protected(b, config.backends[name]) for name, b in backends.items()}
+        self.protected = {name: Protected(b, config.backends[name]) for name, b in self._backends.items()}
         self._media = {name: MediaPolicy(config.backends[name].media_url_allow) for name in backends}
 
     def served(self, name: str, decision: Decision) -> Served:
@@ -179,15 +185,19 @@ class Cascade:
         return all(self.protected[s.backend.name].breaker.state == "open" for s in later)
 
     async def complete(
-        self, decision: Decision, request: ChatRequest, trail: Trail, redacted: ChatRequest | None = None
+        self, decision: Decision, request: ChatRequest, trail: Trail, clearance: Clearance | None = None
     ) -> tuple[Served, ChatResponse]:
-        """``redacted``, when given, is what non-local backends receive instead of ``request``."""
+        """``clearance``: the request's effective privacy policy, applied by the gate to each
+        non-local backend tried."""
         last: BackendError | None = None
         candidates, policy = self._plan(decision, request, trail)
+        self.gate.withhold(clearance, trail.egress)
         for position, served in enumerate(candidates, start=1):
             is_last = position == len(candidates)
             started = time.perf_counter()
-            outbound = policy.outbound(_for(served, request, redacted), is_last)
+            if (cleared := self._clear(served, request, clearance, position, trail)) is None:
+                continue  # the privacy policy keeps the request off this backend
+            outbound = policy.outbound(cleared, is_last)
             try:
                 response = await self.protected[served.backend.name].complete(
                     outbound, served.model, trail.attempts, self._last_chance(candidates, position)
@@ -207,16 +217,22 @@ class Cascade:
                 f"{served.backend.name}:{'check_failed:' + failed.name if failed else 'ok'}"
             )
             return served, _without_unasked_logprobs(request, response)
-        raise last or UpstreamUnavailableError(f"route '{decision.route}' has no backend to try")
+        raise (
+            last
+            or self.gate.refusal(decision.route, trail.egress)
+            or UpstreamUnavailableError(f"route '{decision.route}' has no backend to try")
+        )
 
     async def stream(
-        self, decision: Decision, request: ChatRequest, trail: Trail, redacted: ChatRequest | None = None
+        self, decision: Decision, request: ChatRequest, trail: Trail, clearance: Clearance | None = None
     ) -> StartedStream:
         last: BackendError | None = None
         candidates, policy = self._plan(decision, request, trail)
+        self.gate.withhold(clearance, trail.egress)
         for position, served in enumerate(candidates, start=1):
             is_last = position == len(candidates)
-            outbound = _for(served, request, redacted)
+            if (outbound := self._clear(served, request, clearance, position, trail)) is None:
+                continue
             try:
                 if policy.strict and not is_last:
                     if buffered := await self._buffered(served, outbound, policy, trail):
@@ -241,7 +257,18 @@ class Cascade:
                 continue
             trail.attempts.append(f"{served.backend.name}:ok")
             return StartedStream(served, first, chunks)
-        raise last or UpstreamUnavailableError(f"route '{decision.route}' has no backend to try")
+        raise (
+            last
+            or self.gate.refusal(decision.route, trail.egress)
+            or UpstreamUnavailableError(f"route '{decision.route}' has no backend to try")
+        )
+
+    def _clear(
+        self, served: Served, request: ChatRequest, clearance: Clearance | None, position: int, trail: Trail
+    ) -> ChatRequest | None:
+        """The one place a request is handed to a backend: through the egress gate."""
+        step = "primary" if position == 1 else "escalation" if trail.escalations else "fallback"
+        return self.gate.clear(served.backend, request, clearance, step, trail.egress)
 
     async def _buffered(
         self, served: Served, request: ChatRequest, policy: Policy, trail: Trail
@@ -294,10 +321,6 @@ def _is_content(chunk: Json) -> bool:
         if delta.get("content") or delta.get("tool_calls"):
             return True
     return False
-
-
-def _for(served: Served, request: ChatRequest, redacted: ChatRequest | None) -> ChatRequest:
-    return redacted if redacted is not None and not served.backend.local else request
 
 
 async def _replay(chunks: list[Json], *, strip_logprobs: bool) -> AsyncGenerator[Json, None]:

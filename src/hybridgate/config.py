@@ -245,6 +245,9 @@ class LedgerConfig(Strict):
     store: Literal["sqlite", "postgres"] = "sqlite"
     spool_path: str = "hybridgate-ledger-spool.jsonl"  # postgres: rows kept here while it is down
     retention_days: float | None = Field(default=None, gt=0)  # delete older rows; None keeps them all
+    # Cohorts (x-hybridgate-cohort, `user`, Anthropic metadata.user_id) kept as they are; any other
+    # value is stored as an HMAC, so a user id or an e-mail never lands in the ledger.
+    cohort_labels: list[str] = []
 
 
 class AuthConfig(Strict):
@@ -265,15 +268,18 @@ PrivacyPolicy = Literal["allow", "redact", "local_only", "block"]
 
 
 class PrivacyConfig(Strict):
-    """What may leave the deployment when a prompt holds PII. A route, feature or API key policy
-    replaces the default ``policy``; among those that apply the strictest wins
-    (block > local_only > redact > allow). See docs/privacy.md."""
+    """What may leave the deployment when a prompt holds PII. The effective policy of a request is
+    the strictest (block > local_only > redact > allow) of ``policy``, its API key's, its feature's,
+    the route it asked for and the route it lands on. See docs/privacy.md."""
 
     policy: PrivacyPolicy = "allow"
     routes: dict[str, PrivacyPolicy] = {}
     features: dict[str, PrivacyPolicy] = {}
     entities: list[str] | None = None  # default: every type the detector covers
     ner_model: str | None = "auto"  # an installed spaCy pipeline, "auto", or None for patterns only
+    # Request and message fields the gateway does not know are removed before a non-local call
+    # unless this is true (they are scanned either way).
+    forward_unknown_fields: bool = False
 
 
 CacheMode = Literal["deterministic", "always", "off"]

@@ -32,6 +32,7 @@ from hybridgate.ledger.response_store import ResponseStore, Sealer, SqliteRespon
 from hybridgate.loop_lag import LoopLag
 from hybridgate.pins import enforce_pins, remote_pins
 from hybridgate.pipeline import Pipeline
+from hybridgate.privacy.gate import EgressGate
 from hybridgate.privacy.secret import load_prompt_secret, load_secret
 from hybridgate.redis_client import redis_client
 from hybridgate.router import RuleRouter
@@ -163,7 +164,13 @@ def _privacy_guard(config: GatewayConfig) -> PrivacyGuard | None:
     local = [name for name, backend in config.backends.items() if backend.local]
     if config.embeddings is not None:
         local += [guard_name(name) for name, cfg in config.embeddings.backends.items() if cfg.local]
-    return PrivacyGuard(config.privacy, local)
+    return PrivacyGuard(config.privacy, local, config.routes, config.default_route)
+
+
+def _egress_gate(config: GatewayConfig) -> EgressGate:
+    # Without [privacy] nothing is scanned, so nothing is held back either.
+    forward = config.privacy is None or config.privacy.forward_unknown_fields
+    return EgressGate(forward_unknown_fields=forward)
 
 
 def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -> Gateway:
@@ -184,7 +191,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
     pipeline = Pipeline(
         config,
         router,
-        Cascade(backends, config),
+        Cascade(backends, config, _egress_gate(config)),
         ledger,
         metrics,
         Pricer(),
@@ -222,6 +229,8 @@ def _embeddings(
         guard=guard,
         log_prompts=config.ledger.log_prompts,
         cache_pii=config.cache.cache_pii if config.cache else False,
+        gate=_egress_gate(config),
+        cohort_labels=config.ledger.cohort_labels,
     )
 
 

@@ -23,8 +23,9 @@ from hybridgate.errors import ClientClosedError, GatewayError, PermissionDeniedE
 from hybridgate.ledger.base import Ledger
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
-from hybridgate.ledger.records import LedgerRecord, prompt_hmac
+from hybridgate.ledger.records import LedgerRecord, cohort_label, prompt_hmac
 from hybridgate.pipeline_stream import PipelineStream, iterate
+from hybridgate.privacy.gate import Clearance
 from hybridgate.privacy.redact import RedactionMap
 from hybridgate.privacy.restore import restore_completion
 from hybridgate.router import RuleRouter
@@ -48,6 +49,7 @@ class Completion:
     model: str
     cost_usd: float
     cache: str | None = None  # hit | semantic-hit | miss | bypass; None without a cache
+    privacy: str | None = None  # the effective privacy policy (judges and replays keep it)
     screening: Screening | None = None  # what the privacy screen found, when [privacy] is on
 
 
@@ -77,6 +79,21 @@ class Trace:
         if self.hit:
             return self.hit.model
         return self.request.model if self.request else None
+
+    @property
+    def policy(self) -> str | None:
+        """The effective privacy policy: the screen's, or without [privacy] the one the context
+        carries (a key's, a replayed row's)."""
+        return self.screening.policy if self.screening else self.ctx.privacy_policy
+
+    def clearance(self) -> Clearance | None:
+        """What the egress gate applies to this request's non-local calls. Not scanned (no
+        [privacy]) but under a strict policy (a key's, a replayed row's): treated as PII."""
+        if self.screening is not None:
+            return self.screening.clearance(self.ctx.origin)
+        if self.ctx.privacy_policy in ("redact", "local_only", "block"):
+            return Clearance(self.ctx.privacy_policy, True, self.ctx.origin)
+        return None
 
     def redactions_for(self, served: Served | None) -> RedactionMap | None:
         """The placeholders to restore in the answer: only a cloud backend saw them."""
@@ -149,8 +166,9 @@ class Pipeline:
             if trace.hit is not None:
                 return self._answer_from_cache(trace, decision, trace.hit)
             await self._reserve(trace, request, decision)
-            redacted = trace.screening.redacted if trace.screening else None
-            trace.served, response = await self._cascade.complete(decision, request, trace.trail, redacted)
+            trace.served, response = await self._cascade.complete(
+                decision, request, trace.trail, trace.clearance()
+            )
             if (redactions := trace.redactions_for(trace.served)) is not None:
                 response = ChatResponse(restore_completion(response.body, redactions))
         except GatewayError as exc:
@@ -164,15 +182,31 @@ class Pipeline:
             raise
         cost = self.record(trace, response.usage, 200, None, response.model, response.system_fingerprint)
         self.store(lookup, trace, response, cost)
-        self.shadow.maybe(request, ctx, decision)
+        self.shadow.maybe(request, ctx, decision, trace.policy)
         return Completion(
-            response, decision, trace.backend, trace.served.model, cost, trace.cache, trace.screening
+            response,
+            decision,
+            trace.backend,
+            trace.served.model,
+            cost,
+            trace.cache,
+            privacy=trace.policy,
+            screening=trace.screening,
         )
 
     def _answer_from_cache(self, trace: Trace, decision: Decision, hit: CachedAnswer) -> Completion:
         response = hit.response(trace.ctx.request_id)
         self.record(trace, Usage(), 200, None, response.model, response.system_fingerprint)
-        return Completion(response, decision, hit.backend, hit.model, 0.0, trace.cache, trace.screening)
+        return Completion(
+            response,
+            decision,
+            hit.backend,
+            hit.model,
+            0.0,
+            trace.cache,
+            privacy=trace.policy,
+            screening=trace.screening,
+        )
 
     async def stream(self, request: ChatRequest, ctx: RequestContext) -> PipelineStream:
         trace = Trace(ctx, request)
@@ -183,8 +217,7 @@ class Pipeline:
                 chunks = replay_chunks(trace.hit.response(ctx.request_id))
                 return PipelineStream(self, trace, decision, chunks[0], iterate(chunks[1:]))
             await self._reserve(trace, request, decision)
-            redacted = trace.screening.redacted if trace.screening else None
-            started = await self._cascade.stream(decision, request, trace.trail, redacted)
+            started = await self._cascade.stream(decision, request, trace.trail, trace.clearance())
         except GatewayError as exc:
             self.record_failure(trace, exc)
             raise
@@ -195,7 +228,7 @@ class Pipeline:
             self.record_failure(trace, GatewayError("internal error"))
             raise
         trace.served = started.served
-        self.shadow.maybe(request, ctx, decision)
+        self.shadow.maybe(request, ctx, decision, trace.policy)
         return PipelineStream(self, trace, decision, started.first, started.rest, lookup)
 
     def reject(self, ctx: RequestContext, error: GatewayError, request: ChatRequest | None = None) -> None:
@@ -244,7 +277,7 @@ class Pipeline:
             api_key_id=ctx.api_key_id,
             environment=ctx.environment,
             feature=ctx.feature,
-            cohort=ctx.cohort,
+            cohort=cohort_label(self._secret, self._config.ledger.cohort_labels, ctx.cohort),
             route=decision.route if decision else None,
             backend=trace.backend or None,
             model=trace.model,
@@ -271,6 +304,7 @@ class Pipeline:
             pii=trace.screening.pii if trace.screening else None,
             privacy=trace.screening.policy if trace.screening else None,
             shadow_of=ctx.shadow_of,
+            egress=list(trace.trail.egress),
         )
         reservation, trace.reservation = trace.reservation, None
         self.commit(record, reservation)

@@ -3,8 +3,9 @@
 The client's answer never waits for, nor depends on, the shadow copy: it runs as a task after the
 live answer is ready, as a non-streamed request whose ledger row carries ``shadow_of`` (the live
 request's id), so ``hybridgate usage`` and evals can compare both outcomes. The copy goes through
-the same pipeline, privacy policy included: shadowing never sends a prompt where its policy
-would not.
+the same pipeline and egress gate, carrying the live request's effective privacy policy (in
+``privacy_policy``, where the strictest applies): a copy to a more permissive candidate route is
+held to the policy the live request was held to.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ class Shadow:
         self._rng = rng
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def maybe(self, request: ChatRequest, ctx: RequestContext, decision: Decision) -> None:
+    def maybe(
+        self, request: ChatRequest, ctx: RequestContext, decision: Decision, policy: str | None = None
+    ) -> None:
+        """``policy``: the live request's effective privacy policy, which the copy keeps."""
         route = self._routes.get(decision.route)
         if ctx.shadow_of or route is None or route.shadow is None:
             return
@@ -44,6 +48,8 @@ class Shadow:
             request_id=f"{ctx.request_id}-shadow",
             route_override=route.shadow.route,
             shadow_of=ctx.request_id,
+            origin="shadow",
+            privacy_policy=policy or ctx.privacy_policy,
             started_at=time.time(),
             started_perf=time.perf_counter(),
         )

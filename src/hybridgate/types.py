@@ -171,6 +171,7 @@ class RequestContext:
     route_override: str | None = None
     privacy_policy: str | None = None  # set by the caller's API key, if it carries one
     shadow_of: str | None = None  # set on the background copy of a shadowed request
+    origin: str = "live"  # live | shadow | replay | eval | judge: the egress path it takes
     allowed_routes: tuple[str, ...] = ()  # the caller's key may use only these (empty: all)
     key: KeyRecord | None = None  # the verified key whose limits and budgets apply
     cache: CacheDirective = "default"

@@ -49,7 +49,7 @@ def rig_config(primary: str, secondary: str, claude: str, ledger: Path) -> Gatew
         {
             "environment": "test",
             "server": {"max_body_bytes": 64 * 1024},
-            "ledger": {"path": str(ledger), "flush_interval_s": 0.05},
+            "ledger": {"path": str(ledger), "flush_interval_s": 0.05, "cohort_labels": ["cohort-a"]},
             "backends": {
                 "primary": {
                     "type": "openai_compat",

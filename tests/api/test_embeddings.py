@@ -298,6 +298,7 @@ def test_pii_under_local_only_with_no_local_embedder_is_refused(gw: EmbRig, oai:
             extra_headers={"x-hybridgate-feature": "hr"},
         )
     assert gw.cloud.requests == [] and gw.cloud_b.requests == []
+    assert gw.rows()[-1]["egress"] == ["cloud:live:blocked", "cloud-b:live:blocked"]  # the egress gate
 
 
 def test_pii_under_redact_sends_placeholders(gw: EmbRig, oai: openai.OpenAI) -> None:
@@ -308,6 +309,7 @@ def test_pii_under_redact_sends_placeholders(gw: EmbRig, oai: openai.OpenAI) -> 
     )
     (sent,) = gw.cloud.texts_received()
     assert "jane.doe@example.com" not in sent and sent.startswith("Contact ")
+    assert gw.rows()[-1]["egress"] == ["cloud:live:redacted"]
 
 
 def test_models_list_names_embedding_models(gw: EmbRig, oai: openai.OpenAI) -> None:

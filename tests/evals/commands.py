@@ -20,10 +20,19 @@ def cli() -> typer.Typer:
 
 
 def config_toml(
-    base_url: str, ledger: Path, *, auto: str = '["cheap", "cloud"]', log_prompts: bool = False
+    base_url: str,
+    ledger: Path,
+    *,
+    auto: str = '["cheap", "cloud"]',
+    log_prompts: bool = False,
+    privacy: str | None = None,
 ) -> str:
-    """A config whose backends are a stand-in OpenAI upstream at ``base_url`` (see conftest.py)."""
-    return f"""
+    """A config whose backends are a stand-in OpenAI upstream at ``base_url`` (see conftest.py);
+    ``privacy``: a ``[privacy]`` default policy (patterns only), recorded on each ledger row."""
+    scan = f'[privacy]\npolicy = "{privacy}"\nner_model = "none"\n' if privacy else ""
+    return (
+        scan
+        + f"""
 [ledger]
 path = "{ledger}"
 flush_interval_s = 0.05
@@ -51,3 +60,4 @@ try = ["cheap"]
 [routes.auto]
 try = {auto}
 """
+    )

@@ -43,7 +43,9 @@ def files(standin: OpenAIStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("STANDIN_KEY", "sk-standin")
     ledger = tmp_path / "ledger.db"
     return {
-        "config": write(tmp_path / "gw.toml", config_toml(standin.base_url, ledger, log_prompts=True)),
+        "config": write(
+            tmp_path / "gw.toml", config_toml(standin.base_url, ledger, log_prompts=True, privacy="allow")
+        ),
         "candidate": write(tmp_path / "cand.toml", config_toml(standin.base_url, ledger, auto='["cloud"]')),
         "golden": write(tmp_path / "golden.toml", GOLDEN),
         "ledger": ledger,

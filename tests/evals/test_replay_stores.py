@@ -43,7 +43,8 @@ def configs(store: str, base_url: str, tmp_path: Path, dsn: str) -> tuple[Path, 
 
     tmp_path.mkdir()
     ledger = tmp_path / "ledger.db"
-    current = write(tmp_path / "gw.toml", on_store(config_toml(base_url, ledger, log_prompts=True)))
+    logging = config_toml(base_url, ledger, log_prompts=True, privacy="allow")
+    current = write(tmp_path / "gw.toml", on_store(logging))
     candidate = write(tmp_path / "cand.toml", on_store(config_toml(base_url, ledger, auto='["cloud"]')))
     return current, candidate
 

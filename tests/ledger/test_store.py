@@ -63,7 +63,7 @@ def test_schema_has_version_indexes_and_wal(db: Path, ledger: SqliteLedger) -> N
 
 
 def test_version_1_file_gains_the_new_columns_and_keeps_its_rows(db: Path) -> None:
-    added = {"saved_usd", "texts", "cached_texts"}
+    added = {"saved_usd", "texts", "cached_texts", "egress"}
     old_columns = [c for c in COLUMNS if c not in added]
     with sqlite3.connect(db) as conn:
         cols = ", ".join(f"{c} {COLUMN_TYPES[c]}" for c in old_columns)
@@ -81,8 +81,9 @@ def test_version_1_file_gains_the_new_columns_and_keeps_its_rows(db: Path) -> No
     store.close()
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (SCHEMA_VERSION,)
-        rows = conn.execute("SELECT request_id, saved_usd, texts, cached_texts FROM requests ORDER BY id")
-        assert rows.fetchall() == [(rec(1).request_id, 0.0, 0, 0), (rec(2).request_id, 0.0, 0, 0)]
+        columns = "request_id, saved_usd, texts, cached_texts, egress"
+        rows = conn.execute(f"SELECT {columns} FROM requests ORDER BY id")
+        assert rows.fetchall() == [(rec(1).request_id, 0.0, 0, 0, "[]"), (rec(2).request_id, 0.0, 0, 0, "[]")]
 
 
 def test_newer_schema_version_is_refused(db: Path) -> None:

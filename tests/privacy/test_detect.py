@@ -244,3 +244,55 @@ def test_pattern_finding_beats_an_ner_tag_on_part_of_it(tmp_path: Path) -> None:
     text = "London office: +44 20 7946 0958."
     assert [(s.entity_type, s.score) for s in detector.scan_text("the 7946 group")] == [("NRP", 0.85)]
     assert found(detector, text) == [("PHONE_NUMBER", "+44 20 7946 0958")]
+
+
+NBSP, NNBSP, ZWSP = "\u00a0", "\u202f", "\u200b"
+FULLWIDTH = str.maketrans("0123456789", "".join(chr(0xFF10 + d) for d in range(10)))
+
+
+@pytest.mark.parametrize(
+    ("text", "entity", "value"),
+    [
+        # six digits in pairs right after a contact cue: too short anywhere else
+        ("You can call 33 93 31 after six.", "PHONE_NUMBER", "33 93 31"),
+        ("Contact: 06 12 34 56 78", "PHONE_NUMBER", "06 12 34 56 78"),
+        # written with non-breaking, narrow non-breaking, fullwidth or zero-width characters;
+        # the span is the text as written, so redaction replaces exactly those characters
+        (f"Ring (212){NBSP}555-0134 today", "PHONE_NUMBER", f"(212){NBSP}555-0134"),
+        (f"card {CARD.replace(' ', NNBSP)} exp 12/29", "CREDIT_CARD", CARD.replace(" ", NNBSP)),
+        (f"card {CARD.translate(FULLWIDTH)} exp", "CREDIT_CARD", CARD.translate(FULLWIDTH)),
+        (f"mail jane.roe{ZWSP}@example{ZWSP}.org now", "EMAIL_ADDRESS", f"jane.roe{ZWSP}@example{ZWSP}.org"),
+        (f"SSN 536{ZWSP}-22-8714 on file", "US_SSN", f"536{ZWSP}-22-8714"),
+        # dotted card numbers, Luhn still required
+        ("paid with 4111.1111.1111.1111 yesterday", "CREDIT_CARD", "4111.1111.1111.1111"),
+        # e-mail on internal domains no public suffix list knows
+        ("ask build@ci.corp please", "EMAIL_ADDRESS", "build@ci.corp"),
+        ("printer@office.local is down", "EMAIL_ADDRESS", "printer@office.local"),
+        ("write to ops@eu.internal", "EMAIL_ADDRESS", "ops@eu.internal"),
+        ("nas-admin@home.lan replied", "EMAIL_ADDRESS", "nas-admin@home.lan"),
+    ],
+)
+def test_detects_what_people_and_tools_really_write(
+    detector: PiiDetector, text: str, entity: str, value: str
+) -> None:
+    assert (entity, value) in found(detector, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The score was 33 93 31 over three rounds.",  # pairs without a contact cue
+        "paid with 4111.1111.1111.1112 yesterday",  # dotted, but not Luhn-valid
+        "release 2024.1101.0001.2 is out",  # a dotted version number
+        "see config.local and the .corp zone docs",  # no e-mail at all
+        f"price{NBSP}12.50{NBSP}EUR",
+    ],
+)
+def test_the_new_shapes_do_not_cost_precision(detector: PiiDetector, text: str) -> None:
+    assert found(detector, text) == []
+
+
+def test_normalising_maps_spans_back_to_the_original_text(detector: PiiDetector) -> None:
+    text = f"{ZWSP * 3}é {CARD.translate(FULLWIDTH)} and {EMAIL}"
+    spans = detector.scan_text(text)
+    assert [text[s.start : s.end] for s in spans] == [CARD.translate(FULLWIDTH), EMAIL]

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -52,7 +53,6 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivacyRig]:
         remote = {"type": "openai_compat", "model": "m", "timeout_s": 5}
         config = GatewayConfig.model_validate(
             {
-                "ledger": {"path": str(ledger)},
                 "backends": {
                     "local": {**remote, "base_url": local.base_url, "local": True},
                     "cloud": {**remote, "base_url": cloud.base_url},
@@ -64,11 +64,19 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivacyRig]:
                     "blocked": {"try": ["local", "cloud"]},
                     "open": {"try": ["cloud"]},
                 },
+                "rules": [{"name": "code-questions", "regex": "(?i)python", "route": "open"}],
                 "privacy": {
-                    "policy": "local_only",
-                    "routes": {"redacted": "redact", "blocked": "block", "open": "allow"},
+                    # the environment default allows; routes can only tighten it
+                    "policy": "allow",
+                    "routes": {
+                        "auto": "local_only",
+                        "cloud": "local_only",
+                        "redacted": "redact",
+                        "blocked": "block",
+                    },
                     "ner_model": None,
                 },
+                "ledger": {"path": str(ledger), "cohort_labels": ["beta"]},
                 "cache": {"store": "memory"},  # only temperature-0 requests use it
             }
         )
@@ -201,3 +209,93 @@ def test_requests_with_pii_are_never_served_from_or_written_to_the_cache(pr: Pri
         headers.append(raw.headers.get("x-hybridgate-cache"))
     assert headers == ["bypass", "bypass", "miss", "hit"]
     assert len(pr.local.requests) == 3  # both PII requests reached the (local) backend
+
+
+@pytest.mark.parametrize(
+    ("how", "headers"),
+    [
+        ("a rule moves it to an allowing route", {}),
+        ("a header names an allowing route", {"x-hybridgate-route": "open"}),
+    ],
+)
+def test_rules_and_headers_never_loosen_the_asked_route_policy(
+    pr: PrivacyRig, how: str, headers: dict[str, str]
+) -> None:
+    """model="auto" is local_only; "open" allows. A rule ("Python") or the header lands the
+    request on "open", and it is still held to auto's policy: answered by nobody in the cloud."""
+    text = f"{PII_TEXT} in my Python script"
+    with pytest.raises(openai.PermissionDeniedError, match="must stay local"):
+        pr.client.chat.completions.create(model="auto", messages=user(text), extra_headers=headers)
+    assert not pr.cloud.requests, how
+    row = pr.last_row()
+    assert row["privacy"] == "local_only" and row["egress"] == ["cloud:live:blocked"]
+
+
+def test_naming_an_allowing_route_directly_gets_its_policy(pr: PrivacyRig) -> None:
+    """By design (docs/privacy.md): a request that names a route gets that route's policy,
+    never looser than the environment default and its key's."""
+    pr.client.chat.completions.create(model="open", messages=user(PII_TEXT))
+    assert EMAIL in pr.cloud_saw()
+    assert pr.last_row()["egress"] == ["cloud:live:allowed"]
+
+
+def test_every_text_slot_is_redacted_or_removed(pr: PrivacyRig) -> None:
+    """A message's name, legacy function_call arguments, refusal, reasoning_content and fields
+    the gateway does not know, and the request's user and metadata."""
+    messages: list[Any] = [
+        {"role": "user", "content": "hi", "name": EMAIL},
+        {
+            "role": "assistant",
+            "content": None,
+            "refusal": f"I will not mail {EMAIL}",
+            "reasoning_content": f"the card is {CARD}",
+            "function_call": {"name": "lookup", "arguments": json.dumps({"card": CARD})},
+            "notes": f"unknown field holding {EMAIL}",
+        },
+        {"role": "user", "content": "go on"},
+    ]
+    pr.client.chat.completions.create(
+        model="redacted",
+        messages=messages,
+        user=EMAIL,
+        metadata={"owner": EMAIL},
+        extra_body={"custom_context": f"call {CARD}", "frequency_penalty": 0.5},
+    )
+    body = pr.cloud.requests[-1].body
+    saw = json.dumps(body)
+    assert EMAIL not in saw and "4111" not in saw
+    assert body["messages"][0]["name"] == "<EMAIL_ADDRESS_1>" and body["user"] == "<EMAIL_ADDRESS_1>"
+    assert "<CREDIT_CARD_1>" in body["messages"][1]["function_call"]["arguments"]
+    assert body["messages"][1]["refusal"] == "I will not mail <EMAIL_ADDRESS_1>"
+    assert "notes" not in body["messages"][1] and "custom_context" not in body  # unknown: removed
+    assert body["frequency_penalty"] == 0.5  # known, not text: kept
+
+
+def test_pii_only_in_a_name_field_keeps_the_request_local(pr: PrivacyRig) -> None:
+    messages: list[Any] = [{"role": "user", "content": "hello there", "name": EMAIL}]
+    pr.client.chat.completions.create(model="auto", messages=messages)
+    assert not pr.cloud.requests and pr.last_row()["pii"] == "EMAIL_ADDRESS=1"
+
+
+def test_cohort_is_stored_as_an_hmac_unless_it_is_a_configured_label(pr: PrivacyRig) -> None:
+    pr.client.chat.completions.create(model="auto", messages=user("hello"), user=EMAIL)
+    stored = pr.last_row()["cohort"]
+    assert EMAIL not in json.dumps(pr.last_row()) and stored.startswith("hmac:") and len(stored) == 21
+    pr.client.chat.completions.create(model="auto", messages=user("hello"), user="beta")
+    assert pr.last_row()["cohort"] == "beta"
+
+
+def test_anthropic_user_id_is_scanned_and_stored_as_an_hmac(pr: PrivacyRig) -> None:
+    """Anthropic metadata.user_id becomes the request's `user`: scanned like any text slot (here
+    it alone holds PII, so the request stays local) and kept in the ledger as an HMAC."""
+    url = str(pr.client.base_url).removesuffix("/").removesuffix("/v1")
+    with anthropic.Anthropic(base_url=url, api_key="k", max_retries=0) as claude:
+        claude.messages.create(
+            model="auto",
+            max_tokens=20,
+            messages=[{"role": "user", "content": "hello there"}],
+            metadata={"user_id": EMAIL},
+        )
+    row = pr.last_row()
+    assert not pr.cloud.requests and row["pii"] == "EMAIL_ADDRESS=1"
+    assert row["cohort"].startswith("hmac:") and EMAIL not in json.dumps(row)

@@ -53,10 +53,19 @@ def render(report: dict[str, Any]) -> str:
         f"leaks_any (PII of any type reaching a cloud tier): {report['leaks_any']}",
         f"{'type':<18}{'support':>8}{'recall':>8}{'precision':>10}",
     ]
+    before = report["before_normalisation"]
+    lines[-1] += f"{'(without normalising)':>34}"
     for kind, support in report["support"].items():
         recall = _fmt(report["recall"].get(kind))
         precision = _fmt(report["precision"].get(kind))
-        lines.append(f"{kind:<18}{support:>8}{recall:>8}{precision:>10}")
+        old = f"{_fmt(before['recall'].get(kind))} / {_fmt(before['precision'].get(kind))}"
+        lines.append(f"{kind:<18}{support:>8}{recall:>8}{precision:>10}{old:>34}")
+    variants = report["unicode_variants"]
+    lines.append(
+        f"unicode variants ({variants['texts']} texts): leaks {variants['leaks_before']} without "
+        f"normalising, {variants['leaks_after']} with; normalising costs CPU p50 "
+        f"{report['normalise_cpu_p50_ms']} ms, p99 {report['normalise_cpu_p99_ms']} ms per prompt"
+    )
     lines.append(
         f"latency per {report['latency_prompt_tokens']}-token prompt: "
         f"p50 {report['latency_p50_ms']} ms, p99 {report['latency_p99_ms']} ms "

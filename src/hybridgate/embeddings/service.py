@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -34,7 +34,8 @@ from hybridgate.errors import (
     RequestError,
 )
 from hybridgate.ledger.pricing import Pricer
-from hybridgate.ledger.records import LedgerRecord, prompt_hmac
+from hybridgate.ledger.records import LedgerRecord, cohort_label, prompt_hmac
+from hybridgate.privacy.gate import EgressGate
 from hybridgate.types import ChatRequest, Decision, Message, RequestContext, Usage
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ class _Work:
     cache: str | None = None
     attempts: list[str] = field(default_factory=list)
     screening: Screening | None = None
+    egress: list[str] = field(default_factory=list)  # the egress gate's decisions (privacy/gate.py)
 
 
 class Embeddings:
@@ -92,6 +94,8 @@ class Embeddings:
         guard: PrivacyGuard | None = None,
         log_prompts: bool = False,
         cache_pii: bool = False,
+        gate: EgressGate | None = None,
+        cohort_labels: Collection[str] = (),
     ) -> None:
         self._config = config
         self._configs = configs
@@ -103,6 +107,8 @@ class Embeddings:
         self._guard = guard
         self._log_prompts = log_prompts
         self._cache_pii = cache_pii
+        self._gate = gate or EgressGate()
+        self._cohorts = frozenset(cohort_labels)
 
     async def start(self) -> None:
         for embedder in self.embedders.values():
@@ -224,6 +230,13 @@ class Embeddings:
         screening = self._guard.screen(as_chat, work.ctx, guarded)
         backends = tuple(b.removeprefix(GUARD_PREFIX) for b in screening.decision.backends)
         work.screening, work.decision = screening, replace(screening.decision, backends=backends)
+        withheld = tuple(b.removeprefix(GUARD_PREFIX) for b in screening.withheld)
+        self._gate.withhold(replace(screening.clearance(work.ctx.origin), withheld=withheld), work.egress)
+        if not backends:
+            raise PrivacyPolicyError(
+                f"the inputs contain PII ({screening.pii}) and must stay local, but route "
+                f"'{decision.route}' has no local embedder"
+            )
         if screening.redacted is None:
             return work.items
         return [EmbeddingInput(text=m.text()) for m in screening.redacted.messages]
@@ -303,7 +316,11 @@ class Embeddings:
     ) -> tuple[Embedder, Embedded]:
         """One batch along the route: a retryable failure moves to the next embedder (same model)."""
         error: BackendError | None = None
-        for embedder in candidates:
+        clearance = work.screening.clearance(work.ctx.origin) if work.screening else None
+        for position, embedder in enumerate(candidates):
+            step = "fallback" if position else "primary"
+            if not self._gate.admits(embedder.name, embedder.local, clearance, step, work.egress):
+                continue  # the privacy policy keeps the inputs off this embedder
             try:
                 embedded = await embedder.embed(inputs, dimensions)
             except BackendError as exc:
@@ -314,8 +331,11 @@ class Embeddings:
                 continue
             work.attempts.append(f"{embedder.name}:ok")
             return embedder, embedded
-        assert error is not None
-        raise error
+        raise (
+            error
+            or self._gate.refusal(work.decision.route if work.decision else "", work.egress)
+            or BackendError("no embedder to try")
+        )
 
     def _price(self, backend: str, tokens: int) -> float:
         config = self._configs[backend]
@@ -335,7 +355,7 @@ class Embeddings:
                 api_key_id=ctx.api_key_id,
                 environment=ctx.environment,
                 feature=ctx.feature,
-                cohort=ctx.cohort,
+                cohort=cohort_label(self._secret, self._cohorts, ctx.cohort),
                 route=decision.route if decision else None,
                 backend=work.backend,
                 model=work.model,
@@ -356,5 +376,6 @@ class Embeddings:
                 privacy=work.screening.policy if work.screening else None,
                 texts=len(work.items),
                 cached_texts=work.cached,
+                egress=work.egress,
             )
         )

@@ -4,6 +4,10 @@ Offline tooling (evals, judge, replay); never imported by the request path. Each
 ``RequestContext`` tagged with a ``feature`` (``eval``, ``eval-judge``, ``replay``) so the ledger
 rows it leaves are easy to tell from real traffic.
 
+Privacy: every call goes through the pipeline's screen and egress gate. ``policy`` (the effective
+policy of the request a call derives from: the case a judge grades, the logged request a replay
+repeats) joins the strictest-wins set, so a derived call is never held to a looser policy.
+
 Which route answers: a named route is forced with ``route_override``, like the
 ``x-hybridgate-route`` header. The default route (``auto``) is not forced: the request names it as
 its model so the routing rules run, because evaluating ``auto`` means evaluating the policy.
@@ -20,6 +24,7 @@ from hybridgate.pipeline import Completion, Pipeline
 from hybridgate.types import ChatRequest, RequestContext
 
 AUTO = "auto"
+ORIGINS = {"eval": "eval", "eval-judge": "judge", "replay": "replay"}
 
 
 @dataclass(frozen=True)
@@ -28,15 +33,19 @@ class Called:
     latency_ms: float
 
 
-def context(config: GatewayConfig, route: str | None, feature: str) -> RequestContext:
+def context(
+    config: GatewayConfig, route: str | None, feature: str, policy: str | None = None
+) -> RequestContext:
     """A fresh context; ``route`` None or the default route lets the router decide."""
-    policy = route is None or route in (AUTO, config.default_route)
+    by_rules = route is None or route in (AUTO, config.default_route)
     return RequestContext(
         request_id=f"{feature}-{uuid.uuid4().hex[:16]}",
         environment=config.environment,
         feature=feature,
-        route_override=None if policy else route,
+        route_override=None if by_rules else route,
         cache="no-store",  # evals measure the models, never an answer cached earlier
+        privacy_policy=policy,
+        origin=ORIGINS.get(feature, "eval"),
         started_at=time.time(),
         started_perf=time.perf_counter(),
     )
@@ -48,9 +57,14 @@ def addressed(request: ChatRequest, config: GatewayConfig, route: str | None) ->
 
 
 async def ask(
-    pipeline: Pipeline, config: GatewayConfig, request: ChatRequest, route: str | None, feature: str
+    pipeline: Pipeline,
+    config: GatewayConfig,
+    request: ChatRequest,
+    route: str | None,
+    feature: str,
+    policy: str | None = None,
 ) -> Called:
     """Send one request through the pipeline; errors (``GatewayError``) propagate to the caller."""
-    ctx = context(config, route, feature)
+    ctx = context(config, route, feature, policy)
     completion = await pipeline.complete(addressed(request, config, route), ctx)
     return Called(completion, (time.perf_counter() - ctx.started_perf) * 1000)

@@ -53,10 +53,19 @@ def judge_request(spec: Judge, question: str, answer: Answer) -> ChatRequest:
 
 
 async def judge(
-    pipeline: Pipeline, config: GatewayConfig, spec: Judge, route: str, question: str, answer: Answer
+    pipeline: Pipeline,
+    config: GatewayConfig,
+    spec: Judge,
+    route: str,
+    question: str,
+    answer: Answer,
+    policy: str | None = None,
 ) -> tuple[Grade, float]:
-    """Grade ``answer`` with the judge on ``route``; returns the grade and the judge's cost."""
-    called = await ask(pipeline, config, judge_request(spec, question, answer), route, "eval-judge")
+    """Grade ``answer`` with the judge on ``route``; returns the grade and the judge's cost.
+
+    ``policy``: the graded request's effective privacy policy; the judge call keeps it."""
+    request = judge_request(spec, question, answer)
+    called = await ask(pipeline, config, request, route, "eval-judge", policy)
     text = Answer.from_response(called.completion.response).content
     grade = parse_verdict(text) or Grade("fail", f"judge gave no verdict: {text[:120]!r}")
     return grade, called.completion.cost_usd

@@ -5,7 +5,9 @@ Offline tooling (``hybridgate replay --policy candidate.toml --from-ledger``); r
 Only prompts logged by opt-in (``ledger.log_prompts = true``, column ``prompt_text``) can be
 replayed, and the ledger keeps no answers, so nothing here can be graded: the report gives cost,
 latency and routing for both policies, and how often the candidate's answer agrees with the
-current policy's answer (both produced now). The report says so in its ``note``. Logged prompts
+current policy's answer (both produced now). The report says so in its ``note``. Each replayed
+prompt keeps the privacy policy recorded on its row (column ``privacy``, the effective policy the
+live gateway applied); a row without one is replayed as ``local_only``. Logged prompts
 are the messages' text joined, so they are replayed as a single user message: roles, tools and
 response formats of the original requests are lost.
 """
@@ -27,6 +29,9 @@ from hybridgate.ledger.base import Ledger
 from hybridgate.types import ChatRequest, Json, Message
 
 OFFLINE_FEATURES = ("eval", "eval-judge", "replay")
+# A row that does not say which privacy policy covered its prompt: treat the text as PII that must
+# stay on the machine.
+UNRECORDED = "local_only"
 NOTE = (
     "Logged traffic has no expected answers, so quality is not graded. 'agreement' compares the "
     "candidate's answer with the current policy's answer, both generated during this replay. "
@@ -40,6 +45,7 @@ class Logged:
     prompt: str
     cost_usd: float
     latency_ms: float
+    privacy: str = UNRECORDED  # the effective privacy policy the live gateway applied
 
 
 @dataclass(frozen=True)
@@ -54,14 +60,20 @@ def logged_prompts(ledger: Ledger, limit: int) -> list[Logged]:
     """The newest ``limit`` successful requests whose prompt text was logged (not evals)."""
     rows = ledger.logged_prompts(limit, OFFLINE_FEATURES)
     return [
-        Logged(str(r["request_id"]), str(r["prompt_text"]), float(r["cost_usd"]), float(r["latency_ms"]))
+        Logged(
+            str(r["request_id"]),
+            str(r["prompt_text"]),
+            float(r["cost_usd"]),
+            float(r["latency_ms"]),
+            str(r.get("privacy") or UNRECORDED),
+        )
         for r in rows
     ]
 
 
 async def answer_all(
     config: GatewayConfig,
-    prompts: Sequence[str],
+    prompts: Sequence[Logged],
     *,
     env: Mapping[str, str] | None,
     concurrency: int,
@@ -70,13 +82,14 @@ async def answer_all(
     gateway = build_gateway(config, env)
     slots = asyncio.Semaphore(max(1, concurrency))
 
-    async def one(prompt: str) -> Answered:
+    async def one(logged: Logged) -> Answered:
+        prompt = logged.prompt
         request = ChatRequest(
             model="auto", messages=[Message(role="user", content=prompt)], max_tokens=max_tokens
         )
         async with slots:
             try:
-                called = await ask(gateway.pipeline, config, request, None, "replay")
+                called = await ask(gateway.pipeline, config, request, None, "replay", logged.privacy)
             except GatewayError:
                 return Answered(None)
         done = called.completion
@@ -150,9 +163,8 @@ async def replay_ledger(
     concurrency: int = 4,
     max_tokens: int = 256,
 ) -> Json:
-    prompts = [r.prompt for r in logged]
-    mine = await answer_all(current, prompts, env=env, concurrency=concurrency, max_tokens=max_tokens)
-    theirs = await answer_all(candidate, prompts, env=env, concurrency=concurrency, max_tokens=max_tokens)
+    mine = await answer_all(current, logged, env=env, concurrency=concurrency, max_tokens=max_tokens)
+    theirs = await answer_all(candidate, logged, env=env, concurrency=concurrency, max_tokens=max_tokens)
     return compare_answers(logged, mine, theirs)
 
 

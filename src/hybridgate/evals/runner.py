@@ -128,12 +128,14 @@ class Runner:
             model=done.response.model or done.model,
         )
         try:
-            verdict, judge_cost = await self._grade(case, request, answer)
+            verdict, judge_cost = await self._grade(case, request, answer, done.privacy)
         except GatewayError as exc:
             return replace(result, reason=f"judge failed: {exc.type}: {exc.message}", error=exc.type)
         return replace(result, verdict=verdict.verdict, reason=verdict.reason, judge_cost_usd=judge_cost)
 
-    async def _grade(self, case: Case, request: ChatRequest, answer: Answer) -> tuple[Grade, float]:
+    async def _grade(
+        self, case: Case, request: ChatRequest, answer: Answer, policy: str | None
+    ) -> tuple[Grade, float]:
         spec = case.expect
         if not isinstance(spec, Judge):
             return grade(spec, answer), 0.0
@@ -141,7 +143,7 @@ class Runner:
         if route is None:
             return Grade("fail", "no judge route: set defaults.judge_route or --judge-route"), 0.0
         gw = self._gateway
-        return await judge(gw.pipeline, gw.config, spec, route, request.last_user_text(), answer)
+        return await judge(gw.pipeline, gw.config, spec, route, request.last_user_text(), answer, policy)
 
 
 async def run_golden(

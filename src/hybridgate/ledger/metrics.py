@@ -133,6 +133,14 @@ class GatewayMetrics:
             ["backend", "pinned", "reported"],
             registry=registry,
         )
+        # The egress gate's decisions (docs/privacy.md): backend and path come from the config and
+        # a fixed set (live, fallback, escalation, shadow, replay, eval, judge ...).
+        self.egress = Counter(
+            "hybridgate_egress",
+            "Calls to non-local backends, by the privacy gate's decision: allowed, redacted, blocked.",
+            ["backend", "path", "decision"],
+            registry=registry,
+        )
         registry.register(_DroppedCollector(ledger_dropped or (lambda: 0)))
         # As bounded as the series themselves: one entry per label combination already exported.
         self._children: dict[_Key, _Children] = {}
@@ -173,6 +181,9 @@ class GatewayMetrics:
             series.decisions.inc()
         if rec.cache is not None:
             self._observe_cache(rec.cache, rec.route or NONE, rec.saved_usd)
+        for entry in rec.egress:
+            backend, path, decision = entry.rsplit(":", 2)
+            self.egress.labels(backend, path, decision).inc()
         # Only requests sent with the pinned id count: a caller naming another model explicitly
         # (``backend/model``) gets what it asked for, which is no drift.
         pinned = self._pins.get(rec.backend or "")

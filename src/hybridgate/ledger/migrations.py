@@ -80,6 +80,8 @@ CREATE INDEX requests_cohort_ts ON requests (cohort, ts)""",
     # 3: embeddings requests: how many inputs, and how many the per-text cache answered.
     """ALTER TABLE requests ADD COLUMN texts BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE requests ADD COLUMN cached_texts BIGINT NOT NULL DEFAULT 0""",
+    # 4: the egress gate's decisions per request (docs/privacy.md), a JSON list like `attempts`.
+    "ALTER TABLE requests ADD COLUMN egress TEXT NOT NULL DEFAULT '[]'",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

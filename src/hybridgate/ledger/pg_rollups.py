@@ -167,7 +167,7 @@ async def pg_logged_prompts(
 ) -> list[dict[str, Any]]:
     """The newest ``limit`` successful rows with a logged prompt, none of a feature in ``skip``."""
     records = await conn.fetch(
-        """SELECT request_id, prompt_text, cost_usd, latency_ms FROM requests
+        """SELECT request_id, prompt_text, cost_usd, latency_ms, privacy FROM requests
         WHERE prompt_text IS NOT NULL AND status = 200 AND NOT (COALESCE(feature, '') = ANY($1::text[]))
         ORDER BY ts DESC, id DESC LIMIT $2""",
         list(skip),

@@ -12,11 +12,12 @@ import hashlib
 import hmac
 import json
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 # Columns that hold lists; stored as JSON text because SQLite has no array type.
-LIST_FIELDS = ("reasons", "attempts")
+LIST_FIELDS = ("reasons", "attempts", "egress")
 # Numbers come from upstreams too (token counts): clamped into what both stores can hold, since
 # SQLite and PostgreSQL integers are signed 64-bit and SQLite stores NaN as NULL.
 INT_FIELDS = ("prompt_tokens", "completion_tokens", "status", "escalations", "wasted_tokens")
@@ -67,6 +68,8 @@ class LedgerRecord:
     # Embeddings: inputs in the request, and how many of them the per-text cache answered.
     texts: int = 0
     cached_texts: int = 0
+    # The egress gate's decisions, one per non-local backend: "backend:path:allowed|redacted|blocked".
+    egress: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for name in INT_FIELDS:
@@ -102,6 +105,14 @@ def row_to_dict(row: dict[str, Any]) -> dict[str, Any]:
 def prompt_hmac(secret: bytes, text: str) -> str:
     """HMAC-SHA256 of the prompt as hex: equal prompts match, but the text can't be recovered."""
     return hmac.new(secret, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def cohort_label(secret: bytes, labels: Collection[str], cohort: str | None) -> str | None:
+    """The cohort as the ledger keeps it: a configured label as it is, anything else (a user id,
+    an e-mail sent as ``user``) as ``hmac:`` and 16 hex digits of its HMAC."""
+    if cohort is None or cohort in labels:
+        return cohort
+    return "hmac:" + prompt_hmac(secret, cohort)[:16]
 
 
 def _to_sql(name: str, value: Any) -> Any:

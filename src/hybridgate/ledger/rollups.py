@@ -28,7 +28,7 @@ USAGE_GROUPS: dict[str, str] = {
 
 PERCENTILES = (50, 95, 99)
 PERCENTILE_KEYS = tuple(f"p{pct}_ms" for pct in PERCENTILES)
-PROMPT_KEYS = ("request_id", "prompt_text", "cost_usd", "latency_ms")
+PROMPT_KEYS = ("request_id", "prompt_text", "cost_usd", "latency_ms", "privacy")
 
 
 def check_group(by: str) -> None:
@@ -216,7 +216,7 @@ def logged_prompts(conn: sqlite3.Connection, limit: int, skip: Sequence[str]) ->
     """The newest ``limit`` successful rows with a logged prompt, none of a feature in ``skip``."""
     unless = f"AND COALESCE(feature, '') NOT IN ({', '.join('?' for _ in skip)})" if skip else ""
     cur = conn.execute(
-        f"""SELECT request_id, prompt_text, cost_usd, latency_ms FROM requests
+        f"""SELECT request_id, prompt_text, cost_usd, latency_ms, privacy FROM requests
         WHERE prompt_text IS NOT NULL AND status = 200 {unless} ORDER BY ts DESC, id DESC LIMIT ?""",
         (*skip, limit),
     )

@@ -9,7 +9,10 @@ checksums, and ours for phones and secrets; see ``recognizers.py``) are called d
 over the parts of the text it could match: no NLP engine (Presidio's default would try to
 download a spaCy model) and 1-2 ms of CPU per 1,000-token prompt (``bench/pii_latency.py``).
 When a spaCy pipeline is installed or named, an ``AnalyzerEngine`` runs the same recognizers
-plus ``SpacyRecognizer`` for names, places and organisations, at the pipeline's speed."""
+plus ``SpacyRecognizer`` for names, places and organisations, at the pipeline's speed.
+
+Either way the text is normalised first (``normalise.py``: NFKC, every kind of space, zero-width
+characters) and the spans found are mapped back to the text as written."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from presidio_analyzer.nlp_engine import SpacyNlpEngine
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
 from hybridgate.errors import ConfigError
+from hybridgate.privacy.normalise import normalise
 from hybridgate.privacy.recognizers import pattern_recognizers
 from hybridgate.privacy.secrets_recognizers import SECRET_ENTITIES
 from hybridgate.privacy.views import Narrowed
@@ -94,6 +98,7 @@ class PiiDetector:
         *,
         ner_model: str | None = AUTO,
         score_threshold: float = 0.4,
+        normalise_text: bool = True,
     ) -> None:
         """``ner_model``: ``"auto"`` uses the first installed ``en_core_web_*`` pipeline,
         a package name or a directory path uses that one, ``None`` turns NER off."""
@@ -104,6 +109,7 @@ class PiiDetector:
             known = ", ".join((*PATTERN_ENTITIES, *NER_ENTITIES, *NER_OPTIONAL))
             raise ConfigError(f"unknown PII entity types {unknown}; known: {known}")
         self._threshold = score_threshold
+        self._normalise = normalise_text  # off only to measure what normalising adds (bench pii)
         self._min_chars = 1 if self._ner_model else _MIN_PATTERN_CHARS
         self._recognizers = pattern_recognizers()
         self._engine = None
@@ -122,7 +128,16 @@ class PiiDetector:
     def scan_text(self, text: str) -> tuple[Span, ...]:
         if len(text) < self._min_chars:
             return ()
-        results = self._analyze(text)
+        if not self._normalise:
+            return self._spans(self._analyze(text))
+        normalised = normalise(text)
+        results = self._analyze(normalised.text)
+        if normalised.origins is not None:
+            for result in results:
+                result.start, result.end = normalised.span(result.start, result.end)
+        return self._spans(results)
+
+    def _spans(self, results: list[RecognizerResult]) -> tuple[Span, ...]:
         return _non_overlapping(
             r for r in results if r.score >= self._threshold and r.entity_type in self._entities
         )

@@ -41,6 +41,7 @@ _CONTEXT_WINDOW = 40
 _NUMBER_TAIL = re.compile(r"[0-9 ().\-/+]*")
 _GROUP_SEPARATOR = re.compile(r"[ \-]")
 _YEAR = re.compile(r"(?:19|20)\d\d")
+_PAIRS = re.compile(r"\d\d(?:([ .\-])\d\d)(?:\1\d\d){1,5}")
 # How far around a match LocalPhoneRecognizer looks, fixed so that a view can promise it.
 GUARD_MARGIN = (12, 40)
 # Just before: a currency sign or "#" makes a number an amount or an id, a unit word makes its
@@ -120,13 +121,15 @@ class LocalPhoneRecognizer(PatternRecognizer):
 
 
 class ContextPhoneRecognizer(PatternRecognizer):
-    """Shapes ("467.3395", "4673395", "0341 834") that read as phone numbers only after a word
-    such as "phone" or "mobile"; alone they are likelier decimals, counts or ids."""
+    """Shapes ("467.3395", "4673395", "0341 834", "33 93 31") that read as phone numbers only
+    after a word such as "phone" or "call"; alone they are likelier decimals, counts or ids.
+    Six digits in pairs count here (short national numbers), though nowhere else."""
 
     def __init__(self) -> None:
         patterns = [
             Pattern("two groups", rf"{_DIGIT}\d{{1,4}}[ .\-]\d{{3,8}}{_END}", SCORE),
             Pattern("digits", rf"{_DIGIT}\d{{6,11}}{_END}", SCORE),
+            Pattern("pairs", rf"{_DIGIT}\d(?:([ .\-])\d\d)(?:\1\d\d){{1,5}}{_END}", SCORE),
         ]
         super().__init__(
             supported_entity="PHONE_NUMBER",
@@ -137,6 +140,8 @@ class ContextPhoneRecognizer(PatternRecognizer):
         )
 
     def validate_result(self, pattern_text: str) -> bool | None:
+        if _PAIRS.fullmatch(pattern_text):
+            return None if not _DATE.fullmatch(pattern_text) else False
         return _plausible(pattern_text)
 
     def analyze(

@@ -6,12 +6,15 @@ compiled patterns. Presidio's stock recognizers are used as they are where they 
 cannot:
 
 - email: the stock domain check goes to the network on first use (tldextract fetches the public
-  suffix list); here it reads tldextract's bundled snapshot.
+  suffix list); here it reads tldextract's bundled snapshot, and also accepts the internal
+  domains companies use (``.corp``, ``.local``, ``.internal``, ``.lan``, ``.intranet``,
+  ``.home.arpa``), which are on no public list.
 - phone: the stock ``PhoneRecognizer`` runs libphonenumber's matcher once per region, about
   40 ms per 1,000 tokens; ``phone_recognizers.py`` has regexes for the common layouts instead,
   short two-group local numbers included (a miss would leak under ``local_only``).
 - credit card: Presidio's pattern misses 19-digit Visa, Mastercard 2-series, JCB and short
-  Maestro numbers; one more pattern, under the same Luhn check, covers them. Beyond the known
+  Maestro numbers and numbers written in dotted groups ("4111.1111.1111.1111"); more patterns,
+  under the same Luhn check, cover them. Beyond the known
   ranges, any Luhn-valid 12-19 digit number standing alone is reported as a card at a lower
   score (``LuhnNumberRecognizer``): private-label cards and account numbers carry the check too.
 - IBAN: Presidio's checksum and country formats, applied to the upper-cased value, so an IBAN
@@ -66,9 +69,11 @@ _IBAN_REACH = (2, 41)
 # not part of a longer number, a decimal, a word or an international phone number.
 _LUHN_NUMBER = (
     r"[0-9](?<![\w+\-.][0-9])(?<![0-9][ .\-][0-9])"
-    r"(?:[0-9]{11,18}|[0-9]{3}([ \-])[0-9]{4}\1[0-9]{4}(?:\1[0-9]{4})?(?:\1[0-9]{1,3})?)"
+    r"(?:[0-9]{11,18}|[0-9]{3}([ .\-])[0-9]{4}\1[0-9]{4}(?:\1[0-9]{4})?(?:\1[0-9]{1,3})?)"
     r"(?!\w|[ .\-][0-9])"
 )
+# Top-level domains of private networks: on no public suffix list, common in company e-mail.
+INTERNAL_DOMAINS = (".corp", ".local", ".internal", ".lan", ".intranet", ".home.arpa")
 _NOT_DIGIT = re.compile(r"[^0-9]")
 
 
@@ -121,6 +126,8 @@ class OfflineEmailRecognizer(EmailRecognizer):
         self._extract = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=())
 
     def validate_result(self, pattern_text: str) -> bool:
+        if pattern_text.lower().endswith(INTERNAL_DOMAINS):
+            return True
         return bool(self._extract(pattern_text).fqdn)
 
 
@@ -138,7 +145,15 @@ class CardRecognizer(CreditCardRecognizer):
             r"|(?:5[0678]\d\d|6\d{3})[- ]?\d{4}[- ]?\d{4}(?:[- ]?\d{1,7})?)(?![\w\-])",
             0.3,
         )
-        super().__init__(patterns=[*CreditCardRecognizer.PATTERNS, extra])
+        dotted = Pattern(
+            "Cards in dotted groups (weak)",
+            r"(?<![\w\-.])[1-6]\d{3}\.\d{4}\.\d{4}\.\d{1,7}(?![\w\-]|\.\d)",
+            0.3,
+        )
+        super().__init__(
+            patterns=[*CreditCardRecognizer.PATTERNS, extra, dotted],
+            replacement_pairs=[("-", ""), (" ", ""), (".", "")],
+        )
 
 
 class LuhnNumberRecognizer(PatternRecognizer):

@@ -171,11 +171,44 @@ def request_texts(request: ChatRequest) -> list[str]:
     return texts
 
 
+# Keys of content parts whose values are binary data, references or enums, never prose.
+_NOT_TEXT_KEYS = frozenset(
+    {
+        "type",
+        "data",
+        "url",
+        "image_url",
+        "file_data",
+        "file_id",
+        "cache_control",
+        "media_type",
+        "detail",
+        "format",
+    }
+)
+
+
 def map_request_texts(request: ChatRequest, fn: TextFn) -> ChatRequest:
-    """A copy of ``request`` with ``fn`` applied to each text slot: message text and text parts
-    (tool results included, as tool messages), and each key, string and number inside tool-call
-    arguments. The original request is not modified."""
-    return request.model_copy(update={"messages": [_map_message(m, fn) for m in request.messages]})
+    """A copy of ``request`` with ``fn`` applied to each text slot that can reach an upstream:
+    message text and text parts (tool results included, as tool messages; Anthropic system blocks
+    and documents arrive as parts), a message's ``name``, ``refusal``, ``reasoning_content`` and
+    other extra fields, each key, string and number inside tool-call arguments (current and legacy
+    ``function_call``), and on the request ``user``, ``metadata`` values, ``stop``, tool
+    definitions, ``response_format`` and every extra field. The original is not modified."""
+    update: dict[str, Any] = {"messages": [_map_message(m, fn) for m in request.messages]}
+    if request.user is not None:
+        update["user"] = fn(request.user)
+    if request.metadata:
+        update["metadata"] = {key: fn(value) for key, value in request.metadata.items()}
+    if request.stop is not None:
+        update["stop"] = _map_strings(request.stop, fn)
+    for name in ("tools", "response_format"):
+        if (value := getattr(request, name)) is not None:
+            update[name] = _map_strings(value, fn)
+    copy = request.model_copy(update=update)
+    if copy.__pydantic_extra__:
+        copy.__pydantic_extra__ = {k: _map_strings(v, fn) for k, v in copy.__pydantic_extra__.items()}
+    return copy
 
 
 def _map_message(message: Message, fn: TextFn) -> Message:
@@ -184,15 +217,42 @@ def _map_message(message: Message, fn: TextFn) -> Message:
         update["content"] = fn(message.content)
     elif message.content:
         update["content"] = [_map_part(part, fn) for part in message.content]
+    if message.name is not None:
+        update["name"] = fn(message.name)
     if message.tool_calls:
         update["tool_calls"] = [_map_tool_call(call, fn) for call in message.tool_calls]
-    return message.model_copy(update=update)
+    copy = message.model_copy(update=update)
+    if extra := copy.__pydantic_extra__:
+        copy.__pydantic_extra__ = {key: _map_extra(key, value, fn) for key, value in extra.items()}
+    return copy
+
+
+def _map_extra(key: str, value: Any, fn: TextFn) -> Any:
+    """``refusal``, ``reasoning_content`` and unknown fields: strings; legacy ``function_call``:
+    its arguments as tool-call arguments are."""
+    if key == "function_call" and isinstance(value, dict):
+        return _map_tool_call({"function": value}, fn)["function"]
+    return _map_strings(value, fn)
 
 
 def _map_part(part: Json, fn: TextFn) -> Json:
     if part.get("type") == "text" and isinstance(part.get("text"), str):
         return {**part, "text": fn(part["text"])}
-    return part
+    if part.get("type") in ("image_url", "input_image", "image", "input_audio"):
+        return part
+    # documents and other parts: every string that is not binary data or a reference
+    return {k: v if k in _NOT_TEXT_KEYS else _map_strings(v, fn) for k, v in part.items()}
+
+
+def _map_strings(value: Any, fn: TextFn) -> Any:
+    """Every string inside ``value`` (not keys, not numbers) mapped by ``fn``."""
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {key: _map_strings(item, fn) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_map_strings(item, fn) for item in value]
+    return value
 
 
 def _map_tool_call(call: Json, fn: TextFn) -> Json:
