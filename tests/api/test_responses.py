@@ -444,7 +444,8 @@ def test_a_prompt_with_pii_is_kept_only_where_its_policy_allows(tmp_path: Path) 
         rig = config(chat.base_url, chat.base_url, chat.base_url, tmp_path / "gw.db")
         rig.routes["open"] = rig.routes["auto"]
         settings = rig.model_dump(by_alias=True) | {
-            "privacy": {"policy": "redact", "routes": {"open": "allow"}, "ner_model": None}
+            # Route policies only tighten the default (docs/privacy.md): `auto` redacts, `open` allows.
+            "privacy": {"policy": "allow", "routes": {"auto": "redact"}, "ner_model": None}
         }
         app = create_app(GatewayConfig.model_validate(settings), env=ENV)
         with (
