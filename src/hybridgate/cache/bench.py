@@ -108,27 +108,56 @@ def tuned_threshold(rows: list[list[float]]) -> float:
 
 
 def quality(matcher: SemanticMatcher, pairs: Pairs, limit: int | None) -> dict[str, Any]:
+    """Every number on the whole file (the first ``limit`` pairs of it); ``held_out`` repeats the
+    operating point on the half of the file the guards and the threshold were not chosen on."""
     a, b, labels = pairs
-    tune, held = split(len(labels), limit)
-    sims, reasons = scores(matcher, [a[i] for i in held], [b[i] for i in held])
+    n = len(labels) if limit is None else min(limit, len(labels))
+    a, b, labels = a[:n], b[:n], labels[:n]
+    sims, reasons = scores(matcher, a, b)
     passed = np.array([r is None for r in reasons])
     hits = (sims >= matcher.threshold) & passed
-    everyone = np.ones(len(held), dtype=bool)
-    tune_sims, tune_reasons = scores(matcher, [a[i] for i in tune], [b[i] for i in tune])
-    tune_curve = curve(tune_sims, np.array([r is None for r in tune_reasons]), labels[tune])
+    tune, held = (half[half < n] for half in split(len(pairs[2]), None))
     above = sims >= matcher.threshold
     return {
-        "pairs": len(held),
-        "tuning_pairs": len(tune),
+        "pairs": n,
         "threshold": matcher.threshold,
-        **operating_point(hits, labels[held]),
-        "curve": curve(sims, passed, labels[held]),
-        "tuned_threshold": tuned_threshold(tune_curve) if len(tune) else None,
+        **operating_point(hits, labels),
+        "curve": curve(sims, passed, labels),
+        "tuned_threshold": (
+            tuned_threshold(curve(sims[tune], passed[tune], labels[tune])) if len(tune) else None
+        ),
+        "held_out": {"pairs": len(held), **operating_point(hits[held], labels[held])},
         "rejected_by_guard": dict(Counter(r for r, up in zip(reasons, above, strict=True) if up and r)),
         "reference": {
             "method": "plain cosine, no guards",
-            **operating_point(sims >= matcher.threshold, labels[held]),
-            "curve": curve(sims, everyone, labels[held]),
+            **operating_point(sims >= matcher.threshold, labels),
+            "curve": curve(sims, np.ones(n, dtype=bool), labels),
+        },
+    }
+
+
+def hard_negatives(matcher: SemanticMatcher, path: Path) -> dict[str, Any]:
+    """False hits per category of near misses (label 0) and recall on the paraphrases (label 1)
+    of a ``{text_a, text_b, label, category}`` file such as tests/cache/data/hard_negatives.jsonl."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    sims, reasons = scores(matcher, [r["text_a"] for r in rows], [r["text_b"] for r in rows])
+    hit = [bool(s >= matcher.threshold) and reason is None for s, reason in zip(sims, reasons, strict=True)]
+    by: dict[str, list[bool]] = {}
+    for row, was_hit in zip(rows, hit, strict=True):
+        by.setdefault(str(row.get("category", "uncategorised")), []).append(was_hit)
+    negatives = [h for row, h in zip(rows, hit, strict=True) if int(row["label"]) == 0]
+    positives = [h for row, h in zip(rows, hit, strict=True) if int(row["label"]) == 1]
+    labels = [int(row["label"]) for row in rows]
+    plain = [bool(s >= matcher.threshold) for label, s in zip(labels, sims, strict=True) if label == 0]
+    return {
+        "pairs": len(rows),
+        "threshold": matcher.threshold,
+        "false_hit_rate": round(sum(negatives) / max(len(negatives), 1), 4),
+        "false_hit_rate_plain_cosine": round(sum(plain) / max(len(plain), 1), 4),
+        "paraphrase_recall": round(sum(positives) / max(len(positives), 1), 4),
+        "by_category": {
+            name: {"pairs": len(hits), "hits": sum(hits), "rate": round(sum(hits) / len(hits), 4)}
+            for name, hits in sorted(by.items())
         },
     }
 
@@ -230,6 +259,7 @@ def bench_cache(
     matcher: SemanticMatcher,
     *,
     limit: int | None = None,
+    hard_negatives_path: Path | None = None,
     entries: int = 100_000,
     queries: int = 2000,
     redis_url: str | None = None,
@@ -237,6 +267,8 @@ def bench_cache(
     """The whole report: quality on the held-out pairs, then latency; plus the machine's load."""
     pairs = load_pairs(data)
     report = quality(matcher, pairs, limit)
+    if hard_negatives_path is not None:
+        report["hard_negatives"] = hard_negatives(matcher, hard_negatives_path)
     report.update(latency(matcher, pairs, entries, queries, redis_url))
     report["load_average_1m"] = round(os.getloadavg()[0], 2)
     report["cpus"] = os.cpu_count()

@@ -91,6 +91,7 @@ class Surface:
     entities: frozenset[str]  # lower-cased
     words: frozenset[str]  # every word, lower-cased
     sequence: tuple[str, ...] = ()  # numbers and names in the order they come, lower-cased
+    tokens: tuple[str, ...] = ()  # every word in order, lower-cased, possessive 's dropped
 
 
 def surface(text: str) -> Surface:
@@ -111,6 +112,7 @@ def surface(text: str) -> Surface:
         entities=frozenset(named - dates),
         words=frozenset(lower),
         sequence=tuple(_number(t) if t[0].isdigit() else t.lower() for t in _ordered_facts(tokens)),
+        tokens=tuple(_plain(w) for w in lower),
     )
 
 
@@ -128,7 +130,74 @@ def difference(a: Surface, b: Surface) -> str | None:
         return "antonym"
     if _swapped(a.sequence, b.sequence):
         return "order"
+    if _roles_swapped(a.tokens, b.tokens):
+        return "roles"
+    if _measure(a.tokens) != _measure(b.tokens):
+        return "measure"
     return None
+
+
+def _measure(tokens: tuple[str, ...]) -> str | None:
+    """What a "how" question measures: "How tall is Everest?" / "How old is Everest?" share every
+    other word. None when "how" is followed by a stop word ("how do I", "how can I")."""
+    at = tokens.index("how") if "how" in tokens else -1
+    if at < 0 or at + 1 >= len(tokens) or tokens[at + 1] in STOP_WORDS:
+        return None
+    return tokens[at + 1]
+
+
+def _roles_swapped(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """Two words trade places around a word both texts use once: "from savings to current" /
+    "from current to savings", "cats chase mice" / "mice chase cats", "Is A faster than B?" /
+    "Is B faster than A?". A mean-pooled embedding cannot tell these apart (similarity 1.0)."""
+    if a == b:
+        return False
+    once_a, once_b = _once(a), _once(b)
+    for anchor in (once_a.keys() & once_b.keys()) - SYMMETRIC:
+        left_a, right_a = _neighbours(a, once_a[anchor])
+        left_b, right_b = _neighbours(b, once_b[anchor])
+        if left_a and right_a and left_a != right_a and (left_a, right_a) == (right_b, left_b):
+            return True
+    # "from X ... to Y": the first content words after each end of a direction.
+    return _direction(a) is not None and _direction(a) == _reversed(_direction(b))
+
+
+# "A and B" is "B and A": words that join without giving either side a role.
+SYMMETRIC = frozenset(_words("and or nor vs versus between & plus"))
+
+
+def _once(tokens: tuple[str, ...]) -> dict[str, int]:
+    seen: dict[str, int] = {}
+    for i, word in enumerate(tokens):
+        seen[word] = -1 if word in seen else i
+    return {word: i for word, i in seen.items() if i >= 0}
+
+
+def _neighbours(tokens: tuple[str, ...], at: int) -> tuple[str | None, str | None]:
+    """The nearest content words (not stop words) left and right of position ``at``."""
+    left = next((w for w in reversed(tokens[:at]) if w not in STOP_WORDS), None)
+    right = next((w for w in tokens[at + 1 :] if w not in STOP_WORDS), None)
+    return left, right
+
+
+def _direction(tokens: tuple[str, ...]) -> tuple[str, str] | None:
+    if "from" not in tokens:
+        return None
+    start = tokens.index("from")
+    end = next((i for i in range(start + 1, len(tokens)) if tokens[i] in ("to", "into")), None)
+    if end is None:
+        return None
+    source = next((w for w in tokens[start + 1 : end] if w not in STOP_WORDS), None)
+    target = next((w for w in tokens[end + 1 :] if w not in STOP_WORDS), None)
+    return (source, target) if source and target and source != target else None
+
+
+def _reversed(pair: tuple[str, str] | None) -> tuple[str, str] | None:
+    return None if pair is None else (pair[1], pair[0])
+
+
+def _plain(word: str) -> str:
+    return word[:-2] if word.endswith(("'s", "\u2019s")) else word
 
 
 def _ordered_facts(tokens: list[str]) -> list[str]:
