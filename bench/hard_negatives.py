@@ -15,24 +15,79 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parents[1] / "tests" / "cache" / "data" / "hard_negatives.jsonl"
 
 NEGATION = [
-    ("Is {x} safe to eat?", "Is {x} not safe to eat?", ["raw chicken", "sushi", "expired yogurt", "raw cookie dough", "moldy bread"]),
-    ("Should I take {x} with food?", "Should I take {x} without food?", ["ibuprofen", "vitamin D", "iron supplements", "antibiotics"]),
+    (
+        "Is {x} safe to eat?",
+        "Is {x} not safe to eat?",
+        ["raw chicken", "sushi", "expired yogurt", "raw cookie dough", "moldy bread"],
+    ),
+    (
+        "Should I take {x} with food?",
+        "Should I take {x} without food?",
+        ["ibuprofen", "vitamin D", "iron supplements", "antibiotics"],
+    ),
     ("Can I use {x} with a VPN?", "Can I use {x} without a VPN?", ["Netflix", "online banking", "Zoom"]),
     ("Why does my {x} turn on?", "Why doesn't my {x} turn on?", ["laptop", "phone", "dishwasher", "router"]),
     ("Is {x} a good investment?", "Is {x} never a good investment?", ["gold", "real estate"]),
     ("Do I need a visa to visit {x}?", "Do I not need a visa to visit {x}?", ["Japan", "Brazil", "Kenya"]),
-    ("How do I know if my {x} is working?", "How do I know if my {x} is not working?", ["thermostat", "smoke detector", "water heater"]),
+    (
+        "How do I know if my {x} is working?",
+        "How do I know if my {x} is not working?",
+        ["thermostat", "smoke detector", "water heater"],
+    ),
 ]
 ROLES = [
-    ("How do I transfer money from my {a} account to my {b} account?", "How do I transfer money from my {b} account to my {a} account?", [("savings", "current"), ("checking", "savings"), ("brokerage", "checking")]),
-    ("How do I convert {a} to {b}?", "How do I convert {b} to {a}?", [("celsius", "fahrenheit"), ("miles", "kilometers"), ("pounds", "kilograms"), ("inches", "centimeters"), ("pdf", "word"), ("mp4", "gif")]),
-    ("Translate this sentence from {a} to {b}.", "Translate this sentence from {b} to {a}.", [("english", "french"), ("spanish", "german"), ("italian", "portuguese")]),
-    ("Can a {a} fire a {b}?", "Can a {b} fire a {a}?", [("manager", "employee"), ("tenant", "landlord"), ("client", "lawyer")]),
-    ("Why do {a} chase {b}?", "Why do {b} chase {a}?", [("cats", "mice"), ("dogs", "cats"), ("lions", "zebras")]),
-    ("How do I move files from my {a} to my {b}?", "How do I move files from my {b} to my {a}?", [("phone", "laptop"), ("laptop", "external drive"), ("tablet", "desktop")]),
-    ("What is the flight time from {a} to {b}?", "What is the flight time from {b} to {a}?", [("london", "new york"), ("paris", "tokyo")]),
-    ("Does the {a} pay the {b}'s legal fees?", "Does the {b} pay the {a}'s legal fees?", [("buyer", "seller"), ("employer", "employee")]),
-    ("Is {a} faster than {b}?", "Is {b} faster than {a}?", [("python", "java"), ("rust", "go"), ("walking", "cycling")]),
+    (
+        "How do I transfer money from my {a} account to my {b} account?",
+        "How do I transfer money from my {b} account to my {a} account?",
+        [("savings", "current"), ("checking", "savings"), ("brokerage", "checking")],
+    ),
+    (
+        "How do I convert {a} to {b}?",
+        "How do I convert {b} to {a}?",
+        [
+            ("celsius", "fahrenheit"),
+            ("miles", "kilometers"),
+            ("pounds", "kilograms"),
+            ("inches", "centimeters"),
+            ("pdf", "word"),
+            ("mp4", "gif"),
+        ],
+    ),
+    (
+        "Translate this sentence from {a} to {b}.",
+        "Translate this sentence from {b} to {a}.",
+        [("english", "french"), ("spanish", "german"), ("italian", "portuguese")],
+    ),
+    (
+        "Can a {a} fire a {b}?",
+        "Can a {b} fire a {a}?",
+        [("manager", "employee"), ("tenant", "landlord"), ("client", "lawyer")],
+    ),
+    (
+        "Why do {a} chase {b}?",
+        "Why do {b} chase {a}?",
+        [("cats", "mice"), ("dogs", "cats"), ("lions", "zebras")],
+    ),
+    (
+        "How do I move files from my {a} to my {b}?",
+        "How do I move files from my {b} to my {a}?",
+        [("phone", "laptop"), ("laptop", "external drive"), ("tablet", "desktop")],
+    ),
+    (
+        "What is the flight time from {a} to {b}?",
+        "What is the flight time from {b} to {a}?",
+        [("london", "new york"), ("paris", "tokyo")],
+    ),
+    (
+        "Does the {a} pay the {b}'s legal fees?",
+        "Does the {b} pay the {a}'s legal fees?",
+        [("buyer", "seller"), ("employer", "employee")],
+    ),
+    (
+        "Is {a} faster than {b}?",
+        "Is {b} faster than {a}?",
+        [("python", "java"), ("rust", "go"), ("walking", "cycling")],
+    ),
 ]
 ENTITIES = [
     ("What is the capital of {x}?", ["Australia", "Austria", "Canada", "Chile", "Niger", "Nigeria"]),
@@ -97,8 +152,14 @@ PARAPHRASES = [
     ("How do I learn Python quickly?", "What is the fastest way to learn Python?"),
     ("How do I back up my phone?", "What is the best way to back up my phone?"),
     ("Why doesn't my laptop turn on?", "Why won't my laptop turn on?"),
-    ("How do I transfer money from my savings account to my current account?", "How can I move money from my savings account to my current account?"),
-    ("Translate this sentence from english to french.", "Please translate this sentence from english into french."),
+    (
+        "How do I transfer money from my savings account to my current account?",
+        "How can I move money from my savings account to my current account?",
+    ),
+    (
+        "Translate this sentence from english to french.",
+        "Please translate this sentence from english into french.",
+    ),
     ("What is the flight time from london to new york?", "How long is the flight from london to new york?"),
     ("How many calories are in 100 grams of rice?", "How many calories does 100 grams of rice have?"),
     ("Who won the World Cup in 2014?", "Which country won the World Cup in 2014?"),
@@ -111,7 +172,10 @@ PARAPHRASES = [
     ("What is the minimum wage in California?", "What's the minimum wage in California?"),
     ("How do I sort a list in Python?", "How can I sort a list in Python?"),
     ("Can a manager fire an employee?", "Is a manager allowed to fire an employee?"),
-    ("What is the weather usually like in Paris in January?", "What is the typical weather in Paris in January?"),
+    (
+        "What is the weather usually like in Paris in January?",
+        "What is the typical weather in Paris in January?",
+    ),
 ]
 
 
@@ -124,14 +188,14 @@ def pairs() -> list[dict[str, object]]:
     for one, other, fillers in NEGATION:
         for x in fillers:
             add(one.format(x=x), other.format(x=x), "negation")
-    for one, other, fillers in ROLES:
-        for a, b in fillers:
+    for one, other, swaps in ROLES:
+        for a, b in swaps:
             add(one.format(a=a, b=b), other.format(a=a, b=b), "roles")
-    for template, fillers in ENTITIES + NUMBERS + DATES:
-        category = "entities" if (template, fillers) in ENTITIES else "numbers" if (template, fillers) in NUMBERS else "dates"
-        for i, x in enumerate(fillers):
-            for y in fillers[i + 1 :]:
-                add(template.format(x=x), template.format(x=y), category)
+    for category, table in (("entities", ENTITIES), ("numbers", NUMBERS), ("dates", DATES)):
+        for template, values in table:
+            for i, x in enumerate(values):
+                for y in values[i + 1 :]:
+                    add(template.format(x=x), template.format(x=y), category)
     for a, b in SCOPE:
         add(a, b, "scope")
     for a, b in MEASURES:

@@ -31,6 +31,7 @@ flush_interval_s = 0.05
 [cache]
 store = "redis"
 semantic_routes = ["auto"]
+semantic_threshold = 0.9
 [redis]
 url = "{redis}"
 key_prefix = "cache-test:"

@@ -299,7 +299,7 @@ class CacheConfig(Strict):
     max_store_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)  # the memory store's bound
     timeout_s: float = Field(default=0.5, gt=0)  # a store call slower than this is a miss
     cache_pii: bool = False  # requests in which the privacy screen found PII are not cached
-    semantic_threshold: float = Field(default=0.9, ge=0, le=1)
+    semantic_threshold: float = Field(default=0.98, ge=0, le=1)  # see docs/caching.md for the curve
     routes: dict[str, CacheMode] = {}  # per-route override of `mode`
     semantic_routes: list[str] = []  # routes whose misses look for a semantic match
 

@@ -28,7 +28,14 @@ def semantic_config(upstream: str, tmp: Path, store: str) -> GatewayConfig:
             "ledger": {"path": str(tmp / "gw.db"), "flush_interval_s": 0.05},
             "backends": {"up": backend},
             "routes": {"auto": {"try": ["up"]}, "exact-only": {"try": ["up"]}},
-            "cache": {"store": store, "path": str(tmp / "cache.db"), "semantic_routes": ["auto"]},
+            # 0.9: an operator's choice of more recall than the shipped default (0.98); these tests
+            # are about how semantic hits travel, not where the threshold sits.
+            "cache": {
+                "store": store,
+                "path": str(tmp / "cache.db"),
+                "semantic_routes": ["auto"],
+                "semantic_threshold": 0.9,
+            },
         }
     )
 

@@ -25,6 +25,15 @@ def matcher() -> Iterator[SemanticMatcher]:
     ("query", "candidate", "reason"),
     [
         ("Is coffee good for your health?", "Is coffee not good for your health?", "negation"),
+        (
+            "How do I transfer money from my savings account to my current account?",
+            "How do I transfer money from my current account to my savings account?",
+            "roles",
+        ),
+        ("How do I convert celsius to fahrenheit?", "How do I convert fahrenheit to celsius?", "roles"),
+        ("Why do cats chase mice?", "Why do mice chase cats?", "roles"),
+        ("Does the buyer pay the seller's fees?", "Does the seller pay the buyer's fees?", "roles"),
+        ("How tall is Mount Everest?", "How old is Mount Everest?", "measure"),
         ("How do I bake bread without yeast?", "How do I bake bread with yeast?", "negation"),
         ("Why doesn't my car start?", "Why does my car start?", "negation"),
         ("What is 15% of 200?", "What is 20% of 200?", "number"),
@@ -56,6 +65,8 @@ def test_guards_reject_near_misses(matcher: SemanticMatcher, query: str, candida
         ("Is 1,000 a lot?", "is 1000 a lot"),
         ("Explain ten tips for Python", "Explain 10 tips for Python"),
         ("What is good and bad about remote work?", "What is bad and good about remote work?"),
+        ("Is raw chicken safe to eat?", "Is it safe to eat raw chicken?"),
+        ("How many calories are in rice?", "How many calories does rice have?"),
     ],
 )
 def test_paraphrases_pass_the_guards(matcher: SemanticMatcher, query: str, candidate: str) -> None:
