@@ -1,15 +1,18 @@
-"""Two gateway replicas share the embeddings cache through one real Redis.
+"""Two gateway replicas share the embeddings cache through one real Redis, or one real PostgreSQL.
 
 Stand-ins: the embedder is an OpenAI-compatible embeddings stand-in server on loopback
 (tests/standins/openai_embeddings.py), not OpenAI. Redis is a real redis-server started by the
-test. The two replicas are two instances of the real app, each served by uvicorn on its own port.
+test, and so is PostgreSQL (tests/postgres_server.py). The two replicas are two instances of the
+real app, each served by uvicorn on its own port.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -19,6 +22,8 @@ from redis import Redis
 
 from hybridgate.app import create_app
 from hybridgate.config import GatewayConfig
+from hybridgate.errors import StoreUnavailableError
+from tests.postgres_server import new_database, run_postgres
 from tests.redis_server import RedisServer, running_redis
 from tests.servers import serve_in_thread
 from tests.standins.openai_embeddings import EmbeddingsStandIn, run_embeddings_standin
@@ -30,7 +35,9 @@ def redis() -> Iterator[RedisServer]:
         yield server
 
 
-def replica_config(tmp: Path, name: str, redis_url: str, embedder: str) -> GatewayConfig:
+def replica_config(
+    tmp: Path, name: str, redis_url: str, embedder: str, shared: dict[str, Any] | None = None
+) -> GatewayConfig:
     return GatewayConfig.model_validate(
         {
             "ledger": {"path": str(tmp / f"{name}.db")},
@@ -38,6 +45,7 @@ def replica_config(tmp: Path, name: str, redis_url: str, embedder: str) -> Gatew
             "routes": {"auto": {"try": ["local"]}},
             "redis": {"url": redis_url},
             "cache": {"store": "redis"},
+            **(shared or {}),
             "embeddings": {
                 "backends": {
                     "cloud": {
@@ -48,6 +56,7 @@ def replica_config(tmp: Path, name: str, redis_url: str, embedder: str) -> Gatew
                 },
                 "routes": {"cloud": {"try": ["cloud"]}},
                 "default_route": "cloud",
+                **({"cache_store": "postgres"} if shared else {}),
             },
         }
     )
@@ -98,3 +107,51 @@ def _wait_for_entries(redis: RedisServer, count: int, timeout_s: float = 10.0) -
         while len(client.keys("hybridgate:cache:emb:*")) < count:
             assert time.monotonic() < deadline, "replica A's cache writes never reached Redis"
             time.sleep(0.02)
+
+
+def test_replicas_share_vectors_through_postgresql(tmp_path: Path) -> None:
+    with run_postgres() as server, run_embeddings_standin() as upstream:
+        shared = {"postgres": {"dsn": new_database(server), "timeout_s": 5.0}, "cache": None}
+        a = create_app(
+            replica_config(tmp_path, "a", "redis://127.0.0.1:1/0", upstream.base_url, shared), env={}
+        )
+        b = create_app(
+            replica_config(tmp_path, "b", "redis://127.0.0.1:1/0", upstream.base_url, shared), env={}
+        )
+        with serve_in_thread(a) as url_a, serve_in_thread(b) as url_b:
+            texts = ["a chunk kept in postgres", "another one"]
+            first = _embed(url_a, texts)
+            deadline = time.monotonic() + 10
+            while a.state.gateway.embeddings.cache.writes_in_flight:  # written off the response path
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            with _client(url_b) as client:
+                raw = client.embeddings.with_raw_response.create(model="cloud", input=texts)
+            assert raw.headers["x-hybridgate-cache"] == "hit" and len(upstream.requests) == 1
+            for x, y in zip(first, raw.parse().data, strict=True):
+                assert (
+                    np.asarray(x.embedding, np.float32).tobytes()
+                    == np.asarray(y.embedding, np.float32).tobytes()
+                )
+
+
+def test_postgres_store_round_trip() -> None:
+    from hybridgate.cache.postgres import PostgresStore
+
+    async def round_trip(dsn: str) -> None:
+        store = PostgresStore(dsn, password=None, timeout_s=5.0, pool_size=2)
+        await store.put_many([("a", b"1"), ("b", b"22")], ttl_s=60)
+        await store.put("gone", b"x", 0.001, None)
+        await store.put("a", b"111", 60, None)  # a rewrite replaces the value
+        await asyncio.sleep(0.01)
+        assert await store.get_many(["b", "missing", "a", "gone"]) == [b"22", None, b"111", None]
+        assert await store.get("b") == b"22" and await store.notes_since() == []
+        await store.aclose()
+        down = PostgresStore(
+            "postgresql://nobody@127.0.0.1:1/none", password=None, timeout_s=1.0, pool_size=1
+        )
+        with pytest.raises(StoreUnavailableError):
+            await down.get("a")
+
+    with run_postgres() as server:
+        asyncio.run(round_trip(new_database(server)))

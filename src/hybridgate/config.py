@@ -181,6 +181,8 @@ class EmbeddingsConfig(Strict):
     # The per-text cache: same tenant, model, dimensions and text -> the stored vector, in the
     # kind of store [cache] names (memory, sqlite, redis); off without [cache] or with cache = false.
     cache: bool = True
+    # Where vectors live; unset: the kind of store [cache] names. "postgres": the [postgres] server.
+    cache_store: Literal["memory", "sqlite", "redis", "postgres"] | None = None
     cache_ttl_s: float = Field(default=30 * 86400.0, gt=0)
     cache_path: str = "hybridgate-embeddings-cache.db"  # the sqlite store's file
     cache_max_entries: int = Field(default=1_000_000, ge=1)
@@ -395,11 +397,13 @@ class GatewayConfig(Strict):
         if self.default_route not in self.routes:
             raise ValueError(f"default_route '{self.default_route}' is not a route")
         if self.embeddings is not None:
-            _check_embeddings(self.embeddings)
+            _check_embeddings(self.embeddings, self.redis, self.postgres)
         return self
 
 
-def _check_embeddings(embeddings: EmbeddingsConfig) -> None:
+def _check_embeddings(
+    embeddings: EmbeddingsConfig, redis: RedisConfig | None, postgres: PostgresConfig | None
+) -> None:
     for name, route in embeddings.routes.items():
         for backend in route.try_:
             if backend not in embeddings.backends:
@@ -413,6 +417,10 @@ def _check_embeddings(embeddings: EmbeddingsConfig) -> None:
                 f"embeddings route '{name}' mixes models ({', '.join(sorted(models))}): vectors of "
                 "different models cannot be compared, so a fallback may only change the server"
             )
+    if embeddings.cache_store == "postgres" and postgres is None:
+        raise ValueError('embeddings.cache_store = "postgres" needs a [postgres] section')
+    if embeddings.cache_store == "redis" and redis is None:
+        raise ValueError('embeddings.cache_store = "redis" needs a [redis] section')
     if embeddings.default_route not in embeddings.routes:
         raise ValueError(f"embeddings.default_route '{embeddings.default_route}' is not an embeddings route")
 

@@ -53,16 +53,31 @@ def build_cache(config: GatewayConfig, env: Mapping[str, str]) -> ResponseCache 
 def build_vector_cache(config: GatewayConfig, env: Mapping[str, str]) -> VectorCache | None:
     """The embeddings' per-text cache: the same kind of store as the response cache, its own entries."""
     embeddings = config.embeddings
-    if config.cache is None or embeddings is None or not embeddings.cache:
+    if (
+        embeddings is None
+        or not embeddings.cache
+        or (config.cache is None and embeddings.cache_store is None)
+    ):
         return None
-    sized = config.cache.model_copy(
+    base = config.cache or CacheConfig()
+    timeout_s = base.timeout_s
+    if embeddings.cache_store == "postgres":
+        assert config.postgres is not None  # the config validator insists on a [postgres] section
+        from hybridgate.cache.postgres import PostgresStore
+
+        server = config.postgres
+        password = env.get(server.password_env) if server.password_env else None
+        store = PostgresStore(server.dsn, password=password, timeout_s=timeout_s, pool_size=server.pool_size)
+        return VectorCache(store, embeddings.cache_ttl_s, timeout_s)
+    sized = base.model_copy(
         update={
+            "store": embeddings.cache_store or base.store,
             "path": embeddings.cache_path,
             "max_entries": embeddings.cache_max_entries,
             "max_store_bytes": embeddings.cache_max_bytes,
         }
     )
-    return VectorCache(_store(sized, config.redis, env), embeddings.cache_ttl_s, config.cache.timeout_s)
+    return VectorCache(_store(sized, config.redis, env), embeddings.cache_ttl_s, timeout_s)
 
 
 def _store(cache: CacheConfig, redis: RedisConfig | None, env: Mapping[str, str]) -> CacheStore:
