@@ -174,21 +174,30 @@ def stores(entries: int, tmp: Path) -> Iterator[tuple[str, Callable[[], CacheSto
     yield "sqlite", lambda: SqliteStore(str(tmp / "lookup.db"), entries + 1)
 
 
-def bench_lookups(entries: int, lookups: int, tmp: Path) -> dict[str, Any]:
+def bench_lookups(entries: int, lookups: int, tmp: Path, only: set[str]) -> dict[str, Any]:
+    from hybridgate.cache.postgres import PostgresStore
     from hybridgate.cache.redis import RedisStore
     from hybridgate.config import RedisConfig
     from hybridgate.redis_client import redis_client
+    from tests.postgres_server import new_database, run_postgres
 
     results = {
-        name: asyncio.run(bench_lookup(make(), entries, lookups)) for name, make in stores(entries, tmp)
+        name: asyncio.run(bench_lookup(make(), entries, lookups))
+        for name, make in stores(entries, tmp)
+        if name in only
     }
 
     async def in_redis(url: str) -> dict[str, Any]:  # the gateway's own client and pool settings
         client = redis_client(RedisConfig(url=url, timeout_s=5.0), {})
         return await bench_lookup(RedisStore(client, "bench:", entries + 1), entries, lookups)
 
-    with running_redis() as server:
-        results["redis"] = asyncio.run(in_redis(server.url))
+    if "redis" in only:
+        with running_redis() as server:
+            results["redis"] = asyncio.run(in_redis(server.url))
+    if "postgres" in only:
+        with run_postgres() as pg:
+            store = PostgresStore(new_database(pg), password=None, timeout_s=5.0, pool_size=4)
+            results["postgres"] = asyncio.run(bench_lookup(store, entries, lookups))
     return results
 
 
@@ -226,16 +235,22 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=2000)
     parser.add_argument("--requests", type=int, default=1000, help="proxied-latency requests")
     parser.add_argument("--corpus", type=int, default=10_000, help="chunks in the re-embed corpus")
+    parser.add_argument("--stores", default="memory,sqlite,redis,postgres", help="stores for the lookups")
+    parser.add_argument(
+        "--only-lookups", action="store_true", help="skip the embedder, proxy and re-embed runs"
+    )
     args = parser.parse_args()
     texts = corpus(max(args.corpus, 2000))
     with tempfile.TemporaryDirectory(prefix="hgbench-emb-") as tmp:
-        result = {
-            "machine": {"cpus": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 2)},
-            "embedder": bench_embedder(texts, rounds=200),
-            "proxy": bench_proxy(texts, args.requests, Path(tmp)),
-            "reembed": bench_reembed(texts[: args.corpus], 100, Path(tmp)),
-            "lookup": bench_lookups(args.entries, args.lookups, Path(tmp)),
+        result: dict[str, Any] = {
+            "machine": {"cpus": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 2)}
         }
+        if not args.only_lookups:
+            result["embedder"] = bench_embedder(texts, rounds=200)
+            result["proxy"] = bench_proxy(texts, args.requests, Path(tmp))
+            result["reembed"] = bench_reembed(texts[: args.corpus], 100, Path(tmp))
+        stores_wanted = set(args.stores.split(","))
+        result["lookup"] = bench_lookups(args.entries, args.lookups, Path(tmp), stores_wanted)
     print(json.dumps(result, indent=2))
 
 
