@@ -231,6 +231,10 @@ class Pipeline:
         self.shadow.maybe(request, ctx, decision, trace.policy)
         return PipelineStream(self, trace, decision, started.first, started.rest, lookup)
 
+    def answered(self, ctx: RequestContext, request: ChatRequest | None = None) -> None:
+        """Record a request the edge answered itself (the model list, a token count): no cost."""
+        self.record(Trace(ctx, request), Usage(), 200, None, None, None)
+
     def reject(self, ctx: RequestContext, error: GatewayError, request: ChatRequest | None = None) -> None:
         """Record a request refused before it reached the router (bad JSON, auth, size)."""
         self.record_failure(Trace(ctx, request), error)
@@ -307,14 +311,18 @@ class Pipeline:
             egress=list(trace.trail.egress),
         )
         reservation, trace.reservation = trace.reservation, None
-        self.commit(record, reservation)
+        self.commit(record, reservation, charge=ctx.key_verified)
         return cost
 
-    def commit(self, record: LedgerRecord, reservation: Reservation | None = None) -> None:
-        """Write a finished request's one row, its metrics and its spend (every endpoint's)."""
+    def commit(
+        self, record: LedgerRecord, reservation: Reservation | None = None, *, charge: bool = True
+    ) -> None:
+        """Write a finished request's one row, its metrics and its spend (every endpoint's).
+        ``charge=False`` for a key nobody verified: a made-up key must reach no limiter state."""
         self._ledger.record(record)
         self._metrics.observe(record)
-        self._settle(reservation, record)
+        if charge:
+            self._settle(reservation, record)
 
     def _settle(self, reservation: Reservation | None, record: LedgerRecord) -> None:
         """Replace the request's reservation with what it cost, off the response path; without

@@ -279,3 +279,25 @@ def test_pepper_comes_from_the_variable_else_a_private_file(db: Path) -> None:
     assert pepper_file(db) == db.with_suffix(".pepper")
     assert stat.S_IMODE(pepper_file(db).stat().st_mode) == 0o600
     assert len(made) == 64 and load_secret("HG_PEPPER", {}, pepper_file(db)) == made
+
+
+async def test_a_flood_of_unknown_ids_never_evicts_a_real_key(
+    store: SqliteKeyStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, record = store.create(environment="prod", name="app1")
+    await store.verify(key)  # cached now
+    real_fetch = store._fetch
+    fetched: list[str] = []
+
+    def fetch(key_id: str) -> Any:  # SQLite for the real id; unknown ids answered without a file
+        fetched.append(key_id)
+        return real_fetch(key_id) if key_id == record.key_id else None
+
+    monkeypatch.setattr(store, "_fetch", fetch)
+    for n in range(12_000):  # more made-up ids than any bound the cache has
+        with pytest.raises(AuthenticationError):
+            await store.verify(f"hg-prod-{n:08d}" + "x" * 35)
+    clock.advance(CACHE_TTL_S / 2)
+    fetched.clear()
+    assert (await store.verify(key)).key_id == record.key_id
+    assert fetched == []  # served from the cache: the flood did not push it out

@@ -1,10 +1,11 @@
-"""The PostgreSQL key store's in-process cache: known keys in a bounded LRU, unknown ids apart.
+"""Both key stores' in-process cache: known keys in a bounded LRU, unknown ids apart.
 
 Known keys (a row was found) are fresh for ``ttl_s`` and kept up to ``stale_ttl_s`` so they can be
-served while PostgreSQL is down; at ``max_keys`` the least recently used one is dropped, never the
-whole cache. Unknown ids (no row) go to a separate, small bounded cache with a short TTL, so a
-flood of made-up key ids evicts only other made-up ids, never a real key's stale copy, and a key
-created on another replica is found within ``unknown_ttl_s``. Imports only ``auth.records``.
+served while PostgreSQL is down (SQLite keeps none stale); at ``max_keys`` the least recently
+used one is dropped, never the whole cache. Unknown ids (no row) go to a separate, small bounded
+cache with a short TTL, so a flood of made-up key ids evicts only other made-up ids, never a real
+key's copy, and a key created on another replica (or by the CLI) is found within
+``unknown_ttl_s``. Imports only ``auth.store``.
 """
 
 from __future__ import annotations

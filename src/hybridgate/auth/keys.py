@@ -10,7 +10,9 @@ Lookup is by the key id (the first 8 random characters, stored in clear), then o
 hash, so the answer's timing says nothing about the secret part. Verified rows are cached in
 memory for ``cache_ttl_s`` (5 s): the hot path does not touch SQLite, and a revocation made by
 another process (the CLI) takes effect within that TTL; one made through this store is
-immediate. Expiry is checked on every request against the clock, cached or not.
+immediate. Expiry is checked on every request against the clock, cached or not. The cache is
+``key_cache.KeyCache``, as for PostgreSQL: a bounded LRU of known keys and a small, short-lived
+one of unknown ids, so made-up keys never push a real key out.
 ``pg_keys.PostgresKeyStore`` is the same store in PostgreSQL, for replicas on several machines;
 both satisfy the ``store.KeyStore`` protocol that callers depend on.
 """
@@ -24,18 +26,16 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hybridgate.auth.key_cache import KeyCache
 from hybridgate.auth.records import KeyRecord, record_from_row
 from hybridgate.auth.store import HashedKeys, StoredKey
 from hybridgate.errors import ConfigError
 
 SCHEMA_VERSION = 1
 CACHE_TTL_S = 5.0
-# Unknown ids are cached too (so a flood of made-up keys stays off SQLite); the cap bounds that.
-CACHE_MAX_KEYS = 10_000
 _PEPPER_CHECK = "hybridgate api-key pepper check"
 
 _SCHEMA = """
@@ -63,12 +63,6 @@ _FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    stored: StoredKey | None
-    fetched_at: float
-
-
 def pepper_file(keys_path: str | Path) -> Path:
     """Where the pepper lives when no environment variable holds it: beside the keys database."""
     return Path(keys_path).with_suffix(".pepper")
@@ -90,8 +84,8 @@ class SqliteKeyStore(HashedKeys):
         self._path = str(path)
         self._pepper = pepper
         self._clock = clock
-        self._cache_ttl_s = cache_ttl_s
-        self._cache: dict[str, _Cached] = {}
+        # A local file has no outage to ride out: nothing is served stale.
+        self._cache = KeyCache(ttl_s=cache_ttl_s, stale_ttl_s=cache_ttl_s)
         _create_private(Path(self._path))
         with self._connect() as conn:
             _ensure_schema(conn, self._path, self._digest(_PEPPER_CHECK))
@@ -119,7 +113,7 @@ class SqliteKeyStore(HashedKeys):
                 "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
                 (self._clock(), key_id),
             )
-        self._cache.pop(key_id, None)
+        self._cache.drop(key_id)
         return self.get(key_id)
 
     def get(self, key_id: str) -> KeyRecord | None:
@@ -135,14 +129,12 @@ class SqliteKeyStore(HashedKeys):
 
     async def _lookup(self, key_id: str) -> StoredKey | None:
         now = self._clock()
-        cached = self._cache.get(key_id)
-        if cached is not None and now - cached.fetched_at < self._cache_ttl_s:
-            return cached.stored
+        hit = self._cache.fresh(key_id, now)
+        if hit is not None:
+            return hit.stored
         # SQLite may wait on a writer's lock; keep that off the event loop.
         stored = await asyncio.to_thread(self._fetch, key_id)
-        if len(self._cache) >= CACHE_MAX_KEYS:
-            self._cache.clear()
-        self._cache[key_id] = _Cached(stored, now)
+        self._cache.put(key_id, stored, now)
         return stored
 
     def _fetch(self, key_id: str) -> StoredKey | None:

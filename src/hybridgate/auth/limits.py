@@ -118,6 +118,10 @@ class MemoryLimiter:
         self._clock = clock
         self._states: dict[str, _KeyState] = {}
 
+    def __len__(self) -> int:
+        """How many keys have counts here: only keys that were verified (the edge's rule)."""
+        return len(self._states)
+
     async def check(self, key: KeyRecord) -> None:
         now = self._clock()
         state = self._state(key.key_id)
