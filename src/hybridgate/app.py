@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import orjson
 from starlette.applications import Starlette
@@ -20,8 +21,9 @@ from starlette.routing import Route
 from hybridgate.api import anthropic, embeddings, openai, responses
 from hybridgate.api.admin import reload_router
 from hybridgate.api.auth import require_admin
+from hybridgate.api.context import context_from
 from hybridgate.api.dashboard import dashboard_routes
-from hybridgate.api.errors import handle_gateway_error, handle_unexpected
+from hybridgate.api.errors import handle_gateway_error, handle_unexpected, is_anthropic_path
 from hybridgate.config import GatewayConfig, load_config
 from hybridgate.errors import GatewayError, RequestError
 from hybridgate.gateway import Gateway, build_gateway
@@ -63,10 +65,14 @@ async def metrics(request: Request) -> Response:
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404/405, rendered in the caller's wire format like every other error."""
+    """Starlette's own 404/405, rendered in the caller's wire format like every other error, and
+    recorded in the ledger like every other request."""
     assert isinstance(exc, HTTPException)
     error = RequestError(f"no endpoint {request.method} {request.url.path}")
     error.status_code = exc.status_code
+    gateway: Gateway = request.app.state.gateway
+    api: Literal["openai", "anthropic"] = "anthropic" if is_anthropic_path(request.url.path) else "openai"
+    gateway.pipeline.reject(context_from(request, api, gateway.config.environment), error)
     return await handle_gateway_error(request, error)
 
 

@@ -12,9 +12,11 @@ import httpx
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
+from starlette.applications import Starlette
+from starlette.routing import Route
 
 from hybridgate.app import create_app
-from hybridgate.auth import SqliteKeyStore
+from hybridgate.auth import MemoryLimiter, SqliteKeyStore
 from hybridgate.config import GatewayConfig
 from hybridgate.gateway import Gateway
 from tests.servers import serve_in_thread
@@ -29,6 +31,7 @@ class AuthRig:
     url: str
     gateway: Gateway
     keys: SqliteKeyStore
+    app: Starlette
 
     def client(self, key: str) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0)
@@ -57,7 +60,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRig]:
         )
         app = create_app(config, env={"HYBRIDGATE_KEY_PEPPER": PEPPER})
         with serve_in_thread(app) as url:
-            yield AuthRig(url, app.state.gateway, app.state.gateway.access.keys)
+            yield AuthRig(url, app.state.gateway, app.state.gateway.access.keys, app)
 
 
 def test_missing_and_wrong_keys_get_401_in_each_wire_format(rig: AuthRig) -> None:
@@ -150,3 +153,76 @@ def test_a_keys_privacy_policy_applies_to_its_requests(rig: AuthRig) -> None:
         client.chat.completions.create(model="auto", messages=pii)  # the default policy allows it
     with rig.client(strict) as client, pytest.raises(openai.PermissionDeniedError, match="must stay local"):
         client.chat.completions.create(model="auto", messages=pii)  # the only backend is a cloud one
+
+
+def v1_endpoints(app: Starlette) -> list[tuple[str, str]]:
+    """(method, path) of every route under /v1, read from the app itself: a new one is covered too."""
+    endpoints = []
+    for route in app.routes:
+        if isinstance(route, Route) and route.path.startswith("/v1/"):
+            endpoints += [(method, route.path) for method in sorted(route.methods or ()) if method != "HEAD"]
+    return endpoints
+
+
+def test_every_v1_endpoint_needs_a_key_and_records_the_refusal(rig: AuthRig) -> None:
+    endpoints = v1_endpoints(rig.app)
+    assert ("GET", "/v1/models") in endpoints and ("POST", "/v1/messages/count_tokens") in endpoints
+    key, _ = rig.keys.create(environment="prod", name="every-endpoint")
+    body = {"model": "auto", "max_tokens": 5, "messages": HI}
+    with httpx.Client(base_url=rig.url) as http:
+        for n, (method, path) in enumerate(endpoints):
+            request_id = f"nokey-{n}"
+            json = body if method == "POST" else None
+            refused = http.request(method, path, json=json, headers={"x-request-id": request_id})
+            assert refused.status_code == 401, (method, path)
+            error = refused.json()["error"]
+            assert error["type"] == "authentication_error", (method, path)
+            allowed = http.request(method, path, json=json, headers={"authorization": f"Bearer {key}"})
+            assert allowed.status_code == 200, (method, path, allowed.text)
+            rig.gateway.ledger.flush()
+            rows = [r["status"] for r in rig.gateway.ledger.recent(50) if r["request_id"] == request_id]
+            assert rows == [401]
+
+
+def test_model_list_and_token_count_through_the_sdks_need_a_key(rig: AuthRig) -> None:
+    with rig.client("hg-prod-" + "M" * 43) as client, pytest.raises(openai.AuthenticationError):
+        client.models.list()
+    with (
+        anthropic.Anthropic(base_url=rig.url, api_key="hg-prod-" + "C" * 43, max_retries=0) as claude,
+        pytest.raises(anthropic.AuthenticationError),
+    ):
+        claude.messages.count_tokens(model="auto", messages=[{"role": "user", "content": "hi"}])
+    key, _ = rig.keys.create(environment="prod", name="sdk-lists")
+    with rig.client(key) as client:
+        assert any(model.id == "auto" for model in client.models.list().data)
+
+
+def made_up_key(n: int) -> str:
+    """A well-formed key (hg-prod-<43 chars>) whose id no store holds."""
+    return f"hg-prod-{n:08d}" + "x" * 35
+
+
+def test_made_up_keys_create_no_limiter_state(rig: AuthRig) -> None:
+    """A flood of requests with made-up keys: 401s, ledger rows, and no per-key state."""
+    access = rig.gateway.access
+    assert access is not None and isinstance(access.limiter, MemoryLimiter)
+    limiter = access.limiter
+    before = len(limiter)
+    sent = 1500
+    with httpx.Client() as http:
+        for n in range(sent):
+            key = made_up_key(n) if n % 3 else f"not-a-key-{n}"  # well-formed unknown ids and junk
+            chat = {"model": "auto", "messages": HI}
+            path, json = ("/v1/models", None) if n % 2 else ("/v1/chat/completions", chat)
+            response = http.request(
+                "GET" if json is None else "POST",
+                f"{rig.url}{path}",
+                json=json,
+                headers={"authorization": f"Bearer {key}"},
+            )
+            assert response.status_code == 401
+    assert len(limiter) == before  # no state for an identity nobody verified
+    real, _ = rig.keys.create(environment="prod", name="after-flood", rpm=5)
+    with rig.client(real) as client:
+        client.chat.completions.create(model="auto", messages=HI)
+    assert len(limiter) == before + 1  # a verified key does get its counts

@@ -87,10 +87,18 @@ async def anthropic_sse(stream: PipelineStream, input_tokens: int) -> AsyncItera
 async def count_tokens(request: Request) -> Response:
     """An estimate: hybridgate cannot run every upstream's tokenizer, so it counts as the router does."""
     gateway: Gateway = request.app.state.gateway
-    context_from(request, "anthropic", gateway.config.environment)
-    body = await read_json(request, gateway.config.server.max_body_bytes)
-    body.setdefault("max_tokens", 1)
-    chat = from_anthropic_request(body)
+    ctx = context_from(request, "anthropic", gateway.config.environment)
+    try:
+        limits = await admit(request, gateway, ctx)
+        body = await read_json(request, gateway.config.server.max_body_bytes)
+        body.setdefault("max_tokens", 1)
+        chat = from_anthropic_request(body)
+    except GatewayError as exc:
+        gateway.pipeline.reject(ctx, exc)
+        raise
+    gateway.pipeline.answered(ctx, chat)
     return Response(
-        orjson.dumps({"input_tokens": estimate_prompt_tokens(chat)}), media_type="application/json"
+        orjson.dumps({"input_tokens": estimate_prompt_tokens(chat)}),
+        media_type="application/json",
+        headers={"request-id": ctx.request_id} | limits,
     )

@@ -83,6 +83,13 @@ async def openai_sse(stream: PipelineStream, include_usage: bool) -> AsyncIterat
 
 async def list_models(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
+    ctx = context_from(request, "openai", gateway.config.environment)
+    try:
+        limits = await admit(request, gateway, ctx)
+    except GatewayError as exc:
+        gateway.pipeline.reject(ctx, exc)
+        raise
+    gateway.pipeline.answered(ctx)
     created = int(time.time())
     data = [
         {
@@ -113,4 +120,6 @@ async def list_models(request: Request) -> Response:
             for name in gateway.embeddings.models()
             if name not in listed
         ]
-    return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
+    return Response(
+        orjson.dumps({"object": "list", "data": data}), media_type="application/json", headers=limits
+    )
