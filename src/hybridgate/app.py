@@ -14,6 +14,7 @@ from typing import Literal
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -24,6 +25,7 @@ from hybridgate.api.auth import require_admin
 from hybridgate.api.context import context_from
 from hybridgate.api.dashboard import dashboard_routes
 from hybridgate.api.errors import handle_gateway_error, handle_unexpected, is_anthropic_path
+from hybridgate.api.front import BodyDeadline
 from hybridgate.config import GatewayConfig, load_config
 from hybridgate.errors import GatewayError, RequestError
 from hybridgate.gateway import Gateway, build_gateway
@@ -110,6 +112,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> S
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(BodyDeadline, timeout_s=config.server.body_timeout_s)],
         exception_handlers={
             GatewayError: handle_gateway_error,
             HTTPException: http_error,

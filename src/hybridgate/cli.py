@@ -41,6 +41,7 @@ def serve(
     """Start the gateway."""
     import uvicorn
 
+    from hybridgate.api.front import uvicorn_options
     from hybridgate.app import CONFIG_ENV, create_app
     from hybridgate.loop_lag import freeze_startup_heap
     from hybridgate.pins import enforce_pins
@@ -57,10 +58,10 @@ def serve(
         "host": host or settings.server.host,
         "port": settings.server.port if port is None else port,
         "loop": "uvloop",
-        "http": "httptools",
         "log_level": "warning",
         "access_log": False,
         "timeout_graceful_shutdown": 30,
+        **uvicorn_options(settings.server),  # connection cap, header and body deadlines
     }
     if workers == 1:
         freeze_startup_heap()

@@ -235,6 +235,13 @@ class ServerConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8787, ge=0, le=65535)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Slow or idle clients (docs/operations.md, "Slow clients and connection limits"): a request's
+    # headers must arrive within header_timeout_s of the connection opening (or of the previous
+    # answer), its body within body_timeout_s of its headers; connections past max_connections
+    # (per process) get a 503 at once.
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=60.0, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
 
 
 class LedgerConfig(Strict):

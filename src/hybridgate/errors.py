@@ -8,6 +8,7 @@ OpenAI or Anthropic error bodies. Backends translate HTTP-client/SDK exceptions 
     GatewayError
     ├── RequestError                400 invalid_request_error
     │   ├── BodyTooLargeError       413
+    │   ├── RequestTimeoutError     408  (the body did not arrive within [server] body_timeout_s)
     │   ├── ModelNotFoundError      404
     │   └── NotFoundError           404  (a stored response that does not exist, or not for you)
     ├── AuthenticationError         401
@@ -85,6 +86,13 @@ class RequestError(GatewayError):
 class BodyTooLargeError(RequestError):
     status_code = 413
     code = "request_too_large"
+
+
+class RequestTimeoutError(RequestError):
+    """The caller sent its body too slowly (the server closes the connection after the answer)."""
+
+    status_code = 408
+    code = "request_timeout"
 
 
 class ModelNotFoundError(RequestError):
