@@ -92,14 +92,16 @@ def run_gateway(
     env: Mapping[str, str] | None = None,
     args: Sequence[str] = (),
     start_timeout_s: float = 60.0,
+    src: Path = REPO / "src",
 ) -> Iterator[GatewayProcess]:
-    """Write the config into ``workdir``, start the gateway on a free port, wait for /healthz."""
+    """Write the config into ``workdir``, start the gateway on a free port, wait for /healthz.
+    ``src`` is the source tree it runs (benches compare another checkout's)."""
     config = workdir / "hybridgate.toml"
     config.write_text(config_text)
     port = free_port()
     log = workdir / "gateway.log"
     child_env = {**os.environ, "UP_KEY": "sk-up", "HYBRIDGATE_HMAC_SECRET": "test-secret", **(env or {})}
-    child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), child_env.get("PYTHONPATH")]))
+    child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), child_env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "hybridgate", "serve", "--config", str(config), "--port", str(port)]
     with log.open("wb") as sink:
         process = subprocess.Popen(
