@@ -24,7 +24,7 @@ import pytest
 from tests.gateway_process import GatewayProcess, ledger_rows, run_gateway, upstream_config
 from tests.standins.openai_upstream import run_openai_standin
 
-HEADER_TIMEOUT_S = 2.0
+HEADER_TIMEOUT_S = 3.0
 BODY_TIMEOUT_S = 3.0
 MAX_CONNECTIONS = 12
 SERVER = f"""
@@ -166,6 +166,13 @@ def wait_for_row(front: Front, request_id: str, status: int) -> None:
     raise AssertionError(f"no ledger row with status {status} for {request_id}")
 
 
+def recv_or_reset(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(1024)
+    except ConnectionResetError:
+        return b""
+
+
 def test_connections_past_the_cap_get_a_503_then_service_resumes(front: Front) -> None:
     with ExitStack() as held:
         for _ in range(MAX_CONNECTIONS):
@@ -176,6 +183,10 @@ def test_connections_past_the_cap_get_a_503_then_service_resumes(front: Front) -
             pytest.raises(openai.InternalServerError) as refused,
         ):
             client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+        for _ in range(MAX_CONNECTIONS):  # refused ones too, each lingering: twice the cap in all
+            held.enter_context(socket.create_connection(front.address, timeout=5))
+        with socket.create_connection(front.address, timeout=5) as dropped:
+            assert recv_or_reset(dropped) == b""  # past twice the cap: dropped without a word
     assert refused.value.status_code == 503
     assert refused.value.response.headers["retry-after"] == "1"
     assert isinstance(refused.value.body, dict) and refused.value.body["code"] == "too_many_connections"

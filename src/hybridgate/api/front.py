@@ -1,7 +1,8 @@
 """The HTTP front below the routes: how many connections, and how long a client may take to send.
 
 ``GatewayProtocol`` is uvicorn's httptools protocol with three limits from ``[server]``: at most
-``max_connections`` open connections (one more gets a 503 at once), a request's headers within
+``max_connections`` open connections (one more gets a 503 at once; past twice that, connections
+are dropped without an answer, since each refusal lingers a moment), a request's headers within
 ``header_timeout_s`` of the connection opening or of the previous answer (else a 408, or a plain
 close if nothing was sent), and its body within ``body_timeout_s`` of the headers. ``BodyDeadline``
 is the ASGI half of the body limit: a route still reading the body at the deadline gets a
@@ -91,6 +92,9 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if len(self.connections) > 2 * self.limits.max_connections:
+            transport.abort()  # refusals are lingering too: past twice the cap, not even a word
+            return
         if len(self.connections) > self.limits.max_connections:
             message = f"the gateway has {self.limits.max_connections} connections open; retry shortly"
             self._answer_and_close(
