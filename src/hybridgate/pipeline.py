@@ -311,7 +311,7 @@ class Pipeline:
             egress=list(trace.trail.egress),
         )
         reservation, trace.reservation = trace.reservation, None
-        self.commit(record, reservation, charge=ctx.key_verified)
+        self.commit(record, reservation, charge=ctx.key is not None)
         return cost
 
     def commit(

@@ -165,7 +165,6 @@ class RequestContext:
     request_id: str
     api: Literal["openai", "anthropic", "embeddings", "responses"] = "openai"
     api_key_id: str | None = None
-    key_verified: bool = False  # api_key_id names a key the store verified (else: what was sent)
     environment: str = "default"
     feature: str | None = None
     cohort: str | None = None

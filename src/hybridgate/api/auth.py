@@ -22,7 +22,6 @@ async def admit(request: Request, gateway: Gateway, ctx: RequestContext) -> dict
         return {}
     key = await access.keys.verify(api_key_of(request) or "", environment=gateway.config.environment)
     ctx.api_key_id = key.key_id
-    ctx.key_verified = True
     ctx.allowed_routes = key.routes
     ctx.privacy_policy = key.privacy
     ctx.key = key
