@@ -232,7 +232,7 @@ class Pipeline:
         return PipelineStream(self, trace, decision, started.first, started.rest, lookup)
 
     def answered(self, ctx: RequestContext, request: ChatRequest | None = None) -> None:
-        """Record a request the edge answered itself (the model list, a token count): no cost."""
+        """Record a request the edge answered itself (model list, token count, stored response)."""
         self.record(Trace(ctx, request), Usage(), 200, None, None, None)
 
     def reject(self, ctx: RequestContext, error: GatewayError, request: ChatRequest | None = None) -> None:

@@ -13,7 +13,7 @@ started is sent as an ``error`` event and ``response.failed``. With ``[responses
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import orjson
@@ -184,38 +184,60 @@ async def responses_sse(
         yield named_event(event["type"], event)
 
 
-async def _stored(request: Request) -> tuple[Gateway, RequestContext, ResponseStore, str]:
+StoredEndpoint = Callable[[Request, RequestContext], Awaitable[Response]]
+
+
+def _recorded(handler: StoredEndpoint) -> Callable[[Request], Awaitable[Response]]:
+    """A stored-response endpoint that leaves its one ledger row, refused or answered."""
+
+    async def endpoint(request: Request) -> Response:
+        gateway: Gateway = request.app.state.gateway
+        ctx = context_from(request, "responses", gateway.config.environment)
+        try:
+            response = await handler(request, ctx)
+        except GatewayError as exc:
+            gateway.pipeline.reject(ctx, exc)
+            raise
+        gateway.pipeline.answered(ctx)
+        return response
+
+    return endpoint
+
+
+async def _stored(request: Request, ctx: RequestContext) -> tuple[ResponseStore, str]:
     gateway: Gateway = request.app.state.gateway
-    ctx = context_from(request, "responses", gateway.config.environment)
     await admit(request, gateway, ctx)
     store = _store(gateway, f"{request.method} {request.url.path}")
-    return gateway, ctx, store, request.path_params["response_id"]
+    return store, request.path_params["response_id"]
 
 
-async def _load(request: Request) -> StoredResponse:
-    _, ctx, store, response_id = await _stored(request)
+async def _load(request: Request, ctx: RequestContext) -> StoredResponse:
+    store, response_id = await _stored(request, ctx)
     stored = await store.load(_tenant(ctx), response_id)
     if stored is None:
         raise NotFoundError(f"Response with id '{response_id}' not found.", param="response_id")
     return stored
 
 
-async def retrieve_response(request: Request) -> Response:
-    stored = await _load(request)
+@_recorded
+async def retrieve_response(request: Request, ctx: RequestContext) -> Response:
+    stored = await _load(request, ctx)
     return Response(orjson.dumps(stored.response), media_type="application/json")
 
 
-async def delete_response(request: Request) -> Response:
-    _, ctx, store, response_id = await _stored(request)
+@_recorded
+async def delete_response(request: Request, ctx: RequestContext) -> Response:
+    store, response_id = await _stored(request, ctx)
     if not await store.delete(_tenant(ctx), response_id):
         raise NotFoundError(f"Response with id '{response_id}' not found.", param="response_id")
     body = {"id": response_id, "object": "response", "deleted": True}
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-async def list_input_items(request: Request) -> Response:
+@_recorded
+async def list_input_items(request: Request, ctx: RequestContext) -> Response:
     """The request's input items, newest first unless ``order=asc``; ``limit`` and ``after`` page."""
-    stored = await _load(request)
+    stored = await _load(request, ctx)
     query = request.query_params
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
