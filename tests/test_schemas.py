@@ -51,7 +51,10 @@ def refusal(schema: Any) -> str:
         ({"enum": list(range(schemas.MAX_ENUM + 1))}, "at most"),
         ({"properties": {f"p{i}": {} for i in range(schemas.MAX_PROPERTIES + 1)}}, "at most"),
         ({"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}, "loops back"),
-        ({"$defs": {"a": {"anyOf": [{"$ref": "#/$defs/a"}, {"type": "null"}]}}, "$ref": "#/$defs/a"}, "loops"),
+        (
+            {"$defs": {"a": {"anyOf": [{"$ref": "#/$defs/a"}, {"type": "null"}]}}, "$ref": "#/$defs/a"},
+            "loops",
+        ),
         ("a string", "must be a JSON Schema object"),
         (["type", "string"], "must be a JSON Schema object"),
     ],
@@ -114,7 +117,10 @@ def test_a_request_gets_its_schemas_checked_with_the_parameter_named() -> None:
     with pytest.raises(RequestError) as caught:
         schemas.checked_request(ChatRequest.model_validate({**base, "tools": [tool]}), "anthropic")
     assert caught.value.param == "tools.0.input_schema"
-    fine = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string", "maxLength": 10**6}}}
+    fine = {
+        "type": "json_schema",
+        "json_schema": {"name": "x", "schema": {"type": "string", "maxLength": 10**6}},
+    }
     checked = schemas.checked_request(ChatRequest.model_validate({**base, "response_format": fine}))
     assert checked.response_format is not None
     cap = 10 * schemas.MAX_CHARS_PER_TOKEN  # max_tokens 10
@@ -154,7 +160,9 @@ def test_a_catastrophic_pattern_gives_up_instead_of_hanging() -> None:
     assert time.perf_counter() - started < 5  # with `re` this backtracks for hours
     assert errors and "does not match" in errors[0].message
     assert not list(validator.iter_errors("aaaa"))
-    properties = schemas.validator({"patternProperties": {"^x": {"type": "integer"}}, "additionalProperties": False})
+    properties = schemas.validator(
+        {"patternProperties": {"^x": {"type": "integer"}}, "additionalProperties": False}
+    )
     assert not list(properties.iter_errors({"x1": 1}))
     assert [e.message for e in properties.iter_errors({"x1": "no", "y": 1})] == [
         "'no' is not of type 'integer'",

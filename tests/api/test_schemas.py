@@ -119,8 +119,13 @@ def test_a_broken_tool_schema_is_a_400_on_both_edges(
     assert refused.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
 
 
-def test_a_usable_schema_still_reaches_the_upstream_with_its_bounds_clamped(gw: Rig, oai: openai.OpenAI) -> None:
-    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "s": {"type": "string", "maxLength": 10**9}}}
+def test_a_usable_schema_still_reaches_the_upstream_with_its_bounds_clamped(
+    gw: Rig, oai: openai.OpenAI
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "s": {"type": "string", "maxLength": 10**9}},
+    }
     reply = oai.chat.completions.create(
         model="primary", messages=ECHOED_JSON, response_format=fmt(schema), max_tokens=100
     )
