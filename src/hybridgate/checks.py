@@ -61,6 +61,11 @@ def run_checks(
     return results
 
 
+def has_schemas(request: ChatRequest) -> bool:
+    """Whether checking an answer to ``request`` may validate JSON against a schema (CPU work)."""
+    return bool(request.tools) or (request.response_format or {}).get("type") == "json_schema"
+
+
 def check_complete(response: ChatResponse) -> CheckResult:
     message = _message(response)
     choice = (response.body.get("choices") or [{}])[0]

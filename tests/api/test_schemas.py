@@ -132,3 +132,18 @@ def test_a_usable_schema_still_reaches_the_upstream_with_its_bounds_clamped(
     assert reply.choices[0].message.content == '{"a": 1}'
     sent = gw.primary.last_request.body["response_format"]["json_schema"]["schema"]
     assert sent["properties"]["s"]["maxLength"] == 100 * 16  # what 100 tokens can hold
+
+
+def test_answer_checks_past_their_budget_fail_the_request_clearly(
+    gw: Rig, oai: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checks run on a thread within ``CHECK_TIMEOUT_S``; an impossible budget shows the outcome."""
+    monkeypatch.setattr("hybridgate.cascade.CHECK_TIMEOUT_S", 0.0)
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.chat.completions.create(
+            model="primary", messages=ECHOED_JSON, response_format=fmt({"type": "object"})
+        )
+    assert caught.value.code == "schema_too_complex"
+    assert "took over 0s" in caught.value.message
+    plain = oai.chat.completions.create(model="primary", messages=ECHOED_JSON)  # no schema: checked inline
+    assert plain.choices[0].message.content == 'echo: {"a": 1}'

@@ -265,3 +265,16 @@ async def test_schema_with_a_regex_pattern_does_not_crash_the_model(backend: Emb
     assert choice["message"]["content"].startswith("{")
     if choice["finish_reason"] == "stop":
         assert isinstance(json.loads(choice["message"]["content"]), dict)
+
+
+async def test_grammar_building_past_its_budget_is_a_clear_request_error() -> None:
+    """The schema becomes a grammar on a thread within ``grammar_timeout_s``, never on the loop."""
+    strict = EmbeddedBackend("strict", EmbeddedConfig(type="embedded", grammar_timeout_s=1e-9))
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string"}}}
+    try:
+        with pytest.raises(RequestError, match="into a grammar took over") as caught:
+            await strict.complete(chat(response_format=fmt), "x")
+        assert caught.value.param == "response_format"
+        assert strict.engine.pid is None  # refused before the engine was even started
+    finally:
+        await strict.aclose()

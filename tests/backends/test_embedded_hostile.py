@@ -218,10 +218,10 @@ def test_healthz_answers_while_a_huge_schema_is_in_flight(
     hostile.start()
     latencies = probe_while(client, hostile)
     hostile.join()
-    assert answers[0].status_code in (200, 400), answers[0].text
-    assert time.monotonic() - started < 60
     assert len(latencies) >= 3
     assert statistics.quantiles(latencies, n=100)[98] < 100, sorted(latencies)[-5:]
+    assert answers[0].status_code in (200, 400), answers[0].text
+    assert time.monotonic() - started < 60
 
 
 def test_a_native_crash_costs_only_the_request_in_flight(

@@ -200,7 +200,7 @@ class EngineProcess:
             if process.stdin is not None:
                 process.stdin.close()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=5)  # it ends after the job it is running
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
