@@ -5,8 +5,8 @@ fuzzer: tests/backends/test_embedded_hostile.py). Hypothesis generates ``--schem
 schemas (tests/schema_strategies.py: quotes, backslashes and NUL in names and literals, empty
 combinators, unknown types, huge bounds, unreadable regexes, $refs that do not resolve or name an
 SSRF canary on loopback). Each goes to ``python -m hybridgate serve`` (route ``auto`` = the
-embedded SmolLM2, nothing stand-in) twice: as ``response_format`` and as a forced tool's
-``parameters``, ``max_tokens`` 2, from ``--concurrency`` client threads. Meanwhile a prober
+embedded SmolLM2, nothing stand-in) once, every other one as ``response_format`` and the rest
+as a forced tool's ``parameters``, ``max_tokens`` 2, from ``--concurrency`` client threads. Meanwhile a prober
 GETs ``/healthz`` every 50 ms. Counted: statuses, engine crashes (502 ``engine_crashed``),
 gateway exits, engine processes started, canary connections, and ``/healthz`` latency.
 Goal: 0 gateway exits, 0 5xx, ``/healthz`` answering throughout, 0 canary connections.
@@ -60,13 +60,16 @@ def generate(count: int, canary_url: str) -> list[dict[str, Any]]:
     return list(found.values())
 
 
-def bodies(schema: dict[str, Any]) -> list[dict[str, Any]]:
+def body(schema: dict[str, Any], index: int) -> dict[str, Any]:
+    """Even schemas as ``response_format``, odd ones as a forced tool's ``parameters``."""
     base = {"model": "auto", "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}]}
+    if index % 2 == 0:
+        return {
+            **base,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+        }
     tool = {"type": "function", "function": {"name": "f", "parameters": schema}}
-    return [
-        {**base, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}},
-        {**base, "tools": [tool], "tool_choice": {"type": "function", "function": {"name": "f"}}},
-    ]
+    return {**base, "tools": [tool], "tool_choice": {"type": "function", "function": {"name": "f"}}}
 
 
 class Prober:
@@ -108,23 +111,21 @@ def attack(
     outcomes: Counter[str] = Counter()
     lock = threading.Lock()
 
-    def send(schema: dict[str, Any]) -> None:
+    def send(numbered: tuple[int, dict[str, Any]]) -> None:
         with httpx.Client(base_url=gateway.url, timeout=120) as client:
-            for body in bodies(schema):
-                try:
-                    response = client.post("/v1/chat/completions", json=body)
-                    code = response.status_code
-                    key = str(code)
-                    if code >= 500:
-                        key += f":{(response.json().get('error') or {}).get('code')}"
-                except httpx.HTTPError as exc:
-                    key = f"transport:{type(exc).__name__}"
-                with lock:
-                    outcomes[key] += 1
-                    prober.engines.update(engine_pids(gateway.pid))
+            try:
+                response = client.post("/v1/chat/completions", json=body(numbered[1], numbered[0]))
+                key = str(response.status_code)
+                if response.status_code >= 500:
+                    key += f":{(response.json().get('error') or {}).get('code')}"
+            except httpx.HTTPError as exc:
+                key = f"transport:{type(exc).__name__}"
+        with lock:
+            outcomes[key] += 1
+            prober.engines.update(engine_pids(gateway.pid))
 
     with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(send, schemas))
+        list(pool.map(send, enumerate(schemas)))
     return outcomes
 
 
