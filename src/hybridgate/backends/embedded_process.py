@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import select
 import signal
 import subprocess
 import sys
@@ -31,6 +32,8 @@ from hybridgate.types import Json
 
 # How often a job that had not started yet is sent again after its engine died.
 _RESUBMITS = 2
+# How long a new engine may take to say it has loaded its model.
+START_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,11 @@ class EngineProcess:
     def pid(self) -> int | None:
         process = self._process
         return process.pid if process is not None and process.poll() is None else None
+
+    @property
+    def in_flight(self) -> int:
+        """Jobs sent to the engine and not finished yet (running or queued there)."""
+        return len(self._calls)
 
     async def start(self) -> None:
         """Start the child and wait until its model is loaded (no-op when it is running)."""
@@ -145,7 +153,10 @@ class EngineProcess:
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
         )
         assert process.stdout is not None
-        first = process.stdout.readline()
+        ready, _, _ = select.select([process.stdout], [], [], START_TIMEOUT_S)
+        first = (
+            process.stdout.readline() if ready else b'{"fatal": "the engine did not load its model in time"}'
+        )
         hello = (
             orjson.loads(first) if first else {"fatal": f"the engine exited ({_describe(process.wait())})"}
         )
@@ -164,7 +175,10 @@ class EngineProcess:
     def _read(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None
         for line in process.stdout:
-            message = orjson.loads(line)
+            try:
+                message = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue  # not the protocol (the engine points its stdout elsewhere; never expected)
             if (call := self._calls.get(message.get("id", -1))) is not None:
                 call.deliver(message)
         code = process.wait()
