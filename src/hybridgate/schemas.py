@@ -1,7 +1,8 @@
 """Client JSON Schemas: checked, bounded and kept inside their document before anything uses them.
 
 A caller hands the gateway JSON Schemas in ``response_format.json_schema.schema``,
-``tools[].function.parameters`` and (Anthropic) ``tools[].input_schema``. The embedded backend turns
+``tools[].function.parameters``, (Anthropic) ``tools[].input_schema`` and (Responses)
+``text.format.schema`` / ``tools[].parameters``. The embedded backend turns
 them into a llama.cpp grammar and ``checks.py`` validates answers with them, so each one is checked
 and normalised at the edge first (``checked_request``):
 
@@ -125,7 +126,7 @@ def checked_request(request: ChatRequest, api: str = "openai") -> ChatRequest:
     cap = (request.output_limit() or DEFAULT_OUTPUT_TOKENS) * MAX_CHARS_PER_TOKEN
     update: Json = {}
     if request.response_format is not None:
-        update["response_format"] = _response_format(request.response_format, cap)
+        update["response_format"] = _response_format(request.response_format, api, cap)
     if request.tools:
         update["tools"] = [_tool(tool, i, api, cap) for i, tool in enumerate(request.tools)]
     return request.model_copy(update=update) if update else request
@@ -159,7 +160,12 @@ def clamp_bounds(schema: Any, char_cap: int, count_cap: int) -> Any:
     return _normalise(schema, char_cap, count_cap)
 
 
-def _response_format(fmt: Json, cap: int) -> Json:
+# Where each edge's callers wrote the schema (``api`` of the request context).
+_FORMAT_PARAM = {"responses": "text.format.schema"}
+_TOOL_PARAM = {"anthropic": "tools.{i}.input_schema", "responses": "tools[{i}].parameters"}
+
+
+def _response_format(fmt: Json, api: str, cap: int) -> Json:
     kind = fmt.get("type")
     if kind != "json_schema":
         return fmt
@@ -170,7 +176,7 @@ def _response_format(fmt: Json, cap: int) -> Json:
         )
     if "schema" not in spec:
         return fmt
-    schema = checked(spec["schema"], "response_format.json_schema.schema", cap)
+    schema = checked(spec["schema"], _FORMAT_PARAM.get(api, "response_format.json_schema.schema"), cap)
     return {**fmt, "json_schema": {**spec, "schema": schema}}
 
 
@@ -180,7 +186,7 @@ def _tool(tool: Json, index: int, api: str, cap: int) -> Json:
         return tool
     if function.get("parameters") is None:
         return tool
-    param = f"tools.{index}.input_schema" if api == "anthropic" else f"tools[{index}].function.parameters"
+    param = _TOOL_PARAM.get(api, "tools[{i}].function.parameters").format(i=index)
     parameters = checked(function["parameters"], param, cap)
     return {**tool, "function": {**function, "parameters": parameters}}
 

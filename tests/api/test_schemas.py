@@ -148,3 +148,15 @@ def test_answer_checks_past_their_budget_fail_the_request_clearly(
     assert "took over 0s" in caught.value.message
     plain = oai.chat.completions.create(model="primary", messages=ECHOED_JSON)  # no schema: checked inline
     assert plain.choices[0].message.content == 'echo: {"a": 1}'
+
+
+def test_the_responses_edge_checks_its_schemas_too(gw: Rig, oai: openai.OpenAI, canary: Canary) -> None:
+    text: Any = {"format": {"type": "json_schema", "name": "x", "schema": {"type": "banana"}}}
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.responses.create(model="primary", input="hi", text=text, store=False)
+    assert caught.value.param == "text.format.schema"
+    tools: Any = [{"type": "function", "name": "f", "parameters": {"$ref": f"{canary.url}/s.json"}}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.responses.create(model="primary", input="hi", tools=tools, store=False)
+    assert caught.value.param == "tools[0].parameters"
+    assert canary.hits == []
