@@ -8,6 +8,7 @@ OpenAI or Anthropic error bodies. Backends translate HTTP-client/SDK exceptions 
     GatewayError
     ├── RequestError                400 invalid_request_error
     │   ├── BodyTooLargeError       413
+    │   ├── UnsupportedEncodingError 415 (a Content-Encoding other than gzip, deflate, zstd)
     │   ├── ModelNotFoundError      404
     │   └── NotFoundError           404  (a stored response that does not exist, or not for you)
     ├── AuthenticationError         401
@@ -85,6 +86,11 @@ class RequestError(GatewayError):
 class BodyTooLargeError(RequestError):
     status_code = 413
     code = "request_too_large"
+
+
+class UnsupportedEncodingError(RequestError):
+    status_code = 415
+    code = "unsupported_content_encoding"
 
 
 class ModelNotFoundError(RequestError):

@@ -36,7 +36,7 @@ from hybridgate.wire.anthropic import (
 
 async def _parse(request: Request, gateway: Gateway) -> tuple[ChatRequest, Json]:
     body = await read_json(request, gateway.config.server.max_body_bytes)
-    return from_anthropic_request(body), body
+    return from_anthropic_request(body, request.headers.get("anthropic-beta")), body
 
 
 async def messages(request: Request) -> Response:

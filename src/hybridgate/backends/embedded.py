@@ -147,13 +147,16 @@ class EmbeddedBackend:
         wants_logprobs = bool(request.logprobs) or request.top_logprobs is not None
         sampling = Sampling(
             max_tokens=request.output_limit() or self.config.default_max_tokens,
-            temperature=1.0 if request.temperature is None else request.temperature,
-            top_p=1.0 if request.top_p is None else request.top_p,
+            temperature=self.config.temperature if request.temperature is None else request.temperature,
+            top_p=self.config.top_p if request.top_p is None else request.top_p,
             seed=request.seed,
             stops=tuple(request.stop_list()),
             top_logprobs=(request.top_logprobs or 0) if wants_logprobs else None,
             frequency_penalty=prompting.penalty(request, "frequency_penalty"),
             presence_penalty=prompting.penalty(request, "presence_penalty"),
+            repeat_penalty=prompting.number(request, "repetition_penalty", 0.5, 2.0)
+            or self.config.repeat_penalty,
+            top_k=int(prompting.number(request, "top_k", 0, 1000) or 40),
             grammar=grammar_for(prompting.output_schema(request)),
         )
         tools = prompting.functions(request) if prompting.uses_tools(request) else []
@@ -189,6 +192,8 @@ class EmbeddedBackend:
         elif job.tools and outcome.text:  # buffered plain-text reply to a request with tools
             closing.append(chunks.choice({"content": outcome.text}, outcome.logprobs))
         closing.append(chunks.choice({}, finish=finish))
+        if outcome.stop_sequence is not None and finish == "stop":
+            closing[-1]["choices"][0]["stop_reason"] = outcome.stop_sequence  # vLLM's field
         closing.append(chunks.chunk([], usage=_usage(outcome)))
         return closing
 
@@ -236,6 +241,8 @@ class _Chunks:
             "logprobs": _logprobs(outcome.logprobs),
             "finish_reason": finish,
         }
+        if outcome.stop_sequence is not None and finish == "stop":
+            choice["stop_reason"] = outcome.stop_sequence  # which stop sequence cut the text, as vLLM says
         return {**self._head("chat.completion"), "choices": [choice], "usage": _usage(outcome)}
 
     def role(self) -> Json:
