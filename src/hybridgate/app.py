@@ -123,7 +123,7 @@ EXPOSED_HEADERS = [
     "x-request-id", "request-id", "x-hybridgate-route", "x-hybridgate-backend", "x-hybridgate-rule",
     "x-hybridgate-cost-usd", "x-hybridgate-cache", "retry-after", "x-ratelimit-limit-requests",
     "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
-]
+]  # fmt: skip
 
 
 def cors(origins: list[str]) -> list[Middleware]:

@@ -123,7 +123,7 @@ class EmbeddedBackend(BackendBase):
     default_max_tokens: int = Field(default=128, ge=1)
     temperature: float = Field(default=0.2, ge=0, le=2)
     top_p: float = Field(default=0.9, gt=0, le=1)
-    repeat_penalty: float = Field(default=1.15, ge=0.5, le=2)
+    repeat_penalty: float = Field(default=1.15, ge=0.5, le=2)  # unless the request sets temperature/penalties
     load_at_startup: bool = False
 
 

@@ -107,7 +107,7 @@ def test_system_role_messages_are_merged_into_the_system_prompt(gw: Rig, claude:
         max_tokens=50,
         system="You are terse.",
         messages=[
-            {"role": "system", "content": "Answer in French."},  # type: ignore[misc, list-item]
+            {"role": "system", "content": "Answer in French."},
             {"role": "user", "content": "hello"},
         ],
     )
@@ -130,15 +130,16 @@ def test_thinking_is_passed_and_signatures_round_trip(gw: Rig, claude: anthropic
     assert gw.claude.last_request.body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
     thinking = first.content[0]
     assert thinking.type == "thinking" and thinking.signature == "c2lnbmVk"
+    history: Any = [
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": [block.model_dump() for block in first.content]},
+        {"role": "user", "content": "And of Italy?"},
+    ]
     claude.messages.create(
         model="my-app-model",
         max_tokens=2048,
         thinking={"type": "enabled", "budget_tokens": 1024},
-        messages=[
-            {"role": "user", "content": "Capital of France?"},
-            {"role": "assistant", "content": [block.model_dump() for block in first.content]},  # type: ignore[misc]
-            {"role": "user", "content": "And of Italy?"},
-        ],
+        messages=history,
     )
     resent = gw.claude.last_request.body["messages"][1]["content"][0]
     assert resent == {

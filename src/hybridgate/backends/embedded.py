@@ -154,13 +154,23 @@ class EmbeddedBackend:
             top_logprobs=(request.top_logprobs or 0) if wants_logprobs else None,
             frequency_penalty=prompting.penalty(request, "frequency_penalty"),
             presence_penalty=prompting.penalty(request, "presence_penalty"),
-            repeat_penalty=prompting.number(request, "repetition_penalty", 0.5, 2.0)
-            or self.config.repeat_penalty,
+            repeat_penalty=self._repeat_penalty(request),
             top_k=int(prompting.number(request, "top_k", 0, 1000) or 40),
             grammar=grammar_for(prompting.output_schema(request)),
         )
         tools = prompting.functions(request) if prompting.uses_tools(request) else []
         return _Job(prompting.template_messages(request), sampling, tools)
+
+    def _repeat_penalty(self, request: ChatRequest) -> float:
+        """The request's ``repetition_penalty``; else the backend's default for a request that
+        left sampling to us (no temperature, no penalty), and none for one that chose its own."""
+        asked = prompting.number(request, "repetition_penalty", 0.5, 2.0)
+        if asked is not None:
+            return asked
+        extra = request.model_extra or {}
+        penalties = any(extra.get(k) for k in ("frequency_penalty", "presence_penalty"))
+        chose = request.temperature is not None or penalties
+        return 1.0 if chose else self.config.repeat_penalty
 
     async def _on_worker(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._worker, work)

@@ -95,8 +95,10 @@ class RuleRouter:
     def decide(self, request: ChatRequest, ctx: RequestContext) -> Decision:
         decision = self._decide(request, ctx)
         learned = self._learned.get(decision.route)
-        if learned is None or decision.rule == "concrete" or decision.backends != tuple(
-            self._config.routes[decision.route].try_
+        if (
+            learned is None
+            or decision.rule == "concrete"
+            or decision.backends != tuple(self._config.routes[decision.route].try_)
         ):
             return decision
         return learned.decide(decision, request)  # router = "learned": cheap tier first, or strong only

@@ -220,7 +220,7 @@ def _response_format(passthrough: Json) -> Json | None:
         return None
     schema = format_.get("schema") if isinstance(format_, dict) else None
     if not isinstance(format_, dict) or format_.get("type") != "json_schema" or not isinstance(schema, dict):
-        raise RequestError(f"{where} must be {{\"type\": \"json_schema\", \"schema\": {{...}}}}", param=where)
+        raise RequestError(f'{where} must be {{"type": "json_schema", "schema": {{...}}}}', param=where)
     return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": True}}
 
 

@@ -38,7 +38,8 @@ class Field:
     embedded: Cell
     openai_compat: Cell
     anthropic: Cell
-    used: Callable[[ChatRequest], bool] | None = None  # None: documented only, never refused
+    # The names of the fields of this row a request uses; None: documented only, never refused.
+    used: Callable[[ChatRequest], list[str]] | None = None
 
     def cell(self, tier: Tier) -> Cell:
         cell: Cell = getattr(self, tier)
@@ -58,26 +59,26 @@ def anthropic_beta(request: ChatRequest) -> str | None:
     return beta if isinstance(beta, str) and beta else None
 
 
-def _extra(name: str) -> Callable[[ChatRequest], bool]:
-    return lambda r: (r.model_extra or {}).get(name) is not None
+Used = Callable[[ChatRequest], list[str]]
 
 
-def _set(name: str) -> Callable[[ChatRequest], bool]:
-    return lambda r: getattr(r, name) is not None
+def _extra(*names: str) -> Used:
+    return lambda r: [n for n in names if (r.model_extra or {}).get(n) is not None]
 
 
-def _body(name: str) -> Callable[[ChatRequest], bool]:
-    return lambda r: name in anthropic_fields(r)
+def _body(*names: str) -> Used:
+    return lambda r: [n for n in names if n in anthropic_fields(r)]
 
 
-def _documents(request: ChatRequest) -> bool:
+def _documents(request: ChatRequest) -> list[str]:
     """A document block that is not plain text (PDF, URL, content blocks) is in the messages."""
-    return any(
+    found = any(
         isinstance(part, dict) and part.get("type") == "document"
         for message in request.messages
         if isinstance(message.content, list)
         for part in message.content
     )
+    return ["document"] if found else []
 
 
 def tr(note: str = "") -> Cell:
@@ -96,23 +97,14 @@ def refused(note: str = "") -> Cell:
     return Cell("refused", note)
 
 
-FIELDS: tuple[Field, ...] = (
-    # --- POST /v1/messages (Anthropic) ---
-    Field(
-        "anthropic",
-        "model",
-        tr("resolved by the router"),
-        tr("resolved by the router"),
-        tr("resolved by the router"),
-    ),
-    Field("anthropic", "max_tokens, temperature, top_p", tr(), tr(), passed()),
-    Field(
-        "anthropic",
-        "top_k",
-        tr("llama.cpp top_k"),
-        passed("`top_k` (vLLM, llama-server; OpenAI refuses it)"),
-        passed(),
-    ),
+RESOLVED = "resolved by the router"
+TEXT_DOCUMENT = "a text part: title, blank line, text"
+PROMPTED = "prompted, grammar-forced"
+_ANTHROPIC_ROWS: tuple[Field, ...] = (
+    Field("anthropic", "model", tr(RESOLVED), tr(RESOLVED), tr(RESOLVED)),
+    Field("anthropic", "max_tokens, temperature, top_p, stream", tr(), tr(), passed()),
+    Field("anthropic", "top_k", tr("llama.cpp top_k"), passed("`top_k` (vLLM, llama-server)"), passed()),
+    Field("anthropic", "metadata.user_id", ignored(), tr("`user`"), passed()),
     Field(
         "anthropic",
         "system (string or blocks), `system`-role messages",
@@ -127,20 +119,13 @@ FIELDS: tuple[Field, ...] = (
         tr("`stop`; `stop_sequence` named when the server says which (vLLM `stop_reason`), else `end_turn`"),
         passed(),
     ),
-    Field(
-        "anthropic",
-        "tools, tool_choice",
-        tr("prompted, grammar-forced"),
-        tr("function tools"),
-        passed(),
-    ),
+    Field("anthropic", "tools, tool_choice", tr(PROMPTED), tr("function tools"), passed()),
     Field(
         "anthropic",
         "output_config.format / output_format (json_schema)",
         tr("grammar from the schema"),
         tr("`response_format: json_schema`"),
         passed(),
-        _body("output_config"),
     ),
     Field(
         "anthropic",
@@ -148,7 +133,6 @@ FIELDS: tuple[Field, ...] = (
         ignored("the model does not think on request"),
         ignored("`reasoning_content` the server returns comes back as thinking blocks"),
         passed("thinking blocks and signatures round-trip"),
-        _body("thinking"),
     ),
     Field(
         "anthropic",
@@ -163,34 +147,25 @@ FIELDS: tuple[Field, ...] = (
         ignored("the whole context is sent"),
         ignored("the whole context is sent"),
         passed(),
-        _body("context_management"),
     ),
-    Field("anthropic", "service_tier", ignored(), ignored(), passed(), _body("service_tier")),
+    Field("anthropic", "service_tier", ignored(), ignored(), passed()),
     Field("anthropic", "`anthropic-beta` header", ignored(), ignored(), passed()),
-    Field(
-        "anthropic",
-        "document blocks, plain text",
-        tr("a text part: title, blank line, text"),
-        tr("a text part: title, blank line, text"),
-        passed(),
-    ),
-    Field(
-        "anthropic",
-        "document blocks, PDF / URL / content",
-        refused(),
-        refused(),
-        passed(),
-        _documents,
-    ),
+    Field("anthropic", "document blocks, plain text", tr(TEXT_DOCUMENT), tr(TEXT_DOCUMENT), passed()),
+    Field("anthropic", "document blocks, PDF / URL / content", refused(), refused(), passed(), _documents),
     Field(
         "anthropic",
         "container, mcp_servers",
         refused(),
         refused(),
         passed(),
-        lambda r: bool({"container", "mcp_servers"} & anthropic_fields(r).keys()),
+        _body("container", "mcp_servers"),
     ),
-    # --- POST /v1/chat/completions (OpenAI) ---
+)
+_KNOWN_ANTHROPIC = {
+    "output_config", "output_format", "thinking", "cache_control", "context_management", "service_tier",
+    "container", "mcp_servers",
+}  # fmt: skip
+_OPENAI_ROWS: tuple[Field, ...] = (
     Field(
         "openai",
         "messages, max_tokens, max_completion_tokens, stop, temperature, top_p",
@@ -199,13 +174,7 @@ FIELDS: tuple[Field, ...] = (
         tr("temperature capped at 1"),
     ),
     Field("openai", "stream, stream_options", tr(), passed(), tr()),
-    Field(
-        "openai",
-        "tools, tool_choice, parallel_tool_calls",
-        tr("prompted, grammar-forced"),
-        passed(),
-        tr(),
-    ),
+    Field("openai", "tools, tool_choice, parallel_tool_calls", tr(PROMPTED), passed(), tr()),
     Field(
         "openai",
         "response_format",
@@ -215,7 +184,12 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("openai", "n > 1", tr("repeated calls"), passed(), tr("repeated calls")),
     Field(
-        "openai", "n > 1 with stream", refused(), passed(), refused(), lambda r: (r.n or 1) > 1 and r.stream
+        "openai",
+        "n > 1 with stream",
+        refused(),
+        passed(),
+        refused(),
+        lambda r: ["n"] if (r.n or 1) > 1 and r.stream else [],
     ),
     Field(
         "openai",
@@ -223,7 +197,7 @@ FIELDS: tuple[Field, ...] = (
         tr(),
         passed(),
         refused(),
-        lambda r: bool(r.logprobs) or r.top_logprobs is not None,
+        lambda r: ["logprobs"] if r.logprobs or r.top_logprobs is not None else [],
     ),
     Field("openai", "seed", tr(), passed(), ignored("Anthropic has no seed")),
     Field(
@@ -232,9 +206,10 @@ FIELDS: tuple[Field, ...] = (
         tr(),
         passed(),
         refused(),
-        lambda r: any((r.model_extra or {}).get(k) for k in ("frequency_penalty", "presence_penalty")),
+        _extra("frequency_penalty", "presence_penalty"),
     ),
-    Field("openai", "top_k, repetition_penalty", tr(), passed(), refused(), _extra("repetition_penalty")),
+    Field("openai", "top_k", tr(), passed(), tr()),
+    Field("openai", "repetition_penalty", tr(), passed(), refused(), _extra("repetition_penalty")),
     Field("openai", "user, metadata", ignored(), passed(), tr("`metadata.user_id`")),
     Field("openai", "logit_bias", refused(), passed(), refused(), _extra("logit_bias")),
     Field(
@@ -243,7 +218,7 @@ FIELDS: tuple[Field, ...] = (
         refused(),
         passed(),
         refused(),
-        lambda r: any(_extra(k)(r) for k in ("modalities", "audio", "prediction", "web_search_options")),
+        _extra("modalities", "audio", "prediction", "web_search_options"),
     ),
     Field(
         "openai",
@@ -251,7 +226,7 @@ FIELDS: tuple[Field, ...] = (
         ignored(),
         passed(),
         refused(),
-        lambda r: any(_extra(k)(r) for k in ("reasoning_effort", "verbosity")),
+        _extra("reasoning_effort", "verbosity"),
     ),
     Field(
         "openai", "store, service_tier, prompt_cache_key, safety_identifier", ignored(), passed(), ignored()
@@ -262,7 +237,30 @@ FIELDS: tuple[Field, ...] = (
         refused(),
         passed(),
         refused(),
-        lambda r: _extra("functions")(r) or _extra("function_call")(r),
+        _extra("functions", "function_call"),
+    ),
+)
+_KNOWN_OPENAI = {name.strip().split(" ")[0] for row in _OPENAI_ROWS for name in row.name.split(",")} | {
+    ANTHROPIC_EXTRA
+}
+FIELDS: tuple[Field, ...] = (
+    *_ANTHROPIC_ROWS,
+    Field(
+        "anthropic",
+        "any other field",
+        refused(),
+        refused(),
+        passed(),
+        lambda r: sorted(anthropic_fields(r).keys() - _KNOWN_ANTHROPIC),
+    ),
+    *_OPENAI_ROWS,
+    Field(
+        "openai",
+        "any other field",
+        refused(),
+        passed(),
+        refused(),
+        lambda r: sorted((r.model_extra or {}).keys() - _KNOWN_OPENAI),
     ),
 )
 
@@ -270,11 +268,13 @@ FIELDS: tuple[Field, ...] = (
 def refusal(request: ChatRequest, tier: Tier) -> RequestError | None:
     """The 400 a backend kind gives this request, naming the first field it cannot serve."""
     for field in FIELDS:
-        if field.used is not None and field.cell(tier).handling == "refused" and field.used(request):
+        if field.used is None or field.cell(tier).handling != "refused":
+            continue
+        if names := field.used(request):
             return RequestError(
-                f"'{field.name}' cannot be served by a {tier} backend, and no other backend of the "
-                "route can; see docs/compatibility.md",
-                param=field.name,
+                f"'{names[0]}' ({field.name}) cannot be served by a {tier} backend, and no other "
+                "backend of the route can; see docs/compatibility.md",
+                param=names[0],
             )
     return None
 
