@@ -99,8 +99,13 @@ class ChatRequest(BaseModel):
         body["model"] = model
         # What the Anthropic edge carries for Anthropic upstreams only (wire/fields.py) stays here.
         body.pop("anthropic", None)
+        for tool in body.get("tools") or ():
+            tool.pop("cache_control", None)
         for message in body["messages"]:
             message.pop("thinking_blocks", None)
+            if message["role"] == "tool":
+                message.pop("cache_control", None)
+                message.pop("is_error", None)
             for part in message["content"] if isinstance(message.get("content"), list) else ():
                 if isinstance(part, dict):
                     part.pop("document", None)

@@ -199,6 +199,39 @@ def test_anthropic_only_fields_and_beta_header_reach_anthropic(gw: Rig, claude: 
     assert sent.headers["anthropic-beta"] == "context-management-2025-06-27"
 
 
+TOOL: Any = {"name": "lookup", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}}
+TOOL_TURNS: Any = [
+    {"role": "user", "content": "look it up"},
+    {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}]},
+    {
+        "role": "user",
+        "content": [
+            {
+                "type": "tool_result",
+                "tool_use_id": "toolu_1",
+                "content": "not found",
+                "is_error": True,
+                "cache_control": {"type": "ephemeral"},
+            }
+        ],
+    },
+]
+
+
+def test_cache_control_on_tools_and_tool_results_reaches_anthropic(
+    gw: Rig, claude: anthropic.Anthropic
+) -> None:
+    claude.messages.create(model="my-app-model", max_tokens=50, tools=[TOOL], messages=TOOL_TURNS)
+    sent = gw.claude.last_request.body
+    assert sent["tools"][0]["cache_control"] == {"type": "ephemeral"}
+    result = sent["messages"][2]["content"][0]
+    assert (result["cache_control"], result["is_error"]) == ({"type": "ephemeral"}, True)
+    claude.messages.create(model="gpt-4o-mini", max_tokens=50, tools=[TOOL], messages=TOOL_TURNS)
+    sent = gw.primary.last_request.body
+    assert "cache_control" not in sent["tools"][0]
+    assert not {"cache_control", "is_error"} & sent["messages"][2].keys()
+
+
 def test_anthropic_only_fields_stay_away_from_openai_backends(gw: Rig, claude: anthropic.Anthropic) -> None:
     claude.messages.create(
         model="gpt-4o-mini",

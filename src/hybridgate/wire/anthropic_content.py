@@ -115,7 +115,7 @@ def anthropic_tool(tool: Json) -> Json:
     }
     if function.get("description"):
         converted["description"] = function["description"]
-    return converted
+    return _keep_cache_control(converted, tool)
 
 
 def openai_tool(tool: Json) -> Json:
@@ -127,7 +127,8 @@ def openai_tool(tool: Json) -> Json:
     function: Json = {"name": tool["name"], "parameters": tool.get("input_schema") or _DEFAULT_SCHEMA}
     if tool.get("description"):
         function["description"] = tool["description"]
-    return {"type": "function", "function": function}
+    # cache_control rides on the tool for Anthropic upstreams; types.upstream_body drops it for others
+    return _keep_cache_control({"type": "function", "function": function}, tool)
 
 
 def anthropic_tool_choice(choice: str | Json | None, parallel_tool_calls: object) -> Json | None:

@@ -165,7 +165,9 @@ def _tool_result(message: Message) -> Json:
     content: str | list[Json] = (
         message.content if isinstance(message.content, str) else _blocks(message.content)
     )
-    return {"type": "tool_result", "tool_use_id": message.tool_call_id, "content": content}
+    result: Json = {"type": "tool_result", "tool_use_id": message.tool_call_id, "content": content}
+    extra = message.model_extra or {}
+    return result | {k: extra[k] for k in ("cache_control", "is_error") if extra.get(k) is not None}
 
 
 # --- Anthropic -> OpenAI ---------------------------------------------------------------------
@@ -264,7 +266,9 @@ def _tool_message(block: Json) -> Json:
         if any(p["type"] != "text" for p in parts):
             raise RequestError("tool_result content can only hold text here", param="messages")
         content = "\n".join(p["text"] for p in parts)
-    return {"role": "tool", "tool_call_id": block.get("tool_use_id"), "content": content or ""}
+    message: Json = {"role": "tool", "tool_call_id": block.get("tool_use_id"), "content": content or ""}
+    # Anthropic-only marks, kept for Anthropic upstreams (types.upstream_body drops them for others)
+    return message | {k: block[k] for k in ("cache_control", "is_error") if block.get(k) is not None}
 
 
 def _openai_assistant(blocks: list[Json]) -> Json:

@@ -138,7 +138,7 @@ _ANTHROPIC_ROWS: tuple[Field, ...] = (
         "anthropic",
         "cache_control (top level and on blocks)",
         ignored("no upstream prompt cache"),
-        passed("on text parts; top level ignored"),
+        passed("on text parts; elsewhere ignored"),
         passed(),
     ),
     Field(
