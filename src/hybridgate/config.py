@@ -366,7 +366,7 @@ class GatewayConfig(Strict):
     router: RouterConfig = RouterConfig()  # hot reload of learned router files
     embeddings: EmbeddingsConfig | None = None  # absent: POST /v1/embeddings answers 404
     responses: ResponsesConfig = ResponsesConfig()  # /v1/responses: stored answers off by default
-    # Model names clients send (a name or a glob such as "gpt-4*") -> route; see docs/routing.md.
+    # Model names clients send (a name or a glob such as "gpt-4*") -> route; see docs/compatibility.md.
     models: dict[str, str] = {}
     # A model name nothing resolves: "auto" serves it on the default route, "reject" answers 404.
     unknown_models: Literal["auto", "reject"] = "auto"
