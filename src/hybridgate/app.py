@@ -15,11 +15,12 @@ import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hybridgate.api import anthropic, embeddings, openai, responses
+from hybridgate.api import anthropic, embeddings, models, openai, responses
 from hybridgate.api.admin import reload_router
 from hybridgate.api.auth import require_admin
 from hybridgate.api.context import context_from
@@ -91,7 +92,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> S
 
     routes = [
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
-        Route("/v1/models", openai.list_models, methods=["GET"]),
+        Route("/v1/models", models.list_models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", models.get_model, methods=["GET"]),
         Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
         Route("/v1/messages", anthropic.messages, methods=["POST"]),
         Route("/v1/responses", responses.create_response, methods=["POST"]),
@@ -112,7 +114,10 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> S
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(BodyDeadline, timeout_s=config.server.body_timeout_s)],
+        middleware=[
+            *cors(config.server.cors_origins),
+            Middleware(BodyDeadline, timeout_s=config.server.body_timeout_s),
+        ],
         exception_handlers={
             GatewayError: handle_gateway_error,
             HTTPException: http_error,
@@ -121,6 +126,33 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> S
     )
     app.state.gateway = gateway
     return app
+
+
+# What a browser page may read of an answer besides the CORS-safelisted headers.
+EXPOSED_HEADERS = [
+    "x-request-id", "request-id", "x-hybridgate-route", "x-hybridgate-backend", "x-hybridgate-rule",
+    "x-hybridgate-cost-usd", "x-hybridgate-cache", "retry-after", "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
+]  # fmt: skip
+
+
+def cors(origins: list[str]) -> list[Middleware]:
+    """CORS for browser apps from ``origins`` (none: no CORS headers, browsers refuse cross-origin
+    calls). Keys travel in headers (Authorization, x-api-key), never cookies, so credentials
+    mode stays off; any request header may be sent, including the SDKs' own."""
+    if not origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],
+            allow_credentials=False,
+            expose_headers=EXPOSED_HEADERS,
+            max_age=600,
+        )
+    ]
 
 
 CONFIG_ENV = "HYBRIDGATE_CONFIG"

@@ -2,8 +2,9 @@
 
 A backend failure that is the upstream's trouble (``BackendError.retryable``) moves on to the next
 backend; an error caused by the request itself is raised at once, since every backend would refuse
-it alike. Answers are checked (``checks.py``: JSON / schema for ``response_format``, tool calls
-against their schemas; on ``cascade = true`` routes also non-empty, not cut off, and the mean token
+it alike; a backend whose kind refuses a field the request uses (wire/fields.py) is skipped.
+Answers are checked (``checks.py``: JSON / schema for ``response_format``, tool calls against
+their schemas; on ``cascade = true`` routes also non-empty, not cut off, and the mean token
 probability against ``min_confidence``). A failed check escalates to the next backend; the last
 backend's answer is returned even when it fails, since a best effort beats an error the caller
 cannot act on.
@@ -41,6 +42,8 @@ from hybridgate.privacy.gate import Clearance, EgressGate, gated
 from hybridgate.resilience import Protected
 from hybridgate.stream_assembly import StreamAssembler
 from hybridgate.types import ChatRequest, ChatResponse, Decision, Json, Usage
+from hybridgate.wire.choices import merge_choices
+from hybridgate.wire.fields import refusal as field_refusal
 
 
 @dataclass
@@ -158,6 +161,7 @@ class Cascade:
         # every call goes through its backend's breaker, admission limit and retry policy
         self.protected = {name: Protected(b, config.backends[name]) for name, b in self._backends.items()}
         self._media = {name: MediaPolicy(config.backends[name].media_url_allow) for name in backends}
+        self._kinds = {name: config.backends[name].type for name in backends}
 
     def served(self, name: str, decision: Decision) -> Served:
         """Backend ``name`` as ``decision`` would call it."""
@@ -169,9 +173,19 @@ class Cascade:
             Served(backend, decision.model_override or backend.model)
             for backend in (self._backends[name] for name in decision.backends)
         ]
-        served = self._admitted(served, request, trail)
+        served = self._admitted(self._servable(served, request), request, trail)
         policy = Policy.of(self._routes.get(decision.route)) if len(served) > 1 else Policy()
         return served, policy
+
+    def _servable(self, served: list[Served], request: ChatRequest) -> list[Served]:
+        """The backends whose kind can serve every field the request uses (wire/fields.py);
+        none: the last one's refusal, a 400 naming the field."""
+        kept = [c for c in served if field_refusal(request, self._kinds[c.backend.name]) is None]
+        if served and not kept:
+            raise field_refusal(request, self._kinds[served[-1].backend.name]) or UpstreamUnavailableError(
+                "no backend can serve this request"
+            )
+        return kept
 
     def _admitted(self, served: list[Served], request: ChatRequest, trail: Trail) -> list[Served]:
         """The backends the request's media URLs may be sent to; none: the first refusal."""
@@ -202,6 +216,20 @@ class Cascade:
         later = candidates[position:]
         return all(self.protected[s.backend.name].breaker.state == "open" for s in later)
 
+    async def _complete(
+        self, served: Served, request: ChatRequest, trail: Trail, last_chance: bool
+    ) -> ChatResponse:
+        """One answer, or ``n`` answers by repeated calls where the backend kind has no ``n``."""
+        protected = self.protected[served.backend.name]
+        n = request.n or 1
+        if n == 1 or self._kinds[served.backend.name] == "openai_compat":
+            return await protected.complete(request, served.model, trail.attempts, last_chance)
+        single = request.model_copy(update={"n": None})
+        answers = [
+            await protected.complete(single, served.model, trail.attempts, last_chance) for _ in range(n)
+        ]
+        return merge_choices(answers)
+
     async def complete(
         self, decision: Decision, request: ChatRequest, trail: Trail, clearance: Clearance | None = None
     ) -> tuple[Served, ChatResponse]:
@@ -217,8 +245,8 @@ class Cascade:
                 continue  # the privacy policy keeps the request off this backend
             outbound = policy.outbound(cleared, is_last)
             try:
-                response = await self.protected[served.backend.name].complete(
-                    outbound, served.model, trail.attempts, self._last_chance(candidates, position)
+                response = await self._complete(
+                    served, outbound, trail, self._last_chance(candidates, position)
                 )
             except BackendError as exc:
                 trail.attempts.append(f"{served.backend.name}:error:{exc.type}")

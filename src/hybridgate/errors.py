@@ -9,6 +9,7 @@ OpenAI or Anthropic error bodies. Backends translate HTTP-client/SDK exceptions 
     ├── RequestError                400 invalid_request_error
     │   ├── BodyTooLargeError       413
     │   ├── RequestTimeoutError     408  (the body did not arrive within [server] body_timeout_s)
+    │   ├── UnsupportedEncodingError 415 (a Content-Encoding other than gzip, deflate, zstd)
     │   ├── ModelNotFoundError      404
     │   └── NotFoundError           404  (a stored response that does not exist, or not for you)
     ├── AuthenticationError         401
@@ -94,6 +95,11 @@ class RequestTimeoutError(RequestError):
 
     status_code = 408
     code = "request_timeout"
+
+
+class UnsupportedEncodingError(RequestError):
+    status_code = 415
+    code = "unsupported_content_encoding"
 
 
 class ModelNotFoundError(RequestError):

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from hybridgate.auth.records import KeyRecord
 
 Json = dict[str, Any]
+MAX_CHOICES = 8  # n > 1: served by repeated calls where the backend cannot (wire/fields.py)
 
 
 class Message(BaseModel):
@@ -58,7 +59,7 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
-    n: int | None = Field(default=None, ge=1, le=1)
+    n: int | None = Field(default=None, ge=1, le=MAX_CHOICES)
     tools: list[Json] | None = None
     tool_choice: str | Json | None = None
     response_format: Json | None = None
@@ -96,6 +97,18 @@ class ChatRequest(BaseModel):
         """The request as JSON for an OpenAI-compatible upstream, with the concrete model."""
         body = self.model_dump(exclude_none=True)
         body["model"] = model
+        # What the Anthropic edge carries for Anthropic upstreams only (wire/fields.py) stays here.
+        body.pop("anthropic", None)
+        for tool in body.get("tools") or ():
+            tool.pop("cache_control", None)
+        for message in body["messages"]:
+            message.pop("thinking_blocks", None)
+            if message["role"] == "tool":
+                message.pop("cache_control", None)
+                message.pop("is_error", None)
+            for part in message["content"] if isinstance(message.get("content"), list) else ():
+                if isinstance(part, dict):
+                    part.pop("document", None)
         return body
 
 

@@ -83,6 +83,7 @@ def rig_config(primary: str, secondary: str, claude: str, ledger: Path) -> Gatew
                 "local": {"try": ["secondary"]},
             },
             "rules": [{"name": "support-local", "feature": "support", "route": "local"}],
+            "unknown_models": "reject",  # these tests check the 404 of a name nothing resolves
         }
     )
 

@@ -142,9 +142,9 @@ def test_concrete_backend_model(gw: Rig, oai: openai.OpenAI) -> None:
         ),
         (b'{"model": "auto", "messages": [{"role": "wizard", "content": "x"}]}', 400, "role"),
         (
-            b'{"model": "gpt-99", "messages": [{"role": "user", "content": "x"}]}',
+            b'{"model": "nope-99", "messages": [{"role": "user", "content": "x"}]}',
             404,
-            "unknown model 'gpt-99'",
+            "unknown model 'nope-99'",
         ),
         (
             b'{"model": "auto", "messages": [{"role": "user", "content": "' + b"x" * 70000 + b'"}]}',

@@ -116,6 +116,26 @@ async def test_stop_sequences_cut_the_reply_in_both_modes(backend: EmbeddedBacke
     assert streamed_text(chunks) == expected
 
 
+async def test_the_stop_sequence_that_cut_the_reply_is_named(backend: EmbeddedBackend) -> None:
+    free = (await backend.complete(chat(max_tokens=16), "x")).body["choices"][0]["message"]["content"]
+    stop = free[len(free) // 2 : len(free) // 2 + 3]
+    stopped = (await backend.complete(chat(max_tokens=16, stop=["@@never@@", stop]), "x")).body
+    assert stopped["choices"][0]["stop_reason"] == stop  # vLLM's field: the Anthropic edge reads it
+    chunks = await collect(backend.stream(chat(max_tokens=16, stop=["@@never@@", stop]), "x"))
+    finals = [c["choices"][0] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
+    assert finals[-1]["stop_reason"] == stop
+    unstopped = (await backend.complete(chat(max_tokens=16, stop=["@@never@@"]), "x")).body
+    assert "stop_reason" not in unstopped["choices"][0]
+
+
+async def test_defaults_keep_an_unbounded_request_short(backend: EmbeddedBackend) -> None:
+    request = ChatRequest.model_validate(
+        {"model": "local", "seed": 1, "messages": [{"role": "user", "content": "Say hello in French."}]}
+    )
+    usage = (await backend.complete(request, "x")).body["usage"]
+    assert usage["completion_tokens"] <= 128  # the default max_tokens, 256 before
+
+
 async def test_a_seed_makes_sampling_repeatable(backend: EmbeddedBackend) -> None:
     request = chat("Write a sentence about the sea.", temperature=1.0, seed=123, max_tokens=10)
     first = (await backend.complete(request, "x")).body["choices"][0]["message"]["content"]

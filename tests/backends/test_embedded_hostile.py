@@ -81,13 +81,19 @@ def rows(gateway: GatewayProcess) -> list[tuple[str, int, str | None]]:
     return ledger_rows(gateway.log.parent / "ledger.db")
 
 
-def new_row(gateway: GatewayProcess, before: int) -> tuple[str, int, str | None]:
-    """The ledger row written after the first ``before`` rows (waiting for the writer's flush)."""
+def row_of(gateway: GatewayProcess, request_id: str) -> tuple[str, int, str | None]:
+    """The one ledger row of ``request_id``, waiting for the writer's flush (an earlier test's row
+    may land meanwhile: counting rows would pick that one up)."""
     deadline = time.monotonic() + 10
-    while len(found := rows(gateway)) <= before and time.monotonic() < deadline:
+    while not (found := [row for row in rows(gateway) if row[0] == request_id]):
+        assert time.monotonic() < deadline, f"no ledger row for {request_id}"
         time.sleep(0.02)
-    assert len(found) == before + 1, found[before:]
-    return found[-1]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def request_id() -> dict[str, str]:
+    return {"x-request-id": f"req_{os.urandom(8).hex()}"}
 
 
 def fmt(schema: Any) -> Any:
@@ -165,11 +171,11 @@ def test_a_quoted_name_and_literal_come_back_exactly(client: httpx.Client) -> No
 def test_client_schema_errors_are_400s_naming_the_parameter(
     gateway: GatewayProcess, oai: openai.OpenAI, fields: Any, param: str
 ) -> None:
-    before = len(rows(gateway))
+    ident = request_id()
     with pytest.raises(openai.BadRequestError) as caught:
-        oai.chat.completions.create(model="auto", max_tokens=4, messages=HI, **fields)
+        oai.chat.completions.create(model="auto", max_tokens=4, messages=HI, extra_headers=ident, **fields)
     assert caught.value.param == param
-    assert new_row(gateway, before)[1] == 400
+    assert row_of(gateway, ident["x-request-id"])[1] == 400
 
 
 def test_anthropic_tool_schema_errors_are_400s_naming_the_parameter(gateway: GatewayProcess) -> None:
@@ -228,12 +234,13 @@ def test_a_native_crash_costs_only_the_request_in_flight(
     gateway: GatewayProcess, oai: openai.OpenAI, client: httpx.Client
 ) -> None:
     engine = the_engine(gateway)
-    before = len(rows(gateway))
+    ident = request_id()
     stream = oai.chat.completions.create(
         model="auto",
         messages=[{"role": "user", "content": "Count from 1 to 200."}],
         max_tokens=400,
         stream=True,
+        extra_headers=ident,
     )
     received = []
     with pytest.raises(openai.APIError, match="engine process exited \\(SIGSEGV\\)"):
@@ -243,7 +250,7 @@ def test_a_native_crash_costs_only_the_request_in_flight(
                 os.kill(engine, signal.SIGSEGV)  # what llama.cpp does on a grammar it cannot parse
     assert len(received) >= 3  # it was streaming token by token across the process boundary
     assert gateway.process.poll() is None and healthz_ms(client) < 1000
-    assert new_row(gateway, before)[1:] == (502, "upstream_error")
+    assert row_of(gateway, ident["x-request-id"])[1:] == (502, "upstream_error")
     reply = oai.chat.completions.create(model="auto", messages=HI, max_tokens=3)
     assert reply.choices[0].message.content
     assert the_engine(gateway) != engine  # restarted

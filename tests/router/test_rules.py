@@ -100,11 +100,18 @@ def test_route_name_and_concrete_backend_model() -> None:
     assert router.decide(chat(model="cloud"), ctx()).model_override is None
 
 
-def test_unknown_model_lists_what_exists() -> None:
+def test_unknown_model_lists_what_exists_under_reject() -> None:
+    strict = CONFIG.model_copy(update={"unknown_models": "reject"})
     with pytest.raises(ModelNotFoundError) as err:
-        RuleRouter(CONFIG).decide(chat(model="gpt-5"), ctx())
+        RuleRouter(strict).decide(chat(model="llama-9000"), ctx())
     assert err.value.status_code == 404
     assert "cloud/<model>" in err.value.message
+
+
+def test_unknown_model_is_served_as_auto_by_default_with_the_reason() -> None:
+    decision = RuleRouter(CONFIG).decide(chat(model="llama-9000"), ctx())
+    assert decision.route == CONFIG.default_route
+    assert 'unknown_models = "auto"' in decision.reasons[0]
 
 
 def test_estimate_grows_with_text() -> None:

@@ -42,6 +42,11 @@ class Reply(Behaviour):
     content: str | None = None
     tool_calls: Sequence[ToolCall] = ()
     finish_reason: str | None = None  # default: "tool_calls" when there are any, else "stop"
+    # Extensions some OpenAI-compatible servers send (OpenAI itself sends neither): vLLM's
+    # choice-level "stop_reason" (the matched stop string), and a reasoning model's
+    # message-level "reasoning_content" (vLLM, DeepSeek).
+    stop_reason: str | int | None = None
+    reasoning_content: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,12 +161,18 @@ class Completion:
                 {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
                 for c in self.reply.tool_calls
             ]
+        if self.reply.reasoning_content is not None:
+            message["reasoning_content"] = self.reply.reasoning_content
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": self.finish_reason}
+        if self.reply.stop_reason is not None:
+            choice["stop_reason"] = self.reply.stop_reason
         return {**self._envelope("chat.completion"), "choices": [choice], "usage": self.usage()}
 
     def chunks(self) -> list[Json]:
         content = self.reply.content
         deltas: list[Json] = [{"role": "assistant", "content": "" if content else None, "refusal": None}]
+        if self.reply.reasoning_content:
+            deltas.append({"reasoning_content": self.reply.reasoning_content})
         deltas += [{"content": piece} for piece in re.findall(r"\s*\S+", content or "")]
         for index, call in enumerate(self.reply.tool_calls):
             head = {"index": index, "id": call.id, "type": "function"}
@@ -172,6 +183,8 @@ class Completion:
         include_usage = bool((self.request.get("stream_options") or {}).get("include_usage"))
         chunks = [self._chunk(delta, None, include_usage) for delta in deltas]
         chunks.append(self._chunk({}, self.finish_reason, include_usage))
+        if self.reply.stop_reason is not None:
+            chunks[-1]["choices"][0]["stop_reason"] = self.reply.stop_reason
         if include_usage:
             chunks.append({**self._envelope("chat.completion.chunk"), "choices": [], "usage": self.usage()})
         return chunks
@@ -190,5 +203,11 @@ def as_reply(behaviour: Behaviour, body: Json) -> Reply:
         return Reply(content=behaviour.content)
     if isinstance(behaviour, Reply) and (behaviour.content is not None or behaviour.tool_calls):
         return behaviour
-    finish_reason = behaviour.finish_reason if isinstance(behaviour, Reply) else None
-    return Reply(content=echo(body), finish_reason=finish_reason)
+    if isinstance(behaviour, Reply):
+        return Reply(
+            content=echo(body),
+            finish_reason=behaviour.finish_reason,
+            stop_reason=behaviour.stop_reason,
+            reasoning_content=behaviour.reasoning_content,
+        )
+    return Reply(content=echo(body))

@@ -191,7 +191,7 @@ def test_anthropic_request_round_trips_through_chat_request() -> None:
         ({"model": "c", "messages": [{"role": "user", "content": "hi"}]}, "max_tokens"),
         ({"model": "c", "max_tokens": 5, "messages": "hi"}, "messages"),
         (
-            {"model": "c", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]},
+            {"model": "c", "max_tokens": 5, "messages": [{"role": "tool", "content": "x"}]},
             "messages.0.role",
         ),
         (

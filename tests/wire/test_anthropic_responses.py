@@ -63,7 +63,7 @@ def test_message_becomes_chat_completion() -> None:
 def test_completion_becomes_message_and_back() -> None:
     message = message_from_completion(completion_from_message(ANTHROPIC_MESSAGE))
     assert message["id"] == "msg_01abc"
-    assert message["content"] == ANTHROPIC_MESSAGE["content"][1:]
+    assert message["content"] == ANTHROPIC_MESSAGE["content"]  # signed thinking blocks included
     assert (message["stop_reason"], message["stop_sequence"]) == ("tool_use", None)
     # cache writes fold into input on the OpenAI side; cache reads survive the round trip
     assert message["usage"] == {

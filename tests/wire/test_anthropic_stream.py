@@ -83,6 +83,10 @@ def accumulate_events(events: list[Json]) -> list[Json]:
             blocks[event["index"]] = dict(event["content_block"])
         elif event["type"] == "content_block_delta" and event["delta"]["type"] == "text_delta":
             blocks[event["index"]]["text"] += event["delta"]["text"]
+        elif event["type"] == "content_block_delta" and event["delta"]["type"] == "thinking_delta":
+            blocks[event["index"]]["thinking"] += event["delta"]["thinking"]
+        elif event["type"] == "content_block_delta" and event["delta"]["type"] == "signature_delta":
+            blocks[event["index"]]["signature"] += event["delta"]["signature"]
         elif event["type"] == "content_block_delta":
             partial[event["index"]] = partial.get(event["index"], "") + event["delta"]["partial_json"]
         elif event["type"] == "content_block_stop" and event["index"] in partial:
@@ -245,6 +249,7 @@ def test_anthropic_events_to_openai_and_back_keeps_the_content() -> None:
     _, chunks = read_all(events)
     again = write_all(chunks)
     assert accumulate_events(again) == [
+        {"type": "thinking", "thinking": "hm", "signature": ""},  # unsigned upstream, unsigned here
         {"type": "text", "text": "Let me check."},
         {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Oslo"}},
     ]

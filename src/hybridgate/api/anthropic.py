@@ -37,7 +37,9 @@ from hybridgate.wire.anthropic import (
 
 async def _parse(request: Request, gateway: Gateway) -> tuple[ChatRequest, Json]:
     body = await read_json(request, gateway.config.server.max_body_bytes)
-    return checked_request(from_anthropic_request(body), "anthropic"), body
+    return checked_request(
+        from_anthropic_request(body, request.headers.get("anthropic-beta")), "anthropic"
+    ), body
 
 
 async def messages(request: Request) -> Response:

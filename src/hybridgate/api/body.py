@@ -1,4 +1,4 @@
-"""Reading a JSON request body safely: size limit, JSON syntax, schema, in that order.
+"""Reading a JSON request body safely: size limit, decoding, JSON syntax, schema, in that order.
 
 Each failure becomes a ``RequestError`` naming what was wrong, so the caller gets a 4xx in its
 own wire format and the ledger records the rejection.
@@ -12,6 +12,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
+from hybridgate.api.encoding import decode_body
 from hybridgate.errors import BodyTooLargeError, RequestError
 from hybridgate.types import Json
 
@@ -27,8 +28,9 @@ async def read_json(request: Request, max_bytes: int) -> Json:
         body += part
         if len(body) > max_bytes:
             raise BodyTooLargeError(f"request body is over the limit of {max_bytes} bytes")
+    decoded = decode_body(bytes(body), request.headers.get("content-encoding"), max_bytes)
     try:
-        data = orjson.loads(body)
+        data = orjson.loads(decoded)
     except orjson.JSONDecodeError as exc:
         raise RequestError(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):

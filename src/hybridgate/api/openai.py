@@ -1,4 +1,4 @@
-"""The OpenAI-compatible edge: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+"""The OpenAI-compatible edge: ``POST /v1/chat/completions`` (models: api/models.py).
 
 Parses the wire format into a ``ChatRequest``, hands it to the pipeline, and writes the answer back
 as JSON or as SSE. Decision headers (``x-hybridgate-route``, ``-backend``, ``-cost-usd``, ``-cache``) tell
@@ -9,7 +9,6 @@ raise as an APIError, and the stream ends without ``[DONE]``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 import orjson
@@ -81,47 +80,3 @@ async def openai_sse(stream: PipelineStream, include_usage: bool) -> AsyncIterat
         yield b"data: " + openai_error_body(exc) + b"\n\n"
         return
     yield DONE
-
-
-async def list_models(request: Request) -> Response:
-    gateway: Gateway = request.app.state.gateway
-    ctx = context_from(request, "openai", gateway.config.environment)
-    try:
-        limits = await admit(request, gateway, ctx)
-    except GatewayError as exc:
-        gateway.pipeline.reject(ctx, exc)
-        raise
-    gateway.pipeline.answered(ctx)
-    created = int(time.time())
-    data = [
-        {
-            "id": name,
-            "object": "model",
-            "created": created,
-            "owned_by": "hybridgate",
-            "kind": "route",
-            "backends": route.try_,
-        }
-        for name, route in gateway.config.routes.items()
-    ]
-    for name, backend in gateway.backends.items():
-        data.append(
-            {
-                "id": f"{name}/{backend.model}",
-                "object": "model",
-                "created": created,
-                "owned_by": "hybridgate",
-                "kind": "backend",
-                "local": backend.local,
-            }
-        )
-    if gateway.embeddings is not None:
-        listed = {item["id"] for item in data}
-        data += [
-            {"id": name, "object": "model", "created": created, "owned_by": "hybridgate", "kind": "embedding"}
-            for name in gateway.embeddings.models()
-            if name not in listed
-        ]
-    return Response(
-        orjson.dumps({"object": "list", "data": data}), media_type="application/json", headers=limits
-    )

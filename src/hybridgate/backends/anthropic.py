@@ -28,6 +28,7 @@ from hybridgate.errors import (
 )
 from hybridgate.types import ChatRequest, ChatResponse, Json
 from hybridgate.wire.anthropic import AnthropicStreamReader, completion_from_message, to_anthropic_request
+from hybridgate.wire.fields import anthropic_beta
 from hybridgate.wire.upstream import check_anthropic_message
 
 log = logging.getLogger("hybridgate.backends")
@@ -58,7 +59,7 @@ class AnthropicBackend:
     async def complete(self, request: ChatRequest, model: str) -> ChatResponse:
         body = self._body(request, model, stream=False)
         with self._translate_errors():
-            response = await self._post(body)
+            response = await self._post(body, anthropic_beta(request))
             try:
                 content = await response.read()
             finally:
@@ -75,7 +76,7 @@ class AnthropicBackend:
         body = self._body(request, model, stream=True)
         reader = AnthropicStreamReader()
         with self._translate_errors():
-            response = await self._post(body)
+            response = await self._post(body, anthropic_beta(request))
             try:
                 if not 200 <= response.status < 300:
                     self._raise_for_status(response, await response.read())
@@ -101,10 +102,12 @@ class AnthropicBackend:
     def _http(self) -> aiohttp.ClientSession:
         return self._pool.session()
 
-    async def _post(self, body: Json) -> aiohttp.ClientResponse:
-        """POST and wait for the status line and headers; the caller reads and releases the body."""
+    async def _post(self, body: Json, beta: str | None = None) -> aiohttp.ClientResponse:
+        """POST and wait for the status line and headers; the caller reads and releases the body.
+        ``beta``: the caller's ``anthropic-beta`` header, passed on."""
+        headers = {"anthropic-beta": beta} if beta else None
         return await self._http().post(
-            self.url, data=orjson.dumps(body), proxy=self._proxy, allow_redirects=False
+            self.url, data=orjson.dumps(body), proxy=self._proxy, allow_redirects=False, headers=headers
         )
 
     def _body(self, request: ChatRequest, model: str, *, stream: bool) -> Json:

@@ -133,17 +133,30 @@ class EmbeddedBackend:
         max_tokens = request.output_limit() or self.config.default_max_tokens
         sampling = Sampling(
             max_tokens=max_tokens,
-            temperature=1.0 if request.temperature is None else request.temperature,
-            top_p=1.0 if request.top_p is None else request.top_p,
+            temperature=self.config.temperature if request.temperature is None else request.temperature,
+            top_p=self.config.top_p if request.top_p is None else request.top_p,
             seed=request.seed,
             stops=tuple(request.stop_list()),
             top_logprobs=(request.top_logprobs or 0) if wants_logprobs else None,
             frequency_penalty=prompting.penalty(request, "frequency_penalty"),
             presence_penalty=prompting.penalty(request, "presence_penalty"),
+            repeat_penalty=self._repeat_penalty(request),
+            top_k=int(prompting.number(request, "top_k", 0, 1000) or 40),
             grammar=await self._grammar(prompting.output_schema(request), min(max_tokens, self.config.n_ctx)),
         )
         tools = prompting.functions(request) if prompting.uses_tools(request) else []
         return _Job(prompting.template_messages(request), sampling, tools)
+
+    def _repeat_penalty(self, request: ChatRequest) -> float:
+        """The request's ``repetition_penalty``; else the backend's default for a request that
+        left sampling to us (no temperature, no penalty), and none for one that chose its own."""
+        asked = prompting.number(request, "repetition_penalty", 0.5, 2.0)
+        if asked is not None:
+            return asked
+        extra = request.model_extra or {}
+        penalties = any(extra.get(k) for k in ("frequency_penalty", "presence_penalty"))
+        chose = request.temperature is not None or penalties
+        return 1.0 if chose else self.config.repeat_penalty
 
     async def _grammar(self, schema: Json | None, max_tokens: int) -> str | None:
         """The schema's grammar, built on a thread: past ``grammar_timeout_s`` the request fails."""
@@ -186,6 +199,8 @@ class EmbeddedBackend:
         elif job.tools and outcome.text:  # buffered plain-text reply to a request with tools
             closing.append(chunks.choice({"content": outcome.text}, outcome.logprobs))
         closing.append(chunks.choice({}, finish=finish))
+        if outcome.stop_sequence is not None and finish == "stop":
+            closing[-1]["choices"][0]["stop_reason"] = outcome.stop_sequence  # vLLM's field
         closing.append(chunks.chunk([], usage=_usage(outcome)))
         return closing
 
@@ -219,6 +234,8 @@ class _Chunks:
             "logprobs": _logprobs(outcome.logprobs),
             "finish_reason": finish,
         }
+        if outcome.stop_sequence is not None and finish == "stop":
+            choice["stop_reason"] = outcome.stop_sequence  # which stop sequence cut the text, as vLLM says
         return {**self._head("chat.completion"), "choices": [choice], "usage": _usage(outcome)}
 
     def role(self) -> Json:

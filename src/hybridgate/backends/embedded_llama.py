@@ -69,6 +69,8 @@ class Sampling:
     top_logprobs: int | None = None  # None: no logprobs; 0-20: logprobs with that many alternatives
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
+    repeat_penalty: float = 1.0  # llama.cpp's; > 1 keeps a small model from looping
+    top_k: int = 40
     grammar: str | None = None  # GBNF text (embedded_grammar.grammar_text)
 
 
@@ -79,6 +81,7 @@ class Outcome:
     prompt_tokens: int
     completion_tokens: int
     logprobs: list[Json] | None
+    stop_sequence: str | None = None  # the stop sequence that ended the reply, if one did
 
 
 class LocalModel:
@@ -113,12 +116,14 @@ class LocalModel:
         budget = self._budget(len(prompt), sampling.max_tokens)
         self.llm.set_seed(sampling.seed if sampling.seed is not None else random.randrange(2**31))
         reply = _Reply(sampling.stops, sampling.top_logprobs is not None, on_text)
-        # top_k/min_p stay at llama.cpp's defaults (40/0.05): OpenAI has no such knobs, and they
-        # keep a 135M model out of the long tail. Temperature 0 selects greedy decoding.
+        # min_p stays at llama.cpp's default (0.05), top_k at 40 unless asked: they keep a 135M
+        # model out of the long tail. Temperature 0 selects greedy decoding.
         for token in self.llm.generate(
             prompt,
             temp=sampling.temperature,
             top_p=sampling.top_p,
+            top_k=sampling.top_k,
+            repeat_penalty=sampling.repeat_penalty,
             frequency_penalty=sampling.frequency_penalty,
             presence_penalty=sampling.presence_penalty,
             grammar=LlamaGrammar.from_string(sampling.grammar, verbose=False) if sampling.grammar else None,
@@ -180,6 +185,7 @@ class _Reply:
         self.logprobs: list[Json] | None = [] if keep_logprobs else None
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._stopped = False
+        self.matched: str | None = None
 
     def add(self, piece: bytes, logprob: Json | None) -> bool:
         """Append one token's bytes; True when a stop sequence ended the reply."""
@@ -189,6 +195,7 @@ class _Reply:
         self.text += self._utf8.decode(piece)
         cut = first_stop(self.text, self.stops)
         if cut is not None:
+            self.matched = next(s for s in self.stops if s and self.text.find(s) == cut)
             self.text, self.finish, self._stopped = self.text[:cut], "stop", True
             return True
         self._show(len(self.text) - held_back(self.text, self.stops))
@@ -198,7 +205,7 @@ class _Reply:
         if not self._stopped:  # a character split across the last tokens still belongs to the reply
             self.text += self._utf8.decode(b"", final=True)
         self._show(len(self.text))
-        return Outcome(self.text, self.finish, prompt_tokens, self.count, self.logprobs)
+        return Outcome(self.text, self.finish, prompt_tokens, self.count, self.logprobs, self.matched)
 
     def _show(self, upto: int) -> None:
         if upto <= self.shown:

@@ -154,6 +154,16 @@ def penalty(request: ChatRequest, key: str) -> float:
     return float(value)
 
 
+def number(request: ChatRequest, key: str, low: float, high: float) -> float | None:
+    """An optional numeric extension field (``top_k``, ``repetition_penalty``), range-checked."""
+    value = (request.model_extra or {}).get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise RequestError(f"{key} must be a number between {low:g} and {high:g}", param=key)
+    return float(value)
+
+
 def parse_tool_call(text: str, tools: list[Json]) -> Json | None:
     """The OpenAI ``tool_calls`` entry ``text`` encodes under our convention, or None for plain text."""
     body = text.strip()

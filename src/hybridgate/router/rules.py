@@ -2,10 +2,13 @@
 
 Order of precedence, first match wins:
 1. an explicit route override (header ``x-hybridgate-route``);
-2. a concrete model: ``backend/model`` or a bare backend name;
-3. a route named by the client (``model="local"``);
-4. for ``model="auto"`` (or the default route): the configured rules, in file order;
-5. the default route.
+2. a route named by the client (``model="local"``);
+3. a concrete model: ``backend/model`` or a bare backend name;
+4. a real model name (router/models.py): the ``[models]`` aliases, a backend's upstream model,
+   a provider family;
+5. for ``model="auto"`` (or the default route, or an unknown name under
+   ``unknown_models = "auto"``): the configured rules, in file order;
+6. the default route.
 
 Pure logic: no I/O, no knowledge of backends beyond their names.
 """
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from hybridgate.config import GatewayConfig, RuleConfig
 from hybridgate.errors import ModelNotFoundError
+from hybridgate.router.models import ModelNames, Resolved
 from hybridgate.types import ChatRequest, Decision, RequestContext
 
 if TYPE_CHECKING:
@@ -72,6 +76,7 @@ class RuleRouter:
 
     def __init__(self, config: GatewayConfig) -> None:
         self._config = config
+        self._names = ModelNames(config)
         self._rules = [
             CompiledRule(rule, re.compile(rule.regex) if rule.regex else None) for rule in config.rules
         ]
@@ -90,7 +95,11 @@ class RuleRouter:
     def decide(self, request: ChatRequest, ctx: RequestContext) -> Decision:
         decision = self._decide(request, ctx)
         learned = self._learned.get(decision.route)
-        if learned is None or decision.rule == "concrete":
+        if (
+            learned is None
+            or decision.rule == "concrete"
+            or decision.backends != tuple(self._config.routes[decision.route].try_)
+        ):
             return decision
         return learned.decide(decision, request)  # router = "learned": cheap tier first, or strong only
 
@@ -100,18 +109,38 @@ class RuleRouter:
         model = request.model
         if model in self._config.routes and model != self._config.default_route and model != AUTO:
             return self._route(model, "explicit", [f"model names route '{model}'"])
-        if model not in (AUTO, self._config.default_route):
+        if model in (AUTO, self._config.default_route):
+            return self._by_rules(request, ctx)
+        if model.partition("/")[0] in self._config.backends:
             return self._concrete(model)
-        return self._by_rules(request, ctx)
+        if (resolved := self._names.resolve(model)) is not None:
+            return self._resolved(resolved, request, ctx)
+        if self._config.unknown_models == "reject":
+            self._concrete(model)  # raises: unknown model, with the names that work
+        reason = f'unknown model \'{model}\' served as "auto" (unknown_models = "auto")'
+        return self._by_rules(request, ctx, [reason])
 
-    def _by_rules(self, request: ChatRequest, ctx: RequestContext) -> Decision:
+    def _resolved(self, resolved: Resolved, request: ChatRequest, ctx: RequestContext) -> Decision:
+        if resolved.backends:
+            return Decision(
+                route=resolved.route,
+                backends=resolved.backends,
+                rule=resolved.rule,
+                reasons=(resolved.reason,),
+                model_override=resolved.model_override,
+            )
+        if resolved.route in (AUTO, self._config.default_route):
+            return self._by_rules(request, ctx, [resolved.reason])
+        return self._route(resolved.route, resolved.rule, [resolved.reason])
+
+    def _by_rules(self, request: ChatRequest, ctx: RequestContext, why: list[str] | None = None) -> Decision:
         tokens = estimate_prompt_tokens(request)
         for rule in self._rules:
             reasons = rule.reasons(request, ctx, tokens)
             if reasons is not None:
-                return self._route(rule.config.route, f"rule:{rule.config.name}", reasons)
+                return self._route(rule.config.route, f"rule:{rule.config.name}", [*(why or []), *reasons])
         default = self._config.default_route
-        return self._route(default, "default", [f"no rule matched; prompt_tokens~{tokens}"])
+        return self._route(default, "default", [*(why or []), f"no rule matched; prompt_tokens~{tokens}"])
 
     def _route(self, name: str, rule: str, reasons: list[str]) -> Decision:
         route = self._config.routes.get(name)
@@ -131,8 +160,12 @@ class RuleRouter:
                 reasons=(f"model names backend '{backend}'",),
                 model_override=upstream_model or None,
             )
-        known = ", ".join([*self._config.routes, *(f"{b}/<model>" for b in self._config.backends)])
-        raise ModelNotFoundError(f"unknown model '{model}'; use one of: {known}", param="model")
+        known = ", ".join(
+            [*self._config.routes, *self._names.aliases(), *(f"{b}/<model>" for b in self._config.backends)]
+        )
+        raise ModelNotFoundError(
+            f"unknown model '{model}'; use one of: {known} (or set unknown_models = \"auto\")", param="model"
+        )
 
 
 def _learned_routers(config: GatewayConfig) -> dict[str, LearnedRouter]:

@@ -1,7 +1,7 @@
 """Anthropic <-> OpenAI translation of the small pieces: content parts, tools and tool choice.
 
 Pure functions used by ``wire/anthropic_requests.py`` in both directions. What the other side has
-no slot for (audio parts, server tools, documents) is refused with a ``RequestError`` naming the
+no slot for (audio parts, server tools) is refused with a ``RequestError`` naming the
 part: these pieces always come from a caller's request, never from an upstream. No I/O.
 """
 
@@ -46,6 +46,8 @@ def image_url(source: Json) -> str:
 def block_from_part(part: Json) -> Json:
     """One OpenAI content part (text, image_url) as an Anthropic content block."""
     kind = part.get("type")
+    if isinstance(part.get("document"), dict):
+        return dict(part["document"])  # a document block from the Anthropic edge, as it came
     if kind == "text":
         return _keep_cache_control({"type": "text", "text": str(part.get("text", ""))}, part)
     if kind == "image_url":
@@ -70,7 +72,23 @@ def part_from_block(block: Json) -> Json:
         if not isinstance(source, dict):
             raise RequestError("an image block needs a source object", param="messages")
         return _keep_cache_control({"type": "image_url", "image_url": {"url": image_url(source)}}, block)
-    raise RequestError(f"content block type '{kind}' is not supported; use text or image", param="messages")
+    if kind == "document":
+        return document_part(block)
+    raise RequestError(
+        f"content block type '{kind}' is not supported; use text, image or document", param="messages"
+    )
+
+
+def document_part(block: Json) -> Json:
+    """A document block: plain-text documents read as text by every tier; other sources (PDF,
+    URL, content) keep their own part type, which only Anthropic upstreams accept (wire/fields.py).
+    The block itself rides along so an Anthropic upstream gets it unchanged."""
+    source = block.get("source")
+    if isinstance(source, dict) and source.get("type") == "text" and isinstance(source.get("data"), str):
+        title = block.get("title")
+        text = f"{title}\n\n{source['data']}" if isinstance(title, str) and title else source["data"]
+        return {"type": "text", "text": text, "document": block}
+    return {"type": "document", "document": block}
 
 
 def tool_input(arguments: object, name: str) -> Json:
@@ -97,7 +115,7 @@ def anthropic_tool(tool: Json) -> Json:
     }
     if function.get("description"):
         converted["description"] = function["description"]
-    return converted
+    return _keep_cache_control(converted, tool)
 
 
 def openai_tool(tool: Json) -> Json:
@@ -109,7 +127,8 @@ def openai_tool(tool: Json) -> Json:
     function: Json = {"name": tool["name"], "parameters": tool.get("input_schema") or _DEFAULT_SCHEMA}
     if tool.get("description"):
         function["description"] = tool["description"]
-    return {"type": "function", "function": function}
+    # cache_control rides on the tool for Anthropic upstreams; types.upstream_body drops it for others
+    return _keep_cache_control({"type": "function", "function": function}, tool)
 
 
 def anthropic_tool_choice(choice: str | Json | None, parallel_tool_calls: object) -> Json | None:

@@ -25,9 +25,14 @@ from hybridgate.wire.anthropic_content import (
     tool_input,
 )
 from hybridgate.wire.anthropic_schema import check_messages_request
+from hybridgate.wire.fields import ANTHROPIC_EXTRA, anthropic_fields
 
 # Anthropic's sampling range is [0, 1]; OpenAI's is [0, 2]. Clamping keeps "hot" requests valid.
 _MAX_TEMPERATURE = 1.0
+# Messages API fields with an OpenAI slot; every other field rides along for Anthropic upstreams.
+_TRANSLATED = frozenset(
+    ("model", "max_tokens", "messages", "system", "tools", "tool_choice", "stop_sequences", "temperature")
+) | frozenset(("top_p", "top_k", "stream", "metadata"))
 
 
 # --- OpenAI -> Anthropic ---------------------------------------------------------------------
@@ -46,7 +51,9 @@ def to_anthropic_request(
         "messages": _anthropic_turns(request.messages),
     }
     system = _anthropic_system(request.messages)
-    if instruction := json_instruction(request.response_format):
+    passthrough = anthropic_fields(request)
+    structured = "output_config" in passthrough or "output_format" in passthrough
+    if not structured and (instruction := json_instruction(request.response_format)):
         # The Messages API has no response_format: ask for JSON in words; checks.py verifies it.
         system = _with_instruction(system, instruction)
     if system:
@@ -57,6 +64,8 @@ def to_anthropic_request(
         body["temperature"] = min(request.temperature, _MAX_TEMPERATURE)
     if request.top_p is not None:
         body["top_p"] = request.top_p
+    if isinstance(top_k := (request.model_extra or {}).get("top_k"), int):
+        body["top_k"] = top_k
     if request.tools:
         body["tools"] = [anthropic_tool(tool) for tool in request.tools]
         parallel = (request.model_extra or {}).get("parallel_tool_calls")
@@ -66,7 +75,7 @@ def to_anthropic_request(
         body["metadata"] = {"user_id": request.user}
     if stream:
         body["stream"] = True
-    return body
+    return body | passthrough
 
 
 def json_instruction(response_format: Json | None) -> str | None:
@@ -123,7 +132,9 @@ def _anthropic_turn(message: Message) -> tuple[str, list[Json]]:
     if message.role == "user":
         return "user", _blocks(message.content)
     if message.role == "assistant":
-        return "assistant", _blocks(message.content) + [_tool_use(c) for c in message.tool_calls or []]
+        thinking = list((message.model_extra or {}).get("thinking_blocks") or [])
+        calls = [_tool_use(c) for c in message.tool_calls or []]
+        return "assistant", [*thinking, *_blocks(message.content), *calls]
     if message.role == "tool":
         return "user", [_tool_result(message)]
     raise RequestError("role 'function' is not supported; send tool messages instead", param="messages")
@@ -154,22 +165,33 @@ def _tool_result(message: Message) -> Json:
     content: str | list[Json] = (
         message.content if isinstance(message.content, str) else _blocks(message.content)
     )
-    return {"type": "tool_result", "tool_use_id": message.tool_call_id, "content": content}
+    result: Json = {"type": "tool_result", "tool_use_id": message.tool_call_id, "content": content}
+    extra = message.model_extra or {}
+    return result | {k: extra[k] for k in ("cache_control", "is_error") if extra.get(k) is not None}
 
 
 # --- Anthropic -> OpenAI ---------------------------------------------------------------------
 
 
-def from_anthropic_request(body: Any) -> ChatRequest:
-    """A Messages API request body (already JSON-decoded) as a ``ChatRequest``."""
+def from_anthropic_request(body: Any, beta: str | None = None) -> ChatRequest:
+    """A Messages API request body (already JSON-decoded) as a ``ChatRequest``.
+
+    Fields with no OpenAI slot (thinking, context_management, ...) and the ``anthropic-beta``
+    header ride along under the ``anthropic`` extra, for Anthropic upstreams (wire/fields.py).
+    """
     check_messages_request(body)
     messages = _openai_system(body.get("system"))
     for turn in body["messages"]:
         messages += _openai_messages(turn)
     fields: Json = {"model": body["model"], "messages": messages, "max_tokens": body["max_tokens"]}
-    for name in ("temperature", "top_p"):
+    for name in ("temperature", "top_p", "top_k"):
         if body.get(name) is not None:
             fields[name] = body[name]
+    passthrough = {k: v for k, v in body.items() if k not in _TRANSLATED}
+    if (response_format := _response_format(passthrough)) is not None:
+        fields["response_format"] = response_format
+    if passthrough or beta:
+        fields[ANTHROPIC_EXTRA] = {"fields": passthrough, **({"beta": beta} if beta else {})}
     if body.get("stop_sequences"):
         fields["stop"] = body["stop_sequences"]
     if body.get("tools"):
@@ -190,6 +212,20 @@ def from_anthropic_request(body: Any) -> ChatRequest:
         raise RequestError(describe_validation_error(exc)) from exc
 
 
+def _response_format(passthrough: Json) -> Json | None:
+    """``output_config.format`` (or the older ``output_format``) as OpenAI's ``response_format``."""
+    config = passthrough.get("output_config")
+    where, format_ = "output_config.format", config.get("format") if isinstance(config, dict) else None
+    if format_ is None and "output_format" in passthrough:
+        where, format_ = "output_format", passthrough["output_format"]
+    if format_ is None:
+        return None
+    schema = format_.get("schema") if isinstance(format_, dict) else None
+    if not isinstance(format_, dict) or format_.get("type") != "json_schema" or not isinstance(schema, dict):
+        raise RequestError(f'{where} must be {{"type": "json_schema", "schema": {{...}}}}', param=where)
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": True}}
+
+
 def _openai_system(system: Any) -> list[Json]:
     if isinstance(system, str):
         return [{"role": "system", "content": system}] if system else []
@@ -200,12 +236,18 @@ def _openai_system(system: Any) -> list[Json]:
 
 def _openai_messages(turn: Json) -> list[Json]:
     role, content = turn.get("role"), turn.get("content")
-    if role not in ("user", "assistant"):
-        raise RequestError(f"messages: role must be 'user' or 'assistant', not {role!r}", param="messages")
+    if role not in ("user", "assistant", "system"):
+        raise RequestError(
+            f"messages: role must be 'user', 'assistant' or 'system', not {role!r}", param="messages"
+        )
     if isinstance(content, str):
         return [{"role": role, "content": content}]
     if not isinstance(content, list) or not all(isinstance(b, dict) for b in content):
         raise RequestError("messages: content must be a string or a list of blocks", param="messages")
+    if role == "system":
+        # The API folds system-role turns into the system prompt; an OpenAI system message in place
+        # says the same to every tier (and is hoisted again for Anthropic upstreams).
+        return _openai_system(content)
     return _openai_user(content) if role == "user" else [_openai_assistant(content)]
 
 
@@ -224,12 +266,15 @@ def _tool_message(block: Json) -> Json:
         if any(p["type"] != "text" for p in parts):
             raise RequestError("tool_result content can only hold text here", param="messages")
         content = "\n".join(p["text"] for p in parts)
-    return {"role": "tool", "tool_call_id": block.get("tool_use_id"), "content": content or ""}
+    message: Json = {"role": "tool", "tool_call_id": block.get("tool_use_id"), "content": content or ""}
+    # Anthropic-only marks, kept for Anthropic upstreams (types.upstream_body drops them for others)
+    return message | {k: block[k] for k in ("cache_control", "is_error") if block.get(k) is not None}
 
 
 def _openai_assistant(blocks: list[Json]) -> Json:
     texts: list[str] = []
     calls: list[Json] = []
+    thinking: list[Json] = []
     for block in blocks:
         kind = block.get("type")
         if kind == "text":
@@ -238,9 +283,13 @@ def _openai_assistant(blocks: list[Json]) -> Json:
             arguments = json.dumps(block.get("input") or {})
             function = {"name": block.get("name"), "arguments": arguments}
             calls.append({"id": block.get("id"), "type": "function", "function": function})
-        elif kind not in ("thinking", "redacted_thinking"):  # signed reasoning has no OpenAI slot
+        elif kind in ("thinking", "redacted_thinking"):
+            thinking.append(block)  # signed: goes back to Anthropic unchanged, nowhere else
+        else:
             raise RequestError(f"assistant content block type '{kind}' is not supported", param="messages")
     message: Json = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if calls:
         message["tool_calls"] = calls
+    if thinking:
+        message["thinking_blocks"] = thinking
     return message

@@ -48,6 +48,7 @@ ERROR_TYPES = {
     529: "overloaded_error",
 }
 ERROR_STATUSES = {type_: status for status, type_ in ERROR_TYPES.items() if status != 503}
+_THINKING = ("thinking", "redacted_thinking")
 
 
 def finish_reason(stop_reason: str | None) -> str | None:
@@ -120,12 +121,19 @@ def completion_from_message(message: Any, *, created: int | None = None) -> Json
     reply: Json = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if calls:
         reply["tool_calls"] = calls
+    thinking = [b for b in content if isinstance(b, dict) and b.get("type") in _THINKING]
+    if thinking:
+        # reasoning_content for OpenAI clients; the signed blocks themselves for Anthropic ones.
+        reply["reasoning_content"] = "".join(str(b.get("thinking", "")) for b in thinking)
+        reply["thinking_blocks"] = thinking
     choice = {
         "index": 0,
         "message": reply,
         "logprobs": None,
         "finish_reason": finish_reason(message.get("stop_reason")) or "stop",
     }
+    if message.get("stop_reason") == "stop_sequence" and isinstance(message.get("stop_sequence"), str):
+        choice["stop_reason"] = message["stop_sequence"]  # the matched string, as vLLM reports it
     return {
         "id": str(message.get("id", "")),
         "object": "chat.completion",
@@ -169,20 +177,43 @@ def message_from_completion(completion: Json, *, model: str | None = None) -> Js
     choices = completion.get("choices") or [{}]
     choice = choices[0]
     reply = choice.get("message") or {}
-    content: list[Json] = []
+    content: list[Json] = thinking_blocks(reply)
     if isinstance(reply.get("content"), str) and reply["content"]:
         content.append({"type": "text", "text": reply["content"]})
     calls = [tool_use_block(call) for call in reply.get("tool_calls") or []]
+    reason, sequence = stop_details(choice, bool(calls))
     return {
         "id": message_id(completion.get("id")),
         "type": "message",
         "role": "assistant",
         "model": model or str(completion.get("model", "")),
         "content": content + calls,
-        "stop_reason": stop_reason(choice.get("finish_reason"), bool(calls)),
-        "stop_sequence": None,
+        "stop_reason": reason,
+        "stop_sequence": sequence,
         "usage": anthropic_usage(completion.get("usage")),
     }
+
+
+def stop_details(choice: Json, has_tool_calls: bool) -> tuple[str, str | None]:
+    """Anthropic ``(stop_reason, stop_sequence)`` for an OpenAI choice. The matched stop string
+    comes in the choice's ``stop_reason`` (vLLM's field; our embedded and Anthropic backends
+    set it too); a number there is a stop token id, not a sequence."""
+    matched = choice.get("stop_reason")
+    if choice.get("finish_reason") == "stop" and isinstance(matched, str) and not has_tool_calls:
+        return "stop_sequence", matched
+    return stop_reason(choice.get("finish_reason"), has_tool_calls), None
+
+
+def thinking_blocks(reply: Json) -> list[Json]:
+    """Thinking blocks for an OpenAI reply: Anthropic's own signed blocks when it carried them,
+    else the ``reasoning_content`` a reasoning model returned (unsigned: no Anthropic signature)."""
+    blocks = reply.get("thinking_blocks")
+    if isinstance(blocks, list) and blocks:
+        return [b for b in blocks if isinstance(b, dict)]
+    reasoning = reply.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        return [{"type": "thinking", "thinking": reasoning, "signature": ""}]
+    return []
 
 
 def tool_use_block(call: Json) -> Json:

@@ -20,6 +20,7 @@ REQUIRED_BY_TYPE: dict[str, tuple[str, ...]] = {
     "image": ("source",),
     "tool_use": ("id", "name", "input"),
     "tool_result": ("tool_use_id",),
+    "document": ("source",),
 }
 
 
@@ -47,7 +48,7 @@ class Block(Loose):
 
 
 class Turn(Loose):
-    role: Literal["user", "assistant"]
+    role: Literal["user", "assistant", "system"]
     content: str | list[Block]
 
 

@@ -25,13 +25,16 @@ from hybridgate.wire.anthropic_responses import (
     lenient_input,
     message_id,
     openai_usage,
-    stop_reason,
+    stop_details,
     tool_use_block,
 )
 
 T = TypeVar("T")
 _TEXT = -1  # block map value for a text block; tool blocks map to their OpenAI tool index
-_SKIPPED = -2  # thinking, server tools and future block types: no OpenAI slot
+_SKIPPED = -2  # server tools and future block types: no OpenAI slot
+_THINKING = -3  # a thinking block: its text becomes reasoning_content
+_EMPTY_TEXT: Json = {"type": "text", "text": ""}
+_EMPTY_THINKING: Json = {"type": "thinking", "thinking": "", "signature": ""}
 
 
 def _get(obj: Json, key: str, kind: type[T]) -> T:
@@ -53,6 +56,7 @@ class AnthropicStreamReader:
         self._blocks: dict[int, int] = {}
         self._usage: Json = {}
         self._stop_reason: str | None = None
+        self._stop_sequence: str | None = None
 
     def feed(self, event: Json) -> list[Json]:
         kind = event.get("type")
@@ -97,6 +101,12 @@ class AnthropicStreamReader:
         if block.get("type") == "text":
             self._blocks[index] = _TEXT
             return [self._chunk({"content": block["text"]})] if block.get("text") else []
+        if block.get("type") == "thinking":
+            self._blocks[index] = _THINKING
+            return [self._chunk({"reasoning_content": block["thinking"]})] if block.get("thinking") else []
+        if block.get("type") == "redacted_thinking":
+            self._blocks[index] = _SKIPPED
+            return [self._chunk({"thinking_blocks": [block]})]  # opaque: passed on whole
         if block.get("type") != "tool_use":
             self._blocks[index] = _SKIPPED
             return []
@@ -120,16 +130,25 @@ class AnthropicStreamReader:
             partial = _get(delta, "partial_json", str)
             call = {"index": target, "function": {"arguments": partial}}
             return [self._chunk({"tool_calls": [call]})] if partial else []
-        return []  # thinking, signature and citation deltas have no OpenAI slot
+        if delta.get("type") == "thinking_delta" and target == _THINKING:
+            return [self._chunk({"reasoning_content": _get(delta, "thinking", str)})]
+        if delta.get("type") == "signature_delta" and target == _THINKING:
+            signed = {"type": "thinking", "thinking": "", "signature": _get(delta, "signature", str)}
+            return [self._chunk({"thinking_blocks": [signed]})]
+        return []  # citation deltas and future delta types have no OpenAI slot
 
     def _message_delta(self, event: Json) -> None:
         delta = _get(event, "delta", dict)
         self._stop_reason = delta.get("stop_reason") or self._stop_reason
+        if isinstance(delta.get("stop_sequence"), str):
+            self._stop_sequence = delta["stop_sequence"]
         self._merge_usage(event.get("usage"))
 
     def _message_stop(self) -> list[Json]:
         self.finished = True
         final = self._chunk({}, finish_reason(self._stop_reason) or "stop")
+        if self._stop_reason == "stop_sequence" and self._stop_sequence is not None:
+            final["choices"][0]["stop_reason"] = self._stop_sequence  # vLLM's field for the match
         usage = {**self._chunk({}), "choices": [], "usage": openai_usage(self._usage)}
         return [final, usage]
 
@@ -161,9 +180,11 @@ class _ToolCall:
 class AnthropicStreamWriter:
     """OpenAI chunks in, Anthropic events out; call ``finish()`` once the chunks end.
 
-    Text streams live as one text block. Tool calls are assembled by their ``index`` and sent as
-    whole tool_use blocks at the end: OpenAI may interleave fragments of parallel calls, while an
-    Anthropic block cannot reopen once stopped (the API itself buffers tool input by default).
+    Reasoning (``reasoning_content``, signed ``thinking_blocks``) streams live as thinking blocks
+    and text as text blocks, each opened when its kind of delta starts. Tool calls are assembled
+    by their ``index`` and sent as whole tool_use blocks at the end: OpenAI may interleave
+    fragments of parallel calls, while an Anthropic block cannot reopen once stopped (the API
+    itself buffers tool input by default).
     """
 
     def __init__(self, *, model: str | None = None, input_tokens: int = 0) -> None:
@@ -171,9 +192,11 @@ class AnthropicStreamWriter:
         self.input_tokens = input_tokens  # message_start wants it before usage is known
         self._started = False
         self._finished = False
-        self._text_open = False
+        self._open: str | None = None  # "text" or "thinking": the block deltas go to
+        self._index = -1  # the index of the last block started
         self._tools: dict[int, _ToolCall] = {}
         self._finish_reason: str | None = None
+        self._stop_sequence: str | None = None
         self._usage: Json | None = None
 
     def feed(self, chunk: Json) -> list[Json]:
@@ -190,11 +213,14 @@ class AnthropicStreamWriter:
             return []
         self._finished = True
         events = [] if self._started else [self._message_start({})]
-        if self._text_open:
-            events.append({"type": "content_block_stop", "index": 0})
-        for offset, (_, call) in enumerate(sorted(self._tools.items())):
-            events += _tool_events(int(self._text_open) + offset, call)
-        delta = {"stop_reason": stop_reason(self._finish_reason, bool(self._tools)), "stop_sequence": None}
+        events += self._close()
+        for _, call in sorted(self._tools.items()):
+            self._index += 1
+            events += _tool_events(self._index, call)
+        reason, sequence = stop_details(
+            {"finish_reason": self._finish_reason, "stop_reason": self._stop_sequence}, bool(self._tools)
+        )
+        delta = {"stop_reason": reason, "stop_sequence": sequence}
         events.append({"type": "message_delta", "delta": delta, "usage": anthropic_usage(self._usage)})
         events.append({"type": "message_stop"})
         return events
@@ -216,24 +242,51 @@ class AnthropicStreamWriter:
     def _choice(self, choice: Json) -> list[Json]:
         delta = choice.get("delta") or {}
         events: list[Json] = []
+        if isinstance(delta.get("reasoning_content"), str) and delta["reasoning_content"]:
+            thought = {"type": "thinking_delta", "thinking": delta["reasoning_content"]}
+            events += self._delta("thinking", thought)
+        for block in delta.get("thinking_blocks") or []:
+            events += self._thinking_block(block)
         if isinstance(delta.get("content"), str) and delta["content"]:
-            if not self._text_open:
-                self._text_open = True
-                events.append(
-                    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
-                )
-            events.append(
-                {
-                    "type": "content_block_delta",
-                    "index": 0,
-                    "delta": {"type": "text_delta", "text": delta["content"]},
-                }
-            )
+            events += self._delta("text", {"type": "text_delta", "text": delta["content"]})
         for fragment in delta.get("tool_calls") or []:
             self._tool_fragment(fragment)
         if choice.get("finish_reason"):
             self._finish_reason = str(choice["finish_reason"])
+            matched = choice.get("stop_reason")
+            self._stop_sequence = matched if isinstance(matched, str) else None
         return events
+
+    def _delta(self, kind: str, delta: Json) -> list[Json]:
+        """A delta for a block of ``kind``, opening one (and closing the other) when needed."""
+        events: list[Json] = []
+        if self._open != kind:
+            events += self._close()
+            self._index += 1
+            self._open = kind
+            empty = _EMPTY_TEXT if kind == "text" else _EMPTY_THINKING
+            events.append({"type": "content_block_start", "index": self._index, "content_block": empty})
+        events.append({"type": "content_block_delta", "index": self._index, "delta": delta})
+        return events
+
+    def _thinking_block(self, block: Any) -> list[Json]:
+        if not isinstance(block, dict):
+            return []
+        if block.get("type") == "thinking" and isinstance(block.get("signature"), str):
+            return self._delta("thinking", {"type": "signature_delta", "signature": block["signature"]})
+        if block.get("type") == "redacted_thinking":
+            events = self._close()
+            self._index += 1
+            events.append({"type": "content_block_start", "index": self._index, "content_block": block})
+            events.append({"type": "content_block_stop", "index": self._index})
+            return events
+        return []
+
+    def _close(self) -> list[Json]:
+        if self._open is None:
+            return []
+        self._open = None
+        return [{"type": "content_block_stop", "index": self._index}]
 
     def _tool_fragment(self, fragment: Json) -> None:
         call = self._tools.setdefault(int(fragment.get("index", 0)), _ToolCall())
