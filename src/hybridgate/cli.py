@@ -88,26 +88,46 @@ def init(
 @app.command()
 def usage(
     by: Annotated[
-        str, typer.Option(help="feature|cohort|route|model|backend|day|environment|api_key|api")
+        str, typer.Option(help="feature|cohort|route|model|backend|day|environment|api_key|api|traffic")
     ] = "route",
     days: Annotated[float | None, typer.Option(help="only the last N days")] = None,
+    traffic: Annotated[
+        str, typer.Option(help="live (default) | shadow | replay | eval | judge | all")
+    ] = "live",
     json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     config: ConfigOption = None,
     ledger: Annotated[Path | None, typer.Option(help="ledger file; default from config")] = None,
 ) -> None:
     """Print usage rollups from the ledger: requests, tokens, latency, cost."""
     from hybridgate.ledger import read_ledger
+    from hybridgate.ledger.records import TRAFFIC_CLASSES
+    from hybridgate.ledger.rollups import USAGE_GROUPS
     from hybridgate.ledger.usage import render_usage
 
+    if by not in USAGE_GROUPS:
+        typer.echo(
+            f"hybridgate: --by {by!r} is not a grouping; choose one of: {', '.join(USAGE_GROUPS)}", err=True
+        )
+        raise typer.Exit(2)
+    if traffic != "all" and traffic not in TRAFFIC_CLASSES:
+        choices = ", ".join((*TRAFFIC_CLASSES, "all"))
+        typer.echo(
+            f"hybridgate: --traffic {traffic!r} is not a traffic class; choose one of: {choices}", err=True
+        )
+        raise typer.Exit(2)
+    cls = None if traffic == "all" else traffic
     try:
-        rows = read_ledger(_config_or_exit(config), os.environ, ledger).usage(by, days)
+        store = read_ledger(_config_or_exit(config), os.environ, ledger)
+        rows = store.usage(by, days, cls)
+        # Everything the gateway's own tools sent, per class: the measured overhead on top of live.
+        classes = [] if json else store.usage("traffic", days, None)
     except ConfigError as exc:  # no such ledger file
         typer.echo(f"hybridgate: {exc.message}", err=True)
         raise typer.Exit(1) from exc
     except OSError as exc:  # PostgreSQL unreachable
         typer.echo(f"hybridgate: {exc}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(render_usage(rows, by=by, as_json=json))
+    typer.echo(render_usage(rows, by=by, as_json=json, traffic=traffic, classes=classes))
 
 
 def _register_commands() -> None:
