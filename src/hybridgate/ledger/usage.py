@@ -15,7 +15,7 @@ from rich.table import Table
 
 from hybridgate.ledger.money import per_1k, usd
 
-TABLE_WIDTH = 140
+TABLE_WIDTH = 200
 
 
 def render_usage(
@@ -87,11 +87,11 @@ def overhead_text(classes: list[dict[str, Any]]) -> str:
 def _table(by: str, texts: bool, traffic: str) -> Table:
     title = f"Usage by {by}" + ("" if traffic == "all" else f" ({traffic} traffic)")
     table = Table(title=title, show_footer=False)
-    table.add_column(by)
+    table.add_column(by, no_wrap=True)
     for name in ("requests", "errors", "prompt tok", "completion tok", "cost", "per 1k req", "cache saved"):
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
     for name in ("p50 ms", "p95 ms", "mean ttft ms"):
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
     if texts:
         table.add_column("texts embedded", justify="right")
         table.add_column("from cache", justify="right")
