@@ -81,7 +81,7 @@ def build_report(
 
 def _savings(rows: list[dict[str, Any]], workload: Workload | None) -> dict[str, Any]:
     """Hybrid against all-cloud at each volume; cache savings and escalation waste from the ledger."""
-    hybrid = {str(r["daily_tokens"]): round(r["api_monthly_usd"] - r["hybrid_monthly_usd"], 2) for r in rows}
+    hybrid = [round(r["api_monthly_usd"] - r["hybrid_monthly_usd"], 2) for r in rows]  # one per row
     o = workload.overhead if workload else None
     return {
         "hybrid_vs_api_monthly_usd": hybrid,
