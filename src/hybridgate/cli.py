@@ -100,9 +100,11 @@ def usage(
 ) -> None:
     """Print usage rollups from the ledger: requests, tokens, latency, cost."""
     from hybridgate.ledger import read_ledger
+    from hybridgate.ledger.drift import model_changes
     from hybridgate.ledger.records import TRAFFIC_CLASSES
     from hybridgate.ledger.rollups import USAGE_GROUPS
     from hybridgate.ledger.usage import render_usage
+    from hybridgate.pins import remote_pins
 
     if by not in USAGE_GROUPS:
         typer.echo(
@@ -117,17 +119,27 @@ def usage(
         raise typer.Exit(2)
     cls = None if traffic == "all" else traffic
     try:
-        store = read_ledger(_config_or_exit(config), os.environ, ledger)
+        settings = _config_or_exit(config)
+        store = read_ledger(settings, os.environ, ledger)
         rows = store.usage(by, days, cls)
         # Everything the gateway's own tools sent, per class: the measured overhead on top of live.
         classes = [] if json else store.usage("traffic", days, None)
+        drift = [] if json else model_changes(store.reported_models(_since(days)), remote_pins(settings))
     except ConfigError as exc:  # no such ledger file
         typer.echo(f"hybridgate: {exc.message}", err=True)
         raise typer.Exit(1) from exc
     except OSError as exc:  # PostgreSQL unreachable
         typer.echo(f"hybridgate: {exc}", err=True)
         raise typer.Exit(1) from exc
+    if drift:
+        typer.echo("UPSTREAM MODEL DRIFT:\n" + "\n".join(f"  {line}" for line in drift) + "\n")
     typer.echo(render_usage(rows, by=by, as_json=json, traffic=traffic, classes=classes))
+
+
+def _since(days: float | None) -> float:
+    import time
+
+    return 0.0 if days is None else time.time() - days * 86400
 
 
 def _register_commands() -> None:

@@ -42,6 +42,7 @@ class Reply(Behaviour):
     content: str | None = None
     tool_calls: Sequence[ToolCall] = ()
     finish_reason: str | None = None  # default: "tool_calls" when there are any, else "stop"
+    model: str | None = None  # the model reported as answering; default: the one asked for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,7 +140,7 @@ class Completion:
             "id": self.id,
             "object": object,
             "created": self.created,
-            "model": self.request["model"],
+            "model": self.reply.model or self.request["model"],
             "service_tier": "default",
             "system_fingerprint": FINGERPRINT,
         }
@@ -190,5 +191,6 @@ def as_reply(behaviour: Behaviour, body: Json) -> Reply:
         return Reply(content=behaviour.content)
     if isinstance(behaviour, Reply) and (behaviour.content is not None or behaviour.tool_calls):
         return behaviour
-    finish_reason = behaviour.finish_reason if isinstance(behaviour, Reply) else None
-    return Reply(content=echo(body), finish_reason=finish_reason)
+    if isinstance(behaviour, Reply):
+        return Reply(content=echo(body), finish_reason=behaviour.finish_reason, model=behaviour.model)
+    return Reply(content=echo(body))

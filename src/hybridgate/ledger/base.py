@@ -78,6 +78,11 @@ class Ledger(Protocol):
         since the epoch: what ``tco.measure.summarise`` needs."""
         ...
 
+    def reported_models(self, since: float) -> list[dict[str, Any]]:
+        """Per (backend, requested model), each model the upstream reported, with first/last ts
+        and request count: what ``drift.model_changes`` reads."""
+        ...
+
     def logged_prompts(self, limit: int, skip_features: Sequence[str] = ()) -> list[dict[str, Any]]:
         """The newest ``limit`` successful rows with ``prompt_text``, none of ``skip_features``:
         ``request_id``, ``prompt_text``, ``cost_usd``, ``latency_ms``, newest first."""

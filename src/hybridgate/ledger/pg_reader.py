@@ -74,6 +74,9 @@ class PostgresReader:
         empty: Traffic = ([], {})
         return self._read(read, empty)
 
+    def reported_models(self, since: float) -> list[dict[str, Any]]:
+        return self._read(lambda conn: pg.pg_reported_models(conn, since), [])
+
     def logged_prompts(self, limit: int, skip_features: Sequence[str] = ()) -> list[dict[str, Any]]:
         return self._read(lambda conn: pg.pg_logged_prompts(conn, limit, skip_features), [])
 

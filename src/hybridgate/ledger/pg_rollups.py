@@ -15,7 +15,14 @@ from typing import Any
 import asyncpg
 
 from hybridgate.ledger.records import row_to_dict
-from hybridgate.ledger.rollups import LIVE, PERCENTILE_KEYS, PROMPT_KEYS, check_group, decision_dict
+from hybridgate.ledger.rollups import (
+    LIVE,
+    PERCENTILE_KEYS,
+    PROMPT_KEYS,
+    REPORTED_KEYS,
+    check_group,
+    decision_dict,
+)
 
 # ``rollups.TRAFFIC_SQL`` with the class as the second parameter; None means every class.
 _TRAFFIC = "($2::text IS NULL OR traffic = $2::text)"
@@ -185,6 +192,18 @@ async def pg_decisions(conn: asyncpg.Connection, since: float, traffic: str | No
     latency = totals[6] or [None] * len(PERCENTILE_KEYS)
     counts = decision_dict([tuple(r) for r in by_rule], list(totals)[:6])
     return counts | {"latency": dict(zip(PERCENTILE_KEYS, map(_float, latency), strict=True))}
+
+
+async def pg_reported_models(conn: asyncpg.Connection, since: float) -> list[dict[str, Any]]:
+    """``rollups.reported_models`` in PostgreSQL."""
+    records = await conn.fetch(
+        """SELECT backend, model, reported_model, MIN(ts), MAX(ts), COUNT(*) FROM requests
+        WHERE ts >= $1 AND status < 400 AND reported_model IS NOT NULL AND backend IS NOT NULL
+            AND model IS NOT NULL
+        GROUP BY backend, model, reported_model ORDER BY backend, model, MIN(ts)""",
+        since,
+    )
+    return [dict(zip(REPORTED_KEYS, r, strict=True)) for r in records]
 
 
 async def pg_logged_prompts(

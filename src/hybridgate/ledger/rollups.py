@@ -33,6 +33,7 @@ LIVE = "live"
 TRAFFIC_SQL = "(? IS NULL OR traffic = ?)"
 PERCENTILE_KEYS = tuple(f"p{pct}_ms" for pct in PERCENTILES)
 PROMPT_KEYS = ("request_id", "prompt_text", "cost_usd", "latency_ms", "privacy")
+REPORTED_KEYS = ("backend", "model", "reported_model", "first_ts", "last_ts", "requests")
 
 
 def check_group(by: str) -> None:
@@ -232,6 +233,18 @@ def latency_percentiles(
         )
     ]
     return {f"p{pct}_ms": percentile(ordered, pct) for pct in PERCENTILES}
+
+
+def reported_models(conn: sqlite3.Connection, since: float) -> list[dict[str, Any]]:
+    """Per backend and requested model, each model the upstream reported answering as (drift)."""
+    cur = conn.execute(
+        """SELECT backend, model, reported_model, MIN(ts), MAX(ts), COUNT(*) FROM requests
+        WHERE ts >= ? AND status < 400 AND reported_model IS NOT NULL AND backend IS NOT NULL
+            AND model IS NOT NULL
+        GROUP BY backend, model, reported_model ORDER BY backend, model, MIN(ts)""",
+        (since,),
+    )
+    return [dict(zip(REPORTED_KEYS, row, strict=True)) for row in cur]
 
 
 def logged_prompts(conn: sqlite3.Connection, limit: int, skip: Sequence[str]) -> list[dict[str, Any]]:

@@ -63,6 +63,9 @@ class SqliteReader:
         empty: Traffic = ([], {})
         return self._read(read, empty)
 
+    def reported_models(self, since: float) -> list[dict[str, Any]]:
+        return self._read(lambda conn: rollups.reported_models(conn, since), [])
+
     def logged_prompts(self, limit: int, skip_features: Sequence[str] = ()) -> list[dict[str, Any]]:
         return self._read(lambda conn: rollups.logged_prompts(conn, limit, skip_features), [])
 
