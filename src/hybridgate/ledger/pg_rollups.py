@@ -17,6 +17,7 @@ import asyncpg
 from hybridgate.ledger.records import row_to_dict
 from hybridgate.ledger.rollups import (
     LIVE,
+    LOG_COLUMNS,
     PERCENTILE_KEYS,
     PROMPT_KEYS,
     REPORTED_KEYS,
@@ -26,6 +27,10 @@ from hybridgate.ledger.rollups import (
 
 # ``rollups.TRAFFIC_SQL`` with the class as the second parameter; None means every class.
 _TRAFFIC = "($2::text IS NULL OR traffic = $2::text)"
+# ``rollups.FILTER_SQL``: traffic class, feature and route as parameters $2, $3, $4.
+_FILTER = (
+    f"{_TRAFFIC} AND ($3::text IS NULL OR feature = $3::text) AND ($4::text IS NULL OR route = $4::text)"
+)
 
 # The SQLite expressions of ``rollups.USAGE_GROUPS``, in PostgreSQL.
 PG_GROUPS: dict[str, str] = {
@@ -43,7 +48,13 @@ PG_GROUPS: dict[str, str] = {
 
 
 async def pg_rollup(
-    conn: asyncpg.Connection, by: str, since: float, traffic: str | None = LIVE
+    conn: asyncpg.Connection,
+    by: str,
+    since: float,
+    traffic: str | None = LIVE,
+    *,
+    feature: str | None = None,
+    route: str | None = None,
 ) -> list[dict[str, Any]]:
     """One dict per group since ``since``: by day in date order, else costliest first."""
     check_group(by)
@@ -56,9 +67,11 @@ async def pg_rollup(
             SUM(wasted_tokens) AS wasted_tokens,
             percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50,
             percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95
-        FROM requests WHERE ts >= $1 AND {_TRAFFIC} GROUP BY k""",
+        FROM requests WHERE ts >= $1 AND {_FILTER} GROUP BY k""",
         since,
         traffic,
+        feature,
+        route,
     )
     rows = [_row(by, record) for record in records]
     if by == "day":
@@ -99,16 +112,24 @@ async def pg_recent(conn: asyncpg.Connection, limit: int) -> list[dict[str, Any]
 
 
 async def pg_daily_series(
-    conn: asyncpg.Connection, by: str, since: float, traffic: str | None = LIVE
+    conn: asyncpg.Connection,
+    by: str,
+    since: float,
+    traffic: str | None = LIVE,
+    *,
+    feature: str | None = None,
+    route: str | None = None,
 ) -> list[dict[str, Any]]:
     """Requests, tokens and cost per UTC day and ``by`` group, ordered as SQLite orders them."""
     check_group(by)
     records = await conn.fetch(
         f"""SELECT {PG_GROUPS["day"]} AS day, {PG_GROUPS[by]} AS k, COUNT(*) AS n,
             SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c, SUM(cost_usd) AS cost
-        FROM requests WHERE ts >= $1 AND {_TRAFFIC} GROUP BY day, k""",
+        FROM requests WHERE ts >= $1 AND {_FILTER} GROUP BY day, k""",
         since,
         traffic,
+        feature,
+        route,
     )
     rows = [
         {
@@ -170,28 +191,61 @@ async def pg_hourly_tokens(
     return {int(r["h"]): int(r["t"] or 0) for r in records}
 
 
-async def pg_decisions(conn: asyncpg.Connection, since: float, traffic: str | None = LIVE) -> dict[str, Any]:
+async def pg_decisions(
+    conn: asyncpg.Connection,
+    since: float,
+    traffic: str | None = LIVE,
+    *,
+    feature: str | None = None,
+    route: str | None = None,
+) -> dict[str, Any]:
     """``rollups.decision_counts`` plus request latency p50/p95/p99, in one snapshot."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         by_rule = await conn.fetch(
-            f"SELECT rule, COUNT(*) FROM requests WHERE ts >= $1 AND {_TRAFFIC} "
+            f"SELECT rule, COUNT(*) FROM requests WHERE ts >= $1 AND {_FILTER} "
             "GROUP BY rule ORDER BY COUNT(*) DESC, rule",
             since,
             traffic,
+            feature,
+            route,
         )
         totals = await conn.fetchrow(
             f"""SELECT COUNT(*), SUM((json_array_length(attempts::json) > 1)::int),
                 SUM((attempts LIKE '%:check_failed:%')::int), SUM((attempts LIKE '%:error:%')::int),
                 SUM((cache LIKE 'hit%')::int), SUM((cache IS NOT NULL)::int),
                 percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms)
-            FROM requests WHERE ts >= $1 AND {_TRAFFIC}""",
+            FROM requests WHERE ts >= $1 AND {_FILTER}""",
             since,
             traffic,
+            feature,
+            route,
         )
     assert totals is not None  # an aggregate without GROUP BY always returns one row
     latency = totals[6] or [None] * len(PERCENTILE_KEYS)
     counts = decision_dict([tuple(r) for r in by_rule], list(totals)[:6])
     return counts | {"latency": dict(zip(PERCENTILE_KEYS, map(_float, latency), strict=True))}
+
+
+async def pg_request_log(
+    conn: asyncpg.Connection,
+    since: float,
+    limit: int,
+    traffic: str | None = LIVE,
+    *,
+    feature: str | None = None,
+    route: str | None = None,
+) -> list[dict[str, Any]]:
+    """``rollups.request_log`` in PostgreSQL."""
+    records = await conn.fetch(
+        f"""SELECT {", ".join(LOG_COLUMNS)} FROM requests WHERE ts >= $1 AND {_FILTER}
+        ORDER BY ts DESC, id DESC LIMIT $5""",
+        since,
+        traffic,
+        feature,
+        route,
+        limit,
+    )
+    return [dict(zip(LOG_COLUMNS, r, strict=True)) for r in records]
 
 
 async def pg_reported_models(conn: asyncpg.Connection, since: float) -> list[dict[str, Any]]:

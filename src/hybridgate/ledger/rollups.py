@@ -31,6 +31,14 @@ PERCENTILES = (50, 95, 99)
 LIVE = "live"
 # Filter on the traffic class: ``(?, ?)`` params are (cls, cls); None means every class.
 TRAFFIC_SQL = "(? IS NULL OR traffic = ?)"
+# The dashboard's filters too: traffic class, feature, route; params from ``filter_params``.
+FILTER_SQL = "(? IS NULL OR traffic = ?) AND (? IS NULL OR feature = ?) AND (? IS NULL OR route = ?)"
+
+
+def filter_params(traffic: str | None, feature: str | None, route: str | None) -> tuple[str | None, ...]:
+    return (traffic, traffic, feature, feature, route, route)
+
+
 PERCENTILE_KEYS = tuple(f"p{pct}_ms" for pct in PERCENTILES)
 PROMPT_KEYS = ("request_id", "prompt_text", "cost_usd", "latency_ms", "privacy")
 REPORTED_KEYS = ("backend", "model", "reported_model", "first_ts", "last_ts", "requests")
@@ -42,7 +50,13 @@ def check_group(by: str) -> None:
 
 
 def rollup(
-    conn: sqlite3.Connection, by: str, since: float, traffic: str | None = LIVE
+    conn: sqlite3.Connection,
+    by: str,
+    since: float,
+    traffic: str | None = LIVE,
+    *,
+    feature: str | None = None,
+    route: str | None = None,
 ) -> list[dict[str, Any]]:
     """One dict per group of requests since ``since``: by day in date order, else costliest first.
 
@@ -50,7 +64,7 @@ def rollup(
     both queries can share one explicit read transaction.
     """
     check_group(by)
-    totals, latencies = _usage_rows(conn, USAGE_GROUPS[by], since, traffic)
+    totals, latencies = _usage_rows(conn, USAGE_GROUPS[by], since, filter_params(traffic, feature, route))
     rows = [_rollup(by, row, latencies.get(row["k"], [])) for row in totals]
     if by == "day":
         return sorted(rows, key=lambda r: str(r[by]))
@@ -58,7 +72,7 @@ def rollup(
 
 
 def _usage_rows(
-    conn: sqlite3.Connection, key: str, since: float, traffic: str | None
+    conn: sqlite3.Connection, key: str, since: float, params: tuple[str | None, ...]
 ) -> tuple[list[sqlite3.Row], dict[Any, list[float]]]:
     """Per-group sums from SQL, and each group's latencies for percentiles, in one snapshot."""
     conn.execute("BEGIN")
@@ -70,13 +84,13 @@ def _usage_rows(
                 SUM(texts) AS texts, SUM(cached_texts) AS cached_texts,
                 SUM(saved_usd) AS saved_usd, SUM(escalations) AS escalations,
                 SUM(wasted_tokens) AS wasted_tokens
-            FROM requests WHERE ts >= ? AND {TRAFFIC_SQL} GROUP BY k""",
-            (since, traffic, traffic),
+            FROM requests WHERE ts >= ? AND {FILTER_SQL} GROUP BY k""",
+            (since, *params),
         ).fetchall()
         latencies: dict[Any, list[float]] = {}
         cur = conn.execute(
-            f"SELECT {key} AS k, latency_ms FROM requests WHERE ts >= ? AND {TRAFFIC_SQL}",
-            (since, traffic, traffic),
+            f"SELECT {key} AS k, latency_ms FROM requests WHERE ts >= ? AND {FILTER_SQL}",
+            (since, *params),
         )
         for k, latency in cur:
             latencies.setdefault(k, []).append(float(latency))
@@ -119,15 +133,21 @@ def percentile(ordered: list[float], pct: float) -> float | None:
 
 
 def daily_series(
-    conn: sqlite3.Connection, by: str, since: float, traffic: str | None = LIVE
+    conn: sqlite3.Connection,
+    by: str,
+    since: float,
+    traffic: str | None = LIVE,
+    *,
+    feature: str | None = None,
+    route: str | None = None,
 ) -> list[dict[str, Any]]:
     """Requests, tokens and cost per day and ``by`` group since ``since``, in date order."""
     check_group(by)
     cur = conn.execute(
         f"""SELECT strftime('%Y-%m-%d', ts, 'unixepoch') AS day, {USAGE_GROUPS[by]} AS k,
             COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd)
-        FROM requests WHERE ts >= ? AND {TRAFFIC_SQL} GROUP BY day, k ORDER BY day, k""",
-        (since, traffic, traffic),
+        FROM requests WHERE ts >= ? AND {FILTER_SQL} GROUP BY day, k ORDER BY day, k""",
+        (since, *filter_params(traffic, feature, route)),
     )
     return [
         {
@@ -181,23 +201,30 @@ def hourly_tokens(conn: sqlite3.Connection, since: float, traffic: str | None = 
     return {int(hour): int(tokens or 0) for hour, tokens in cur}
 
 
-def decision_counts(conn: sqlite3.Connection, since: float, traffic: str | None = LIVE) -> dict[str, Any]:
+def decision_counts(
+    conn: sqlite3.Connection,
+    since: float,
+    traffic: str | None = LIVE,
+    *,
+    feature: str | None = None,
+    route: str | None = None,
+) -> dict[str, Any]:
     """Router rules that decided, escalations along the cascade, and cache lookups.
 
     An escalation is a request that tried more than one backend; ``attempts`` entries read
     ``backend:ok``, ``backend:error:<type>`` or ``backend:check_failed:<check>``.
     """
     by_rule = conn.execute(
-        f"SELECT rule, COUNT(*) FROM requests WHERE ts >= ? AND {TRAFFIC_SQL} "
+        f"SELECT rule, COUNT(*) FROM requests WHERE ts >= ? AND {FILTER_SQL} "
         "GROUP BY rule ORDER BY COUNT(*) DESC",
-        (since, traffic, traffic),
+        (since, *filter_params(traffic, feature, route)),
     ).fetchall()
     row = conn.execute(
         f"""SELECT COUNT(*), SUM(json_array_length(attempts) > 1),
             SUM(attempts LIKE '%:check_failed:%'), SUM(attempts LIKE '%:error:%'),
             SUM(cache LIKE 'hit%'), SUM(cache IS NOT NULL)
-        FROM requests WHERE ts >= ? AND {TRAFFIC_SQL}""",
-        (since, traffic, traffic),
+        FROM requests WHERE ts >= ? AND {FILTER_SQL}""",
+        (since, *filter_params(traffic, feature, route)),
     ).fetchone()
     return decision_dict(by_rule, row)
 
@@ -222,17 +249,70 @@ def no_decisions() -> dict[str, Any]:
 
 
 def latency_percentiles(
-    conn: sqlite3.Connection, since: float, traffic: str | None = LIVE
+    conn: sqlite3.Connection,
+    since: float,
+    traffic: str | None = LIVE,
+    *,
+    feature: str | None = None,
+    route: str | None = None,
 ) -> dict[str, float | None]:
     """p50/p95/p99 of request latency in milliseconds over every request since ``since``."""
     ordered = [
         float(v)
         for (v,) in conn.execute(
-            f"SELECT latency_ms FROM requests WHERE ts >= ? AND {TRAFFIC_SQL} ORDER BY latency_ms",
-            (since, traffic, traffic),
+            f"SELECT latency_ms FROM requests WHERE ts >= ? AND {FILTER_SQL} ORDER BY latency_ms",
+            (since, *filter_params(traffic, feature, route)),
         )
     ]
     return {f"p{pct}_ms": percentile(ordered, pct) for pct in PERCENTILES}
+
+
+# The request log: metadata only (never prompt_text), newest first.
+LOG_COLUMNS = (
+    "ts",
+    "request_id",
+    "api",
+    "traffic",
+    "environment",
+    "api_key_id",
+    "feature",
+    "cohort",
+    "route",
+    "rule",
+    "backend",
+    "model",
+    "reported_model",
+    "status",
+    "error_type",
+    "stream",
+    "cache",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+    "ttft_ms",
+    "cost_usd",
+    "saved_usd",
+    "escalations",
+    "privacy",
+)
+
+
+def request_log(
+    conn: sqlite3.Connection,
+    since: float,
+    limit: int,
+    traffic: str | None = LIVE,
+    *,
+    feature: str | None = None,
+    route: str | None = None,
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` rows since ``since`` matching the filters: ``LOG_COLUMNS`` only."""
+    cur = conn.execute(
+        f"""SELECT {", ".join(LOG_COLUMNS)} FROM requests WHERE ts >= ? AND {FILTER_SQL}
+        ORDER BY ts DESC, id DESC LIMIT ?""",
+        (since, *filter_params(traffic, feature, route), limit),
+    )
+    return [dict(zip(LOG_COLUMNS, row, strict=True)) for row in cur]
 
 
 def reported_models(conn: sqlite3.Connection, since: float) -> list[dict[str, Any]]:
