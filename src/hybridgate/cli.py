@@ -53,9 +53,11 @@ def serve(
     except ConfigError as exc:
         typer.echo(f"hybridgate: {exc.message}", err=True)
         raise typer.Exit(2) from exc
+    bind_host, bind_port = host or settings.server.host, settings.server.port if port is None else port
+    typer.echo(startup_banner(settings, application.state.gateway, bind_host, bind_port, workers), err=True)
     options: dict[str, Any] = {
-        "host": host or settings.server.host,
-        "port": settings.server.port if port is None else port,
+        "host": bind_host,
+        "port": bind_port,
         "loop": "uvloop",
         "http": "httptools",
         "log_level": "warning",
@@ -70,6 +72,48 @@ def serve(
     # but not rate-limit counters (see docs/operations.md).
     os.environ[CONFIG_ENV] = str(config.resolve()) if config else ""
     uvicorn.run("hybridgate.app:create_app_from_env", factory=True, workers=workers, **options)
+
+
+def startup_banner(settings: GatewayConfig, gateway: Any, host: str, port: int, workers: int) -> str:
+    """What ``serve`` prints before it listens: where, routes, backends, ledger, privacy, auth."""
+    shown = f"[{host}]" if ":" in host else host
+    routes = "; ".join(f"{name} -> {', '.join(route.try_)}" for name, route in settings.routes.items())
+    backends = ", ".join(
+        f"{name} ({cfg.type}{'' if cfg.type == 'embedded' else ' ' + str(getattr(cfg, 'model', ''))}, "
+        f"{'local' if gateway.backends[name].local else 'cloud'})"
+        for name, cfg in settings.backends.items()
+    )
+    ledger = settings.ledger
+    where = (
+        f"sqlite {Path(ledger.path).resolve()}"
+        if ledger.store == "sqlite"
+        else "postgres ([postgres] dsn; rows spooled to "
+        + str(Path(ledger.spool_path).resolve())
+        + " while it is down)"
+    )
+    coverage = gateway.privacy.coverage() if gateway.privacy else None
+    privacy = (
+        "off (no [privacy] section: prompts are not scanned)"
+        if coverage is None
+        else f"{settings.privacy.policy if settings.privacy else ''} policy, detection "
+        f"{coverage['mode']}: {coverage['note']}"
+    )
+    auth = (
+        f"on (keys: {settings.auth.keys_store}; admin key needed for /metrics and the /ui data)"
+        if settings.auth.enabled
+        else "off: anyone who can reach this port can use it (see docs/privacy.md to turn keys on)"
+    )
+    return "\n".join(
+        [
+            f"hybridgate listening on http://{shown}:{port} (environment {settings.environment}, "
+            f"{workers} worker{'s' if workers != 1 else ''}); dashboard at /ui, health at /healthz",
+            f"  routes:   {routes} (default: {settings.default_route})",
+            f"  backends: {backends}",
+            f"  ledger:   {where}",
+            f"  privacy:  {privacy}",
+            f"  auth:     {auth}",
+        ]
+    )
 
 
 @app.command()
