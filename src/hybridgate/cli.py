@@ -147,7 +147,7 @@ def usage(
     from hybridgate.ledger.drift import model_changes
     from hybridgate.ledger.records import TRAFFIC_CLASSES
     from hybridgate.ledger.rollups import USAGE_GROUPS
-    from hybridgate.ledger.usage import render_usage
+    from hybridgate.ledger.usage import all_cloud_text, render_usage
     from hybridgate.pins import remote_pins
 
     if by not in USAGE_GROUPS:
@@ -169,6 +169,8 @@ def usage(
         # Everything the gateway's own tools sent, per class: the measured overhead on top of live.
         classes = [] if json else store.usage("traffic", days, None)
         drift = [] if json else model_changes(store.reported_models(_since(days)), remote_pins(settings))
+        local = {name for name, backend in settings.backends.items() if backend.local}
+        versus = None if json or cls != "live" else all_cloud_text(store.traffic(_since(days))[0], local)
     except ConfigError as exc:  # no such ledger file
         typer.echo(f"hybridgate: {exc.message}", err=True)
         raise typer.Exit(1) from exc
@@ -178,6 +180,8 @@ def usage(
     if drift:
         typer.echo("UPSTREAM MODEL DRIFT:\n" + "\n".join(f"  {line}" for line in drift) + "\n")
     typer.echo(render_usage(rows, by=by, as_json=json, traffic=traffic, classes=classes))
+    if versus:
+        typer.echo(versus)
 
 
 def _since(days: float | None) -> float:

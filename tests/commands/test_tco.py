@@ -292,3 +292,16 @@ def test_chart_into_a_png_name_is_refused_not_an_svg_in_disguise(tmp_path: Path)
     result = runner.invoke(app, [*ACCEPTANCE, "--chart", str(chart)])
     assert result.exit_code == 2 and "SVG only" in result.stderr
     assert not chart.exists()
+
+
+def test_usage_shows_savings_versus_all_cloud(tmp_path: Path) -> None:
+    from hybridgate.cli import app as cli_app
+
+    ledger = tmp_path / "ledger.db"
+    traffic = fill_ledger(ledger)
+    config = config_file(tmp_path, ledger)
+    text = CliRunner().invoke(cli_app, ["usage", "-c", str(config)]).stdout
+    # The fixture's cloud tier costs $7.50/Mtok; its local tier served this many tokens.
+    saved = traffic.local_tokens * 7.5 / 1e6
+    assert f"Versus all-cloud: the local tiers served {traffic.local_tokens:,} tokens" in text
+    assert f"measured $7.50/Mtok would have cost ${saved:.2f}" in text

@@ -61,6 +61,27 @@ def _savings(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def all_cloud_text(backends: list[dict[str, Any]], local: set[str]) -> str | None:
+    """Savings against all-cloud from a ``traffic`` view: the local tiers' tokens priced at what the
+    cloud tiers measurably cost per token in the same period. None without both kinds of traffic."""
+
+    def tokens(rows: list[dict[str, Any]]) -> int:
+        return sum(int(r["prompt_tokens"]) + int(r["completion_tokens"]) for r in rows)
+
+    on_prem = [b for b in backends if b["backend"] in local]
+    cloud = [b for b in backends if b["backend"] not in local]
+    cloud_tokens, cloud_usd = tokens(cloud), sum(float(b["cost_usd"]) for b in cloud)
+    if not on_prem or not cloud_tokens or cloud_usd <= 0:
+        return None
+    per_mtok = cloud_usd / cloud_tokens * 1_000_000
+    saved = tokens(on_prem) * per_mtok / 1_000_000
+    return (
+        f"Versus all-cloud: the local tiers served {tokens(on_prem):,} tokens, which at the cloud tiers' "
+        f"measured {usd(per_mtok)}/Mtok would have cost {usd(saved)} (the local tiers' own hardware "
+        "cost is not in the ledger: `hybridgate tco --from-ledger` nets it out)."
+    )
+
+
 def overhead_text(classes: list[dict[str, Any]]) -> str:
     """Live traffic against the gateway's own (shadow, replay, eval, judge): the measured overhead."""
     total_cost = sum(float(r["cost_usd"]) for r in classes)
