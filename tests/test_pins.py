@@ -23,7 +23,7 @@ from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.records import LedgerRecord
 from hybridgate.pins import expected_sha256, remote_pins
 from hybridgate.types import ChatRequest, Message, RequestContext
-from tests.standins.openai_upstream import run_openai_standin
+from tests.standins.openai_upstream import Reply, run_openai_standin
 
 ENV = {"HYBRIDGATE_HMAC_SECRET": "s", "KEY": "sk-test"}
 
@@ -129,3 +129,68 @@ def test_the_metric_counts_responses_from_another_version() -> None:
     observe("cloud", pinned, "gpt-4o-2024-11-20")
     assert mismatches(metrics, backend="cloud", pinned=pinned, reported="gpt-4o-2024-11-20") == 2.0
     assert b'hybridgate_version_mismatch_total{backend="cloud"' in metrics.render()[0]
+
+
+def test_drift_is_logged_once_per_change_pinned_or_observed(caplog: pytest.LogCaptureFixture) -> None:
+    pinned = "gpt-4o-2024-08-06"
+    metrics = GatewayMetrics(CollectorRegistry(), pins={"cloud": pinned})
+
+    def observe(backend: str, model: str, reported: str) -> None:
+        metrics.observe(
+            LedgerRecord(ts=1.0, request_id="r", backend=backend, model=model, reported_model=reported)
+        )
+
+    with caplog.at_level("WARNING", logger="hybridgate.drift"):
+        observe("cloud", pinned, pinned)
+        observe("other", "m", "m-2024-01")  # the first answer is what "other" is expected to stay
+        for _ in range(3):
+            observe("cloud", pinned, "gpt-4o-2024-11-20")
+            observe("other", "m", "m-2024-06")
+    drift_lines = [r.getMessage() for r in caplog.records if r.name == "hybridgate.drift"]
+    assert len(drift_lines) == 2  # once per change, not once per response
+    changes = {c["backend"]: c for c in metrics.drift.changes()}
+    assert changes["cloud"] | {"first_seen": 0, "last_seen": 0} == {
+        "backend": "cloud", "kind": "pinned", "expected": pinned, "reported": "gpt-4o-2024-11-20",
+        "first_seen": 0, "last_seen": 0, "responses": 3,
+    }  # fmt: skip
+    assert changes["other"]["kind"] == "observed" and changes["other"]["expected"] == "m-2024-01"
+
+
+async def test_drift_shows_in_healthz_and_usage(tmp_path: Path) -> None:
+    import httpx
+    from typer.testing import CliRunner
+
+    from hybridgate.app import create_app
+    from hybridgate.cli import app as cli_app
+
+    pinned = "gpt-4o-mini-2024-07-18"
+    with run_openai_standin(api_key="sk-test") as upstream:
+        path = tmp_path / "gw.toml"
+        path.write_text(
+            f'[ledger]\npath = "{tmp_path / "l.db"}"\nflush_interval_s = 0.05\n\n'
+            f'[backends.cloud]\ntype = "openai_compat"\nbase_url = "{upstream.base_url}"\n'
+            f'model = "gpt-4o-mini"\napi_key_env = "KEY"\npin = "{pinned}"\n\n'
+            '[routes.auto]\ntry = ["cloud"]\n'
+        )
+        from hybridgate.config import load_config
+
+        application = create_app(load_config(path), env=ENV)
+        gateway = application.state.gateway
+        await gateway.start()
+        upstream.script(Reply(model="gpt-4o-mini-2024-12-01"))  # the provider moved the snapshot
+        ctx = RequestContext(request_id="r", started_at=time.time(), started_perf=time.perf_counter())
+        await gateway.pipeline.complete(
+            ChatRequest(model="auto", messages=[Message(role="user", content="hi")]), ctx
+        )
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            health = (await client.get("/healthz")).json()
+        gateway.ledger.flush()
+        await gateway.aclose()
+    (change,) = health["model_drift"]
+    assert change["expected"] == pinned and change["reported"] == "gpt-4o-mini-2024-12-01"
+    out = CliRunner().invoke(cli_app, ["usage", "-c", str(path)]).output
+    assert out.startswith("UPSTREAM MODEL DRIFT:")
+    assert (
+        f"backend 'cloud' is pinned to '{pinned}' but 1 responses came from 'gpt-4o-mini-2024-12-01'" in out
+    )

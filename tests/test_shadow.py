@@ -94,3 +94,16 @@ def test_routes_without_shadow_are_not_copied(rig: Rig) -> None:
     ask(client, "plain", model="unshadowed")
     time.sleep(0.2)
     assert len(candidate.requests) == before
+
+
+def test_shadow_rows_are_their_own_traffic_class_and_not_live_demand(rig: Rig) -> None:
+    client, gateway, _, candidate = rig
+    candidate.script(Reply(content="candidate"))
+    ask(client, "classed")
+    by_kind = {bool(r["shadow_of"]): r for r in rows(gateway, "classed")}
+    assert by_kind[False]["traffic"] == "live" and by_kind[True]["traffic"] == "shadow"
+    live = {r["route"]: r["requests"] for r in gateway.ledger.usage("route")}
+    every = {r["route"]: r["requests"] for r in gateway.ledger.usage("route", traffic=None)}
+    assert "candidate" not in live and every["candidate"] >= 1  # only shadow copies went there
+    classes = {r["traffic"]: r["requests"] for r in gateway.ledger.usage("traffic", traffic=None)}
+    assert classes["shadow"] >= 1 and classes["live"] >= 1

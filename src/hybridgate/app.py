@@ -56,6 +56,7 @@ async def healthz(request: Request) -> Response:
         "backends": backends,
         "routes": list(gateway.config.routes),
         "router_files": gateway.router_reloads.versions() if gateway.router_reloads else {},
+        "model_drift": gateway.metrics.drift.changes(),
     }
     return Response(orjson.dumps(body), media_type="application/json")
 

@@ -54,9 +54,11 @@ def serve(
     except ConfigError as exc:
         typer.echo(f"hybridgate: {exc.message}", err=True)
         raise typer.Exit(2) from exc
+    bind_host, bind_port = host or settings.server.host, settings.server.port if port is None else port
+    typer.echo(startup_banner(settings, application.state.gateway, bind_host, bind_port, workers), err=True)
     options: dict[str, Any] = {
-        "host": host or settings.server.host,
-        "port": settings.server.port if port is None else port,
+        "host": bind_host,
+        "port": bind_port,
         "loop": "uvloop",
         "log_level": "warning",
         "access_log": False,
@@ -71,6 +73,48 @@ def serve(
     # but not rate-limit counters (see docs/operations.md).
     os.environ[CONFIG_ENV] = str(config.resolve()) if config else ""
     uvicorn.run("hybridgate.app:create_app_from_env", factory=True, workers=workers, **options)
+
+
+def startup_banner(settings: GatewayConfig, gateway: Any, host: str, port: int, workers: int) -> str:
+    """What ``serve`` prints before it listens: where, routes, backends, ledger, privacy, auth."""
+    shown = f"[{host}]" if ":" in host else host
+    routes = "; ".join(f"{name} -> {', '.join(route.try_)}" for name, route in settings.routes.items())
+    backends = ", ".join(
+        f"{name} ({cfg.type}{'' if cfg.type == 'embedded' else ' ' + str(getattr(cfg, 'model', ''))}, "
+        f"{'local' if gateway.backends[name].local else 'cloud'})"
+        for name, cfg in settings.backends.items()
+    )
+    ledger = settings.ledger
+    where = (
+        f"sqlite {Path(ledger.path).resolve()}"
+        if ledger.store == "sqlite"
+        else "postgres ([postgres] dsn; rows spooled to "
+        + str(Path(ledger.spool_path).resolve())
+        + " while it is down)"
+    )
+    coverage = gateway.privacy.coverage() if gateway.privacy else None
+    privacy = (
+        "off (no [privacy] section: prompts are not scanned)"
+        if coverage is None
+        else f"{settings.privacy.policy if settings.privacy else ''} policy, detection "
+        f"{coverage['mode']}: {coverage['note']}"
+    )
+    auth = (
+        f"on (keys: {settings.auth.keys_store}; admin key needed for /metrics and the /ui data)"
+        if settings.auth.enabled
+        else "off: anyone who can reach this port can use it (see docs/privacy.md to turn keys on)"
+    )
+    return "\n".join(
+        [
+            f"hybridgate listening on http://{shown}:{port} (environment {settings.environment}, "
+            f"{workers} worker{'s' if workers != 1 else ''}); dashboard at /ui, health at /healthz",
+            f"  routes:   {routes} (default: {settings.default_route})",
+            f"  backends: {backends}",
+            f"  ledger:   {where}",
+            f"  privacy:  {privacy}",
+            f"  auth:     {auth}",
+        ]
+    )
 
 
 @app.command()
@@ -89,26 +133,62 @@ def init(
 @app.command()
 def usage(
     by: Annotated[
-        str, typer.Option(help="feature|cohort|route|model|backend|day|environment|api_key|api")
+        str, typer.Option(help="feature|cohort|route|model|backend|day|environment|api_key|api|traffic")
     ] = "route",
     days: Annotated[float | None, typer.Option(help="only the last N days")] = None,
+    traffic: Annotated[
+        str, typer.Option(help="live (default) | shadow | replay | eval | judge | all")
+    ] = "live",
     json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     config: ConfigOption = None,
     ledger: Annotated[Path | None, typer.Option(help="ledger file; default from config")] = None,
 ) -> None:
     """Print usage rollups from the ledger: requests, tokens, latency, cost."""
     from hybridgate.ledger import read_ledger
-    from hybridgate.ledger.usage import render_usage
+    from hybridgate.ledger.drift import model_changes
+    from hybridgate.ledger.records import TRAFFIC_CLASSES
+    from hybridgate.ledger.rollups import USAGE_GROUPS
+    from hybridgate.ledger.usage import all_cloud_text, render_usage
+    from hybridgate.pins import remote_pins
 
+    if by not in USAGE_GROUPS:
+        typer.echo(
+            f"hybridgate: --by {by!r} is not a grouping; choose one of: {', '.join(USAGE_GROUPS)}", err=True
+        )
+        raise typer.Exit(2)
+    if traffic != "all" and traffic not in TRAFFIC_CLASSES:
+        choices = ", ".join((*TRAFFIC_CLASSES, "all"))
+        typer.echo(
+            f"hybridgate: --traffic {traffic!r} is not a traffic class; choose one of: {choices}", err=True
+        )
+        raise typer.Exit(2)
+    cls = None if traffic == "all" else traffic
     try:
-        rows = read_ledger(_config_or_exit(config), os.environ, ledger).usage(by, days)
+        settings = _config_or_exit(config)
+        store = read_ledger(settings, os.environ, ledger)
+        rows = store.usage(by, days, cls)
+        # Everything the gateway's own tools sent, per class: the measured overhead on top of live.
+        classes = [] if json else store.usage("traffic", days, None)
+        drift = [] if json else model_changes(store.reported_models(_since(days)), remote_pins(settings))
+        local = {name for name, backend in settings.backends.items() if backend.local}
+        versus = None if json or cls != "live" else all_cloud_text(store.traffic(_since(days))[0], local)
     except ConfigError as exc:  # no such ledger file
         typer.echo(f"hybridgate: {exc.message}", err=True)
         raise typer.Exit(1) from exc
     except OSError as exc:  # PostgreSQL unreachable
         typer.echo(f"hybridgate: {exc}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(render_usage(rows, by=by, as_json=json))
+    if drift:
+        typer.echo("UPSTREAM MODEL DRIFT:\n" + "\n".join(f"  {line}" for line in drift) + "\n")
+    typer.echo(render_usage(rows, by=by, as_json=json, traffic=traffic, classes=classes))
+    if versus:
+        typer.echo(versus)
+
+
+def _since(days: float | None) -> float:
+    import time
+
+    return 0.0 if days is None else time.time() - days * 86400
 
 
 def _register_commands() -> None:

@@ -236,6 +236,17 @@ class RuleConfig(Strict):
     has_tools: bool | None = None
     has_images: bool | None = None
 
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        """A bad pattern is a config error naming the rule, not a traceback when the router builds."""
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression ({exc}): {value!r}") from None
+        return value
+
 
 class ServerConfig(Strict):
     host: str = "127.0.0.1"
@@ -386,65 +397,75 @@ class GatewayConfig(Strict):
 
     @model_validator(mode="after")
     def _check_references(self) -> GatewayConfig:
+        """Every cross-reference problem at once, each with its path (not one per restart)."""
+        problems = self._reference_problems()
+        if self.embeddings is not None:
+            problems += _embeddings_problems(self.embeddings, self.redis, self.postgres)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _reference_problems(self) -> list[str]:
+        problems: list[str] = []
         for name, route in self.routes.items():
             if route.shadow and route.shadow.route not in self.routes:
-                raise ValueError(f"route '{name}' shadows unknown route '{route.shadow.route}'")
+                problems.append(f"routes.{name}.shadow.route: unknown route '{route.shadow.route}'")
             if route.router == "learned" and not route.router_file:
-                raise ValueError(f"route '{name}' has router = \"learned\" but no router_file")
+                problems.append(f"routes.{name}: router = \"learned\" but no router_file")
             for backend in route.try_:
                 if backend not in self.backends:
                     known = ", ".join(self.backends)
-                    raise ValueError(f"route '{name}' tries unknown backend '{backend}'; backends: {known}")
-        for rule in self.rules:
+                    problems.append(f"routes.{name}.try: unknown backend '{backend}' (backends: {known})")
+        for i, rule in enumerate(self.rules):
             if rule.route not in self.routes:
-                raise ValueError(f"rule '{rule.name}' names unknown route '{rule.route}'")
+                problems.append(f"rules.{i}.route: rule '{rule.name}' names unknown route '{rule.route}'")
         for name in self.privacy.routes if self.privacy else {}:
             if name not in self.routes:
-                raise ValueError(f"privacy.routes names unknown route '{name}'")
+                problems.append(f"privacy.routes: unknown route '{name}'")
         if self.cache is not None:
             for name in [*self.cache.routes, *self.cache.semantic_routes]:
                 if name not in self.routes:
-                    raise ValueError(f"cache names unknown route '{name}'")
+                    problems.append(f"cache: names unknown route '{name}'")
             if self.cache.store == "redis" and self.redis is None:
-                raise ValueError("cache.store = \"redis\" needs a [redis] section")
+                problems.append("cache.store = \"redis\" needs a [redis] section")
         if self.auth.limits_store == "redis" and self.redis is None:
-            raise ValueError("auth.limits_store = \"redis\" needs a [redis] section")
+            problems.append("auth.limits_store = \"redis\" needs a [redis] section")
         if self.ledger.store == "postgres" and self.postgres is None:
-            raise ValueError("ledger.store = \"postgres\" needs a [postgres] section")
+            problems.append("ledger.store = \"postgres\" needs a [postgres] section")
         if self.auth.keys_store == "postgres" and self.postgres is None:
-            raise ValueError('auth.keys_store = "postgres" needs a [postgres] section (it holds the keys)')
+            problems.append('auth.keys_store = "postgres" needs a [postgres] section (it holds the keys)')
         if self.default_route not in self.routes:
-            raise ValueError(f"default_route '{self.default_route}' is not a route")
-        if self.embeddings is not None:
-            _check_embeddings(self.embeddings, self.redis, self.postgres)
+            problems.append(f"default_route: '{self.default_route}' is not a route")
         for alias, route_name in self.models.items():
             if route_name not in self.routes:
-                raise ValueError(f"models.'{alias}' names unknown route '{route_name}'")
-        return self
+                problems.append(f"models.'{alias}': unknown route '{route_name}'")
+        return problems
 
 
-def _check_embeddings(
+def _embeddings_problems(
     embeddings: EmbeddingsConfig, redis: RedisConfig | None, postgres: PostgresConfig | None
-) -> None:
+) -> list[str]:
+    problems = []
     for name, route in embeddings.routes.items():
-        for backend in route.try_:
-            if backend not in embeddings.backends:
-                known = ", ".join(embeddings.backends)
-                raise ValueError(
-                    f"embeddings route '{name}' tries unknown embedder '{backend}'; embedders: {known}"
-                )
-        models = {embedder_model(embeddings.backends[b]) for b in route.try_}
+        missing = [b for b in route.try_ if b not in embeddings.backends]
+        for backend in missing:
+            known = ", ".join(embeddings.backends)
+            problems.append(
+                f"embeddings route '{name}' tries unknown embedder '{backend}'; embedders: {known}"
+            )
+        models = {embedder_model(embeddings.backends[b]) for b in route.try_ if b not in missing}
         if len(models) > 1:
-            raise ValueError(
+            problems.append(
                 f"embeddings route '{name}' mixes models ({', '.join(sorted(models))}): vectors of "
                 "different models cannot be compared, so a fallback may only change the server"
             )
     if embeddings.cache_store == "postgres" and postgres is None:
-        raise ValueError('embeddings.cache_store = "postgres" needs a [postgres] section')
+        problems.append('embeddings.cache_store = "postgres" needs a [postgres] section')
     if embeddings.cache_store == "redis" and redis is None:
-        raise ValueError('embeddings.cache_store = "redis" needs a [redis] section')
+        problems.append('embeddings.cache_store = "redis" needs a [redis] section')
     if embeddings.default_route not in embeddings.routes:
-        raise ValueError(f"embeddings.default_route '{embeddings.default_route}' is not an embeddings route")
+        problems.append(f"embeddings.default_route '{embeddings.default_route}' is not an embeddings route")
+    return problems
 
 
 def embedder_model(config: WordLlamaEmbedderConfig | OpenAICompatEmbedderConfig) -> str:
@@ -466,10 +487,37 @@ def load_config(path: str | Path | None = None) -> GatewayConfig:
         raise ConfigError(f"config file {file} not found; `hybridgate init` writes one") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
+    _resolve_paths(data, file.resolve().parent)
     try:
         return GatewayConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{file}: {describe_validation_error(exc)}") from exc
+
+
+# File paths a config may name, as (section, key): relative ones resolve against the config file's
+# folder, so `hybridgate usage -c /etc/hybridgate/gw.toml` reads the ledger the gateway writes
+# whatever the working directory. Paths left out keep their defaults (relative to the working dir).
+PATH_KEYS = (
+    ("ledger", "path"),
+    ("ledger", "spool_path"),
+    ("auth", "keys_path"),
+    ("cache", "path"),
+    ("embeddings", "cache_path"),
+)
+
+
+def _resolve_paths(data: dict[str, object], base: Path) -> None:
+    def fix(table: object, key: str) -> None:
+        if isinstance(table, dict) and isinstance(table.get(key), str) and table[key]:
+            path = Path(table[key]).expanduser()
+            table[key] = str(path if path.is_absolute() else base / path)
+
+    for section, key in PATH_KEYS:
+        fix(data.get(section), key)
+    for section, key in (("routes", "router_file"), ("backends", "model_path")):
+        tables = data.get(section)
+        for table in tables.values() if isinstance(tables, dict) else ():
+            fix(table, key)
 
 
 def describe_validation_error(exc: ValidationError) -> str:

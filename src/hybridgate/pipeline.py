@@ -309,6 +309,7 @@ class Pipeline:
             privacy=trace.screening.policy if trace.screening else None,
             shadow_of=ctx.shadow_of,
             egress=list(trace.trail.egress),
+            traffic=ctx.origin,
         )
         reservation, trace.reservation = trace.reservation, None
         self.commit(record, reservation, charge=ctx.key is not None)

@@ -119,8 +119,10 @@ def test_guard_hook_refuses_before_any_handler_runs(tmp_path: Path) -> None:
     app = create_app(config_for(tmp_path / "ledger.db"), env={})
     app.router.routes[:0] = dashboard_routes(admin_only)
     with serve_in_thread(app) as url:
-        assert httpx.get(f"{url}/ui").status_code == 401
+        # The page is static and signs in by itself; every data endpoint is guarded.
+        assert httpx.get(f"{url}/ui").status_code == 200
         assert httpx.get(f"{url}/ui/api/summary").status_code == 401
+        assert httpx.get(f"{url}/ui/api/requests.csv").status_code == 401
         allowed = httpx.get(f"{url}/ui/api/summary", headers={"authorization": "Bearer admin"})
         assert allowed.status_code == 200
 
@@ -146,7 +148,7 @@ def test_page_renders_totals_in_a_real_browser(filled: tuple[str, Traffic], tmp_
     # Totals the page's JavaScript summed from the JSON rows.
     assert f'id="total-requests">{traffic.requests}<' in dom
     assert f'id="total-tokens">{traffic.prompt_tokens + traffic.completion_tokens:,}<' in dom
-    assert f'id="total-spend">${traffic.cost_usd:.4f}<' in dom
+    assert f'id="total-spend">${traffic.cost_usd:.2f}<' in dom  # $0.18, not $0.1800
     assert 'id="cache-hit-rate">50.0%<' in dom
     for name in ("frontier", "auto", "long-prompt", "break-even"):
         assert name in dom

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 import tomllib
 import xml.etree.ElementTree as ET
 from io import StringIO
@@ -20,6 +21,7 @@ from hybridgate.commands.decide import decide_command
 from hybridgate.commands.tco import tco_command
 from hybridgate.config import GatewayConfig
 from hybridgate.ledger.pricing import Pricer
+from hybridgate.ledger.records import LedgerRecord
 from hybridgate.ledger.store import SqliteLedger
 from hybridgate.types import Usage
 from tests.tco.ledger_fixture import fill_ledger
@@ -136,7 +138,12 @@ def test_from_ledger_measures_volume_price_and_split(tmp_path: Path) -> None:
     assert report["assumptions"]["api_usd_per_mtok"] == 7.5
     assert report["assumptions"]["local_share"] == pytest.approx(traffic.local_tokens / 33_600, abs=1e-4)
     assert report["assumptions"]["sources"]["local_share"] == "ledger"
-    assert report["local_tier"]["throughput_tps"] == 200.0
+    # The ledger's local backend ran on the gateway's machine: reported, never priced as the GPU's.
+    assert (
+        report["local_tier"]["throughput_tps"] == 800
+        and report["local_tier"]["throughput_source"] == "profile"
+    )
+    assert report["local_tier"]["gateway_measured_tps"] == 200.0
     table = runner.invoke(app, ["tco", "--daily-tokens", "5M", "--from-ledger", "--config", str(config)])
     assert table.exit_code == 0, table.output
     assert "5M " in table.stdout and "(ledger)" in table.stdout and "measured: 48 requests" in table.stdout
@@ -239,3 +246,62 @@ def test_decide_asks_about_the_rag_corpus(tmp_path: Path, monkeypatch: pytest.Mo
     assert result.exit_code == 0, result.output
     numbers = json.loads(result.stdout[result.stdout.index("{") :])["numbers"]
     assert numbers["corpus_chunks"] == 8_000_000 and numbers["reembeds_per_month"] == 2
+
+
+def test_a_cpu_model_speed_is_never_priced_as_the_profile_gpu(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.db"
+    fill_ledger(ledger)  # local requests at 200 tokens/s on this machine
+    config = config_file(tmp_path, ledger)
+    args = ["tco", "--from-ledger", "--config", str(config), "--profile", "a100"]
+    report = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    tier = report["local_tier"]
+    # $2.50/h at 2,500 tokens/s and 50% load is $0.56/Mtok; at the ledger's 200 tokens/s it was $6.94
+    assert tier["usd_per_mtok"] == pytest.approx(2.5 / (2500 * 3600 * 0.5) * 1e6, abs=1e-4)
+    given = json.loads(runner.invoke(app, [*args, "--json", "--throughput-tps", "1000"]).stdout)
+    assert given["local_tier"]["throughput_source"] == "given (--throughput-tps)"
+    assert given["local_tier"]["usd_per_mtok"] == pytest.approx(2.5 / (1000 * 3600 * 0.5) * 1e6, abs=1e-4)
+    text = runner.invoke(app, args).stdout
+    assert "not used to price the profile's hardware" in text
+    for line in ("people: $4,166.67/month", "overhead: +", "utilisation", "hybrid vs all-cloud at"):
+        assert line in text, line
+
+
+def test_overhead_is_measured_from_the_ledger_traffic_classes(tmp_path: Path) -> None:
+    ledger_path = tmp_path / "ledger.db"
+    fill_ledger(ledger_path)
+    ledger = SqliteLedger(str(ledger_path))
+    ledger.start()
+    live = sum(r["prompt_tokens"] + r["completion_tokens"] for r in ledger.usage("route"))
+    ledger.record(LedgerRecord(ts=time.time(), request_id="e", backend="cloud", prompt_tokens=live // 4,
+                               traffic="eval", cost_usd=1.0))  # fmt: skip
+    ledger.record(LedgerRecord(ts=time.time(), request_id="s", backend="cloud", saved_usd=0.3, cache="hit"))
+    ledger.close()
+    config = config_file(tmp_path, ledger_path)
+    report = json.loads(runner.invoke(app, ["tco", "--from-ledger", "-c", str(config), "--json"]).stdout)
+    assert report["assumptions"]["overhead"] == pytest.approx(0.25, abs=0.01)
+    assert report["assumptions"]["sources"]["overhead"].startswith("ledger: eval ")
+    assert report["measured"]["requests"] == 49  # the eval row is overhead, not demand
+    assert report["savings"]["cache_saved_monthly_usd"] > 0
+    given = json.loads(runner.invoke(app, ["tco", "--from-ledger", "-c", str(config), "--json",
+                                           "--overhead", "0"]).stdout)  # fmt: skip
+    assert given["assumptions"]["overhead"] == 0 and given["assumptions"]["sources"]["overhead"] == "given"
+
+
+def test_chart_into_a_png_name_is_refused_not_an_svg_in_disguise(tmp_path: Path) -> None:
+    chart = tmp_path / "tco.png"
+    result = runner.invoke(app, [*ACCEPTANCE, "--chart", str(chart)])
+    assert result.exit_code == 2 and "SVG only" in result.stderr
+    assert not chart.exists()
+
+
+def test_usage_shows_savings_versus_all_cloud(tmp_path: Path) -> None:
+    from hybridgate.cli import app as cli_app
+
+    ledger = tmp_path / "ledger.db"
+    traffic = fill_ledger(ledger)
+    config = config_file(tmp_path, ledger)
+    text = CliRunner().invoke(cli_app, ["usage", "-c", str(config)]).stdout
+    # The fixture's cloud tier costs $7.50/Mtok; its local tier served this many tokens.
+    saved = traffic.local_tokens * 7.5 / 1e6
+    assert f"Versus all-cloud: the local tiers served {traffic.local_tokens:,} tokens" in text
+    assert f"measured $7.50/Mtok would have cost ${saved:.2f}" in text

@@ -87,6 +87,9 @@ def test_tco_from_ledger_reports_the_same_on_both_stores(configs: dict[str, Path
         "local_share": "ledger",
         "embed_daily_tokens": "none given",  # the fixture's week has no embeddings requests
         "embed_price": "assumed (text-embedding-3-small)",
+        "overhead": "ledger: escalations wasted 0 tokens",  # the week is all live traffic
+        "people": "0.25 FTE at $200,000/year",
+        "throughput": "profile",
     }
     assert pg["break_even_daily_tokens"] == lite["break_even_daily_tokens"]
     # Each run measures up to its own clock, so daily rates differ in the last digits.

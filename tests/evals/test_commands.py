@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from hybridgate.config import load_config
 from hybridgate.gateway import build_gateway
+from hybridgate.ledger.store import SqliteLedger
 from hybridgate.types import ChatRequest, Message, RequestContext
 from tests.evals.commands import cli, config_toml
 from tests.evals.conftest import write
@@ -186,3 +187,19 @@ def test_a_pin_mismatch_stops_the_run(tmp_path: Path) -> None:
     code, stdout, stderr = invoke("eval", str(golden), "-c", str(config), "--out", str(tmp_path / "o"))
     assert code == 2 and stdout == ""
     assert "backend 'local': model file" in stderr and f"but the config pins {'0' * 64}" in stderr
+
+
+def test_eval_and_replay_rows_are_their_own_traffic_classes(files: dict[str, Path], tmp_path: Path) -> None:
+    asyncio.run(log_traffic(files["config"], ["live question"]))
+    code, _, _ = invoke("eval", str(files["golden"]), "--routes", "cheap", "--config", str(files["config"]),
+                        "--json", "--out", str(tmp_path / "out"))  # fmt: skip
+    assert code == 0
+    code, _, stderr = invoke("replay", "--from-ledger", "--policy", str(files["candidate"]),
+                             "-c", str(files["config"]), "--json")  # fmt: skip
+    assert code == 0, stderr
+    ledger = SqliteLedger(str(files["ledger"]))
+    classes = {r["traffic"]: r["requests"] for r in ledger.usage("traffic", traffic=None)}
+    assert classes["live"] == 1 and classes["eval"] == 2 and classes["replay"] == 2
+    assert sum(r["requests"] for r in ledger.usage("route")) == 1  # reports count live demand only
+    # replay --from-ledger replays live traffic only, never an earlier eval or replay's prompts
+    assert {r["traffic"] for r in ledger.recent(50) if r["feature"] == "replay"} == {"replay"}

@@ -121,3 +121,19 @@ def test_eval_exits_non_zero_on_drift(
 
     bad = runner.invoke(cli(), [*args, "--baseline", str(tmp_path / "missing.json")])
     assert bad.exit_code == 2 and "baseline" in bad.stderr and "not found" in bad.stderr
+
+
+def test_a_changed_upstream_model_is_named_at_the_top_of_the_drift_report() -> None:
+    base = report({"cloud": 1.0}, {("cloud", "a"): "pass", ("cloud", "b"): "pass"})
+    now = report({"cloud": 0.0}, {("cloud", "a"): "fail", ("cloud", "b"): "fail"})
+    for run, model in ((base, "gpt-4o-2024-08-06"), (now, "gpt-4o-2024-11-20")):
+        for case in run["cases"]:
+            case |= {"backend": "openai", "model": model}
+    drift = compare(now, base)
+    assert drift.model_changes == ["route 'cloud', backend 'openai': gpt-4o-2024-08-06 -> gpt-4o-2024-11-20"]
+    first = drift.render().splitlines()[0]
+    assert (
+        first
+        == "UPSTREAM MODEL CHANGED: route 'cloud', backend 'openai': gpt-4o-2024-08-06 -> gpt-4o-2024-11-20"
+    )
+    assert compare(base, base).model_changes == []

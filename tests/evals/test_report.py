@@ -57,7 +57,7 @@ def test_route_summaries() -> None:
 
 def test_markdown_lists_what_did_not_pass() -> None:
     text = to_markdown(sample())
-    assert "| local | 1 | 1 | 1 | 33% | 0.000000 | 10/5 | 200 | 290 |" in text
+    assert "| local | 1 | 1 | 1 | 33% | $0 | 10/5 | 200 | 290 |" in text  # never $0.000000
     assert "| t | 1/1/1 | 2/0/1 |" in text
     assert "| u | 0/1/0 | - |" in text
     assert "| cloud | c | fail | <script>alert(1)</script> | bad c |" in text

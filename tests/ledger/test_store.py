@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -361,3 +362,22 @@ def test_retention_deletes_only_rows_older_than_the_limit(db: Path) -> None:
     with sqlite3.connect(db) as conn:
         kept = sorted(r[0] for r in conn.execute("SELECT request_id FROM requests"))
     assert kept == ["new-0", "new-1", "new-2"]
+
+
+def test_version_4_file_gains_the_traffic_class_as_live(db: Path) -> None:
+    columns = ", ".join(f"{name} {COLUMN_TYPES[name]}" for name in COLUMN_TYPES if name != "traffic")
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute(f"CREATE TABLE requests (id INTEGER PRIMARY KEY, {columns})")
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (4)")
+        conn.execute(
+            "INSERT INTO requests (ts, request_id, api, environment, prompt_tokens, completion_tokens,"
+            " latency_ms, cost_usd, status, stream, reasons, attempts, escalations, wasted_tokens,"
+            " wasted_ms) VALUES (1, 'old', 'openai', 'default', 1, 1, 1, 0.5, 200, 0, '[]', '[]', 0, 0, 0)"
+        )
+        conn.commit()
+    ledger = SqliteLedger(str(db))
+    ledger.start()
+    ledger.close()
+    assert [r["traffic"] for r in ledger.recent()] == ["live"]
+    assert ledger.usage("traffic")[0]["traffic"] == "live"

@@ -81,3 +81,40 @@ def test_usage_command_reads_a_ledger_file_and_names_a_missing_one(tmp_path: Pat
     assert by_route == {"local": 2, "frontier": 1}
     missing = CliRunner().invoke(app, ["usage", "--ledger", str(tmp_path / "typo.db")])
     assert missing.exit_code == 1 and "no ledger at" in missing.output
+
+
+def _classed_ledger(path: Path) -> None:
+    ledger = SqliteLedger(str(path))
+    ledger.start()
+    now = time.time()
+    for i, (traffic, cost) in enumerate([("live", 1.0), ("live", 1.0), ("eval", 3.0), ("shadow", 2.0)]):
+        ledger.record(
+            LedgerRecord(
+                ts=now, request_id=f"r{i}", route="r", cost_usd=cost, traffic=traffic, saved_usd=0.25
+            )
+        )
+    ledger.close()
+
+
+def test_usage_counts_live_traffic_and_shows_the_rest_as_overhead(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    _classed_ledger(path)
+    live = json.loads(CliRunner().invoke(app, ["usage", "--ledger", str(path), "--json"]).output)
+    assert [(r["requests"], r["cost_usd"]) for r in live] == [(2, 2.0)]
+    every = CliRunner().invoke(app, ["usage", "--ledger", str(path), "--json", "--traffic", "all"])
+    assert json.loads(every.output)[0]["requests"] == 4
+    text = CliRunner().invoke(app, ["usage", "--ledger", str(path)]).output
+    assert "(live traffic)" in text and "$2.00" in text
+    assert "eval" in text and "shadow" in text
+    assert "overhead $5.00 = 250% on top of live spend" in text
+    assert "Cache saved $0.50" in text  # the two live rows' saved_usd
+
+
+def test_bad_usage_options_are_clean_errors(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    _classed_ledger(path)
+    for args in (["--by", "colour"], ["--traffic", "bots"]):
+        result = CliRunner().invoke(app, ["usage", "--ledger", str(path), *args])
+        assert result.exit_code == 2 and result.exception is not None
+        assert isinstance(result.exception, SystemExit)  # typer.Exit, not a traceback
+        assert "choose one of" in result.output

@@ -70,5 +70,5 @@ def test_families() -> None:
 
 
 def test_an_alias_to_an_unknown_route_is_a_config_error() -> None:
-    with pytest.raises(ValueError, match=r"models\.'x' names unknown route 'nope'"):
+    with pytest.raises(ValueError, match=r"models\.'x': unknown route 'nope'"):
         GatewayConfig.model_validate({**CONFIG.model_dump(by_alias=True), "models": {"x": "nope"}})

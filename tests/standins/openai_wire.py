@@ -47,6 +47,7 @@ class Reply(Behaviour):
     # message-level "reasoning_content" (vLLM, DeepSeek).
     stop_reason: str | int | None = None
     reasoning_content: str | None = None
+    model: str | None = None  # the model reported as answering; default: the one asked for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,7 +145,7 @@ class Completion:
             "id": self.id,
             "object": object,
             "created": self.created,
-            "model": self.request["model"],
+            "model": self.reply.model or self.request["model"],
             "service_tier": "default",
             "system_fingerprint": FINGERPRINT,
         }
@@ -209,5 +210,6 @@ def as_reply(behaviour: Behaviour, body: Json) -> Reply:
             finish_reason=behaviour.finish_reason,
             stop_reason=behaviour.stop_reason,
             reasoning_content=behaviour.reasoning_content,
+            model=behaviour.model,
         )
     return Reply(content=echo(body))

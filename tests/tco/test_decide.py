@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hybridgate.config import GatewayConfig
+from hybridgate.config import GatewayConfig, load_config
 from hybridgate.tco.answers import RouteScore, parse_answers
 from hybridgate.tco.decide import CHOICES, Recommendation, decide
 from hybridgate.tco.measure import Workload
@@ -177,3 +178,51 @@ def test_decide_without_a_corpus_says_nothing_about_embeddings() -> None:
     rec = run(answers())
     assert not any(r.startswith("Embeddings:") for r in rec.reasons)
     assert "corpus_chunks" not in rec.numbers
+
+
+BRANCHES: list[dict[str, Any]] = [
+    answers(data={"can_leave_network": False}),
+    answers(data={"pii": "systemic"}),
+    answers(data={"pii": "episodic"}),
+    answers(quality={"open_weights_meet_bar": False}),
+    answers(volume={"daily_tokens": LOW}),
+    answers(volume={"shape": "bursty"}),
+    answers(ops={"gpu_oncall": False}),
+    answers(ops={"version_pinning": False}),
+    answers(volume={"daily_tokens": LOW}, finetune={"need": "weights"}),
+]
+
+
+@pytest.mark.parametrize("data", BRANCHES)
+def test_the_starter_config_contains_everything_the_recommendation_advises(
+    data: dict[str, Any], tmp_path: Path
+) -> None:
+    rec = run(data)
+    path = tmp_path / "starter.toml"
+    path.write_text(rec.to_dict()["starter_config"])
+    config = load_config(path)  # the full check, cross-references included
+    advice = " ".join(rec.reasons)
+    assert "Pin every backend" in advice and "[auth] enabled = true" in advice
+    assert config.auth.enabled
+    remote = [b for b in config.backends.values() if b.type != "embedded"]
+    assert remote and all(b.pin for b in remote)
+    for policy in ("redact", "local_only"):
+        if f'policy = "{policy}"' in advice:
+            assert config.privacy is not None and config.privacy.policy == policy
+    if data["data"]["pii"] != "none" or not data["data"]["can_leave_network"]:
+        assert config.privacy is not None
+
+
+def test_a_recommendation_that_is_not_the_cheapest_names_the_step_that_forced_it() -> None:
+    rec = run(answers(volume={"shape": "bursty"}))
+    costs = {k: rec.numbers[f"{k}_monthly_usd"] for k in ("api", "selfhost", "hybrid")}
+    assert rec.choice == "hybrid" and min(costs, key=lambda k: costs[k]) != "hybrid"
+    (why,) = [r for r in rec.reasons if r.startswith("Not the cheapest option")]
+    assert "Step 3 (volume and shape) forced it: above break-even with bursty traffic" in why
+    assert f"${costs['hybrid']:,.2f}/month" in why
+    # the volume reason states the numbers it used
+    assert any("tokens/day at $8.00/Mtok: API $" in r for r in rec.reasons)
+    cheapest = run(answers())
+    assert cheapest.choice == "self_host" and not any(
+        r.startswith("Not the cheapest") for r in cheapest.reasons
+    )

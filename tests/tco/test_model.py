@@ -154,6 +154,9 @@ def test_local_tier_price_shows_idle_capacity() -> None:
     assert busy["throughput_source"] == "profile"
     idle = local_tier(customise(l4, utilisation=0.25), None)
     assert idle["usd_per_mtok"] == pytest.approx(2 * busy["usd_per_mtok"], abs=1e-3)  # type: ignore[operator]
+    # A gateway-measured speed (another machine) is shown, never priced as the profile's GPU.
     measured = local_tier(l4, 200.0)
-    assert measured["throughput_source"] == "ledger"
-    assert measured["usd_per_mtok"] == pytest.approx(0.80 / (200 * 3600 * 0.5) * 1e6, abs=1e-4)
+    assert measured["throughput_source"] == "profile" and measured["gateway_measured_tps"] == 200.0
+    assert measured["usd_per_mtok"] == busy["usd_per_mtok"]
+    given = local_tier(customise(l4, throughput_tps=200.0), None, throughput_given=True)
+    assert given["usd_per_mtok"] == pytest.approx(0.80 / (200 * 3600 * 0.5) * 1e6, abs=1e-4)

@@ -30,15 +30,16 @@ def test_json_report_has_the_acceptance_keys() -> None:
     assert report["measured"] is None
 
 
-def test_measured_workload_is_reported_and_drives_the_local_tier() -> None:
+def test_measured_workload_is_reported_beside_the_profile_local_tier() -> None:
     w = Workload(
         days=2.0, requests=10, daily_tokens=1e6, input_share=0.8, local_share=0.6, avg_prompt_tokens=80.0,
         cloud_usd_per_mtok=5.0, local_tps=250.0, peak_to_mean=None, shape="unknown",
     )  # fmt: skip
     report = build_report([w.daily_tokens], PLANNING, workload=w)
     assert report["measured"]["local_share"] == 0.6
-    assert report["local_tier"]["throughput_tps"] == 250.0
-    assert report["local_tier"]["throughput_source"] == "ledger"
+    assert report["local_tier"]["throughput_tps"] == PLANNING.profile.throughput_tps
+    assert report["local_tier"]["throughput_source"] == "profile"
+    assert report["local_tier"]["gateway_measured_tps"] == 250.0
 
 
 def test_csv_round_trips() -> None:

@@ -6,15 +6,24 @@ read each, filtered on the indexed ``ts``) in a worker thread, and for the break
 calls the pure functions of ``hybridgate.tco``. It must not write to the ledger, call the
 pipeline, or hold state between requests. A shared ledger that is down answers 503.
 
-Access control hook: ``dashboard_routes(guard)`` wraps every route in ``guard``, an async callable
-that returns a ``Response`` to refuse the request (e.g. 401 without an admin key) or None to let
-it through. ``DASHBOARD_ROUTES`` is the unguarded list, for gateways with auth off.
+Access control hook: ``dashboard_routes(guard)`` wraps every data route in ``guard``, an async
+callable that returns a ``Response`` to refuse the request (e.g. 401 without an admin key) or None
+to let it through. The page itself (``/ui``: static HTML, no data) is never guarded: with auth on
+it shows a sign-in form, keeps the admin key in ``sessionStorage`` and sends it as a header on
+every call (no cookie, so no CSRF). ``DASHBOARD_ROUTES`` is the unguarded list, for auth off.
+
+Every data endpoint takes the same filters: ``days`` (fractions for hours), ``traffic`` (live by
+default; ``all`` or a class), ``feature`` and ``route``. ``/ui/api/requests`` is the request log
+(metadata only, never prompts) and ``/ui/api/requests.csv`` its CSV export.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -27,7 +36,8 @@ from starlette.routing import Route
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import RequestError, UpstreamUnavailableError
 from hybridgate.ledger.base import Ledger
-from hybridgate.ledger.rollups import USAGE_GROUPS
+from hybridgate.ledger.records import TRAFFIC_CLASSES
+from hybridgate.ledger.rollups import LOG_COLUMNS, USAGE_GROUPS
 from hybridgate.tco.chart import render_svg
 from hybridgate.tco.measure import Workload, summarise
 from hybridgate.tco.model import Assumptions
@@ -40,6 +50,31 @@ Guard = Callable[[Request], Awaitable[Response | None]]
 DEFAULT_DAYS = 7.0
 DEFAULT_PRICE_PER_MTOK = 8.0
 DEFAULT_SELFHOST_MONTHLY = 8000.0
+LOG_LIMIT = 200  # rows in the page's request log
+CSV_LIMIT = 100_000  # rows in one CSV export
+MAX_FILTER_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Filters:
+    traffic: str | None  # None: every class
+    feature: str | None
+    route: str | None
+
+
+def _filters(request: Request) -> Filters:
+    traffic = request.query_params.get("traffic") or "live"
+    if traffic != "all" and traffic not in TRAFFIC_CLASSES:
+        raise RequestError(
+            f"traffic must be one of: {', '.join((*TRAFFIC_CLASSES, 'all'))}; got '{traffic[:40]}'"
+        )
+    values = {}
+    for name in ("feature", "route"):
+        value = request.query_params.get(name) or None
+        if value is not None and len(value) > MAX_FILTER_CHARS:
+            raise RequestError(f"query parameter '{name}' is longer than {MAX_FILTER_CHARS} characters")
+        values[name] = value
+    return Filters(None if traffic == "all" else traffic, values["feature"], values["route"])
 
 
 def _config(request: Request) -> GatewayConfig:
@@ -88,27 +123,75 @@ def _json(body: Any) -> Response:
 
 async def page(request: Request) -> Response:
     html = resources.files("hybridgate.api").joinpath("dashboard.html").read_text(encoding="utf-8")
-    return HTMLResponse(html, headers={"cache-control": "no-store"})
+    # The sign-in form must not be framed by another site (clickjacking), nor leak the URL.
+    headers = {"cache-control": "no-store", "x-frame-options": "DENY", "referrer-policy": "no-referrer"}
+    return HTMLResponse(html, headers=headers)
 
 
 async def usage(request: Request) -> Response:
-    by, (days, _) = _by(request), _since(request)
-    rows = await _query(request, lambda ledger: ledger.usage(by, days))
+    by, (days, _), f = _by(request), _since(request), _filters(request)
+    rows = await _query(
+        request, lambda ledger: ledger.usage(by, days, f.traffic, feature=f.feature, route=f.route)
+    )
     return _json({"by": by, "days": days, "rows": rows})
 
 
 async def timeseries(request: Request) -> Response:
-    by, (days, since) = _by(request), _since(request)
-    rows = await _query(request, lambda ledger: ledger.daily_series(by, since))
+    by, (days, since), f = _by(request), _since(request), _filters(request)
+    rows = await _query(
+        request, lambda ledger: ledger.daily_series(by, since, f.traffic, feature=f.feature, route=f.route)
+    )
     return _json({"by": by, "days": days, "rows": rows})
 
 
 async def summary(request: Request) -> Response:
-    days, since = _since(request)
-    body = await _query(request, lambda ledger: ledger.decisions(since))  # all zero without a ledger
+    """Decisions, latency and cache for the filters; the traffic classes (overhead) and model
+    drift for the whole deployment."""
+    (days, since), f = _since(request), _filters(request)
+
+    def read(ledger: Ledger) -> dict[str, Any]:
+        body = ledger.decisions(since, f.traffic, feature=f.feature, route=f.route)  # zeros without a ledger
+        body["classes"] = ledger.usage("traffic", days, None)
+        return body
+
+    body = await _query(request, read)
     lookups = body["cache_lookups"]
     body["cache_hit_rate"] = body["cache_hits"] / lookups if lookups else None  # None: no cache data
+    body["model_drift"] = request.app.state.gateway.metrics.drift.changes()
     return _json({"days": days, **body})
+
+
+async def _log(request: Request, limit: int) -> list[dict[str, Any]]:
+    (_, since), f = _since(request), _filters(request)
+    return await _query(
+        request, lambda ledger: ledger.request_log(since, limit, f.traffic, feature=f.feature, route=f.route)
+    )
+
+
+async def requests_log(request: Request) -> Response:
+    """The newest requests matching the filters: metadata only (never the prompt)."""
+    return _json({"rows": await _log(request, LOG_LIMIT)})
+
+
+async def requests_csv(request: Request) -> Response:
+    """The request log as CSV (up to ``CSV_LIMIT`` rows), for a spreadsheet."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in await _log(request, CSV_LIMIT):
+        # A cell starting with = + - @ is a formula to a spreadsheet: quote it as text.
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+    headers = {
+        "cache-control": "no-store",
+        "content-disposition": 'attachment; filename="hybridgate-requests.csv"',
+    }
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 async def _workload(request: Request, since: float) -> Workload | None:
@@ -163,16 +246,18 @@ def _guarded(handler: Handler, guard: Guard) -> Handler:
 
 
 def dashboard_routes(guard: Guard | None = None) -> list[Route]:
-    """The dashboard's routes, each behind ``guard`` when one is given (the admin-auth hook)."""
+    """The dashboard's routes, each data route behind ``guard`` when one is given (the admin-auth
+    hook); the page is static and signs in by itself."""
     handlers: list[tuple[str, Handler]] = [
-        ("/ui", page),
         ("/ui/api/usage", usage),
+        ("/ui/api/requests", requests_log),
+        ("/ui/api/requests.csv", requests_csv),
         ("/ui/api/timeseries", timeseries),
         ("/ui/api/summary", summary),
         ("/ui/api/projection", projection),
         ("/ui/api/projection.svg", projection_svg),
     ]
-    return [
+    return [Route("/ui", page, methods=["GET"])] + [
         Route(path, handler if guard is None else _guarded(handler, guard), methods=["GET"])
         for path, handler in handlers
     ]

@@ -115,7 +115,12 @@ def eval_command(
     report = build_report(results, chosen, golden=str(golden), name=cases.name, started=started)
     drift = compare(report, before, margin) if before else None
     if drift is not None:
-        report["drift"] = {"baseline": str(baseline), "regressions": drift.regressions, "notes": drift.notes}
+        report["drift"] = {
+            "baseline": str(baseline),
+            "model_changes": drift.model_changes,
+            "regressions": drift.regressions,
+            "notes": drift.notes,
+        }
     _write(out, report)
     if outcomes is not None:
         write_outcomes(outcomes, results, chosen)

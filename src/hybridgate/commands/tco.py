@@ -20,7 +20,7 @@ from hybridgate.errors import ConfigError
 from hybridgate.ledger import read_ledger
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.tco.chart import render_svg
-from hybridgate.tco.measure import Workload, read_workload
+from hybridgate.tco.measure import Overhead, Workload, read_workload
 from hybridgate.tco.model import Assumptions, parse_tokens, parse_volumes
 from hybridgate.tco.profiles import PROFILES, People, customise, get_profile
 from hybridgate.tco.report import build_report, render_csv, render_json, render_table
@@ -114,7 +114,12 @@ def tco_command(
     platform_overhead: Money = None,
     people_fte: Annotated[float, typer.Option(help="FTE fraction running the stack")] = 0.25,
     fte_yearly_usd: Annotated[float, typer.Option(help="yearly cost of one FTE")] = 200_000.0,
-    overhead: Annotated[float, typer.Option(help="retries/evals as a share of traffic, e.g. 0.4")] = 0.0,
+    overhead: Annotated[
+        float | None,
+        typer.Option(
+            min=0, help="retries/evals as a share of traffic, e.g. 0.4; default: the ledger's, else 0"
+        ),
+    ] = None,
     local_share: Annotated[float | None, typer.Option(help="hybrid: share of tokens served locally")] = None,
     embed_daily_tokens: Annotated[
         str | None, typer.Option(help="embedding tokens per day (RAG); default: the ledger's, else 0")
@@ -124,11 +129,13 @@ def tco_command(
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     csv_output: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
-    chart: Annotated[Path | None, typer.Option(help="write an SVG chart here")] = None,
+    chart: Annotated[Path | None, typer.Option(help="write an SVG chart here (a .svg file)")] = None,
 ) -> None:
     """Monthly cost on a closed API, self-hosted and hybrid, and the break-even daily volume."""
     if daily_tokens is None and not from_ledger:
         fail("give --daily-tokens (e.g. 500k,5M,20M) or --from-ledger")
+    if chart is not None and chart.suffix.lower() != ".svg":
+        fail(f"--chart writes SVG only; name the file .svg (got {chart.name}); convert it for other formats")
     volumes = checked(lambda: parse_volumes(daily_tokens)) if daily_tokens is not None else []
     workload = ledger_workload(config, ledger, days) if from_ledger else None
     if from_ledger and workload is None:
@@ -151,6 +158,15 @@ def tco_command(
         else (DEFAULT_EMBED_PRICE, "assumed (text-embedding-3-small)")
     )
 
+    measured = workload.overhead if workload else None
+    extra, overhead_source = (
+        (overhead, "given")
+        if overhead is not None
+        else (measured.share, _overhead_source(measured))
+        if measured is not None
+        else (0.0, "none given; pass --overhead or --from-ledger")
+    )
+
     def assumptions() -> Assumptions:
         node = customise(
             get_profile(profile),
@@ -165,7 +181,7 @@ def tco_command(
             people=People(people_fte, fte_yearly_usd),
             selfhost_monthly_usd=selfhost_monthly,
             local_share=share,
-            overhead=overhead,
+            overhead=extra,
             embed_daily_tokens=parse_tokens(embed_tokens),
             embed_usd_per_mtok=embed_usd,
         )
@@ -176,6 +192,9 @@ def tco_command(
         "local_share": share_source,
         "embed_daily_tokens": embed_source,
         "embed_price": embed_price_source,
+        "overhead": overhead_source,
+        "people": f"{people_fte:g} FTE at ${fte_yearly_usd:,.0f}/year",
+        "throughput": "given" if throughput_tps is not None else "profile",
     }
     report = checked(lambda: build_report(volumes, a, workload=workload, sources=sources))
     if chart is not None:
@@ -185,6 +204,12 @@ def tco_command(
     typer.echo(
         render_json(report) if json_output else render_csv(report) if csv_output else render_table(report)
     )
+
+
+def _overhead_source(o: Overhead) -> str:
+    parts = [f"{cls} {tokens:,} tokens" for cls, tokens in sorted(o.by_class.items())]
+    parts.append(f"escalations wasted {o.wasted_tokens:,} tokens")
+    return "ledger: " + ", ".join(parts)
 
 
 def _local_share(given: float | None, w: Workload | None) -> tuple[float, str]:

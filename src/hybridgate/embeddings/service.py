@@ -356,6 +356,7 @@ class Embeddings:
                 environment=ctx.environment,
                 feature=ctx.feature,
                 cohort=cohort_label(self._secret, self._cohorts, ctx.cohort),
+                traffic=ctx.origin,
                 route=decision.route if decision else None,
                 backend=work.backend,
                 model=work.model,

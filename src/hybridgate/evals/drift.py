@@ -23,15 +23,21 @@ EPSILON = 1e-9  # so a drop of exactly the margin is not a regression by float n
 class Drift:
     regressions: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The upstream model behind a route changed between the runs: named first, since it explains
+    # regressions that no config change made.
+    model_changes: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
         return bool(self.regressions)
 
     def render(self) -> str:
-        if not self.regressions and not self.notes:
+        if not self.regressions and not self.notes and not self.model_changes:
             return "drift: no change from the baseline"
-        lines = [f"drift: {len(self.regressions)} regression(s)"]
+        lines = [f"UPSTREAM MODEL CHANGED: {line}" for line in self.model_changes]
+        if self.model_changes:
+            lines.append("  (regressions below may come from the new upstream model, not from your config)")
+        lines += [f"drift: {len(self.regressions)} regression(s)"]
         lines += [f"  REGRESSION {line}" for line in self.regressions]
         lines += [f"  note       {line}" for line in self.notes]
         return "\n".join(lines)
@@ -62,7 +68,30 @@ def compare(current: Json, baseline: Json, margin: float = 0.05) -> Drift:
     for route in current["routes"].keys() - baseline["routes"].keys():
         drift.notes.append(f"route '{route}' is new (no baseline)")
     _compare_cases(drift, current, baseline)
+    drift.model_changes = _model_changes(current, baseline)
     return drift
+
+
+def _models(report: Json) -> dict[tuple[str, str], set[str]]:
+    """(route, backend) -> the models the upstream reported answering as, over the run's cases."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for case in report["cases"]:
+        if case.get("model") and case.get("backend") and not case.get("error"):
+            found.setdefault((case["route"], case["backend"]), set()).add(str(case["model"]))
+    return found
+
+
+def _model_changes(current: Json, baseline: Json) -> list[str]:
+    now, before = _models(current), _models(baseline)
+    lines = []
+    for key in sorted(now.keys() & before.keys()):
+        if now[key] != before[key]:
+            route, backend = key
+            lines.append(
+                f"route '{route}', backend '{backend}': {', '.join(sorted(before[key]))} -> "
+                f"{', '.join(sorted(now[key]))}"
+            )
+    return lines
 
 
 def _compare_route(drift: Drift, route: str, now: Json, base: Json, margin: float) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from html import escape
 
 from hybridgate.evals.report import not_passed
+from hybridgate.ledger.money import usd
 from hybridgate.types import Json
 
 WIDTH, HEIGHT = 640, 360
@@ -102,7 +103,7 @@ def _routes_table(report: Json) -> str:
                 s["soft"],
                 s["fail"],
                 f"{s['pass_rate']:.0%}",
-                f"{s['cost_usd']:.6f}",
+                usd(s["cost_usd"]),
                 f"{s['prompt_tokens']}/{s['completion_tokens']}",
                 s["latency_p50_ms"] if s["latency_p50_ms"] is not None else "-",
                 s["latency_p95_ms"] if s["latency_p95_ms"] is not None else "-",
@@ -152,7 +153,7 @@ def to_html(report: Json) -> str:
     meta = escape(f"{report['golden']}, {report['created_at']}, {report['duration_s']} s")
     body = [
         f"<h1>{title}</h1>",
-        f"<p>{meta}; judge cost {report['judge_cost_usd']:.6f} USD</p>",
+        f"<p>{meta}; judge cost {usd(report['judge_cost_usd'])}</p>",
         "<h2>Cost versus pass rate</h2>",
         chart(report),
         "<h2>Routes</h2>",

@@ -17,6 +17,7 @@ from hybridgate.config import GatewayConfig
 from hybridgate.evals.golden import GoldenSet
 from hybridgate.evals.report import route_summary
 from hybridgate.evals.runner import CaseResult, run_golden
+from hybridgate.ledger.money import usd
 from hybridgate.types import Json
 
 DELTA_KEYS = ("pass_rate", "score", "cost_usd", "latency_p50_ms", "latency_p95_ms")
@@ -109,7 +110,7 @@ def render_golden_replay(report: Json) -> str:
             s = sides[side]
             lines.append(
                 f"  {side:<9} pass {s['pass']:>3}  soft {s['soft']:>3}  fail {s['fail']:>3}  "
-                f"pass rate {s['pass_rate']:.1%}  cost {s['cost_usd']:.6f} USD  "
+                f"pass rate {s['pass_rate']:.1%}  cost {usd(s['cost_usd'])}  "
                 f"p50 {s['latency_p50_ms']} ms  backends {s['backends']}"
             )
         d = sides["delta"]

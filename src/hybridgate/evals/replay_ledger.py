@@ -26,6 +26,7 @@ from hybridgate.evals.graders import Answer
 from hybridgate.evals.report import percentile
 from hybridgate.gateway import build_gateway
 from hybridgate.ledger.base import Ledger
+from hybridgate.ledger.money import usd
 from hybridgate.types import ChatRequest, Json, Message
 
 OFFLINE_FEATURES = ("eval", "eval-judge", "replay")
@@ -173,12 +174,12 @@ def render_ledger_replay(report: Json) -> str:
     lines.append(f"NOTE: {report['note']}")
     rec = report["recorded"]
     lines.append(
-        f"  recorded   cost {rec['cost_usd']:.6f} USD  p50 {rec['latency_p50_ms']} ms (when first served)"
+        f"  recorded   cost {usd(rec['cost_usd'])}  p50 {rec['latency_p50_ms']} ms (when first served)"
     )
     for side in ("current", "candidate"):
         s = report[side]
         lines.append(
-            f"  {side:<10} cost {s['cost_usd']:.6f} USD  p50 {s['latency_p50_ms']} ms  "
+            f"  {side:<10} cost {usd(s['cost_usd'])}  p50 {s['latency_p50_ms']} ms  "
             f"errors {s['errors']}  backends {s['backends']}"
         )
     agree = report["agreement"]

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from hybridgate.evals.graders import SCORES
 from hybridgate.evals.runner import CaseResult
+from hybridgate.ledger.money import usd
 from hybridgate.types import Json
 
 REPORT_VERSION = 1
@@ -100,7 +101,7 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]
 
 
 def routes_table(report: Json) -> list[str]:
-    header = ["route", "pass", "soft", "fail", "pass rate", "cost (USD)", "tokens in/out", "p50 ms", "p95 ms"]
+    header = ["route", "pass", "soft", "fail", "pass rate", "cost", "tokens in/out", "p50 ms", "p95 ms"]
     rows = [
         [
             route,
@@ -108,7 +109,7 @@ def routes_table(report: Json) -> list[str]:
             s["soft"],
             s["fail"],
             f"{s['pass_rate']:.0%}",
-            f"{s['cost_usd']:.6f}",
+            usd(s["cost_usd"]),
             f"{s['prompt_tokens']}/{s['completion_tokens']}",
             _ms(s["latency_p50_ms"]),
             _ms(s["latency_p95_ms"]),
@@ -145,7 +146,7 @@ def failures_table(report: Json, limit: int = 200) -> list[str]:
 
 def to_markdown(report: Json) -> str:
     lines = [f"# Eval: {report['name']}", "", f"{report['golden']}, {report['created_at']}, "]
-    lines[-1] += f"{report['duration_s']} s; judge cost {report['judge_cost_usd']:.6f} USD"
+    lines[-1] += f"{report['duration_s']} s; judge cost {usd(report['judge_cost_usd'])}"
     lines += ["", "## Routes", "", *routes_table(report), "", "## By tag", "", *tags_table(report)]
     if not_passed(report):
         lines += ["", "## Not passed", "", *failures_table(report)]

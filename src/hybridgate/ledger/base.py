@@ -52,8 +52,17 @@ class Ledger(Protocol):
         """Why records are not reaching the store right now, or None when all is well."""
         ...
 
-    def usage(self, by: str, days: float | None = None) -> list[dict[str, Any]]:
-        """Totals per ``by`` group over the last ``days`` (None: all time)."""
+    def usage(
+        self,
+        by: str,
+        days: float | None = None,
+        traffic: str | None = "live",
+        *,
+        feature: str | None = None,
+        route: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Totals per ``by`` group over the last ``days`` (None: all time), of one traffic class
+        (``records.TRAFFIC_CLASSES``; None: every class)."""
         ...
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
@@ -63,18 +72,51 @@ class Ledger(Protocol):
     # The offline readers' views (dashboard, tco, decide, replay). ``since`` is epoch seconds.
     # No rows (or no table yet) reads as empty; an unreachable store raises ConnectionError.
 
-    def daily_series(self, by: str, since: float) -> list[dict[str, Any]]:
+    def daily_series(
+        self,
+        by: str,
+        since: float,
+        traffic: str | None = "live",
+        *,
+        feature: str | None = None,
+        route: str | None = None,
+    ) -> list[dict[str, Any]]:
         """Requests, tokens and cost per UTC day and ``by`` group, by day then group (None first)."""
         ...
 
-    def decisions(self, since: float) -> dict[str, Any]:
+    def decisions(
+        self,
+        since: float,
+        traffic: str | None = "live",
+        *,
+        feature: str | None = None,
+        route: str | None = None,
+    ) -> dict[str, Any]:
         """Requests per router rule, escalations, check failures, cache lookups and hits, and
         ``latency`` p50/p95/p99 in ms (``rollups.no_decisions()`` is the empty shape)."""
         ...
 
-    def traffic(self, since: float) -> Traffic:
+    def traffic(self, since: float, traffic: str | None = "live") -> Traffic:
         """Per-backend totals (tokens, spend, busy seconds, first/last ts), and tokens per hour
         since the epoch: what ``tco.measure.summarise`` needs."""
+        ...
+
+    def request_log(
+        self,
+        since: float,
+        limit: int,
+        traffic: str | None = "live",
+        *,
+        feature: str | None = None,
+        route: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The newest ``limit`` rows since ``since`` matching the filters, metadata only
+        (``rollups.LOG_COLUMNS``: never the prompt), newest first."""
+        ...
+
+    def reported_models(self, since: float) -> list[dict[str, Any]]:
+        """Per (backend, requested model), each model the upstream reported, with first/last ts
+        and request count: what ``drift.model_changes`` reads."""
         ...
 
     def logged_prompts(self, limit: int, skip_features: Sequence[str] = ()) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hybridgate.ledger.drift import DriftWatch
 from hybridgate.ledger.records import LedgerRecord
 
 # LLM calls run from tens of milliseconds (cache, tiny local model) to minutes (long generations).
@@ -72,6 +73,7 @@ class GatewayMetrics:
     ) -> None:
         self.registry = registry
         self._pins = dict(pins or {})  # backend name -> pinned upstream model id
+        self.drift = DriftWatch(self._pins)  # logged once per change; /healthz and the dashboard
         # Callers choose feature names: only those the config knows become label values, so a
         # client cannot grow the series without bound; the ledger keeps the raw value.
         self._features = None if features is None else frozenset(features)
@@ -189,6 +191,7 @@ class GatewayMetrics:
         pinned = self._pins.get(rec.backend or "")
         if pinned and rec.model == pinned and rec.reported_model and rec.reported_model != pinned:
             self.version_mismatch.labels(rec.backend, pinned, rec.reported_model).inc()
+        self.drift.observe(rec)
 
     def _bind(self, key: _Key) -> _Children:
         api, route, backend, feature, status, rule = key

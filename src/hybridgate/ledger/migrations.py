@@ -82,6 +82,8 @@ CREATE INDEX requests_cohort_ts ON requests (cohort, ts)""",
 ALTER TABLE requests ADD COLUMN cached_texts BIGINT NOT NULL DEFAULT 0""",
     # 4: the egress gate's decisions per request (docs/privacy.md), a JSON list like `attempts`.
     "ALTER TABLE requests ADD COLUMN egress TEXT NOT NULL DEFAULT '[]'",
+    # 5: traffic class (live | shadow | replay | eval | judge): reports count live traffic as demand.
+    """ALTER TABLE requests ADD COLUMN traffic TEXT NOT NULL DEFAULT 'live'""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -47,30 +47,77 @@ class PostgresReader:
         self._password = password
         self.timeout_s = timeout_s
 
-    def usage(self, by: str, days: float | None = None) -> list[dict[str, Any]]:
-        """Totals per ``by`` group (see ``USAGE_GROUPS``) over the last ``days``; None is all time."""
+    def usage(
+        self,
+        by: str,
+        days: float | None = None,
+        traffic: str | None = "live",
+        *,
+        feature: str | None = None,
+        route: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Totals per ``by`` group (see ``USAGE_GROUPS``) over the last ``days``; None is all time.
+        ``traffic`` is the class counted (None: every class)."""
         check_group(by)
         since = 0.0 if days is None else time.time() - days * 86400
-        return self._read(lambda conn: pg.pg_rollup(conn, by, since), [])
+        return self._read(
+            lambda conn: pg.pg_rollup(conn, by, since, traffic, feature=feature, route=route), []
+        )
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest ``limit`` rows, newest first, with list columns decoded."""
         return self._read(lambda conn: pg.pg_recent(conn, limit), [])
 
-    def daily_series(self, by: str, since: float) -> list[dict[str, Any]]:
+    def daily_series(
+        self,
+        by: str,
+        since: float,
+        traffic: str | None = "live",
+        *,
+        feature: str | None = None,
+        route: str | None = None,
+    ) -> list[dict[str, Any]]:
         check_group(by)
-        return self._read(lambda conn: pg.pg_daily_series(conn, by, since), [])
+        return self._read(
+            lambda conn: pg.pg_daily_series(conn, by, since, traffic, feature=feature, route=route), []
+        )
 
-    def decisions(self, since: float) -> dict[str, Any]:
-        return self._read(lambda conn: pg.pg_decisions(conn, since), no_decisions())
+    def decisions(
+        self,
+        since: float,
+        traffic: str | None = "live",
+        *,
+        feature: str | None = None,
+        route: str | None = None,
+    ) -> dict[str, Any]:
+        return self._read(
+            lambda conn: pg.pg_decisions(conn, since, traffic, feature=feature, route=route), no_decisions()
+        )
 
-    def traffic(self, since: float) -> Traffic:
+    def traffic(self, since: float, traffic: str | None = "live") -> Traffic:
         async def read(conn: asyncpg.Connection) -> Traffic:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                return await pg.pg_backend_totals(conn, since), await pg.pg_hourly_tokens(conn, since)
+                totals = await pg.pg_backend_totals(conn, since, traffic)
+                return totals, await pg.pg_hourly_tokens(conn, since, traffic)
 
         empty: Traffic = ([], {})
         return self._read(read, empty)
+
+    def request_log(
+        self,
+        since: float,
+        limit: int,
+        traffic: str | None = "live",
+        *,
+        feature: str | None = None,
+        route: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return self._read(
+            lambda conn: pg.pg_request_log(conn, since, limit, traffic, feature=feature, route=route), []
+        )
+
+    def reported_models(self, since: float) -> list[dict[str, Any]]:
+        return self._read(lambda conn: pg.pg_reported_models(conn, since), [])
 
     def logged_prompts(self, limit: int, skip_features: Sequence[str] = ()) -> list[dict[str, Any]]:
         return self._read(lambda conn: pg.pg_logged_prompts(conn, limit, skip_features), [])

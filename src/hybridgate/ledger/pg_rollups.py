@@ -15,7 +15,22 @@ from typing import Any
 import asyncpg
 
 from hybridgate.ledger.records import row_to_dict
-from hybridgate.ledger.rollups import PERCENTILE_KEYS, PROMPT_KEYS, check_group, decision_dict
+from hybridgate.ledger.rollups import (
+    LIVE,
+    LOG_COLUMNS,
+    PERCENTILE_KEYS,
+    PROMPT_KEYS,
+    REPORTED_KEYS,
+    check_group,
+    decision_dict,
+)
+
+# ``rollups.TRAFFIC_SQL`` with the class as the second parameter; None means every class.
+_TRAFFIC = "($2::text IS NULL OR traffic = $2::text)"
+# ``rollups.FILTER_SQL``: traffic class, feature and route as parameters $2, $3, $4.
+_FILTER = (
+    f"{_TRAFFIC} AND ($3::text IS NULL OR feature = $3::text) AND ($4::text IS NULL OR route = $4::text)"
+)
 
 # The SQLite expressions of ``rollups.USAGE_GROUPS``, in PostgreSQL.
 PG_GROUPS: dict[str, str] = {
@@ -27,11 +42,20 @@ PG_GROUPS: dict[str, str] = {
     "environment": "environment",
     "api_key": "api_key_id",
     "api": "api",
+    "traffic": "traffic",
     "day": "to_char(to_timestamp(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
 }
 
 
-async def pg_rollup(conn: asyncpg.Connection, by: str, since: float) -> list[dict[str, Any]]:
+async def pg_rollup(
+    conn: asyncpg.Connection,
+    by: str,
+    since: float,
+    traffic: str | None = LIVE,
+    *,
+    feature: str | None = None,
+    route: str | None = None,
+) -> list[dict[str, Any]]:
     """One dict per group since ``since``: by day in date order, else costliest first."""
     check_group(by)
     records = await conn.fetch(
@@ -39,10 +63,15 @@ async def pg_rollup(conn: asyncpg.Connection, by: str, since: float) -> list[dic
             SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
             SUM(cost_usd) AS cost_usd, AVG(ttft_ms) AS ttft_mean_ms,
             SUM(texts) AS texts, SUM(cached_texts) AS cached_texts,
+            SUM(saved_usd) AS saved_usd, SUM(escalations) AS escalations,
+            SUM(wasted_tokens) AS wasted_tokens,
             percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50,
             percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95
-        FROM requests WHERE ts >= $1 GROUP BY k""",
+        FROM requests WHERE ts >= $1 AND {_FILTER} GROUP BY k""",
         since,
+        traffic,
+        feature,
+        route,
     )
     rows = [_row(by, record) for record in records]
     if by == "day":
@@ -63,6 +92,9 @@ def _row(by: str, record: asyncpg.Record) -> dict[str, Any]:
         "ttft_mean_ms": _float(record["ttft_mean_ms"]),
         "texts": int(record["texts"] or 0),
         "cached_texts": int(record["cached_texts"] or 0),
+        "saved_usd": float(record["saved_usd"] or 0.0),
+        "escalations": int(record["escalations"] or 0),
+        "wasted_tokens": int(record["wasted_tokens"] or 0),
     }
 
 
@@ -79,14 +111,25 @@ async def pg_recent(conn: asyncpg.Connection, limit: int) -> list[dict[str, Any]
 # -- the offline readers' views (tco, decide, replay, the dashboard): rollups.py's, in PostgreSQL --
 
 
-async def pg_daily_series(conn: asyncpg.Connection, by: str, since: float) -> list[dict[str, Any]]:
+async def pg_daily_series(
+    conn: asyncpg.Connection,
+    by: str,
+    since: float,
+    traffic: str | None = LIVE,
+    *,
+    feature: str | None = None,
+    route: str | None = None,
+) -> list[dict[str, Any]]:
     """Requests, tokens and cost per UTC day and ``by`` group, ordered as SQLite orders them."""
     check_group(by)
     records = await conn.fetch(
         f"""SELECT {PG_GROUPS["day"]} AS day, {PG_GROUPS[by]} AS k, COUNT(*) AS n,
             SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c, SUM(cost_usd) AS cost
-        FROM requests WHERE ts >= $1 GROUP BY day, k""",
+        FROM requests WHERE ts >= $1 AND {_FILTER} GROUP BY day, k""",
         since,
+        traffic,
+        feature,
+        route,
     )
     rows = [
         {
@@ -103,16 +146,20 @@ async def pg_daily_series(conn: asyncpg.Connection, by: str, since: float) -> li
     return sorted(rows, key=lambda r: (r["day"], r[by] is not None, r[by] or ""))
 
 
-async def pg_backend_totals(conn: asyncpg.Connection, since: float) -> list[dict[str, Any]]:
+async def pg_backend_totals(
+    conn: asyncpg.Connection, since: float, traffic: str | None = LIVE
+) -> list[dict[str, Any]]:
     """Per backend: token mix, spend, and wall time serving successful requests (``rollups``')."""
     records = await conn.fetch(
-        """SELECT backend, COUNT(*) AS n, SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c,
+        f"""SELECT backend, COUNT(*) AS n, SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c,
             SUM(cost_usd) AS cost,
             SUM(CASE WHEN status < 400 THEN prompt_tokens + completion_tokens ELSE 0 END) AS served,
             SUM(CASE WHEN status < 400 THEN latency_ms ELSE 0 END) / 1000.0 AS busy,
             MIN(ts) AS first_ts, MAX(ts) AS last_ts
-        FROM requests WHERE ts >= $1 AND backend IS NOT NULL AND api <> 'embeddings' GROUP BY backend""",
+        FROM requests WHERE ts >= $1 AND backend IS NOT NULL AND api <> 'embeddings' AND {_TRAFFIC}
+        GROUP BY backend""",
         since,
+        traffic,
     )
     rows = [
         {
@@ -131,35 +178,86 @@ async def pg_backend_totals(conn: asyncpg.Connection, since: float) -> list[dict
     return sorted(rows, key=lambda r: str(r["backend"]))
 
 
-async def pg_hourly_tokens(conn: asyncpg.Connection, since: float) -> dict[int, int]:
+async def pg_hourly_tokens(
+    conn: asyncpg.Connection, since: float, traffic: str | None = LIVE
+) -> dict[int, int]:
     """Tokens per hour since the epoch; ``floor``, as SQLite's CAST truncates (PostgreSQL's rounds)."""
     records = await conn.fetch(
-        """SELECT floor(ts / 3600)::bigint AS h, SUM(prompt_tokens + completion_tokens) AS t
-        FROM requests WHERE ts >= $1 AND api <> 'embeddings' GROUP BY h""",
+        f"""SELECT floor(ts / 3600)::bigint AS h, SUM(prompt_tokens + completion_tokens) AS t
+        FROM requests WHERE ts >= $1 AND api <> 'embeddings' AND {_TRAFFIC} GROUP BY h""",
         since,
+        traffic,
     )
     return {int(r["h"]): int(r["t"] or 0) for r in records}
 
 
-async def pg_decisions(conn: asyncpg.Connection, since: float) -> dict[str, Any]:
+async def pg_decisions(
+    conn: asyncpg.Connection,
+    since: float,
+    traffic: str | None = LIVE,
+    *,
+    feature: str | None = None,
+    route: str | None = None,
+) -> dict[str, Any]:
     """``rollups.decision_counts`` plus request latency p50/p95/p99, in one snapshot."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         by_rule = await conn.fetch(
-            "SELECT rule, COUNT(*) FROM requests WHERE ts >= $1 GROUP BY rule ORDER BY COUNT(*) DESC, rule",
+            f"SELECT rule, COUNT(*) FROM requests WHERE ts >= $1 AND {_FILTER} "
+            "GROUP BY rule ORDER BY COUNT(*) DESC, rule",
             since,
+            traffic,
+            feature,
+            route,
         )
         totals = await conn.fetchrow(
-            """SELECT COUNT(*), SUM((json_array_length(attempts::json) > 1)::int),
+            f"""SELECT COUNT(*), SUM((json_array_length(attempts::json) > 1)::int),
                 SUM((attempts LIKE '%:check_failed:%')::int), SUM((attempts LIKE '%:error:%')::int),
                 SUM((cache LIKE 'hit%')::int), SUM((cache IS NOT NULL)::int),
                 percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms)
-            FROM requests WHERE ts >= $1""",
+            FROM requests WHERE ts >= $1 AND {_FILTER}""",
             since,
+            traffic,
+            feature,
+            route,
         )
     assert totals is not None  # an aggregate without GROUP BY always returns one row
     latency = totals[6] or [None] * len(PERCENTILE_KEYS)
     counts = decision_dict([tuple(r) for r in by_rule], list(totals)[:6])
     return counts | {"latency": dict(zip(PERCENTILE_KEYS, map(_float, latency), strict=True))}
+
+
+async def pg_request_log(
+    conn: asyncpg.Connection,
+    since: float,
+    limit: int,
+    traffic: str | None = LIVE,
+    *,
+    feature: str | None = None,
+    route: str | None = None,
+) -> list[dict[str, Any]]:
+    """``rollups.request_log`` in PostgreSQL."""
+    records = await conn.fetch(
+        f"""SELECT {", ".join(LOG_COLUMNS)} FROM requests WHERE ts >= $1 AND {_FILTER}
+        ORDER BY ts DESC, id DESC LIMIT $5""",
+        since,
+        traffic,
+        feature,
+        route,
+        limit,
+    )
+    return [dict(zip(LOG_COLUMNS, r, strict=True)) for r in records]
+
+
+async def pg_reported_models(conn: asyncpg.Connection, since: float) -> list[dict[str, Any]]:
+    """``rollups.reported_models`` in PostgreSQL."""
+    records = await conn.fetch(
+        """SELECT backend, model, reported_model, MIN(ts), MAX(ts), COUNT(*) FROM requests
+        WHERE ts >= $1 AND status < 400 AND reported_model IS NOT NULL AND backend IS NOT NULL
+            AND model IS NOT NULL
+        GROUP BY backend, model, reported_model ORDER BY backend, model, MIN(ts)""",
+        since,
+    )
+    return [dict(zip(REPORTED_KEYS, r, strict=True)) for r in records]
 
 
 async def pg_logged_prompts(
@@ -168,7 +266,8 @@ async def pg_logged_prompts(
     """The newest ``limit`` successful rows with a logged prompt, none of a feature in ``skip``."""
     records = await conn.fetch(
         """SELECT request_id, prompt_text, cost_usd, latency_ms, privacy FROM requests
-        WHERE prompt_text IS NOT NULL AND status = 200 AND NOT (COALESCE(feature, '') = ANY($1::text[]))
+        WHERE prompt_text IS NOT NULL AND status = 200 AND traffic = 'live'
+            AND NOT (COALESCE(feature, '') = ANY($1::text[]))
         ORDER BY ts DESC, id DESC LIMIT $2""",
         list(skip),
         limit,

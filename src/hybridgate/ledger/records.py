@@ -23,6 +23,8 @@ LIST_FIELDS = ("reasons", "attempts", "egress")
 INT_FIELDS = ("prompt_tokens", "completion_tokens", "status", "escalations", "wasted_tokens")
 FLOAT_FIELDS = ("ts", "ttft_ms", "latency_ms", "cost_usd", "saved_usd", "wasted_ms")
 MAX_INT = 2**63 - 1
+# Live traffic is demand; the others are the gateway's own tools, reported as measured overhead.
+TRAFFIC_CLASSES = ("live", "shadow", "replay", "eval", "judge")
 
 
 @dataclass(kw_only=True)
@@ -70,6 +72,8 @@ class LedgerRecord:
     cached_texts: int = 0
     # The egress gate's decisions, one per non-local backend: "backend:path:allowed|redacted|blocked".
     egress: list[str] = field(default_factory=list)
+    # Who made the request: live traffic, or the gateway's own tools (TRAFFIC_CLASSES).
+    traffic: str = "live"
 
     def __post_init__(self) -> None:
         for name in INT_FIELDS:

@@ -29,11 +29,22 @@ class SqliteReader:
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def usage(self, by: str, days: float | None = None) -> list[dict[str, Any]]:
-        """Totals per ``by`` group (see ``USAGE_GROUPS``) over the last ``days``; None is all time."""
+    def usage(
+        self,
+        by: str,
+        days: float | None = None,
+        traffic: str | None = "live",
+        *,
+        feature: str | None = None,
+        route: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Totals per ``by`` group (see ``USAGE_GROUPS``) over the last ``days``; None is all time.
+        ``traffic`` is the class counted (None: every class)."""
         rollups.check_group(by)
         since = 0.0 if days is None else time.time() - days * 86400
-        return self._read(lambda conn: rollups.rollup(conn, by, since), [])
+        return self._read(
+            lambda conn: rollups.rollup(conn, by, since, traffic, feature=feature, route=route), []
+        )
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest ``limit`` rows, newest first, with list columns decoded."""
@@ -44,23 +55,57 @@ class SqliteReader:
 
         return self._read(read, [])
 
-    def daily_series(self, by: str, since: float) -> list[dict[str, Any]]:
+    def daily_series(
+        self,
+        by: str,
+        since: float,
+        traffic: str | None = "live",
+        *,
+        feature: str | None = None,
+        route: str | None = None,
+    ) -> list[dict[str, Any]]:
         rollups.check_group(by)
-        return self._read(lambda conn: rollups.daily_series(conn, by, since), [])
+        return self._read(
+            lambda conn: rollups.daily_series(conn, by, since, traffic, feature=feature, route=route), []
+        )
 
-    def decisions(self, since: float) -> dict[str, Any]:
+    def decisions(
+        self,
+        since: float,
+        traffic: str | None = "live",
+        *,
+        feature: str | None = None,
+        route: str | None = None,
+    ) -> dict[str, Any]:
         def read(conn: sqlite3.Connection) -> dict[str, Any]:
-            counts = rollups.decision_counts(conn, since)
-            return counts | {"latency": rollups.latency_percentiles(conn, since)}
+            counts = rollups.decision_counts(conn, since, traffic, feature=feature, route=route)
+            latency = rollups.latency_percentiles(conn, since, traffic, feature=feature, route=route)
+            return counts | {"latency": latency}
 
         return self._read(read, rollups.no_decisions())
 
-    def traffic(self, since: float) -> Traffic:
+    def traffic(self, since: float, traffic: str | None = "live") -> Traffic:
         def read(conn: sqlite3.Connection) -> Traffic:
-            return rollups.backend_totals(conn, since), rollups.hourly_tokens(conn, since)
+            return rollups.backend_totals(conn, since, traffic), rollups.hourly_tokens(conn, since, traffic)
 
         empty: Traffic = ([], {})
         return self._read(read, empty)
+
+    def request_log(
+        self,
+        since: float,
+        limit: int,
+        traffic: str | None = "live",
+        *,
+        feature: str | None = None,
+        route: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return self._read(
+            lambda conn: rollups.request_log(conn, since, limit, traffic, feature=feature, route=route), []
+        )
+
+    def reported_models(self, since: float) -> list[dict[str, Any]]:
+        return self._read(lambda conn: rollups.reported_models(conn, since), [])
 
     def logged_prompts(self, limit: int, skip_features: Sequence[str] = ()) -> list[dict[str, Any]]:
         return self._read(lambda conn: rollups.logged_prompts(conn, limit, skip_features), [])

@@ -26,10 +26,10 @@ from hybridgate.ledger.sqlite_reader import SqliteReader
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 PURGE_EVERY_S = 3600.0
 # Columns added after version 1, by the version that added them: older files gain them on open.
-ADDED_COLUMNS: dict[str, int] = {"saved_usd": 2, "texts": 3, "cached_texts": 3, "egress": 4}
+ADDED_COLUMNS: dict[str, int] = {"saved_usd": 2, "texts": 3, "cached_texts": 3, "egress": 4, "traffic": 5}
 
 COLUMN_TYPES: dict[str, str] = {
     "ts": "REAL NOT NULL",
@@ -68,6 +68,7 @@ COLUMN_TYPES: dict[str, str] = {
     "texts": "INTEGER NOT NULL DEFAULT 0",
     "cached_texts": "INTEGER NOT NULL DEFAULT 0",
     "egress": "TEXT NOT NULL DEFAULT '[]'",
+    "traffic": "TEXT NOT NULL DEFAULT 'live'",
 }
 INDEXED = ("ts", "feature", "route", "model", "cohort")
 __all__ = ["USAGE_GROUPS", "SqliteLedger"]

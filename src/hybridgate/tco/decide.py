@@ -13,10 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hybridgate.ledger.money import usd
 from hybridgate.tco.answers import Answers, RouteScore
 from hybridgate.tco.measure import Workload
 from hybridgate.tco.model import Assumptions, break_even_daily_tokens, compare
 from hybridgate.tco.profiles import get_profile
+from hybridgate.tco.report import human_tokens
 from hybridgate.tco.starter import starter_config
 
 CHOICES = {
@@ -39,6 +41,13 @@ class Step:
     hard_stop: bool = False
 
 
+# Which monthly figure of the volume step prices each choice (the others have no cost model).
+PRICED = {"closed_api": "api", "enterprise_zdr": "api", "self_host": "selfhost", "hybrid": "hybrid"}
+PRICED_TITLES = {"api": "the closed API", "selfhost": "self-hosting", "hybrid": "hybrid routing"}
+# What the data step asks of the gateway's privacy screen, by finding.
+PRIVACY_FOR = {"none": None, "episodic": "redact", "systemic": "redact"}
+
+
 @dataclass
 class Recommendation:
     choice: str
@@ -46,6 +55,8 @@ class Recommendation:
     reasons: list[str] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)
     stopped_at: int | None = None
+    forced_by: Step | None = None  # the step that last set ``choice``
+    privacy: str | None = None  # the [privacy] policy the starter config sets (None: no section)
 
     @property
     def title(self) -> str:
@@ -60,7 +71,7 @@ class Recommendation:
             "reasons": list(self.reasons),
             "steps": [dataclasses.asdict(step) for step in self.steps],
             "numbers": dict(self.numbers),
-            "starter_config": starter_config(self.choice, self.title),
+            "starter_config": starter_config(self.choice, self.title, privacy=self.privacy),
         }
 
 
@@ -80,10 +91,16 @@ class _Walk:
             self.rec.reasons.append(reason)
 
     def stop(self, number: int, name: str, choice: str, reason: str) -> bool:
-        self.rec.steps.append(Step(number, name, reason, hard_stop=True))
+        step = Step(number, name, reason, hard_stop=True)
+        self.rec.steps.append(step)
         self.rec.reasons.append(reason)
-        self.rec.choice, self.rec.stopped_at = choice, number
+        self.rec.choice, self.rec.stopped_at, self.rec.forced_by = choice, number, step
         return True
+
+    def choose(self, number: int, name: str, choice: str, finding: str, reason: str) -> None:
+        """Set the leaning at step ``number``, remembering which step set it."""
+        self.note(number, name, finding, reason)
+        self.rec.choice, self.rec.forced_by = choice, self.rec.steps[-1]
 
 
 def decide(
@@ -95,19 +112,63 @@ def decide(
     for step in steps:
         if step(walk):
             break
+    _settings(walk.rec)
+    _cost_check(walk.rec)
     return walk.rec
+
+
+def _settings(rec: Recommendation) -> None:
+    """What the starter config sets beyond the backends, said as reasons (the config has each)."""
+    rec.reasons.append(
+        "Pin every backend's model version (the starter config pins each one) so an upstream change "
+        "shows as drift in /healthz, `usage` and the dashboard instead of silently."
+    )
+    rec.reasons.append(
+        "Turn on virtual API keys ([auth] enabled = true in the starter config; "
+        "`hybridgate keys create` issues them) so spend and limits are per caller."
+    )
+
+
+def _cost_check(rec: Recommendation) -> None:
+    """When the choice is not the cheapest priced option, say so and name the step that forced it."""
+    costs = {k: rec.numbers.get(f"{k}_monthly_usd") for k in PRICED_TITLES}
+    priced = {k: v for k, v in costs.items() if v is not None}
+    mine = PRICED.get(rec.choice)
+    if not priced or mine is None or mine not in priced:
+        return
+    cheapest = min(priced, key=lambda k: priced[k])
+    rec.numbers["cheapest_option"] = cheapest
+    if priced[mine] <= priced[cheapest]:
+        return
+    step = rec.forced_by
+    why = "" if step is None else f" Step {step.number} ({step.name}) forced it: {step.finding}."
+    rec.reasons.append(
+        f"Not the cheapest option: {rec.title} costs {usd(priced[mine])}/month against "
+        f"{usd(priced[cheapest])}/month for {PRICED_TITLES[cheapest]}.{why}"
+    )
 
 
 def _data(walk: _Walk) -> bool:
     data, name = walk.answers.data, "data classification"
+    walk.rec.privacy = PRIVACY_FOR[data.pii]
     if not data.can_leave_network:
-        reason = "Prompts may not leave your network: only a model you run yourself can serve them."
+        walk.rec.privacy = "local_only"
+        reason = (
+            "Prompts may not leave your network: only a model you run yourself can serve them "
+            '([privacy] policy = "local_only" in the starter config).'
+        )
         return walk.stop(1, name, "self_host", reason)
     if data.pii == "systemic":
-        reason = "Most prompts carry personal data: use an enterprise API with zero data retention and a DPA."
+        reason = (
+            "Most prompts carry personal data: use an enterprise API with zero data retention and a DPA, "
+            'and redact at the gateway too ([privacy] policy = "redact").'
+        )
         return walk.stop(1, name, "enterprise_zdr", reason)
     if data.pii == "episodic":
-        reason = "Personal data appears now and then: redact it at the gateway before cloud calls."
+        reason = (
+            "Personal data appears now and then: redact it at the gateway before cloud calls "
+            '([privacy] policy = "redact" in the starter config).'
+        )
         walk.note(1, name, "episodic PII", reason)
     else:
         walk.note(1, name, "prompts may leave the network; no PII")
@@ -152,20 +213,25 @@ def _volume(walk: _Walk) -> bool:
     )
     name = "volume and shape"
     _embeddings(walk)
+    figures = (
+        f"{human_tokens(daily)} tokens/day at {usd(a.api_usd_per_mtok)}/Mtok: "
+        f"API {usd(row.api_monthly_usd)}, "
+        f"self-host {usd(row.selfhost_monthly_usd)}, hybrid {usd(row.hybrid_monthly_usd)} a month; "
+        f"break-even {'never' if break_even is None else human_tokens(break_even) + ' tokens/day'}"
+    )
     if break_even is None or daily < break_even:
-        walk.rec.choice = "closed_api"
         saving = row.selfhost_monthly_usd - row.api_monthly_usd
-        reason = f"At this volume the API costs ${saving:,.0f}/month less than self-hosting."
-        walk.note(3, name, "below break-even", reason)
+        reason = f"At this volume the API costs {usd(saving)}/month less than self-hosting ({figures})."
+        walk.choose(3, name, "closed_api", "below break-even", reason)
     elif shape == "steady" and not walk.quality_unknown:
-        walk.rec.choice = "self_host"
-        reason = "Steady volume above break-even: a self-hosted stack stays busy and pays for itself."
-        walk.note(3, name, "above break-even, steady", reason)
+        reason = (
+            f"Steady volume above break-even: a self-hosted stack stays busy and pays for itself ({figures})."
+        )
+        walk.choose(3, name, "self_host", "above break-even, steady", reason)
     else:
-        walk.rec.choice = "hybrid"
         why = "an unproven local tier" if walk.quality_unknown else f"{shape} traffic"
-        reason = f"Above break-even with {why}: serve the base load locally, the rest on an API."
-        walk.note(3, name, f"above break-even, {shape}", reason)
+        reason = f"Above break-even with {why}: serve the base load locally, the rest on an API ({figures})."
+        walk.choose(3, name, "hybrid", f"above break-even with {why}", reason)
     return False
 
 
@@ -245,9 +311,8 @@ def _ops(walk: _Walk) -> bool:
         reason = "Nobody is on call for GPU nodes: let a provider run the open-weights model."
         return walk.stop(4, name, "managed_open_weights", reason)
     if not ops.version_pinning and walk.rec.choice == "self_host":
-        walk.rec.choice = "hybrid"
         reason = "No model version pinning in CI yet: keep an API fallback behind the local tier."
-        walk.note(4, name, "on-call but no version pinning", reason)
+        walk.choose(4, name, "hybrid", "on-call but no version pinning", reason)
     else:
         walk.note(4, name, "on-call and version pinning in place")
     return False
@@ -256,9 +321,8 @@ def _ops(walk: _Walk) -> bool:
 def _finetune(walk: _Walk) -> bool:
     need, name = walk.answers.finetune.need, "fine-tuning need"
     if need == "weights" and walk.rec.choice == "closed_api":
-        walk.rec.choice = "managed_open_weights"
         reason = "You need fine-tuned weights: use a managed open-weights provider that serves them."
-        walk.note(5, name, "needs trained weights", reason)
+        walk.choose(5, name, "managed_open_weights", "needs trained weights", reason)
     elif need == "weights":
         walk.note(5, name, "needs trained weights: you already run the model")
     else:

@@ -34,6 +34,19 @@ class Workload:
     peak_to_mean: float | None
     shape: str  # "steady", "bursty" or "unknown"
     embeddings: EmbeddingLoad | None = None  # None: no embeddings requests in the period
+    overhead: Overhead | None = None  # None: not read (a bare ``summarise``)
+
+
+@dataclass(frozen=True)
+class Overhead:
+    """Tokens beyond live demand, measured: the gateway's own traffic and escalations' waste."""
+
+    share: float  # extra tokens as a fraction of live tokens
+    by_class: dict[str, int]  # tokens per non-live traffic class (shadow, replay, eval, judge)
+    wasted_tokens: int  # cheaper tiers' answers that escalations threw away (live traffic)
+    escalations: int
+    cache_saved_daily_usd: float  # what cache hits saved per day (live traffic)
+    overhead_daily_usd: float  # spend of the non-live classes per day
 
 
 @dataclass(frozen=True)
@@ -124,4 +137,25 @@ def read_workload(ledger: Ledger, local: set[str], *, days: float | None, now: f
     workload = summarise(backends, hourly, local, since=since, now=now)
     if workload is None:
         return None
-    return replace(workload, embeddings=embedding_load(ledger.usage("api", days), workload.days))
+    by_api = ledger.usage("api", days)
+    return replace(
+        workload,
+        embeddings=embedding_load(by_api, workload.days),
+        overhead=measure_overhead(ledger.usage("traffic", days, None), by_api, workload.days),
+    )
+
+
+def measure_overhead(by_class: list[dict[str, Any]], live: list[dict[str, Any]], days: float) -> Overhead:
+    """Overhead from ``usage(by="traffic", every class)`` and the live ``usage`` rows."""
+    tokens = {str(r["traffic"]): int(r["prompt_tokens"]) + int(r["completion_tokens"]) for r in by_class}
+    live_tokens = tokens.pop("live", 0)
+    wasted = sum(int(r.get("wasted_tokens", 0)) for r in live)
+    extra = sum(tokens.values()) + wasted
+    return Overhead(
+        share=extra / live_tokens if live_tokens else 0.0,
+        by_class=tokens,
+        wasted_tokens=wasted,
+        escalations=sum(int(r.get("escalations", 0)) for r in live),
+        cache_saved_daily_usd=sum(float(r.get("saved_usd", 0.0)) for r in live) / days,
+        overhead_daily_usd=sum(float(r["cost_usd"]) for r in by_class if r["traffic"] != "live") / days,
+    )

@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from hybridgate.ledger.money import usd
 from hybridgate.tco.measure import Workload
 from hybridgate.tco.model import (
     Assumptions,
@@ -59,7 +60,12 @@ def build_report(
         "rows": rows,
         "break_even_daily_tokens": None if break_even is None else round(break_even, 2),
         "assumptions": _assumptions(a, sources or {}),
-        "local_tier": local_tier(a.profile, workload.local_tps if workload else None),
+        "local_tier": local_tier(
+            a.profile,
+            workload.local_tps if workload else None,
+            throughput_given=(sources or {}).get("throughput") == "given",
+        ),
+        "savings": _savings(rows, workload),
         "embeddings": {
             "daily_tokens": a.embed_daily_tokens,
             "usd_per_mtok": a.embed_usd_per_mtok,
@@ -73,6 +79,18 @@ def build_report(
     }
 
 
+def _savings(rows: list[dict[str, Any]], workload: Workload | None) -> dict[str, Any]:
+    """Hybrid against all-cloud at each volume; cache savings and escalation waste from the ledger."""
+    hybrid = [round(r["api_monthly_usd"] - r["hybrid_monthly_usd"], 2) for r in rows]  # one per row
+    o = workload.overhead if workload else None
+    return {
+        "hybrid_vs_api_monthly_usd": hybrid,
+        "cache_saved_monthly_usd": None if o is None else round(o.cache_saved_daily_usd * 30, 4),
+        "escalations": None if o is None else o.escalations,
+        "escalation_wasted_tokens": None if o is None else o.wasted_tokens,
+    }
+
+
 def _assumptions(a: Assumptions, sources: dict[str, str]) -> dict[str, Any]:
     return {
         "api_usd_per_mtok": round(a.api_usd_per_mtok, 4),
@@ -82,6 +100,7 @@ def _assumptions(a: Assumptions, sources: dict[str, str]) -> dict[str, Any]:
         "people_monthly_usd": None if a.selfhost_monthly_usd is not None else round(a.people.monthly_usd, 2),
         "local_share": round(a.local_share, 4),
         "overhead": a.overhead,
+        "utilisation": a.profile.utilisation,
         "days_per_month": 30,
         "sources": sources,
     }
@@ -129,21 +148,54 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
     a, tier = report["assumptions"], report["local_tier"]
     break_even = report["break_even_daily_tokens"]
     verdict = "never, at these prices" if break_even is None else f"{human_tokens(break_even)} tokens/day"
+    people = a["people_monthly_usd"]
     lines = [
         f"break-even: {verdict}",
         f"API price: ${a['api_usd_per_mtok']:g}/Mtok ({a['sources'].get('price', 'given')})",
         f"self-host: {a['profile_title']}"
         + ("" if a["selfhost_monthly_usd"] is None else f", all-in ${a['selfhost_monthly_usd']:,.0f}/month"),
+        "people: included in the all-in figure"
+        if people is None
+        else f"people: {usd(people)}/month ({a['sources'].get('people', 'given')})",
         f"hybrid: {a['local_share']:.0%} of tokens local ({a['sources'].get('local_share', 'given')})",
         f"local tier: {tier['throughput_tps']:,} tokens/s ({tier['throughput_source']}) at "
-        f"{tier['utilisation']:.0%} utilisation -> ${tier['usd_per_mtok']}/Mtok",
+        f"{tier['utilisation']:.0%} utilisation -> "
+        + ("-" if tier["usd_per_mtok"] is None else f"{usd(tier['usd_per_mtok'])}/Mtok"),
+        f"overhead: +{a['overhead']:.0%} tokens for retries, escalations, evals, replays and shadows "
+        f"({a['sources'].get('overhead', 'given')})",
     ]
+    if tier.get("gateway_measured_tps") is not None:
+        lines.append(
+            f"  (this gateway's local backends ran {tier['gateway_measured_tps']:,} tokens/s on its own "
+            "machine; not used to price the profile's hardware: pass --throughput-tps measured there)"
+        )
     lines.append(_embeddings_line(report["embeddings"], a["sources"]))
+    lines.extend(_savings_lines(report))
     if report["measured"] is not None:
         m = report["measured"]
         lines.append(
             f"measured: {m['requests']:,} requests over {m['days']:.1f} days, "
             f"{m['input_share']:.0%} prompt tokens, shape {m['shape']}"
+        )
+    return lines
+
+
+def _savings_lines(report: dict[str, Any]) -> list[str]:
+    s = report["savings"]
+    rows = report["rows"]
+    row = next((r for r in rows if r["measured"]), rows[-1] if rows else None)
+    lines = []
+    if row is not None:
+        saved = row["api_monthly_usd"] - row["hybrid_monthly_usd"]
+        what = "saves" if saved >= 0 else "costs"
+        lines.append(
+            f"hybrid vs all-cloud at {human_tokens(row['daily_tokens'])} tokens/day: {what} "
+            f"{usd(abs(saved))}/month"
+        )
+    if s["cache_saved_monthly_usd"] is not None:
+        lines.append(
+            f"ledger: the response cache saved {usd(s['cache_saved_monthly_usd'])}/month; "
+            f"{s['escalations']:,} escalations wasted {s['escalation_wasted_tokens']:,} tokens"
         )
     return lines
 

@@ -2,6 +2,9 @@
 
 Offline and pure: returns TOML text that ``hybridgate.config.GatewayConfig`` accepts (a test
 checks every one), with comments saying what to change. Models and endpoints are examples.
+Everything ``decide`` recommends is in it: a pin on every remote backend (a dated model id, so an
+upstream change is drift, not a surprise), ``[auth]`` on, and the ``[privacy]`` policy the data
+step asked for.
 """
 
 from __future__ import annotations
@@ -14,18 +17,28 @@ _HEADER = """\
 [ledger]
 path = "hybridgate.db"
 log_prompts = false
+
+[auth]
+enabled = true                      # callers need a virtual key: `hybridgate keys create`
+"""
+
+_PRIVACY = """
+[privacy]
+policy = "{policy}"
 """
 
 _CLOSED_API = """
 [backends.openai]
 type = "openai_compat"
 model = "gpt-4o-mini"
+pin = "gpt-4o-mini-2024-07-18"      # the dated snapshot you tested; sent upstream instead of model
 api_key_env = "OPENAI_API_KEY"
 provider = "openai"
 
 [backends.claude]
 type = "anthropic"
 model = "claude-sonnet-4-5"
+pin = "claude-sonnet-4-5-20250929"
 api_key_env = "ANTHROPIC_API_KEY"
 
 [routes.auto]
@@ -39,6 +52,7 @@ _ENTERPRISE_ZDR = """
 type = "openai_compat"
 base_url = "https://YOUR-ENTERPRISE-ENDPOINT.example/v1"
 model = "gpt-4o"
+pin = "gpt-4o-2024-08-06"           # your deployment's exact model version
 api_key_env = "ENTERPRISE_API_KEY"
 price = { input_per_mtok = 2.5, output_per_mtok = 10.0 }   # your contract's prices
 
@@ -53,12 +67,14 @@ _MANAGED_OPEN_WEIGHTS = """
 type = "openai_compat"
 base_url = "https://api.together.xyz/v1"
 model = "meta-llama/Llama-3.3-70B-Instruct-Turbo"
+pin = "meta-llama/Llama-3.3-70B-Instruct-Turbo"   # the provider's exact model id
 api_key_env = "TOGETHER_API_KEY"
 price = { input_per_mtok = 0.88, output_per_mtok = 0.88 }
 
 [backends.frontier]
 type = "openai_compat"
 model = "gpt-4o-mini"
+pin = "gpt-4o-mini-2024-07-18"      # the dated snapshot you tested; sent upstream instead of model
 api_key_env = "OPENAI_API_KEY"
 provider = "openai"
 
@@ -79,6 +95,7 @@ price = { input_per_mtok = 0.10, output_per_mtok = 0.10 }
 
 [backends.embedded]                 # in-process fallback when the GPU server is down
 type = "embedded"
+# pin = "sha256 of the GGUF file"   # `sha256sum FILE` once downloaded: pins the weights
 
 [routes.auto]
 try = ["vllm", "embedded"]
@@ -87,10 +104,12 @@ try = ["vllm", "embedded"]
 _HYBRID = """
 [backends.local]                    # replace with your vLLM server (type = "openai_compat", local = true)
 type = "embedded"
+# pin = "sha256 of the GGUF file"   # `sha256sum FILE` once downloaded: pins the weights
 
 [backends.frontier]
 type = "openai_compat"
 model = "gpt-4o-mini"
+pin = "gpt-4o-mini-2024-07-18"      # the dated snapshot you tested; sent upstream instead of model
 api_key_env = "OPENAI_API_KEY"
 provider = "openai"
 
@@ -121,10 +140,12 @@ _BODIES = {
 }
 
 
-def starter_config(choice: str, title: str) -> str:
-    """TOML for ``choice`` (a key of ``tco.decide.CHOICES``)."""
+def starter_config(choice: str, title: str, *, privacy: str | None = None) -> str:
+    """TOML for ``choice`` (a key of ``tco.decide.CHOICES``), with ``[privacy] policy = privacy``
+    when given."""
     try:
         body = _BODIES[choice]
     except KeyError:
         raise ValueError(f"no starter config for '{choice}'; known: {', '.join(_BODIES)}") from None
-    return _HEADER.format(title=title) + body
+    section = "" if privacy is None else _PRIVACY.format(policy=privacy)
+    return _HEADER.format(title=title) + section + body
