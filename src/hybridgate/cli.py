@@ -61,6 +61,7 @@ def serve(
         "log_level": "warning",
         "access_log": False,
         "timeout_graceful_shutdown": 30,
+        "timeout_keep_alive": 5,  # idle connections close after 5 s: a proxy must close them sooner
     }
     if workers == 1:
         freeze_startup_heap()

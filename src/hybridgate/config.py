@@ -398,6 +398,12 @@ class GatewayConfig(Strict):
             raise ValueError(f"default_route '{self.default_route}' is not a route")
         if self.embeddings is not None:
             _check_embeddings(self.embeddings, self.redis, self.postgres)
+        auto_unreached = all(rule.route != "auto" for rule in self.rules)
+        if "auto" in self.routes and self.default_route != "auto" and auto_unreached:
+            raise ValueError(
+                f"route 'auto' can never be chosen: model=\"auto\" goes to the rules, then to "
+                f"default_route '{self.default_route}'; rename the route or set default_route = \"auto\""
+            )
         return self
 
 

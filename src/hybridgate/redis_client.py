@@ -7,11 +7,21 @@ restarts, and only a second failure (on a new connection) means Redis is down. N
 timeout: Redis may have run the command and only answered late, and redis-py would send it (or
 a whole MULTI/EXEC) again; a timeout is an outage for the caller, as above. At most
 ``max_connections`` connections per process.
+
+A circuit (``RedisCircuit``), shared by the clients of one process that are given the same one
+(the cache and the rate limiter): once a call fails on its connection, whether Redis refused it,
+never answered (hung: a timeout), or cut it, every call fails at once with a ConnectionError for
+``retry_s``; then one call goes through as a probe, and its answer closes the circuit. So a hung
+Redis costs one ``timeout_s`` per ``retry_s``, not one per request, and looks to every caller
+exactly like a refused connection.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -21,8 +31,60 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from hybridgate.config import RedisConfig
 from hybridgate.errors import ConfigError
 
+log = logging.getLogger(__name__)
+RETRY_S = 1.0
 
-def redis_client(config: RedisConfig, env: Mapping[str, str]) -> Redis:
+
+class RedisCircuit:
+    """Whether calls to one Redis should be tried at all; ``reason`` while they fail."""
+
+    def __init__(self, retry_s: float = RETRY_S) -> None:
+        self.retry_s = retry_s
+        self.reason: str | None = None
+        self._closed_until_probe = 0.0  # time.monotonic() before which calls fail at once
+
+    def check(self) -> None:
+        """Raise at once while open; after ``retry_s`` let one caller through to probe."""
+        if self.reason is None:
+            return
+        now = time.monotonic()
+        if now < self._closed_until_probe:
+            raise RedisConnectionError(f"{self.reason}; not tried again for up to {self.retry_s:g}s")
+        self._closed_until_probe = now + self.retry_s  # this call probes; the others still fail fast
+
+    def failed(self) -> None:
+        if self.reason is None:
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            self.reason = f"redis failing since {since} (refused, timed out or cut)"
+            log.warning("%s: calls fail at once, one probe every %gs", self.reason, self.retry_s)
+        self._closed_until_probe = time.monotonic() + self.retry_s
+
+    def answered(self) -> None:
+        if self.reason is not None:
+            log.warning("redis answers again (was: %s)", self.reason)
+            self.reason = None
+
+
+class _CircuitPool(BlockingConnectionPool):
+    """A pool that asks its circuit before lending a connection, and tells it how each came back:
+    redis-py disconnects a connection on any refusal, timeout or cut, and on nothing else."""
+
+    circuit: RedisCircuit
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        self.circuit.check()
+        return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+    async def release(self, connection: Any) -> None:
+        if connection.is_connected:
+            self.circuit.answered()
+        else:
+            self.circuit.failed()
+        await super().release(connection)
+
+
+def redis_client(config: RedisConfig, env: Mapping[str, str], circuit: RedisCircuit | None = None) -> Redis:
+    """A client of ``[redis]``; pass the same ``circuit`` to clients that should share an outage."""
     password = None
     if config.password_env is not None:
         password = env.get(config.password_env)
@@ -30,7 +92,7 @@ def redis_client(config: RedisConfig, env: Mapping[str, str]) -> Redis:
             raise ConfigError(f"[redis] password_env names {config.password_env}, which is not set")
     # A burst beyond max_connections waits (up to timeout_s) for a free connection instead of
     # failing at once, as redis-py's default pool would.
-    pool = BlockingConnectionPool.from_url(
+    pool = _CircuitPool.from_url(
         config.url,
         max_connections=config.max_connections,
         timeout=config.timeout_s,
@@ -39,6 +101,7 @@ def redis_client(config: RedisConfig, env: Mapping[str, str]) -> Redis:
         socket_connect_timeout=config.timeout_s,
         retry=_retry_once(),
     )
+    pool.circuit = circuit if circuit is not None else RedisCircuit()
     client = Redis(connection_pool=pool, retry=_retry_once())
     client.auto_close_connection_pool = True  # the client owns its pool: aclose() closes both
     return client

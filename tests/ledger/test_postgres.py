@@ -79,10 +79,17 @@ def rounded(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     return [{k: round(v, 9) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
 
 
-def ledger(dsn: str, tmp_path: Path, *, retention_days: float | None = None) -> PostgresLedger:
+def ledger(
+    dsn: str, tmp_path: Path, *, retention_days: float | None = None, timeout_s: float = 2.0
+) -> PostgresLedger:
     spool = str(tmp_path / "spool.jsonl")
     return PostgresLedger(
-        dsn, spool_path=spool, flush_interval_s=0.02, retry_s=0.05, retention_days=retention_days
+        dsn,
+        spool_path=spool,
+        flush_interval_s=0.02,
+        retry_s=0.05,
+        retention_days=retention_days,
+        timeout_s=timeout_s,
     )
 
 
@@ -215,9 +222,8 @@ def test_close_spools_instead_of_waiting_on_a_hung_server(
     dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Writes that would wait an hour on their own: only the close deadline can end them.
-    monkeypatch.setattr(postgres_module, "WRITE_TIMEOUT_S", 3600.0)
     monkeypatch.setattr(postgres_module, "CLOSE_TIMEOUT_S", 0.5)
-    store = ledger(dsn, tmp_path)
+    store = ledger(dsn, tmp_path, timeout_s=3600.0)
     store.start()
     with HeldLock(dsn):  # writes to `requests` hang
         store.record(rec(0))

@@ -66,6 +66,7 @@ class EmbeddedBackend:
             raise ConfigError(f"backend '{name}': model file {self._model_file} does not exist")
         self.model = model_name(self._model_file)
         self.load_s: float | None = None  # how long loading took, once loaded
+        self.loading = False  # the model is being loaded right now (/readyz says so)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hybridgate-{name}")
         self._loaded: LocalModel | None = None  # read and written on the worker thread only
         self._sha256: str | None = None
@@ -201,10 +202,13 @@ class EmbeddedBackend:
     def _load(self) -> LocalModel:
         if self._loaded is None:
             started = time.perf_counter()
+            self.loading = True
             try:
                 self._loaded = LocalModel(self._model_file, self.config.n_ctx, self.config.n_threads)
             except (ValueError, RuntimeError, OSError) as exc:
                 raise BackendError(f"backend '{self.name}' could not load {self._model_file}: {exc}") from exc
+            finally:
+                self.loading = False
             self.load_s = time.perf_counter() - started
         return self._loaded
 

@@ -141,6 +141,14 @@ class GatewayMetrics:
             ["backend", "path", "decision"],
             registry=registry,
         )
+        # Why requests failed: the error class's wire type (overloaded, service_unavailable,
+        # timeout, ...), a bounded set, so a 503 from a store outage is not read as an overload.
+        self.errors = Counter(
+            "hybridgate_errors",
+            "Failed requests, by status and error type.",
+            ["route", "status", "error_type"],
+            registry=registry,
+        )
         registry.register(_DroppedCollector(ledger_dropped or (lambda: 0)))
         # As bounded as the series themselves: one entry per label combination already exported.
         self._children: dict[_Key, _Children] = {}
@@ -184,6 +192,8 @@ class GatewayMetrics:
         for entry in rec.egress:
             backend, path, decision = entry.rsplit(":", 2)
             self.egress.labels(backend, path, decision).inc()
+        if rec.error_type is not None:
+            self.errors.labels(rec.route or NONE, rec.status, rec.error_type).inc()
         # Only requests sent with the pinned id count: a caller naming another model explicitly
         # (``backend/model``) gets what it asked for, which is no drift.
         pinned = self._pins.get(rec.backend or "")
