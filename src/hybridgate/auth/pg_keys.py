@@ -287,6 +287,7 @@ class PostgresKeyStore(HashedKeys):
         )
 
     def _recover(self) -> None:
+        self._retry_at = 0.0  # answered (a lookup or the readiness probe): ask it again at once
         if self._reason is not None:
             logger.warning("keys: PostgreSQL at %s is back", self.where)
         self._reason = None
