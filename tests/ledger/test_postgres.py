@@ -355,3 +355,27 @@ def test_the_postgres_store_needs_a_postgres_section() -> None:
         GatewayConfig.model_validate(base | {"ledger": {"store": "postgres"}})
     config = GatewayConfig.model_validate(base | {"ledger": {"store": "postgres"}, "postgres": {}})
     assert isinstance(build_ledger(config, {}), PostgresLedger)
+
+
+def test_a_hung_server_degrades_and_spools_within_the_timeout_then_replays_once(tmp_path: Path) -> None:
+    with run_postgres() as pg:
+        store = ledger(pg.dsn, tmp_path, timeout_s=0.5)
+        store.start()
+        store.record(rec(0))
+        assert store.flush(timeout=10)
+        pg.pause()  # a real server, stopped: its connections stay open and nothing is answered
+        try:
+            for i in range(1, 30):
+                store.record(rec(i))
+            # the batch in flight gives up after timeout_s and goes to the spool, as on a refusal
+            assert store.flush(timeout=3), "a write to a hung PostgreSQL held the ledger up"
+            assert store.degraded_reason() is not None and "spooled" in str(store.degraded_reason())
+            assert store.spool.count() == 29 and store.dropped == 0
+        finally:
+            pg.resume()
+        deadline = time.monotonic() + 15
+        while store.degraded_reason() is not None or store.spool.has_rows():
+            assert time.monotonic() < deadline, "the spool was not replayed"
+            time.sleep(0.05)
+        store.close()
+        assert request_ids(pg.dsn) == sorted(f"r-{i}" for i in range(30))
