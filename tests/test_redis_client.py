@@ -22,7 +22,6 @@ import pytest
 from hybridgate.app import create_app
 from hybridgate.auth.keys import SqliteKeyStore
 from hybridgate.config import GatewayConfig
-from hybridgate.redis_client import RETRY_S
 from tests.hung_server import hung_server
 from tests.redis_server import running_redis
 from tests.servers import serve_in_thread
@@ -30,6 +29,7 @@ from tests.standins.openai_upstream import OpenAIStandIn, run_openai_standin
 
 PEPPER = "redis-client-test-pepper-0123456789"
 ENV = {"HYBRIDGATE_KEY_PEPPER": PEPPER, "UP_KEY": "sk-up"}
+RETRY_S = 1.0  # redis_client.RETRY_S: how often an open circuit lets one probe through
 REDIS_COMMAND = re.compile(rb"(?:^|\r\n)\*\d+\r\n")  # a RESP array: one command sent
 
 
