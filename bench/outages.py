@@ -18,7 +18,7 @@ through nginx with one valid key. At a quarter of each run the scenario's fault 
 Reported per scenario: client errors (by status, and whether the body was JSON), p50/p99/max
 latency, and the same for the calm run, so the ratio is read side by side.
 
-    .venv/bin/python bench/outages.py                     # 3 replicas, 2000 requests at 50/s each
+    .venv/bin/python bench/outages.py --rate 12           # 3 replicas, 2000 requests per scenario
     .venv/bin/python bench/outages.py --scenarios calm,redis-hung --requests 600
 """
 
@@ -209,6 +209,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers it started, too
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--requests", type=int, default=2000)

@@ -404,3 +404,14 @@ def test_nginx_closes_idle_upstream_connections_before_the_gateway_and_re_resolv
     image = load_yaml("docker-compose.yml")["services"]["nginx"]["image"]
     version = tuple(int(n) for n in re.findall(r"nginx:(\d+)\.(\d+)", image)[0])
     assert version >= (1, 28)  # `resolve` in an upstream needs 1.27.3 or newer
+
+
+def test_grafana_panels_show_data_where_the_old_ones_showed_none_or_misled() -> None:
+    panels = {panel["title"]: panel["targets"][0]["expr"] for panel in dashboard()["panels"]}
+    pins = next(expr for title, expr in panels.items() if "pin" in title)
+    assert pins.endswith("or vector(0)")  # a labelled counter has no series before its first mismatch
+    unavailable = next(expr for title, expr in panels.items() if title.startswith("503s"))
+    assert "error_type" in unavailable  # overloaded vs service_unavailable, not every 503 an overload
+    replicas = panels["Gateway replicas up"]
+    assert "job=" not in replicas  # Kubernetes' pod-discovery job is not called "hybridgate"
+    assert "hybridgate_degraded" in " ".join(panels.values())

@@ -84,6 +84,12 @@ def test_a_hung_redis_is_asked_about_once_a_second_not_on_every_request(
             assert sent <= 4 + 2 * elapsed / RETRY_S, f"{sent} commands to a hung Redis in {elapsed:.1f}s"
             degraded = httpx.get(f"{url}/healthz").json()["degraded"]
             assert {"cache", "limits"} <= set(degraded)  # as for a Redis that refuses
+            admin, _ = SqliteKeyStore(str(tmp_path / "keys.db"), PEPPER.encode()).create(
+                environment="prod", name="ops", admin=True
+            )
+            metrics = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {admin}"}).text
+            assert 'hybridgate_degraded{component="cache"} 1.0' in metrics
+            assert 'hybridgate_degraded{component="limits"} 1.0' in metrics
 
 
 def test_a_stopped_redis_trips_the_circuit_and_the_cache_works_again_once_it_answers(

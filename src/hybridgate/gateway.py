@@ -211,6 +211,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
         cache,
     )
     gateway = Gateway(config, backends, ledger, metrics, pipeline, access, privacy, cache)
+    metrics.watch_degraded(gateway.degraded)
     gateway.router_reloads = build_router_reloads(config, router, env)
     gateway.embeddings = _embeddings(config, env, pipeline, secret, privacy)
     gateway.responses = _response_store(config, env, secret)

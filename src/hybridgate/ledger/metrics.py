@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hybridgate.ledger.records import LedgerRecord
@@ -37,6 +37,25 @@ class _DroppedCollector(Collector):
             "Ledger records lost: queue full, ledger closed, or a failed write.",
             value=float(self._source()),
         )
+
+
+class _DegradedCollector(Collector):
+    """At scrape time, 1 per shared-store component failing right now (cache, ledger, limits,
+    keys), 0 for the others: a hung store and a dead one look the same here as on /healthz."""
+
+    COMPONENTS = ("cache", "ledger", "limits", "keys")
+
+    def __init__(self, source: Callable[[], Mapping[str, str]]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterable[Metric]:
+        failing = self._source()
+        family = GaugeMetricFamily(
+            "hybridgate_degraded", "1 while a shared store is failing (served around).", labels=["component"]
+        )
+        for component in self.COMPONENTS:
+            family.add_metric([component], 1.0 if component in failing else 0.0)
+        yield family
 
 
 @dataclass(frozen=True)
@@ -153,6 +172,10 @@ class GatewayMetrics:
         # As bounded as the series themselves: one entry per label combination already exported.
         self._children: dict[_Key, _Children] = {}
         self._cache_children: dict[tuple[str, str], Counter] = {}
+
+    def watch_degraded(self, source: Callable[[], Mapping[str, str]]) -> None:
+        """Export ``hybridgate_degraded`` from ``source`` (the gateway's ``degraded()``) at scrape."""
+        self.registry.register(_DegradedCollector(source))
 
     def _observe_cache(self, result: str, route: str, saved_usd: float) -> None:
         cache = self._cache_children.get((result, route))
