@@ -10,17 +10,18 @@ a whole MULTI/EXEC) again; a timeout is an outage for the caller, as above. At m
 
 A circuit (``RedisCircuit``), shared by the clients of one process that are given the same one
 (the cache and the rate limiter): once a call fails on its connection, whether Redis refused it,
-never answered (hung: a timeout), or cut it, every call fails at once with a ConnectionError for
-``retry_s``; then one call goes through as a probe, and its answer closes the circuit. So a hung
-Redis costs one ``timeout_s`` per ``retry_s``, not one per request, and looks to every caller
-exactly like a refused connection.
+never answered (hung: a timeout), or cut it, every call fails at once with a ConnectionError.
+Every ``retry_s`` a PING probes Redis in the background (never on a caller's time), and its
+answer closes the circuit. So a hung Redis costs the one call that found it hung a ``timeout_s``,
+then nothing per request, and looks to every caller exactly like a refused connection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -41,23 +42,31 @@ class RedisCircuit:
     def __init__(self, retry_s: float = RETRY_S) -> None:
         self.retry_s = retry_s
         self.reason: str | None = None
-        self._closed_until_probe = 0.0  # time.monotonic() before which calls fail at once
+        self._next_probe = 0.0  # time.monotonic() of the next background probe
+        self._probe: asyncio.Task[None] | None = None
 
-    def check(self) -> None:
-        """Raise at once while open; after ``retry_s`` let one caller through to probe."""
+    def check(self, probe: Callable[[], Awaitable[None]]) -> None:
+        """Raise at once while open, starting ``probe`` in the background when one is due."""
         if self.reason is None:
             return
         now = time.monotonic()
-        if now < self._closed_until_probe:
-            raise RedisConnectionError(f"{self.reason}; not tried again for up to {self.retry_s:g}s")
-        self._closed_until_probe = now + self.retry_s  # this call probes; the others still fail fast
+        if now >= self._next_probe and (self._probe is None or self._probe.done()):
+            self._next_probe = now + self.retry_s
+            self._probe = asyncio.get_running_loop().create_task(self._probing(probe))
+        raise RedisConnectionError(f"{self.reason}; probed in the background every {self.retry_s:g}s")
+
+    async def _probing(self, probe: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await probe()  # its connection's release says how it went (answered / failed)
+        except Exception:  # still failing: logged once per outage by failed()
+            self.failed()
 
     def failed(self) -> None:
         if self.reason is None:
             since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             self.reason = f"redis failing since {since} (refused, timed out or cut)"
-            log.warning("%s: calls fail at once, one probe every %gs", self.reason, self.retry_s)
-        self._closed_until_probe = time.monotonic() + self.retry_s
+            log.warning("%s: calls fail at once, a probe every %gs", self.reason, self.retry_s)
+            self._next_probe = time.monotonic() + self.retry_s
 
     def answered(self) -> None:
         if self.reason is not None:
@@ -72,7 +81,7 @@ class _CircuitPool(BlockingConnectionPool):
     circuit: RedisCircuit
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        self.circuit.check()
+        self.circuit.check(self._ping)
         return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
 
     async def release(self, connection: Any) -> None:
@@ -81,6 +90,18 @@ class _CircuitPool(BlockingConnectionPool):
         else:
             self.circuit.failed()
         await super().release(connection)
+
+    async def _ping(self) -> None:
+        """The circuit's probe: PING on a connection of this pool, within the socket timeouts."""
+        connection = await super().get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await connection.send_command("PING")
+            await connection.read_response()
+        except BaseException:
+            await connection.disconnect()
+            raise
+        finally:
+            await self.release(connection)
 
 
 def redis_client(config: RedisConfig, env: Mapping[str, str], circuit: RedisCircuit | None = None) -> Redis:
