@@ -26,15 +26,17 @@ for the ledger.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 from hybridgate.backends.base import Backend
 from hybridgate.backends.egress import MediaPolicy, MediaURLError, media_urls
-from hybridgate.checks import CheckResult, run_checks
+from hybridgate.checks import CHECK_TIMEOUT_S, CheckResult, has_schemas, run_checks
 from hybridgate.config import GatewayConfig, RouteConfig
-from hybridgate.errors import BackendError, UpstreamUnavailableError
+from hybridgate.errors import BackendError, RequestError, UpstreamUnavailableError
 from hybridgate.privacy.gate import Clearance, EgressGate, gated
 from hybridgate.resilience import Protected
 from hybridgate.stream_assembly import StreamAssembler
@@ -113,11 +115,27 @@ class Policy:
             return cls()
         return cls(strict=True, min_confidence=route.min_confidence)
 
-    def first_failure(
+    async def first_failure(
         self, request: ChatRequest, response: ChatResponse
     ) -> tuple[ChatResponse, CheckResult | None]:
+        """Run the checks on a thread (schema validation is CPU work) within ``CHECK_TIMEOUT_S``."""
         failed = None
-        for check in run_checks(request, response, strict=self.strict, min_confidence=self.min_confidence):
+        checking = partial(run_checks, strict=self.strict, min_confidence=self.min_confidence)
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                if has_schemas(request):
+                    checks = await asyncio.to_thread(checking, request, response)
+                else:  # nothing to validate against a schema: cheap, stays on the loop
+                    checks = checking(request, response)
+        except TimeoutError as exc:
+            error = RequestError(
+                f"checking the answer against the request's JSON schemas took over {CHECK_TIMEOUT_S:g}s; "
+                "simplify the schema",
+                param="response_format",
+            )
+            error.code = "schema_too_complex"
+            raise error from exc
+        for check in checks:
             response = check.repaired or response
             failed = failed or (None if check.passed else check)
         return response, failed
@@ -209,7 +227,7 @@ class Cascade:
                 last = exc
                 continue
             trail.answered = (served, response.usage)
-            response, failed = policy.first_failure(request, response)
+            response, failed = await policy.first_failure(request, response)
             if failed is not None and not is_last:
                 trail.escalate(served, failed, response, started)
                 continue
@@ -283,7 +301,7 @@ class Cascade:
         if not assembler.chunks:
             trail.attempts.append(f"{served.backend.name}:error:empty_stream")
             return None
-        response, failed = policy.first_failure(request, assembler.response())
+        response, failed = await policy.first_failure(request, assembler.response())
         if failed is not None:
             trail.escalate(served, failed, response, started)
             return None

@@ -10,7 +10,8 @@ backend of the route instead of handing a broken answer to the caller:
 - tool calls: each call must name a tool of the request, with arguments that are a JSON object
   valid against that tool's ``parameters`` schema.
 
-Pure functions over provider-neutral types: no I/O, no knowledge of backends.
+Pure functions over provider-neutral types: no I/O (a ``$ref`` never leaves its schema), no
+knowledge of backends. CPU-bound: the cascade runs them on a thread with ``CHECK_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -25,8 +26,13 @@ from typing import Any
 import json_repair
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from referencing.exceptions import Unresolvable
 
+from hybridgate import schemas
 from hybridgate.types import ChatRequest, ChatResponse, Json
+
+# Validating one answer against its schemas; past it, the request fails (``SchemaTooSlowError``).
+CHECK_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,11 @@ def run_checks(
     if min_confidence is not None:
         results.append(check_confidence(response, min_confidence))
     return results
+
+
+def has_schemas(request: ChatRequest) -> bool:
+    """Whether checking an answer to ``request`` may validate JSON against a schema (CPU work)."""
+    return bool(request.tools) or (request.response_format or {}).get("type") == "json_schema"
 
 
 def check_complete(response: ChatResponse) -> CheckResult:
@@ -165,9 +176,9 @@ def schema_problem(schema: Json, value: Any) -> str | None:
     and is not held against the model."""
     try:
         validator = _validator(json.dumps(schema, sort_keys=True))
-    except SchemaError:
+        error = next(iter(validator.iter_errors(value)), None)
+    except (SchemaError, Unresolvable, RecursionError):
         return None
-    error = next(iter(validator.iter_errors(value)), None)
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"
@@ -178,4 +189,4 @@ def schema_problem(schema: Json, value: Any) -> str | None:
 def _validator(schema_json: str) -> Draft202012Validator:
     schema = json.loads(schema_json)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return schemas.validator(schema)  # $refs resolve inside the schema or nowhere: nothing is fetched

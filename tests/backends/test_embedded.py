@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import pytest
 from hybridgate.backends.embedded import EmbeddedBackend
 from hybridgate.backends.embedded_llama import first_stop, held_back, model_name, packaged_model_file
 from hybridgate.config import EmbeddedBackend as EmbeddedConfig
-from hybridgate.errors import ConfigError, RequestError, UpstreamTimeoutError
+from hybridgate.errors import ConfigError, EngineCrashedError, RequestError, UpstreamTimeoutError
 from hybridgate.types import ChatRequest, Json
 
 QUESTION = "What is the capital of France?"
@@ -265,3 +267,39 @@ async def test_schema_with_a_regex_pattern_does_not_crash_the_model(backend: Emb
     assert choice["message"]["content"].startswith("{")
     if choice["finish_reason"] == "stop":
         assert isinstance(json.loads(choice["message"]["content"]), dict)
+
+
+async def test_grammar_building_past_its_budget_is_a_clear_request_error() -> None:
+    """The schema becomes a grammar on a thread within ``grammar_timeout_s``, never on the loop."""
+    strict = EmbeddedBackend("strict", EmbeddedConfig(type="embedded", grammar_timeout_s=1e-9))
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string"}}}
+    try:
+        with pytest.raises(RequestError, match="into a grammar took over") as caught:
+            await strict.complete(chat(response_format=fmt), "x")
+        assert caught.value.param == "response_format"
+        assert strict.engine.pid is None  # refused before the engine was even started
+    finally:
+        await strict.aclose()
+
+
+async def test_a_crashed_engine_fails_the_job_it_ran_and_reruns_the_one_queued(
+    backend: EmbeddedBackend,
+) -> None:
+    """A native crash (SIGSEGV, as llama.cpp dies on a grammar it cannot parse) ends only the job
+    the engine was running; the job queued behind it runs on the restarted engine."""
+    engine = backend.engine.pid
+    assert engine is not None
+    running = backend.stream(chat("Count from 1 to 100.", max_tokens=200), "x")
+    first = await anext(running)  # the role chunk: generation has started in the engine
+    assert first["choices"][0]["delta"]["role"] == "assistant"
+    queued = asyncio.create_task(backend.complete(chat(max_tokens=3), "x"))
+    while backend.engine.in_flight < 2:  # until the second job has been sent to the engine
+        await asyncio.sleep(0.01)
+    os.kill(engine, signal.SIGSEGV)
+    with pytest.raises(EngineCrashedError, match=r"exited \(SIGSEGV\)") as caught:
+        async for _ in running:
+            pass
+    assert caught.value.status_code == 502 and not caught.value.retryable
+    reply = (await asyncio.wait_for(queued, timeout=120)).body
+    assert reply["usage"]["completion_tokens"] == 3
+    assert backend.engine.pid not in (None, engine) and backend.engine.restarts == 1

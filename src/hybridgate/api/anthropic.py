@@ -25,6 +25,7 @@ from hybridgate.errors import GatewayError
 from hybridgate.gateway import Gateway
 from hybridgate.pipeline import PipelineStream
 from hybridgate.router.rules import estimate_prompt_tokens
+from hybridgate.schemas import checked_request
 from hybridgate.types import ChatRequest, Json
 from hybridgate.wire.anthropic import (
     AnthropicStreamWriter,
@@ -36,7 +37,7 @@ from hybridgate.wire.anthropic import (
 
 async def _parse(request: Request, gateway: Gateway) -> tuple[ChatRequest, Json]:
     body = await read_json(request, gateway.config.server.max_body_bytes)
-    return from_anthropic_request(body), body
+    return checked_request(from_anthropic_request(body), "anthropic"), body
 
 
 async def messages(request: Request) -> Response:

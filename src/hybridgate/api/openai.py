@@ -25,6 +25,7 @@ from hybridgate.api.sse import DONE, SSE_HEADERS, coalesce, data_event
 from hybridgate.errors import GatewayError
 from hybridgate.gateway import Gateway
 from hybridgate.pipeline import PipelineStream
+from hybridgate.schemas import checked_request
 from hybridgate.types import ChatRequest, Decision, RequestContext
 
 
@@ -49,6 +50,7 @@ async def chat_completions(request: Request) -> Response:
     try:
         limits = await admit(request, gateway, ctx)
         chat = parse(ChatRequest, await read_json(request, gateway.config.server.max_body_bytes))
+        chat = checked_request(chat)
         ctx.feature = ctx.feature or (chat.metadata or {}).get("feature")
         ctx.cohort = ctx.cohort or chat.user
     except GatewayError as exc:

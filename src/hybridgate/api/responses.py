@@ -30,6 +30,7 @@ from hybridgate.errors import GatewayError, NotFoundError, RequestError, StoreUn
 from hybridgate.gateway import Gateway
 from hybridgate.ledger.response_store import ResponseStore, StoredResponse
 from hybridgate.pipeline import PipelineStream
+from hybridgate.schemas import checked_request
 from hybridgate.types import ChatRequest, Json, Message, RequestContext
 from hybridgate.wire.responses import (
     Envelope,
@@ -121,7 +122,7 @@ async def create_response(request: Request) -> Response:
         limits = await admit(request, gateway, ctx)
         body = await read_json(request, gateway.config.server.max_body_bytes)
         conversation = await _conversation(gateway, ctx, body)
-        chat = from_responses_request(body, conversation.history())
+        chat = checked_request(from_responses_request(body, conversation.history()), "responses")
         ctx.feature = ctx.feature or (chat.metadata or {}).get("feature")
         ctx.cohort = ctx.cohort or chat.user
     except GatewayError as exc:

@@ -1,48 +1,44 @@
-"""The embedded backend: SmolLM2-135M-Instruct (or any chat GGUF) run in-process by llama.cpp.
+"""The embedded backend: SmolLM2-135M-Instruct (or any chat GGUF) run on this machine by llama.cpp.
 
-Layer 3 of the flow (backends); the default local tier, so prompts never leave the process. The
-model loads once, lazily on first use or in ``start()``, on one dedicated worker thread that also
-runs every generation: a ``llama_cpp.Llama`` is not thread-safe, so requests queue for that thread
-and the event loop only waits. Streamed text crosses from the thread to the loop through an
-``asyncio.Queue``. Raises ``RequestError`` for what no other attempt would fix (images, a prompt
-longer than the context window, an unusable ``response_format``) and ``BackendError`` when
-llama.cpp itself fails. Knows nothing of routing, caching or the ledger.
+Layer 3 of the flow (backends); the default local tier, so prompts never leave the machine.
+llama.cpp runs in an engine process of its own (``embedded_process`` / ``embedded_engine``), as
+vLLM keeps its engine apart from its API server: a native crash there costs the request in flight
+(``EngineCrashedError``) and the engine is restarted, while the gateway keeps serving. The model
+loads once, when the engine starts (first use, or ``start()``); jobs queue in the engine and run
+one at a time. Streamed text crosses the process boundary a piece at a time. The JSON Schema of
+``response_format`` / a forced tool becomes a grammar on a thread with a time budget
+(``grammar_timeout_s``), never on the event loop. Raises ``RequestError`` for what no other
+attempt would fix (images, a prompt longer than the context window, an unusable
+``response_format``) and ``BackendError`` when llama.cpp itself fails. Knows nothing of routing,
+caching or the ledger.
 
-Split in three: this module (asyncio and the OpenAI wire shape), ``embedded_llama`` (llama.cpp,
-worker thread only) and ``embedded_prompt`` (pure: messages, tools convention, output schemas).
+Split in five: this module (asyncio and the OpenAI wire shape), ``embedded_process`` (the engine
+process, seen from the gateway), ``embedded_engine`` and ``embedded_llama`` (the engine process:
+llama.cpp), ``embedded_grammar`` (schema -> GBNF) and ``embedded_prompt`` (pure: messages, tools
+convention, output schemas).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
-import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from hybridgate.backends import embedded_prompt as prompting
-from hybridgate.backends.embedded_llama import (
-    LocalModel,
-    OnText,
-    Outcome,
-    Sampling,
-    grammar_for,
-    model_name,
-    packaged_model_file,
-)
+from hybridgate.backends.embedded_grammar import grammar_text
+from hybridgate.backends.embedded_llama import Outcome, Sampling, model_name, packaged_model_file
+from hybridgate.backends.embedded_process import EngineProcess
 from hybridgate.config import EmbeddedBackend as EmbeddedConfig
-from hybridgate.errors import BackendError, ConfigError, RequestError, UpstreamTimeoutError
+from hybridgate.errors import ConfigError, RequestError, UpstreamTimeoutError
 from hybridgate.types import ChatRequest, ChatResponse, Json, Usage
 
 __all__ = ["EmbeddedBackend"]
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -51,9 +47,12 @@ class _Job:
     sampling: Sampling
     tools: list[Json]  # non-empty when the reply may be a tool call
 
+    def wire(self, stream: bool) -> Json:
+        return {"messages": self.messages, "sampling": dataclasses.asdict(self.sampling), "stream": stream}
+
 
 class EmbeddedBackend:
-    """A GGUF chat model in this process. ``model`` passed to ``complete``/``stream`` is ignored."""
+    """A GGUF chat model in an engine process. ``model`` passed to ``complete``/``stream`` is ignored."""
 
     def __init__(self, name: str, config: EmbeddedConfig) -> None:
         self.name = name
@@ -65,16 +64,22 @@ class EmbeddedBackend:
         if not self._model_file.is_file():
             raise ConfigError(f"backend '{name}': model file {self._model_file} does not exist")
         self.model = model_name(self._model_file)
-        self.load_s: float | None = None  # how long loading took, once loaded
-        self.loading = False  # the model is being loaded right now (/readyz says so)
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hybridgate-{name}")
-        self._loaded: LocalModel | None = None  # read and written on the worker thread only
+        settings = {"model_path": str(self._model_file), "n_ctx": config.n_ctx, "n_threads": config.n_threads}
+        self.engine = EngineProcess(name, settings)
         self._sha256: str | None = None
-        self._closed = False
+
+    @property
+    def loading(self) -> bool:
+        return self.engine.loading
 
     @property
     def model_file(self) -> Path:
         return self._model_file
+
+    @property
+    def load_s(self) -> float | None:
+        """How long the engine took to load the model, once loaded."""
+        return self.engine.load_s
 
     def model_sha256(self) -> str:
         """SHA-256 of the GGUF, to pin the exact weights. Reads ~100 MB once; blocking."""
@@ -85,60 +90,43 @@ class EmbeddedBackend:
 
     async def start(self) -> None:
         if self.config.load_at_startup:
-            await self._on_worker(self._load)
+            await self.engine.start()
 
     async def aclose(self) -> None:
-        if not self._closed:
-            self._closed = True
-            await self._on_worker(self._unload)
-            self._worker.shutdown(wait=False)
+        await self.engine.aclose()
 
     async def complete(self, request: ChatRequest, model: str) -> ChatResponse:
-        job = self._job(request)
-        cancelled = threading.Event()
+        job = await self._job(request)
         try:
             async with asyncio.timeout(self.config.timeout_s):
-                outcome = await self._on_worker(partial(self._generate, job, cancelled, None))
+                outcome = await _outcome(self.engine.run(job.wire(stream=False)))
         except TimeoutError as exc:
             raise self._timeout() from exc
-        finally:
-            cancelled.set()  # stops the worker if we timed out or were cancelled
         message, finish = self._reply(job, outcome)
         return ChatResponse(_Chunks(self.model).completion(message, finish, outcome))
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncGenerator[Json, None]:
-        job = self._job(request)
-        loop = asyncio.get_running_loop()
-        pieces: asyncio.Queue[tuple[str, list[Json]] | None] = asyncio.Queue()
-        cancelled = threading.Event()
-
-        def on_text(text: str, logprobs: list[Json]) -> None:  # called on the worker thread
-            if not cancelled.is_set():  # an abandoned stream's loop may already be closed
-                loop.call_soon_threadsafe(pieces.put_nowait, (text, logprobs))
-
+        job = await self._job(request)
         # A tool call is only recognisable once the reply is complete, so those replies are buffered.
-        work = loop.run_in_executor(
-            self._worker, partial(self._generate, job, cancelled, None if job.tools else on_text)
-        )
-        work.add_done_callback(lambda _: pieces.put_nowait(None))
+        replies = self.engine.run(job.wire(stream=not job.tools))
         chunks, started = _Chunks(self.model), False
         try:
-            while (piece := await self._next(pieces)) is not None:
+            while "outcome" not in (message := await self._next(replies)):
                 if not started:
                     started = True
                     yield chunks.role()
-                yield chunks.choice({"content": piece[0]}, self._wanted(job, piece[1]))
-            outcome = await work  # the worker's error, if any, surfaces here before any chunk
+                yield chunks.choice({"content": message["text"]}, self._wanted(job, message["logprobs"]))
+            outcome = Outcome(**message["outcome"])
             if not started:
                 yield chunks.role()
             for chunk in self._closing_chunks(chunks, job, outcome):
                 yield chunk
         finally:
-            cancelled.set()
+            await replies.aclose()  # an abandoned stream cancels its job in the engine
 
     # -- on the event loop -------------------------------------------------------------------
 
-    def _job(self, request: ChatRequest) -> _Job:
+    async def _job(self, request: ChatRequest) -> _Job:
         if request.has_images():
             raise RequestError(
                 f"backend '{self.name}' runs {self.model}, which cannot read images; "
@@ -146,8 +134,9 @@ class EmbeddedBackend:
                 param="messages",
             )
         wants_logprobs = bool(request.logprobs) or request.top_logprobs is not None
+        max_tokens = request.output_limit() or self.config.default_max_tokens
         sampling = Sampling(
-            max_tokens=request.output_limit() or self.config.default_max_tokens,
+            max_tokens=max_tokens,
             temperature=1.0 if request.temperature is None else request.temperature,
             top_p=1.0 if request.top_p is None else request.top_p,
             seed=request.seed,
@@ -155,18 +144,29 @@ class EmbeddedBackend:
             top_logprobs=(request.top_logprobs or 0) if wants_logprobs else None,
             frequency_penalty=prompting.penalty(request, "frequency_penalty"),
             presence_penalty=prompting.penalty(request, "presence_penalty"),
-            grammar=grammar_for(prompting.output_schema(request)),
+            grammar=await self._grammar(prompting.output_schema(request), min(max_tokens, self.config.n_ctx)),
         )
         tools = prompting.functions(request) if prompting.uses_tools(request) else []
         return _Job(prompting.template_messages(request), sampling, tools)
 
-    async def _on_worker(self, work: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._worker, work)
+    async def _grammar(self, schema: Json | None, max_tokens: int) -> str | None:
+        """The schema's grammar, built on a thread: past ``grammar_timeout_s`` the request fails."""
+        if schema is None:
+            return None
+        try:
+            async with asyncio.timeout(self.config.grammar_timeout_s):
+                return await asyncio.to_thread(grammar_text, schema, max_tokens)
+        except TimeoutError as exc:
+            raise RequestError(
+                f"turning this JSON schema into a grammar took over {self.config.grammar_timeout_s:g}s; "
+                "simplify the schema",
+                param="response_format",
+            ) from exc
 
-    async def _next(self, pieces: asyncio.Queue[T]) -> T:
+    async def _next(self, replies: AsyncIterator[Json]) -> Json:
         try:
             async with asyncio.timeout(self.config.timeout_s):
-                return await pieces.get()
+                return await anext(replies)
         except TimeoutError as exc:
             raise self._timeout() from exc
 
@@ -197,32 +197,15 @@ class EmbeddedBackend:
     def _wanted(job: _Job, logprobs: list[Json]) -> list[Json] | None:
         return logprobs if job.sampling.top_logprobs is not None else None
 
-    # -- on the worker thread ----------------------------------------------------------------
 
-    def _load(self) -> LocalModel:
-        if self._loaded is None:
-            started = time.perf_counter()
-            self.loading = True
-            try:
-                self._loaded = LocalModel(self._model_file, self.config.n_ctx, self.config.n_threads)
-            except (ValueError, RuntimeError, OSError) as exc:
-                raise BackendError(f"backend '{self.name}' could not load {self._model_file}: {exc}") from exc
-            finally:
-                self.loading = False
-            self.load_s = time.perf_counter() - started
-        return self._loaded
-
-    def _unload(self) -> None:
-        if self._loaded is not None:
-            self._loaded.close()
-            self._loaded = None
-
-    def _generate(self, job: _Job, cancelled: threading.Event, on_text: OnText | None) -> Outcome:
-        model = self._load()
-        try:
-            return model.generate(model.prompt(job.messages), job.sampling, cancelled, on_text)
-        except (RuntimeError, ValueError, OSError) as exc:
-            raise BackendError(f"llama.cpp failed in backend '{self.name}': {exc}") from exc
+async def _outcome(replies: AsyncGenerator[Json, None]) -> Outcome:
+    try:
+        async for message in replies:
+            if "outcome" in message:
+                return Outcome(**message["outcome"])
+    finally:
+        await replies.aclose()
+    raise RuntimeError("the engine ended a job without an outcome")  # run() always yields one
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """The llama.cpp side of the embedded backend: find and load a GGUF, render its chat template, decode.
 
-Part of the ``embedded`` backend (layer 3 of the flow). ``LocalModel`` is used from the backend's
-single worker thread only: a ``llama_cpp.Llama`` is not thread-safe, and nothing here touches the
-event loop except through the ``on_text`` callback it is given. Usage is llama.cpp's real token
+Part of the ``embedded`` backend (layer 3 of the flow). ``LocalModel`` lives in the engine process
+(``embedded_engine``) and is used from its main thread only: a ``llama_cpp.Llama`` is not
+thread-safe. Usage is llama.cpp's real token
 count; stop sequences are applied without ever emitting part of one; log-probabilities are read
 straight from llama.cpp's logits, so ``logits_all`` (an n_ctx x n_vocab float matrix) is never needed.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import codecs
 import importlib.resources
-import json
 import os
 import random
 import re
@@ -19,7 +18,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import llama_cpp.llama_cpp as lib
 import numpy as np
@@ -27,7 +25,7 @@ import numpy.typing as npt
 from jinja2 import TemplateError
 from llama_cpp.llama import Llama
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar, json_schema_to_gbnf
+from llama_cpp.llama_grammar import LlamaGrammar
 
 from hybridgate.errors import ConfigError, RequestError
 from hybridgate.types import Json
@@ -59,56 +57,6 @@ def model_name(path: Path) -> str:
     return _QUANT_SUFFIX.sub("", path.name.removesuffix(".gguf"))
 
 
-def grammar_for(schema: Json | None) -> LlamaGrammar | None:
-    """The llama.cpp grammar that makes every sampled reply valid JSON matching ``schema``."""
-    if schema is None:
-        return None
-    if schema == {"type": "object"}:  # json_object: llama.cpp's own JSON grammar
-        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-    try:
-        gbnf = json_schema_to_gbnf(json.dumps(_grammar_schema(schema)))
-        # The converter's string rule admits raw control characters, which JSON forbids inside
-        # strings (a newline in a string breaks every strict parser); exclude them as llama.cpp's
-        # own JSON grammar does.
-        gbnf = gbnf.replace(_LOOSE_CHAR, _JSON_CHAR)
-        return LlamaGrammar.from_string(gbnf, verbose=False)
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise RequestError(
-            f"cannot constrain output to this JSON schema: {exc}", param="response_format"
-        ) from exc
-
-
-# What llama.cpp's JSON-schema converter cannot express safely is rewritten before conversion; the
-# cascade's checks still validate every answer against the caller's full schema.
-# - ``pattern``: regexes become grammar rules, and one it cannot parse (e.g. ``\\d``) crashes the
-#   process at generation time, so patterns are left out.
-# - integer ``minimum``/``maximum``: ignored by the converter; a small closed range becomes an
-#   ``enum``, which it does constrain.
-# - a string without ``maxLength`` gets one (``_STRING_MAX_CHARS``): a small model can otherwise
-#   ramble inside a string until the token limit cuts the JSON off unterminated.
-_UNSAFE_KEYWORDS = frozenset({"pattern", "patternProperties"})
-_MAX_ENUM_RANGE = 1000
-_STRING_MAX_CHARS = 200
-# The converter's string rule admits raw control characters, which JSON forbids inside strings.
-_LOOSE_CHAR = r'char ::= [^"\\]'
-_JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F]'
-
-
-def _grammar_schema(schema: Any) -> Any:
-    if isinstance(schema, list):
-        return [_grammar_schema(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    low, high = schema.get("minimum"), schema.get("maximum")
-    integer = schema.get("type") == "integer"
-    if integer and isinstance(low, int) and isinstance(high, int) and 0 <= high - low <= _MAX_ENUM_RANGE:
-        return {"enum": list(range(low, high + 1))}
-    rewritten = {k: _grammar_schema(v) for k, v in schema.items() if k not in _UNSAFE_KEYWORDS}
-    if schema.get("type") == "string" and not {"maxLength", "enum", "const", "format"} & schema.keys():
-        rewritten["maxLength"] = _STRING_MAX_CHARS
-    return rewritten
-
-
 @dataclass(frozen=True)
 class Sampling:
     """Decoding settings taken from the request, already defaulted."""
@@ -121,7 +69,7 @@ class Sampling:
     top_logprobs: int | None = None  # None: no logprobs; 0-20: logprobs with that many alternatives
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
-    grammar: LlamaGrammar | None = None
+    grammar: str | None = None  # GBNF text (embedded_grammar.grammar_text)
 
 
 @dataclass(frozen=True)
@@ -173,7 +121,7 @@ class LocalModel:
             top_p=sampling.top_p,
             frequency_penalty=sampling.frequency_penalty,
             presence_penalty=sampling.presence_penalty,
-            grammar=sampling.grammar,
+            grammar=LlamaGrammar.from_string(sampling.grammar, verbose=False) if sampling.grammar else None,
         ):
             if lib.llama_vocab_is_eog(self._vocab, token):
                 reply.finish = "stop"
