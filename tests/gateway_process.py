@@ -93,12 +93,13 @@ def run_gateway(
     args: Sequence[str] = (),
     start_timeout_s: float = 60.0,
     src: Path = REPO / "src",
+    port: int | None = None,
 ) -> Iterator[GatewayProcess]:
-    """Write the config into ``workdir``, start the gateway on a free port, wait for /healthz.
-    ``src`` is the source tree it runs (benches compare another checkout's)."""
+    """Write the config into ``workdir``, start the gateway on ``port`` (a free one by default),
+    wait for /healthz. ``src`` is the source tree it runs (benches compare another checkout's)."""
     config = workdir / "hybridgate.toml"
     config.write_text(config_text)
-    port = free_port()
+    port = port or free_port()
     log = workdir / "gateway.log"
     child_env = {**os.environ, "UP_KEY": "sk-up", "HYBRIDGATE_HMAC_SECRET": "test-secret", **(env or {})}
     child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), child_env.get("PYTHONPATH")]))

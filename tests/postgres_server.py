@@ -98,6 +98,16 @@ class PostgresServer:
         while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
             time.sleep(0.05)
 
+    def pause(self) -> None:
+        """SIGSTOP the postmaster and its backends: a hung server. Connections are still accepted
+        (by the kernel) and queries received, but nothing is ever answered until ``resume()``."""
+        for pid in [p for p in [self._postmaster()] if p] + self._children():
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in [p for p in [self._postmaster()] if p] + self._children():
+            os.kill(pid, signal.SIGCONT)
+
     def log(self) -> str:
         path = self.root / "postgres.log"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -134,6 +144,8 @@ class PostgresServer:
             raise RuntimeError(f"{command[0]} failed: {done.stdout.decode()}{done.stderr.decode()}")
 
     def remove(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.resume()  # a paused server would not see the SIGINT
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 

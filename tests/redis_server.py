@@ -10,6 +10,7 @@ started server and stops it however the test ends.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -59,6 +60,15 @@ class RedisServer:
             self._process.kill()
         self._process.wait(timeout=10)
         self._process = None
+
+    def pause(self) -> None:
+        """SIGSTOP the server: a hung Redis (connections accepted by the kernel, never answered)."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
 
     def close(self) -> None:
         self.stop()

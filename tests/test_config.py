@@ -39,6 +39,17 @@ def test_route_to_unknown_backend_is_rejected(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_a_route_named_auto_that_default_route_shadows_is_refused(tmp_path: Path) -> None:
+    routes = '[routes.auto]\ntry = ["local"]\n[routes.fast]\ntry = ["local"]\n'
+    path = tmp_path / "gw.toml"
+    path.write_text(f'default_route = "fast"\n[backends.local]\ntype = "embedded"\n{routes}')
+    with pytest.raises(ConfigError, match="route 'auto' can never be chosen"):
+        load_config(path)
+    rule = '[[rules]]\nname = "long"\nmin_prompt_tokens = 100\nroute = "auto"\n'
+    path.write_text(f'default_route = "fast"\n[backends.local]\ntype = "embedded"\n{routes}{rule}')
+    assert load_config(path).default_route == "fast"  # a rule reaches it: not a trap
+
+
 def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="hybridgate init"):
         load_config(tmp_path / "none.toml")

@@ -36,7 +36,12 @@ from hybridgate.loop_lag import freeze_startup_heap
 async def healthz(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     backends = {
-        name: {"type": gateway.config.backends[name].type, "local": backend.local, "model": backend.model}
+        name: {
+            "type": gateway.config.backends[name].type,
+            "local": backend.local,
+            "model": backend.model,
+            **({"disabled": why} if (why := getattr(backend, "disabled", None)) else {}),
+        }
         for name, backend in gateway.backends.items()
     }
     privacy = (
@@ -59,6 +64,19 @@ async def healthz(request: Request) -> Response:
         "model_drift": gateway.metrics.drift.changes(),
     }
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def readyz(request: Request) -> Response:
+    """200 when this replica can serve what it is configured for, else 503 and why (load balancers
+    and readiness probes). Degraded stores that are served around do not make it unready."""
+    waiting = await request.app.state.gateway.not_ready()
+    body = {"status": "not ready" if waiting else "ready", "waiting_for": waiting}
+    return Response(orjson.dumps(body), status_code=503 if waiting else 200, media_type="application/json")
+
+
+async def livez(request: Request) -> Response:
+    """200 while the process answers at all (liveness probes): never asks a store."""
+    return Response(b'{"status":"alive"}', media_type="application/json")
 
 
 async def metrics(request: Request) -> Response:
@@ -103,6 +121,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> S
         Route("/v1/responses/{response_id}/input_items", responses.list_input_items, methods=["GET"]),
         Route("/v1/messages/count_tokens", anthropic.count_tokens, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/livez", livez, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/admin/router/reload", reload_router, methods=["POST"]),
     ]

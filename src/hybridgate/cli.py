@@ -14,6 +14,8 @@ import typer
 from hybridgate.config import GatewayConfig, load_config
 from hybridgate.errors import ConfigError
 
+KEEP_ALIVE_S = 5  # idle client connections close after this: a proxy in front must close them sooner
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="A self-hosted hybrid LLM gateway.")
 
 bench = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -64,6 +66,7 @@ def serve(
         "access_log": False,
         "timeout_graceful_shutdown": 30,
         **uvicorn_options(settings.server),  # connection cap, header and body deadlines
+        "timeout_keep_alive": KEEP_ALIVE_S,
     }
     if workers == 1:
         freeze_startup_heap()

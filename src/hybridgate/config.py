@@ -439,6 +439,12 @@ class GatewayConfig(Strict):
         for alias, route_name in self.models.items():
             if route_name not in self.routes:
                 problems.append(f"models.'{alias}': unknown route '{route_name}'")
+        auto_unreached = all(rule.route != "auto" for rule in self.rules)
+        if "auto" in self.routes and self.default_route != "auto" and auto_unreached:
+            problems.append(
+                f"routes.auto: route 'auto' can never be chosen: model=\"auto\" goes to the rules, then to "
+                f"default_route '{self.default_route}'; rename the route or set default_route = \"auto\""
+            )
         return problems
 
 

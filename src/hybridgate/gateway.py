@@ -34,7 +34,7 @@ from hybridgate.pins import enforce_pins, remote_pins
 from hybridgate.pipeline import Pipeline
 from hybridgate.privacy.gate import EgressGate
 from hybridgate.privacy.secret import load_prompt_secret, load_secret
-from hybridgate.redis_client import redis_client
+from hybridgate.redis_client import RedisCircuit, redis_client
 from hybridgate.router import RuleRouter
 from hybridgate.router_signal import RouterReloads, build_router_reloads
 
@@ -78,6 +78,14 @@ class Gateway:
                 self.embeddings.cache.degraded_reason() if self.embeddings and self.embeddings.cache else None
             ),
         }
+        return {name: reason for name, reason in reasons.items() if reason}
+
+    async def not_ready(self) -> dict[str, str]:
+        """What keeps this replica from serving the requests it is configured for (see /readyz):
+        a required store never reached since start, an embedded model still loading."""
+        backends = self.backends.items()
+        loading = {name: f"loading {b.model}" for name, b in backends if getattr(b, "loading", False)}
+        reasons = {"keys": await self.access.keys.not_ready() if self.access else None, **loading}
         return {name: reason for name, reason in reasons.items() if reason}
 
     async def start(self) -> None:
@@ -143,12 +151,13 @@ def _days_since(start: datetime, now: datetime) -> float:
     return max((now - start).total_seconds(), 1.0) / 86400
 
 
-def _access(config: GatewayConfig, env: Mapping[str, str]) -> Access | None:
+def _access(config: GatewayConfig, env: Mapping[str, str], circuit: RedisCircuit) -> Access | None:
     if not config.auth.enabled:
         return None
     limiter: Limiter = MemoryLimiter()
     if config.auth.limits_store == "redis" and config.redis is not None:
-        limiter = RedisLimiter(redis_client(config.redis, env), key_prefix=config.redis.key_prefix)
+        client = redis_client(config.redis, env, circuit)
+        limiter = RedisLimiter(client, key_prefix=config.redis.key_prefix)
     if config.auth.keys_store == "postgres":
         return Access(postgres_key_store(config, env), limiter)
     pepper = load_secret(config.auth.pepper_env, env, pepper_file(config.auth.keys_path))
@@ -183,9 +192,10 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
         pins=remote_pins(config),
         features=config.known_features(),
     )
-    access = _access(config, env)
+    circuit = RedisCircuit()  # the cache and the limits share one view of Redis's health
+    access = _access(config, env, circuit)
     privacy = _privacy_guard(config)
-    cache = build_cache(config, env)
+    cache = build_cache(config, env, circuit)
     router = RuleRouter(config)
     secret = load_prompt_secret(config.ledger, env)
     pipeline = Pipeline(
@@ -201,6 +211,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
         cache,
     )
     gateway = Gateway(config, backends, ledger, metrics, pipeline, access, privacy, cache)
+    metrics.watch_degraded(gateway.degraded)
     gateway.router_reloads = build_router_reloads(config, router, env)
     gateway.embeddings = _embeddings(config, env, pipeline, secret, privacy)
     gateway.responses = _response_store(config, env, secret)

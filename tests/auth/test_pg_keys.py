@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import time
 from collections.abc import Iterator
 
 import asyncpg
@@ -286,3 +287,55 @@ def test_the_postgres_key_store_needs_a_postgres_section_and_the_pepper_variable
         postgres_key_store(config, {})
     store = postgres_key_store(config, {"HYBRIDGATE_KEY_PEPPER": "p"})
     assert store.where == "h:5432/db"
+
+
+# -- a hung server: connections accepted, nothing answered (SIGSTOPped PostgreSQL) ---------------
+
+
+async def test_a_hung_server_never_holds_up_a_cached_key_and_degrades_the_store(
+    own_server: PostgresServer, clock: FakeClock
+) -> None:
+    store = PostgresKeyStore(own_server.dsn, PEPPER, clock=clock, timeout_s=1.0)
+    await store.start()
+    key, record = store.create(environment="prod", name="app1")
+    assert await store.verify(key) == record
+    own_server.pause()  # a real server, stopped: it accepts connections and never answers
+    try:
+        clock.advance(CACHE_TTL_S + 1)  # the row is due for a refresh from PostgreSQL
+        started = time.monotonic()
+        assert await store.verify(key) == record
+        assert time.monotonic() - started < 0.5  # the refresh's short wait, not the 1 s timeout
+        deadline = time.monotonic() + 5
+        while store.degraded_reason() is None:  # the refresh times out in the background
+            assert time.monotonic() < deadline, "a hung PostgreSQL never degraded the key store"
+            await asyncio.sleep(0.05)
+        assert "PostgreSQL" in str(store.degraded_reason())
+        started = time.monotonic()
+        assert await store.verify(key) == record  # degraded: served from the cached row at once
+        assert time.monotonic() - started < 0.5
+    finally:
+        own_server.resume()
+    await store.aclose()
+
+
+async def test_unknown_keys_get_their_503_within_the_lookup_timeout_from_a_hung_server(
+    own_server: PostgresServer, clock: FakeClock
+) -> None:
+    store = PostgresKeyStore(own_server.dsn, PEPPER, clock=clock, timeout_s=1.0, pool_size=2)
+    await store.start()
+    keys = [store.create(environment="prod", name=f"app{i}")[0] for i in range(6)]
+    own_server.pause()
+    try:
+        started = time.monotonic()
+        results = await asyncio.gather(*(store.verify(key) for key in keys), return_exceptions=True)
+        elapsed = time.monotonic() - started
+        assert all(isinstance(result, KeyStoreUnavailableError) for result in results), results
+        assert elapsed < 1.5, f"503s took {elapsed:.2f}s; the documented lookup timeout is 1 s"
+        assert store.degraded_reason() is not None  # hung trips the same state as refused
+    finally:
+        own_server.resume()
+    key, record = store.create(environment="prod", name="after")
+    await asyncio.sleep(1.1)  # past retry_s: the next lookup asks PostgreSQL again
+    assert await store.verify(key) == record
+    assert store.degraded_reason() is None
+    await store.aclose()

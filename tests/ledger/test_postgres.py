@@ -79,10 +79,17 @@ def rounded(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     return [{k: round(v, 9) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
 
 
-def ledger(dsn: str, tmp_path: Path, *, retention_days: float | None = None) -> PostgresLedger:
+def ledger(
+    dsn: str, tmp_path: Path, *, retention_days: float | None = None, timeout_s: float = 2.0
+) -> PostgresLedger:
     spool = str(tmp_path / "spool.jsonl")
     return PostgresLedger(
-        dsn, spool_path=spool, flush_interval_s=0.02, retry_s=0.05, retention_days=retention_days
+        dsn,
+        spool_path=spool,
+        flush_interval_s=0.02,
+        retry_s=0.05,
+        retention_days=retention_days,
+        timeout_s=timeout_s,
     )
 
 
@@ -215,9 +222,8 @@ def test_close_spools_instead_of_waiting_on_a_hung_server(
     dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Writes that would wait an hour on their own: only the close deadline can end them.
-    monkeypatch.setattr(postgres_module, "WRITE_TIMEOUT_S", 3600.0)
     monkeypatch.setattr(postgres_module, "CLOSE_TIMEOUT_S", 0.5)
-    store = ledger(dsn, tmp_path)
+    store = ledger(dsn, tmp_path, timeout_s=3600.0)
     store.start()
     with HeldLock(dsn):  # writes to `requests` hang
         store.record(rec(0))
@@ -349,3 +355,27 @@ def test_the_postgres_store_needs_a_postgres_section() -> None:
         GatewayConfig.model_validate(base | {"ledger": {"store": "postgres"}})
     config = GatewayConfig.model_validate(base | {"ledger": {"store": "postgres"}, "postgres": {}})
     assert isinstance(build_ledger(config, {}), PostgresLedger)
+
+
+def test_a_hung_server_degrades_and_spools_within_the_timeout_then_replays_once(tmp_path: Path) -> None:
+    with run_postgres() as pg:
+        store = ledger(pg.dsn, tmp_path, timeout_s=0.5)
+        store.start()
+        store.record(rec(0))
+        assert store.flush(timeout=10)
+        pg.pause()  # a real server, stopped: its connections stay open and nothing is answered
+        try:
+            for i in range(1, 30):
+                store.record(rec(i))
+            # the batch in flight gives up after timeout_s and goes to the spool, as on a refusal
+            assert store.flush(timeout=3), "a write to a hung PostgreSQL held the ledger up"
+            assert store.degraded_reason() is not None and "spooled" in str(store.degraded_reason())
+            assert store.spool.count() == 29 and store.dropped == 0
+        finally:
+            pg.resume()
+        deadline = time.monotonic() + 15
+        while store.degraded_reason() is not None or store.spool.has_rows():
+            assert time.monotonic() < deadline, "the spool was not replayed"
+            time.sleep(0.05)
+        store.close()
+        assert request_ids(pg.dsn) == sorted(f"r-{i}" for i in range(30))

@@ -99,6 +99,9 @@ class SqliteKeyStore(HashedKeys):
     def degraded_reason(self) -> str | None:
         return None  # a local file: when it fails, requests fail loudly instead
 
+    async def not_ready(self) -> str | None:
+        return None  # a local file, opened at start
+
     @property
     def location(self) -> str:
         return self._path

@@ -17,6 +17,16 @@ the degraded state. Lookups wait their turn for one of the pool's connections (u
 by default ``timeout_s``): a busy pool is not an outage, and a lookup that waits too long gets a 503 (or its
 stale copy) without marking the store degraded.
 
+Deadlines, whatever the failure (refused, hung: connections accepted but never answered, slow):
+PostgreSQL gets ``timeout_s`` per lookup in all (retry included), and a lookup that runs out
+degrades the store exactly as a refused connection does; the connection it used is dropped, never
+reused. A key with a cached row never waits on PostgreSQL: once its row is older than
+``cache_ttl_s`` it is refreshed in the background (one query per key id at a time) and the request
+waits for that refresh at most ``STALE_WAIT_S``, then is served from its cached row (at once while
+degraded). So a revocation is seen within ``cache_ttl_s`` while PostgreSQL answers within
+``STALE_WAIT_S``. An unknown key gets its 503 within ``timeout_s``. ``not_ready()`` (for
+/readyz) is a reason until PostgreSQL has been reached once since start: without it no key works.
+
 Admin path (``create``, ``list``, ``revoke``, ``get``; sync, for the CLI): a short-lived
 connection in a thread of its own, so it works from sync and async callers alike. Imports only
 ``hybridgate.config/errors`` and its own package.
@@ -57,6 +67,7 @@ T = TypeVar("T")
 CACHE_TTL_S = 5.0
 STALE_TTL_S = 300.0
 RETRY_S = 1.0
+STALE_WAIT_S = 0.1  # how long a key with a cached row waits for its refresh before using the row
 # The SQLite store's answers, word for word: a caller cannot tell which store it talks to.
 # SQLSTATE classes that mean "the server is unavailable" (as the ledger's is_outage): connection
 # exception, insufficient resources, operator intervention (shutdown), transaction rollback.
@@ -104,6 +115,7 @@ class PostgresKeyStore(HashedKeys):
         self._migrated = False
         self._reason: str | None = None
         self._retry_at = 0.0
+        self._refreshing: dict[str, asyncio.Task[StoredKey | None]] = {}  # key id -> its refresh
 
     # -- request path ------------------------------------------------------------------------
 
@@ -116,8 +128,7 @@ class PostgresKeyStore(HashedKeys):
                 self.dsn, password=self._password, timeout=self._timeout_s, min_size=0, max_size=self._size
             )
         try:
-            async with self._pool.acquire(timeout=self._timeout_s) as conn:
-                await self._migrate(conn)
+            await self._reach()
         except Exception as exc:
             if not is_outage(exc):
                 await self.aclose()
@@ -125,6 +136,33 @@ class PostgresKeyStore(HashedKeys):
                     raise
                 raise ConfigError(f"keys: PostgreSQL at {self.where} refused: {exc}") from exc
             self._degrade(exc)
+
+    async def not_ready(self) -> str | None:
+        """None once PostgreSQL was reached since start; until then it is tried (within
+        ``timeout_s``) and the reason returned: a replica that never reached it has no key to serve."""
+        if self._migrated:
+            return None
+        try:
+            await self._reach()
+        except Exception as exc:
+            self._degrade(exc)
+            return f"the key store PostgreSQL at {self.where} has not been reached since start ({exc!r})"
+        self._recover()
+        return None
+
+    async def _reach(self) -> None:
+        """Connect and migrate within ``timeout_s``, whether PostgreSQL refuses or never answers."""
+        if self._pool is None:
+            raise KeyStoreUnavailableError("the key store is closed")
+        async with asyncio.timeout(self._timeout_s):
+            conn = await self._pool.acquire()
+            try:
+                await self._migrate(conn)
+            except BaseException:
+                conn.terminate()  # a hung or broken connection is never reused
+                raise
+            finally:
+                await self._pool.release(conn, timeout=self._timeout_s)
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None
@@ -139,14 +177,36 @@ class PostgresKeyStore(HashedKeys):
         hit = self._cache.fresh(key_id, now)
         if hit is not None:
             return hit.stored
+        stale = self._cache.stale(key_id, now)
+        refresh = self._refresh(key_id)
         try:
-            stored = await self._fetch(key_id)
+            if stale is None:
+                return await asyncio.shield(refresh)  # bounded by timeout_s inside
+            wait_s = 0.0 if self._reason is not None else STALE_WAIT_S
+            done, _ = await asyncio.wait({refresh}, timeout=wait_s)
+            return refresh.result() if done else stale
         except KeyStoreUnavailableError:
-            stale = self._cache.stale(key_id, now)
             if stale is not None:
                 return stale  # verified recently: keep serving it through the outage
             raise
-        self._cache.put(key_id, stored, now)
+
+    def _refresh(self, key_id: str) -> asyncio.Task[StoredKey | None]:
+        """The one query for this key id in flight, started if none is; it caches what it reads."""
+        task = self._refreshing.get(key_id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._fetch_and_keep(key_id))
+            self._refreshing[key_id] = task
+            task.add_done_callback(lambda done: self._refreshed(key_id, done))
+        return task
+
+    def _refreshed(self, key_id: str, task: asyncio.Task[StoredKey | None]) -> None:
+        self._refreshing.pop(key_id, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here: a caller that served the cached row never looks
+
+    async def _fetch_and_keep(self, key_id: str) -> StoredKey | None:
+        stored = await self._fetch(key_id)
+        self._cache.put(key_id, stored, self._clock())
         return stored
 
     async def _fetch(self, key_id: str) -> StoredKey | None:
@@ -155,30 +215,45 @@ class PostgresKeyStore(HashedKeys):
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._size)
         try:  # a free connection is a matter of load, not of PostgreSQL's health: never degrade here
-            await asyncio.wait_for(self._slots.acquire(), self._wait_s)
+            await asyncio.wait_for(self._slots.acquire(), min(self._wait_s, self._timeout_s))
         except TimeoutError as exc:
             raise KeyStoreUnavailableError(self._busy()) from exc
         try:
+            if time.monotonic() < self._retry_at:  # failed while this lookup waited: don't ask
+                raise KeyStoreUnavailableError(self._unavailable())
             return await self._query(self._pool, key_id)
         finally:
             self._slots.release()
 
     async def _query(self, pool: asyncpg.Pool, key_id: str) -> StoredKey | None:
         """One lookup holding a slot, so the pool has a connection free (or room to open one): a
-        timeout here is PostgreSQL's, not the pool's."""
+        timeout here is PostgreSQL's, not the pool's. ``timeout_s`` in all, retry included."""
+        deadline = asyncio.get_running_loop().time() + self._timeout_s
         for attempt in (1, 2):  # a pooled connection cut by a server restart gets one fresh retry
             try:
-                async with pool.acquire(timeout=self._timeout_s) as conn:
-                    await self._migrate(conn)
-                    row = await conn.fetchrow(SELECT_ONE, key_id, timeout=self._timeout_s)
+                async with asyncio.timeout_at(deadline):
+                    row = await self._select(pool, key_id)
             except Exception as exc:
-                if attempt == 1 and self._reason is None and is_outage(exc):
+                late = asyncio.get_running_loop().time() >= deadline
+                if attempt == 1 and not late and self._reason is None and is_outage(exc):
                     continue
                 self._degrade(exc)
                 raise KeyStoreUnavailableError(self._unavailable()) from exc
             self._recover()
             return StoredKey(row[0], to_record(row[1:])) if row else None
         raise AssertionError("unreachable")
+
+    async def _select(self, pool: asyncpg.Pool, key_id: str) -> asyncpg.Record | None:
+        conn = await pool.acquire()
+        try:
+            await self._migrate(conn)
+            row: asyncpg.Record | None = await conn.fetchrow(SELECT_ONE, key_id)
+            return row
+        except BaseException:
+            conn.terminate()  # cut off mid-query (a deadline, a dead server): never reused
+            raise
+        finally:
+            await pool.release(conn, timeout=self._timeout_s)
 
     async def _migrate(self, conn: Connection) -> None:
         if not self._migrated:
@@ -212,6 +287,7 @@ class PostgresKeyStore(HashedKeys):
         )
 
     def _recover(self) -> None:
+        self._retry_at = 0.0  # answered (a lookup or the readiness probe): ask it again at once
         if self._reason is not None:
             logger.warning("keys: PostgreSQL at %s is back", self.where)
         self._reason = None

@@ -61,6 +61,10 @@ class KeyStore(Protocol):
         """Why the store is failing right now (for /healthz), or None."""
         ...
 
+    async def not_ready(self) -> str | None:
+        """Why this replica cannot verify keys yet (for /readyz), or None."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class StoredKey:

@@ -15,12 +15,18 @@ def _secret(name: str, env_var: str | None, env: Mapping[str, str]) -> str | Non
     if env_var is None:
         return None
     value = env.get(env_var)
-    if not value:
+    if value is None:
         raise ConfigError(f"backend '{name}' reads its API key from ${env_var}, which is not set")
     return value
 
 
 def build_backend(name: str, config: BackendConfig, env: Mapping[str, str]) -> Backend:
+    """The backend ``config`` describes; set but empty key variable: a ``DisabledBackend``."""
+    key_env = config.api_key_env if isinstance(config, OpenAICompatBackend | AnthropicBackend) else None
+    if key_env is not None and env.get(key_env) == "" and not isinstance(config, EmbeddedBackend):
+        from hybridgate.backends.disabled import DisabledBackend
+
+        return DisabledBackend(name, config.model, key_env)
     if isinstance(config, OpenAICompatBackend):
         from hybridgate.backends.openai_compat import OpenAICompatBackend as OpenAICompat
 

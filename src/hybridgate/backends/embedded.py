@@ -69,6 +69,10 @@ class EmbeddedBackend:
         self._sha256: str | None = None
 
     @property
+    def loading(self) -> bool:
+        return self.engine.loading
+
+    @property
     def model_file(self) -> Path:
         return self._model_file
 

@@ -64,6 +64,11 @@ class EngineProcess:
         self.restarts = 0  # children started after one died
 
     @property
+    def loading(self) -> bool:
+        """An engine is starting and loading its model right now (``/readyz`` waits for it)."""
+        return self._spawning.locked()
+
+    @property
     def pid(self) -> int | None:
         process = self._process
         return process.pid if process is not None and process.poll() is None else None

@@ -8,6 +8,7 @@ route asks for it: loading the embedding model costs start-up time.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from hybridgate.cache.embeddings import VectorCache
 from hybridgate.cache.entry import CachedAnswer, replay_chunks
@@ -15,6 +16,9 @@ from hybridgate.cache.keys import CacheKeys, Directive, cache_keys, parse_direct
 from hybridgate.cache.memory import CacheStore, MemoryStore, SemanticNote
 from hybridgate.cache.response_cache import CacheResult, Hit, Lookup, ResponseCache
 from hybridgate.config import CacheConfig, GatewayConfig, RedisConfig
+
+if TYPE_CHECKING:
+    from hybridgate.redis_client import RedisCircuit
 
 __all__ = [
     "CacheKeys",
@@ -37,10 +41,13 @@ __all__ = [
 ]
 
 
-def build_cache(config: GatewayConfig, env: Mapping[str, str]) -> ResponseCache | None:
+def build_cache(
+    config: GatewayConfig, env: Mapping[str, str], circuit: RedisCircuit | None = None
+) -> ResponseCache | None:
+    """The response cache; ``circuit``: Redis's health as other components of the process see it."""
     if config.cache is None:
         return None
-    store = _store(config.cache, config.redis, env)
+    store = _store(config.cache, config.redis, env, circuit)
     if not config.cache.semantic_routes:
         return ResponseCache(config.cache, store)
     from hybridgate.cache.semantic import SemanticMatcher, VectorIndex
@@ -50,7 +57,9 @@ def build_cache(config: GatewayConfig, env: Mapping[str, str]) -> ResponseCache 
     return ResponseCache(config.cache, store, matcher, VectorIndex(max_entries=config.cache.max_entries))
 
 
-def build_vector_cache(config: GatewayConfig, env: Mapping[str, str]) -> VectorCache | None:
+def build_vector_cache(
+    config: GatewayConfig, env: Mapping[str, str], circuit: RedisCircuit | None = None
+) -> VectorCache | None:
     """The embeddings' per-text cache: the same kind of store as the response cache, its own entries."""
     embeddings = config.embeddings
     if (
@@ -77,10 +86,12 @@ def build_vector_cache(config: GatewayConfig, env: Mapping[str, str]) -> VectorC
             "max_store_bytes": embeddings.cache_max_bytes,
         }
     )
-    return VectorCache(_store(sized, config.redis, env), embeddings.cache_ttl_s, timeout_s)
+    return VectorCache(_store(sized, config.redis, env, circuit), embeddings.cache_ttl_s, timeout_s)
 
 
-def _store(cache: CacheConfig, redis: RedisConfig | None, env: Mapping[str, str]) -> CacheStore:
+def _store(
+    cache: CacheConfig, redis: RedisConfig | None, env: Mapping[str, str], circuit: RedisCircuit | None
+) -> CacheStore:
     if cache.store == "sqlite":
         from hybridgate.cache.sqlite import SqliteStore
 
@@ -90,5 +101,5 @@ def _store(cache: CacheConfig, redis: RedisConfig | None, env: Mapping[str, str]
         from hybridgate.cache.redis import RedisStore
         from hybridgate.redis_client import redis_client
 
-        return RedisStore(redis_client(redis, env), redis.key_prefix, cache.max_entries)
+        return RedisStore(redis_client(redis, env, circuit), redis.key_prefix, cache.max_entries)
     return MemoryStore(cache.max_entries, cache.max_store_bytes)

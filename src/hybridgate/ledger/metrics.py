@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hybridgate.ledger.drift import DriftWatch
@@ -38,6 +38,25 @@ class _DroppedCollector(Collector):
             "Ledger records lost: queue full, ledger closed, or a failed write.",
             value=float(self._source()),
         )
+
+
+class _DegradedCollector(Collector):
+    """At scrape time, 1 per shared-store component failing right now (cache, ledger, limits,
+    keys), 0 for the others: a hung store and a dead one look the same here as on /healthz."""
+
+    COMPONENTS = ("cache", "ledger", "limits", "keys")
+
+    def __init__(self, source: Callable[[], Mapping[str, str]]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterable[Metric]:
+        failing = self._source()
+        family = GaugeMetricFamily(
+            "hybridgate_degraded", "1 while a shared store is failing (served around).", labels=["component"]
+        )
+        for component in self.COMPONENTS:
+            family.add_metric([component], 1.0 if component in failing else 0.0)
+        yield family
 
 
 @dataclass(frozen=True)
@@ -143,10 +162,22 @@ class GatewayMetrics:
             ["backend", "path", "decision"],
             registry=registry,
         )
+        # Why requests failed: the error class's wire type (overloaded, service_unavailable,
+        # timeout, ...), a bounded set, so a 503 from a store outage is not read as an overload.
+        self.errors = Counter(
+            "hybridgate_errors",
+            "Failed requests, by status and error type.",
+            ["route", "status", "error_type"],
+            registry=registry,
+        )
         registry.register(_DroppedCollector(ledger_dropped or (lambda: 0)))
         # As bounded as the series themselves: one entry per label combination already exported.
         self._children: dict[_Key, _Children] = {}
         self._cache_children: dict[tuple[str, str], Counter] = {}
+
+    def watch_degraded(self, source: Callable[[], Mapping[str, str]]) -> None:
+        """Export ``hybridgate_degraded`` from ``source`` (the gateway's ``degraded()``) at scrape."""
+        self.registry.register(_DegradedCollector(source))
 
     def _observe_cache(self, result: str, route: str, saved_usd: float) -> None:
         cache = self._cache_children.get((result, route))
@@ -186,6 +217,8 @@ class GatewayMetrics:
         for entry in rec.egress:
             backend, path, decision = entry.rsplit(":", 2)
             self.egress.labels(backend, path, decision).inc()
+        if rec.error_type is not None:
+            self.errors.labels(rec.route or NONE, rec.status, rec.error_type).inc()
         # Only requests sent with the pinned id count: a caller naming another model explicitly
         # (``backend/model``) gets what it asked for, which is no drift.
         pinned = self._pins.get(rec.backend or "")

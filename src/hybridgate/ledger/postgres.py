@@ -5,7 +5,9 @@ in-memory list (``batches.Batches``, which holds the queueing, flush and close s
 stores) and returns; one writer thread per process, with its own event loop and one asyncpg
 connection, takes a batch every ``flush_interval_s`` (or ``batch_size`` records) and inserts it in
 one ``executemany`` transaction. When PostgreSQL is unreachable the batch goes to the spool file
-(``spool.py``, fsynced) instead and ``degraded_reason()`` says so; every ``retry_s`` the writer
+(``spool.py``, fsynced) instead and ``degraded_reason()`` says so (a batch statement that gets
+no answer within ``timeout_s``, as from a hung server, counts as unreachable: the batch is spooled
+at once, no retry); every ``retry_s`` the writer
 reconnects, replays the spool, and empties it. Each record gets a unique ``row_key`` on its first
 write attempt, so a batch written twice lands once. PostgreSQL refuses NUL in text, so NUL
 characters in text fields (a caller's ``metadata.feature`` or ``user``) are stored as U+FFFD
@@ -45,7 +47,7 @@ from hybridgate.ledger.spool import Keyed, Spool
 
 logger = logging.getLogger(__name__)
 
-WRITE_TIMEOUT_S = 30.0  # a slow write is not an outage; a stuck one is
+WRITE_TIMEOUT_S = 30.0  # migrations at connect; each batch statement gets [postgres] timeout_s
 CLOSE_TIMEOUT_S = 5.0  # once close() is called: what is not stored by then is spooled
 PURGE_CHUNK = 5000
 
@@ -160,7 +162,9 @@ class PostgresLedger(PostgresReader, BatchedLedger):
                 await self._disconnect()
                 if strict and not is_outage(exc):
                     raise ConfigError(f"ledger: PostgreSQL at {self.where} refused: {exc}") from exc
-                if attempt == 2 or self._reason is not None or not is_outage(exc):
+                # A timeout is a hung or overloaded server, not a stale connection: no retry.
+                retry = attempt == 1 and self._reason is None and not isinstance(exc, TimeoutError)
+                if not retry or not is_outage(exc):
                     self._degrade(exc)
                     self._to_spool(keyed)
                     return
@@ -191,7 +195,7 @@ class PostgresLedger(PostgresReader, BatchedLedger):
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
             conn = await asyncpg.connect(
-                self.dsn, password=self._password, timeout=self.timeout_s, command_timeout=WRITE_TIMEOUT_S
+                self.dsn, password=self._password, timeout=self.timeout_s, command_timeout=self.timeout_s
             )
             try:
                 await migrate(conn)
@@ -216,9 +220,9 @@ class PostgresLedger(PostgresReader, BatchedLedger):
                         "ledger_stage",
                         records=[_pg_row(key, rec) for key, rec in chunk],
                         columns=STAGE_COLUMNS,
-                        timeout=WRITE_TIMEOUT_S,
+                        timeout=self.timeout_s,
                     )
-                    await conn.execute(MERGE_STAGE, timeout=WRITE_TIMEOUT_S)
+                    await conn.execute(MERGE_STAGE, timeout=self.timeout_s)
             except Exception as exc:
                 if is_outage(exc):
                     raise
@@ -227,7 +231,7 @@ class PostgresLedger(PostgresReader, BatchedLedger):
     async def _insert_each(self, conn: asyncpg.Connection, rows: list[Keyed]) -> None:
         for key, rec in rows:
             try:
-                await conn.execute(INSERT, *_pg_row(key, rec), timeout=WRITE_TIMEOUT_S)
+                await conn.execute(INSERT, *_pg_row(key, rec), timeout=self.timeout_s)
             except Exception as exc:
                 if is_outage(exc):
                     raise

@@ -1,0 +1,105 @@
+"""/readyz and /livez: a replica that cannot serve what it is configured for says so, and stays
+out of rotation until it can; a live process always answers /livez.
+
+Real parts: the gateway app on a loopback port (uvicorn in a thread), a real PostgreSQL server
+(Debian's, tests/postgres_server.py) holding the keys, the official openai SDK as the caller. The
+upstream is the OpenAI stand-in from tests/standins (a test server on loopback, not OpenAI).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from hybridgate.app import create_app
+from hybridgate.auth.pg_keys import PostgresKeyStore
+from hybridgate.config import GatewayConfig
+from tests.postgres_server import PostgresServer, run_postgres
+from tests.servers import serve_in_thread
+from tests.standins.openai_upstream import OpenAIStandIn, run_openai_standin
+
+PEPPER = "readiness-test-pepper-0123456789"
+ENV = {"HYBRIDGATE_KEY_PEPPER": PEPPER, "UP_KEY": "sk-up"}
+TIMEOUT_S = 0.5  # [postgres] timeout_s
+
+
+@pytest.fixture
+def upstream() -> Iterator[OpenAIStandIn]:
+    with run_openai_standin(api_key="sk-up") as up:
+        yield up
+
+
+@pytest.fixture
+def postgres() -> Iterator[PostgresServer]:
+    with run_postgres() as pg:
+        yield pg
+
+
+def config(upstream: OpenAIStandIn, postgres: PostgresServer, tmp_path: Path) -> GatewayConfig:
+    backend = {"type": "openai_compat", "base_url": upstream.base_url, "model": "m", "api_key_env": "UP_KEY"}
+    return GatewayConfig.model_validate(
+        {
+            "environment": "prod",
+            "ledger": {"path": str(tmp_path / "ledger.db")},
+            "backends": {"up": backend},
+            "routes": {"auto": {"try": ["up"]}},
+            "auth": {"enabled": True, "keys_store": "postgres"},
+            "postgres": {"dsn": postgres.dsn, "timeout_s": TIMEOUT_S},
+        }
+    )
+
+
+def get(url: str) -> tuple[int, Any]:
+    answer = httpx.get(url, timeout=10)
+    return answer.status_code, answer.json()
+
+
+def wait_ready(url: str, timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while get(f"{url}/readyz")[0] != 200:
+        assert time.monotonic() < deadline, f"not ready after {timeout_s}s: {get(f'{url}/readyz')}"
+        time.sleep(0.2)
+
+
+def test_a_replica_started_while_postgres_is_down_is_not_ready_until_it_is_back(
+    upstream: OpenAIStandIn, postgres: PostgresServer, tmp_path: Path
+) -> None:
+    postgres.stop()
+    with serve_in_thread(create_app(config(upstream, postgres, tmp_path), env=ENV)) as url:
+        assert get(f"{url}/livez") == (200, {"status": "alive"})
+        status, health = get(f"{url}/healthz")
+        assert status == 200 and "keys" in health["degraded"]  # the details stay on /healthz
+        status, ready = get(f"{url}/readyz")
+        assert status == 503 and ready["status"] == "not ready"
+        assert "has not been reached since start" in ready["waiting_for"]["keys"]
+        postgres.start()
+        wait_ready(url)
+        key, _ = PostgresKeyStore(postgres.dsn, PEPPER.encode()).create(environment="prod", name="app")
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+        reply = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+        assert reply.choices[0].message.content
+        postgres.stop()  # reached once: later outages are served around (recent keys), still ready
+        assert get(f"{url}/readyz") == (200, {"status": "ready", "waiting_for": {}})
+
+
+def test_a_replica_started_against_a_hung_postgres_starts_and_answers_readyz_within_the_timeout(
+    upstream: OpenAIStandIn, postgres: PostgresServer, tmp_path: Path
+) -> None:
+    postgres.pause()  # accepts connections, never answers
+    try:
+        with serve_in_thread(create_app(config(upstream, postgres, tmp_path), env=ENV)) as url:
+            started = time.monotonic()
+            status, ready = get(f"{url}/readyz")
+            assert status == 503 and "keys" in ready["waiting_for"]
+            assert time.monotonic() - started < TIMEOUT_S + 1.0
+            assert get(f"{url}/livez")[0] == 200
+            postgres.resume()
+            wait_ready(url)
+    finally:
+        postgres.resume()
