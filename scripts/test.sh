@@ -9,4 +9,5 @@ scripts/deps/redis.sh      # replica tests share limits through a real redis-ser
 scripts/deps/nginx.sh      # tests/test_nginx.py runs the shipped deploy/nginx config
 .venv/bin/ruff check src tests
 .venv/bin/mypy src tests
+.venv/bin/lint-imports     # the layering contracts in pyproject.toml
 .venv/bin/pytest -q "$@"
