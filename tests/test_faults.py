@@ -16,6 +16,7 @@ import anthropic
 import openai
 import pytest
 
+from hybridgate import cascade as cascade_module
 from hybridgate.app import create_app
 from hybridgate.config import GatewayConfig
 from hybridgate.gateway import Gateway
@@ -146,19 +147,21 @@ def test_a_single_backend_stream_is_not_held_back(rig: Rig) -> None:
     assert rig.last_row()["completion_tokens"] == 1
 
 
-def test_an_answer_paid_for_is_recorded_when_a_later_step_fails(rig: Rig) -> None:
-    """The upstream answers (and bills) a tool call; checking it against the caller's schema then
-    fails inside the gateway (a ``$ref`` that points nowhere). The row still names the backend,
-    its tokens and their cost."""
-    tool = {
-        "type": "function",
-        "function": {
-            "name": "lookup",
-            "parameters": {"type": "object", "properties": {"q": {"$ref": "#/$defs/nowhere"}}},
-        },
-    }
+def test_an_answer_paid_for_is_recorded_when_a_later_step_fails(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upstream answers (and bills) a tool call; checking it then fails inside the gateway.
+    Client input can no longer make that step fail (hostile schemas are refused at the edge), so
+    the fault is injected: the answer check raises, as a bug would. The row still names the
+    backend, its tokens and their cost."""
+
+    def broken_check(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("injected: a bug in the answer check")
+
+    monkeypatch.setattr(cascade_module, "run_checks", broken_check)
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
     rig.flaky.script(Reply(tool_calls=[ToolCall(name="lookup", arguments='{"q": "x"}')]))
-    with rig.openai() as client, pytest.raises(openai.APIStatusError):
+    with rig.openai() as client, pytest.raises(openai.InternalServerError):
         client.chat.completions.create(
             model="alone",
             messages=[{"role": "user", "content": "hi"}],

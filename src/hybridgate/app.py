@@ -74,6 +74,12 @@ async def readyz(request: Request) -> Response:
     return Response(orjson.dumps(body), status_code=503 if waiting else 200, media_type="application/json")
 
 
+async def favicon(request: Request) -> Response:
+    """Browsers ask every page's host for one (the dashboard's too): no icon, and no ledger row for
+    a 404 nobody sent on purpose."""
+    return Response(status_code=204)
+
+
 async def livez(request: Request) -> Response:
     """200 while the process answers at all (liveness probes): never asks a store."""
     return Response(b'{"status":"alive"}', media_type="application/json")
@@ -121,6 +127,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> S
         Route("/v1/responses/{response_id}/input_items", responses.list_input_items, methods=["GET"]),
         Route("/v1/messages/count_tokens", anthropic.count_tokens, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/favicon.ico", favicon, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/livez", livez, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

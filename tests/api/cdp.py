@@ -54,10 +54,18 @@ class Page:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
+    def _holds(self, expression: str) -> bool:
+        """Whether ``expression`` is truthy; one that throws (the document is still loading, its
+        body not there yet) is not yet true."""
+        try:
+            return bool(self.evaluate(expression))
+        except RuntimeError:
+            return False
+
     def wait_for(self, expression: str, timeout_s: float = 20.0) -> None:
         """Poll ``expression`` until it is truthy; fail with the page's state after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
-        while not self.evaluate(expression):
+        while not self._holds(expression):
             if time.monotonic() > deadline:
                 state = self.evaluate("document.body && document.body.dataset.state")
                 raise AssertionError(f"timed out waiting for {expression} (page state {state!r})")
