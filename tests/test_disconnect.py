@@ -185,3 +185,48 @@ def test_hang_up_before_the_first_byte_cancels_the_upstream(setup: Setup, stream
     wait_until(lambda: _has_row(setup.gateway, request_id), 5, "the ledger row")
     row = ledger_row(setup.gateway, request_id)
     assert (row["status"], row["error_type"]) == (499, "client_closed")
+
+
+@dataclass
+class GoneBeforeTheAnswer:
+    """Wraps the app: for requests marked ``x-test-gone: 1``, sending the response's start fails
+    as uvicorn's send does once the client has disconnected (``ClientDisconnected`` is an
+    ``OSError``), so the SSE events generator is never started."""
+
+    app: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (b"x-test-gone", b"1") not in scope.get("headers", []):
+            await self.app(scope, receive, send)
+            return
+
+        async def gone(message: Any) -> None:
+            raise OSError("the client disconnected")
+
+        await self.app(scope, receive, gone)
+
+
+def test_a_caller_gone_before_the_response_starts_frees_the_upstream_and_leaves_a_row(
+    tmp_path: Path,
+) -> None:
+    with run_openai_standin(api_key="sk-up") as upstream:
+        config = GatewayConfig.model_validate(
+            {
+                "ledger": {"path": str(tmp_path / "ledger.db"), "flush_interval_s": 0.05},
+                "backends": {
+                    "up": {"type": "openai_compat", "base_url": upstream.base_url, "model": "m",
+                           "api_key_env": "UP_KEY", "timeout_s": 10},
+                },
+                "routes": {"auto": {"try": ["up"]}},
+            }
+        )  # fmt: skip
+        app = create_app(config, env={"UP_KEY": "sk-up", "HYBRIDGATE_HMAC_SECRET": "s"})
+        upstream.script(Reply(content=LONG, chunk_delay_s=CHUNK_DELAY_S))
+        body = {"model": "auto", "messages": [{"role": "user", "content": LONG}], "stream": True}
+        headers = {"x-request-id": "req_gone_early", "x-test-gone": "1"}
+        with serve_in_thread(GoneBeforeTheAnswer(app)) as url, httpx.Client(timeout=10) as client:
+            with pytest.raises(httpx.HTTPError):  # the server has nothing to answer on
+                client.post(f"{url}/v1/chat/completions", json=body, headers=headers).raise_for_status()
+            wait_until(lambda: upstream.abandoned == 1, 5, "the upstream stream to be closed")
+            row = ledger_row(app.state.gateway, "req_gone_early")
+    assert (row["status"], row["error_type"], row["stream"]) == (499, "client_closed", True)

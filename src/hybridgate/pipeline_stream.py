@@ -45,6 +45,7 @@ class PipelineStream:
         self._lookup = lookup  # set: store the answer once it has streamed whole
         self.usage = Usage()
         self.cost_usd = 0.0
+        self._started = False  # chunks() was entered: it records the row and frees the upstream
 
     @property
     def backend(self) -> str:
@@ -54,7 +55,22 @@ class PipelineStream:
     def cache(self) -> str | None:
         return self.trace.cache
 
+    async def abandon(self) -> None:
+        """The caller left before the stream was read at all (its HTTP response never started):
+        free the upstream and write the request's row (499), which also settles its reservation.
+        Does nothing once ``chunks`` has started: it does both itself."""
+        if self._started:
+            return
+        self._started = True
+        try:
+            await self._rest.aclose()
+        finally:
+            self._pipeline.record(
+                self.trace, self.usage, CLIENT_CLOSED, "client_closed", None, None, stream=True
+            )
+
     async def chunks(self) -> AsyncIterator[Json]:
+        self._started = True
         trace, status = self.trace, CLIENT_CLOSED
         error_type: str | None = "client_closed"
         reported: str | None = None

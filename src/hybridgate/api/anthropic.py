@@ -13,14 +13,14 @@ from collections.abc import AsyncIterator
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from hybridgate.api.auth import admit
 from hybridgate.api.body import read_json
 from hybridgate.api.context import context_from
 from hybridgate.api.disconnect import unless_disconnected
 from hybridgate.api.openai import decision_headers
-from hybridgate.api.sse import SSE_HEADERS, coalesce, named_event
+from hybridgate.api.sse import SSE_HEADERS, PipelineStreamingResponse, coalesce, named_event
 from hybridgate.errors import GatewayError
 from hybridgate.gateway import Gateway
 from hybridgate.pipeline import PipelineStream
@@ -60,7 +60,7 @@ async def messages(request: Request) -> Response:
         headers = decision_headers(ctx, stream.decision, stream.backend, stream.cache) | SSE_HEADERS | limits
         headers["request-id"] = ctx.request_id
         events = coalesce(anthropic_sse(stream, estimate_prompt_tokens(chat)))
-        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+        return PipelineStreamingResponse(stream, events, headers)
     done = await unless_disconnected(request, gateway.pipeline.complete(chat, ctx))
     headers = decision_headers(ctx, done.decision, done.backend, done.cache) | limits
     headers["request-id"] = ctx.request_id

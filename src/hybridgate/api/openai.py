@@ -13,14 +13,14 @@ from collections.abc import AsyncIterator
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from hybridgate.api.auth import admit
 from hybridgate.api.body import parse, read_json
 from hybridgate.api.context import CACHE_HEADER, context_from
 from hybridgate.api.disconnect import unless_disconnected
 from hybridgate.api.errors import openai_error_body
-from hybridgate.api.sse import DONE, SSE_HEADERS, coalesce, data_event
+from hybridgate.api.sse import DONE, SSE_HEADERS, PipelineStreamingResponse, coalesce, data_event
 from hybridgate.errors import GatewayError
 from hybridgate.gateway import Gateway
 from hybridgate.pipeline import PipelineStream
@@ -59,7 +59,7 @@ async def chat_completions(request: Request) -> Response:
         stream = await unless_disconnected(request, gateway.pipeline.stream(chat, ctx))
         headers = decision_headers(ctx, stream.decision, stream.backend, stream.cache) | SSE_HEADERS | limits
         events = coalesce(openai_sse(stream, chat.wants_usage_in_stream()))
-        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+        return PipelineStreamingResponse(stream, events, headers)
     done = await unless_disconnected(request, gateway.pipeline.complete(chat, ctx))
     headers = decision_headers(ctx, done.decision, done.backend, done.cache) | limits
     headers["x-hybridgate-cost-usd"] = f"{done.cost_usd:.8f}"

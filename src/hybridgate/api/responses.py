@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from hybridgate.api.auth import admit
 from hybridgate.api.body import read_json
 from hybridgate.api.context import context_from
 from hybridgate.api.disconnect import unless_disconnected
 from hybridgate.api.openai import decision_headers
-from hybridgate.api.sse import SSE_HEADERS, coalesce, named_event
+from hybridgate.api.sse import SSE_HEADERS, PipelineStreamingResponse, coalesce, named_event
 from hybridgate.errors import GatewayError, NotFoundError, RequestError, StoreUnavailableError
 from hybridgate.gateway import Gateway
 from hybridgate.ledger.response_store import ResponseStore, StoredResponse
@@ -134,7 +134,7 @@ async def create_response(request: Request) -> Response:
         headers = decision_headers(ctx, stream.decision, stream.backend, stream.cache) | SSE_HEADERS | limits
         envelope = Envelope(new_id("resp"), chat.model, body, conversation.keep)
         events = coalesce(responses_sse(stream, ResponsesStreamWriter(envelope), gateway, ctx, conversation))
-        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+        return PipelineStreamingResponse(stream, events, headers)
     done = await unless_disconnected(request, gateway.pipeline.complete(chat, ctx))
     conversation.keep = conversation.keep and keeps_prompts(done.screening)
     envelope = Envelope(new_id("resp"), done.response.model or chat.model, body, conversation.keep)

@@ -1,6 +1,7 @@
 """Server-sent events framing for both wire formats: encoding events, and batching their writes.
 
-No flow logic: what the events say is decided by api/openai.py and api/anthropic.py.
+No flow logic: what the events say is decided by api/openai.py, api/anthropic.py and
+api/responses.py; ``PipelineStreamingResponse`` only makes sure the stream is closed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 
 import orjson
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
+from hybridgate.pipeline import PipelineStream
 from hybridgate.types import Json
 
 DONE = b"data: [DONE]\n\n"
@@ -65,3 +69,19 @@ async def coalesce(events: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+class PipelineStreamingResponse(StreamingResponse):
+    """An SSE answer over a ``PipelineStream`` that is closed however the response ends: if the
+    caller is gone before the body is read at all (its events generator never starts, so no
+    ``finally`` in it runs), ``abandon`` still frees the upstream and writes the 499 row."""
+
+    def __init__(self, stream: PipelineStream, events: AsyncIterator[bytes], headers: dict[str, str]) -> None:
+        super().__init__(events, media_type="text/event-stream", headers=headers)
+        self._stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._stream.abandon()
