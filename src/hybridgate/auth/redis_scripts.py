@@ -188,6 +188,27 @@ end
 return 1
 """
 
+# CHARGE's and SETTLE's shared steps (their KEYS and ARGV layout): ``count`` tokens enter the
+# minute's window as member "<count>:<charge id>", and ARGV[3] dollars go to the day and month.
+_CHARGING = """
+local function add_tokens(count)
+  tokens(KEYS[2], KEYS[3])
+  redis.call('ZADD', KEYS[2], now, ARGV[2] .. ':' .. ARGV[7])
+  redis.call('INCRBY', KEYS[3], count)
+  redis.call('PEXPIRE', KEYS[2], 61000)
+  redis.call('PEXPIRE', KEYS[3], 61000)
+end
+
+local function add_spend()
+  if tonumber(ARGV[3]) > 0 then
+    redis.call('INCRBYFLOAT', KEYS[4], ARGV[3])
+    redis.call('EXPIRE', KEYS[4], ARGV[4])
+    redis.call('INCRBYFLOAT', KEYS[5], ARGV[3])
+    redis.call('EXPIRE', KEYS[5], ARGV[5])
+  end
+end
+"""
+
 # One charge, applied at most once. KEYS[1..3]: as _HELPERS; KEYS[4], KEYS[5]: spend this day and
 # month; KEYS[6]: the charge's marker. ARGV[1]: now, ARGV[2]: tokens, ARGV[3]: dollars; ARGV[4],
 # ARGV[5]: the spend keys' expiry (s); ARGV[6]: the marker's expiry (s); ARGV[7]: the charge id.
@@ -196,22 +217,12 @@ return 1
 # holds only the last minute's tokens even for keys without a tpm, whose checks never read it.
 CHARGE = (
     _HELPERS
+    + _CHARGING
     + """
 if not redis.call('SET', KEYS[6], '1', 'NX', 'EX', ARGV[6]) then return 0 end
 local count = tonumber(ARGV[2])
-if count > 0 then
-  tokens(KEYS[2], KEYS[3])
-  redis.call('ZADD', KEYS[2], now, ARGV[2] .. ':' .. ARGV[7])
-  redis.call('INCRBY', KEYS[3], count)
-  redis.call('PEXPIRE', KEYS[2], 61000)
-  redis.call('PEXPIRE', KEYS[3], 61000)
-end
-if tonumber(ARGV[3]) > 0 then
-  redis.call('INCRBYFLOAT', KEYS[4], ARGV[3])
-  redis.call('EXPIRE', KEYS[4], ARGV[4])
-  redis.call('INCRBYFLOAT', KEYS[5], ARGV[3])
-  redis.call('EXPIRE', KEYS[5], ARGV[5])
-end
+if count > 0 then add_tokens(count) end
+add_spend()
 return 1
 """
 )
@@ -222,6 +233,7 @@ return 1
 # the real count (keeping its time in the window), and the real cost is added to the spend.
 SETTLE = (
     _HELPERS
+    + _CHARGING
     + """
 if not redis.call('SET', KEYS[6], '1', 'NX', 'EX', ARGV[6]) then return 0 end
 if ARGV[9] ~= '' and redis.call('ZREM', KEYS[7], ARGV[9]) == 1 then
@@ -236,18 +248,9 @@ if ARGV[8] ~= '' then
     redis.call('INCRBY', KEYS[3], count - amount(ARGV[8]))
   end
 elseif count > 0 then
-  tokens(KEYS[2], KEYS[3])
-  redis.call('ZADD', KEYS[2], now, ARGV[2] .. ':' .. ARGV[7])
-  redis.call('INCRBY', KEYS[3], count)
-  redis.call('PEXPIRE', KEYS[2], 61000)
-  redis.call('PEXPIRE', KEYS[3], 61000)
+  add_tokens(count)
 end
-if tonumber(ARGV[3]) > 0 then
-  redis.call('INCRBYFLOAT', KEYS[4], ARGV[3])
-  redis.call('EXPIRE', KEYS[4], ARGV[4])
-  redis.call('INCRBYFLOAT', KEYS[5], ARGV[3])
-  redis.call('EXPIRE', KEYS[5], ARGV[5])
-end
+add_spend()
 return 1
 """
 )
