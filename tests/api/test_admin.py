@@ -18,11 +18,7 @@ import pytest
 from hybridgate.app import create_app
 from hybridgate.auth import SqliteKeyStore
 from hybridgate.config import GatewayConfig
-from hybridgate.router.calibration import Target
-from hybridgate.router.dataset import load_outcomes
-from hybridgate.router.features import FeatureSpec, Featurizer, WordLlamaEmbedder
-from hybridgate.router.training import TrainingOptions, train_router
-from tests.router.synthetic import rows, write_csv
+from hybridgate.router.artifact import RouterArtifact
 from tests.servers import serve_in_thread
 
 PEPPER = "test-pepper-0123456789"
@@ -33,15 +29,6 @@ class AdminRig:
     url: str
     keys: SqliteKeyStore
     router_file: Path
-
-
-def train(folder: Path) -> Path:
-    data = load_outcomes(write_csv(folder / "outcomes.csv", rows(200, seed=5)))
-    featurizer = Featurizer(FeatureSpec(token_buckets=1 << 16), WordLlamaEmbedder())
-    options = TrainingOptions(target=Target("quality", 0.95), bootstrap=50)
-    path = folder / "router.json"
-    train_router(data, featurizer, options, {"file": "outcomes.csv"}).save(path)
-    return path
 
 
 def config(folder: Path, router_file: Path | None) -> GatewayConfig:
@@ -60,9 +47,10 @@ def config(folder: Path, router_file: Path | None) -> GatewayConfig:
 
 
 @pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminRig]:
+def rig(tmp_path_factory: pytest.TempPathFactory, router_artifact: RouterArtifact) -> Iterator[AdminRig]:
     folder = tmp_path_factory.mktemp("admin")
-    router_file = train(folder)
+    router_file = folder / "router.json"
+    router_artifact.save(router_file)  # the session's router (tests/conftest.py)
     app = create_app(config(folder, router_file), env={"HYBRIDGATE_KEY_PEPPER": PEPPER})
     with serve_in_thread(app) as url:
         yield AdminRig(url, app.state.gateway.access.keys, router_file)

@@ -19,11 +19,7 @@ import pytest
 from hybridgate.app import create_app
 from hybridgate.config import GatewayConfig
 from hybridgate.gateway import Gateway
-from hybridgate.router.calibration import Target
-from hybridgate.router.dataset import load_outcomes
-from hybridgate.router.features import FeatureSpec, Featurizer, WordLlamaEmbedder
-from hybridgate.router.training import TrainingOptions, train_router
-from tests.router.synthetic import rows, write_csv
+from hybridgate.router.artifact import RouterArtifact
 from tests.servers import serve_in_thread
 from tests.standins.openai_upstream import Fail, OpenAIStandIn, run_openai_standin
 
@@ -42,15 +38,6 @@ class LearnedRig:
     def last_row(self) -> dict[str, Any]:
         self.gateway.ledger.flush()
         return self.gateway.ledger.recent(1)[0]
-
-
-def train_file(folder: Path) -> Path:
-    data = load_outcomes(write_csv(folder / "outcomes.csv", rows(400, seed=11)))
-    featurizer = Featurizer(FeatureSpec(token_buckets=1 << 16), WordLlamaEmbedder())
-    options = TrainingOptions(target=Target("quality", 0.95), bootstrap=100)
-    path = folder / "router.json"
-    train_router(data, featurizer, options, {"file": "outcomes.csv"}).save(path)
-    return path
 
 
 def config(cheap: str, strong: str, router_file: Path, ledger: Path) -> GatewayConfig:
@@ -78,9 +65,10 @@ def config(cheap: str, strong: str, router_file: Path, ledger: Path) -> GatewayC
 
 
 @pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LearnedRig]:
+def rig(tmp_path_factory: pytest.TempPathFactory, router_artifact: RouterArtifact) -> Iterator[LearnedRig]:
     folder = tmp_path_factory.mktemp("learned")
-    router_file = train_file(folder)
+    router_file = folder / "router.json"
+    router_artifact.save(router_file)  # the session's router (tests/conftest.py)
     with (
         run_openai_standin(api_key="sk-cheap") as cheap,
         run_openai_standin(api_key="sk-strong") as strong,

@@ -1,4 +1,4 @@
-"""Shared fixtures for router tests: the real WordLlama embedding and a router trained once."""
+"""Router tests use the session's router (tests/conftest.py), trained once, under their old names."""
 
 from __future__ import annotations
 
@@ -7,32 +7,13 @@ from pathlib import Path
 import pytest
 
 from hybridgate.router.artifact import RouterArtifact
-from hybridgate.router.calibration import Target
-from hybridgate.router.dataset import load_outcomes
-from hybridgate.router.features import FeatureSpec, Featurizer, WordLlamaEmbedder
-from hybridgate.router.training import TrainingOptions, train_router
-from tests.router.synthetic import rows, write_csv
 
 
 @pytest.fixture(scope="session")
-def embedder() -> WordLlamaEmbedder:
-    return WordLlamaEmbedder()  # the weights shipped in the wordllama wheel; no network
+def train_file(router_outcomes: Path) -> Path:
+    return router_outcomes
 
 
 @pytest.fixture(scope="session")
-def train_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_csv(tmp_path_factory.mktemp("router") / "train.csv", rows(600, seed=1))
-
-
-@pytest.fixture(scope="session")
-def artifact(train_file: Path, embedder: WordLlamaEmbedder) -> RouterArtifact:
-    options = TrainingOptions(target=Target("quality", 0.95), bootstrap=200)
-    featurizer = Featurizer(FeatureSpec(token_buckets=1 << 16), embedder)
-    return train_router(load_outcomes(train_file), featurizer, options, {"file": train_file.name})
-
-
-@pytest.fixture(scope="session")
-def router_file(artifact: RouterArtifact, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("router") / "router.json"
-    artifact.save(path)
-    return path
+def artifact(router_artifact: RouterArtifact) -> RouterArtifact:
+    return router_artifact

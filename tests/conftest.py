@@ -1,0 +1,103 @@
+"""Fixtures shared by the whole suite: the expensive real parts are started once per session.
+
+- ``postgres_server``: one real PostgreSQL server (tests/postgres_server.py) for the session;
+  ``postgres_dsn`` is a fresh, empty database on it for each test. Tests that stop, kill or pause
+  the server start their own with ``run_postgres()`` instead.
+- ``redis_server``: one real redis-server (tests/redis_server.py) for the session; ``redis`` is the
+  same server emptied (FLUSHALL) for the test. Tests that stop Redis start their own.
+- ``router_artifact`` / ``router_file``: a learned router trained once per session on synthetic
+  outcomes (tests/router/synthetic.py) with the real WordLlama embedding.
+- ``gateways``: the one way to start real ``python -m hybridgate serve`` processes
+  (tests/gateway_process.py); every process it started is stopped when the test ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+from hybridgate.router.artifact import RouterArtifact
+from hybridgate.router.calibration import Target
+from hybridgate.router.dataset import load_outcomes
+from hybridgate.router.features import FeatureSpec, Featurizer, WordLlamaEmbedder
+from hybridgate.router.training import TrainingOptions, train_router
+from tests.gateway_process import GatewayProcess, run_gateway
+from tests.postgres_server import PostgresServer, new_database, run_postgres
+from tests.redis_server import RedisServer, running_redis
+from tests.router.synthetic import rows, write_csv
+
+# The session's router: 600 synthetic outcome rows, a 95% quality target, 200 bootstrap rounds.
+ROUTER_ROWS, ROUTER_SEED, ROUTER_BOOTSTRAP = 600, 1, 200
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with run_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server: PostgresServer) -> str:
+    """A new, empty database on the session's server."""
+    return new_database(postgres_server)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with running_redis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis(redis_server: RedisServer) -> RedisServer:
+    """The session's redis-server, empty: nothing a previous test wrote is left in it."""
+    with Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    return redis_server
+
+
+@pytest.fixture(scope="session")
+def embedder() -> WordLlamaEmbedder:
+    return WordLlamaEmbedder()  # the weights shipped in the wordllama wheel; no network
+
+
+@pytest.fixture(scope="session")
+def router_outcomes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic outcome file the session's router is trained on."""
+    return write_csv(tmp_path_factory.mktemp("router") / "train.csv", rows(ROUTER_ROWS, seed=ROUTER_SEED))
+
+
+@pytest.fixture(scope="session")
+def router_artifact(router_outcomes: Path, embedder: WordLlamaEmbedder) -> RouterArtifact:
+    featurizer = Featurizer(FeatureSpec(token_buckets=1 << 16), embedder)
+    options = TrainingOptions(target=Target("quality", 0.95), bootstrap=ROUTER_BOOTSTRAP)
+    return train_router(load_outcomes(router_outcomes), featurizer, options, {"file": router_outcomes.name})
+
+
+@pytest.fixture
+def router_file(router_artifact: RouterArtifact, tmp_path: Path) -> Path:
+    """The session's router saved as this test's own file (tests may replace or corrupt it)."""
+    path = tmp_path / "router.json"
+    router_artifact.save(path)
+    return path
+
+
+GatewayFactory = Callable[..., GatewayProcess]
+
+
+@pytest.fixture
+def gateways(tmp_path: Path) -> Iterator[GatewayFactory]:
+    """``gateways(config_text, name="gw", **run_gateway_options)`` starts one more gateway process
+    in ``tmp_path/name``; all of them stop when the test ends."""
+    with ExitStack() as stack:
+
+        def start(config_text: str, name: str = "gw", **options: object) -> GatewayProcess:
+            workdir = tmp_path / name
+            workdir.mkdir(exist_ok=True)
+            return stack.enter_context(run_gateway(config_text, workdir, **options))  # type: ignore[arg-type]
+
+        yield start
