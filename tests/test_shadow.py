@@ -89,11 +89,18 @@ def test_failing_slow_shadow_never_touches_the_client(rig: Rig) -> None:
 
 
 def test_routes_without_shadow_are_not_copied(rig: Rig) -> None:
-    client, _, _, candidate = rig
+    client, gateway, _, candidate = rig
+    candidate.script(Reply(content="candidate"))
     before = len(candidate.requests)
     ask(client, "plain", model="unshadowed")
-    time.sleep(0.2)
-    assert len(candidate.requests) == before
+    # A shadowed request after it: copies start in the order the live answers are ready, so once
+    # this later copy has reached the candidate and its ledger, a copy of "plain" would have too.
+    ask(client, "marker")
+    assert {bool(r["shadow_of"]) for r in rows(gateway, "marker")} == {False, True}
+    assert len(candidate.requests) == before + 1  # the marker's copy, and only it
+    gateway.ledger.flush()
+    plain = [r for r in gateway.ledger.recent(50) if r["request_id"].startswith("plain")]
+    assert [r["shadow_of"] for r in plain] == [None]  # the live row alone
 
 
 def test_shadow_rows_are_their_own_traffic_class_and_not_live_demand(rig: Rig) -> None:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from hybridgate.errors import ConfigError
 from hybridgate.ledger.records import COLUMNS, LedgerRecord
 from hybridgate.ledger.rollups import percentile
 from hybridgate.ledger.store import COLUMN_TYPES, SCHEMA_VERSION, SqliteLedger
+from tests.waiting import wait_until
 
 
 def rec(i: int = 0, **kw: Any) -> LedgerRecord:
@@ -30,15 +31,6 @@ def rec(i: int = 0, **kw: Any) -> LedgerRecord:
 def count(path: Path) -> int:
     with sqlite3.connect(path) as conn:
         return int(conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 @pytest.fixture
@@ -100,13 +92,27 @@ def test_full_batch_is_written_before_the_interval(db: Path) -> None:
     store.start()
     for i in range(10):
         store.record(rec(i))
-    assert wait_for(lambda: count(db) == 10, timeout=5.0)
+    wait_until(lambda: count(db) == 10, 5.0)
     for i in range(5):
         store.record(rec(100 + i))
-    time.sleep(0.3)
     assert count(db) == 10  # a partial batch waits for the interval (30 s) or a flush
     assert store.flush(timeout=5.0)
     assert count(db) == 15
+    store.close()
+
+
+def test_a_partial_batch_waits_for_its_interval_not_less(db: Path) -> None:
+    """The positive side of "a partial batch waits": it is written, and no sooner than the interval
+    after its first record (a writer that wrote partial batches early fails here, fast or slow)."""
+    interval_s = 0.5
+    store = SqliteLedger(str(db), batch_size=10, flush_interval_s=interval_s)
+    store.start()
+    started = time.monotonic()
+    store.record(rec(0))
+    store.record(rec(1))
+    wait_until(lambda: count(db) == 2, 10.0, "the partial batch to be written")
+    waited = time.monotonic() - started
+    assert waited >= interval_s * 0.9, f"a partial batch was written after {waited:.3f}s"
     store.close()
 
 
@@ -115,7 +121,7 @@ def test_partial_batch_is_written_after_the_interval(db: Path) -> None:
     store.start()
     for i in range(3):
         store.record(rec(i))
-    assert wait_for(lambda: count(db) == 3, timeout=5.0)
+    wait_until(lambda: count(db) == 3, 5.0)
     store.close()
 
 
@@ -342,9 +348,9 @@ def test_records_arriving_while_others_flush_are_all_written(db: Path) -> None:
 def test_an_idle_writer_wakes_for_the_first_record(db: Path) -> None:
     store = SqliteLedger(str(db), batch_size=1000, flush_interval_s=0.05)
     store.start()
-    time.sleep(0.2)  # the writer is asleep with nothing to do
+    time.sleep(0.2)  # the writer is asleep with nothing to do (set-up: four idle intervals)
     store.record(rec(1))
-    assert wait_for(lambda: count(db) == 1, timeout=2.0)
+    wait_until(lambda: count(db) == 1, 2.0)
     assert store.queue_depth == 0
     store.close()
 
