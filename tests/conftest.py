@@ -7,7 +7,7 @@
   same server emptied (FLUSHALL) for the test. Tests that stop Redis start their own.
 - ``router_artifact`` / ``router_file``: a learned router trained once per session on synthetic
   outcomes (tests/router/synthetic.py) with the real WordLlama embedding.
-- ``gateways``: the one way to start real ``python -m hybridgate serve`` processes
+- ``start_gateway``: the one way to start real ``python -m hybridgate serve`` processes
   (tests/gateway_process.py); every process it started is stopped when the test ends.
 """
 
@@ -90,8 +90,8 @@ GatewayFactory = Callable[..., GatewayProcess]
 
 
 @pytest.fixture
-def gateways(tmp_path: Path) -> Iterator[GatewayFactory]:
-    """``gateways(config_text, name="gw", **run_gateway_options)`` starts one more gateway process
+def start_gateway(tmp_path: Path) -> Iterator[GatewayFactory]:
+    """``start_gateway(config_text, name="gw", **run_gateway_options)`` starts one more gateway process
     in ``tmp_path/name``; all of them stop when the test ends."""
     with ExitStack() as stack:
 

@@ -1,9 +1,10 @@
 """deploy/nginx/nginx.conf, run as shipped (tests/nginx_server.py), in front of two replicas.
 
 Real parts: Debian's nginx with the shipped file, two ``python -m hybridgate serve`` child
-processes (the real CLI and its keep-alive) sharing a real Redis (cache) and a real PostgreSQL
-(ledger), the official openai SDK as the caller. The upstream is the OpenAI stand-in from
-tests/standins (a test server on loopback, not OpenAI).
+processes (the real CLI and its keep-alive) sharing the session's real Redis (cache) and a
+database on its real PostgreSQL (ledger; tests/conftest.py), the official openai SDK as the
+caller. The upstream is the OpenAI stand-in from tests/standins (a test server on loopback, not
+OpenAI).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import concurrent.futures
 import signal
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,10 @@ import openai
 import pytest
 
 from hybridgate.cli import KEEP_ALIVE_S
-from tests.gateway_process import GatewayProcess, run_gateway, upstream_config
+from tests.conftest import GatewayFactory
+from tests.gateway_process import GatewayProcess, upstream_config
 from tests.nginx_server import NginxServer, established_to, run_nginx
-from tests.postgres_server import run_postgres
-from tests.redis_server import running_redis
+from tests.redis_server import RedisServer
 from tests.standins.openai_upstream import OpenAIStandIn, Reply, run_openai_standin
 
 
@@ -35,23 +35,24 @@ def upstream() -> Iterator[OpenAIStandIn]:
 
 
 @pytest.fixture
-def stack(upstream: OpenAIStandIn, tmp_path: Path) -> Iterator[tuple[NginxServer, list[GatewayProcess]]]:
-    with ExitStack() as stack:
-        redis = stack.enter_context(running_redis())
-        postgres = stack.enter_context(run_postgres())
-        replicas = []
-        for name in ("a", "b"):
-            workdir = tmp_path / name
-            workdir.mkdir()
-            config = upstream_config(upstream.base_url, workdir / "ledger.db") + (
-                f'[redis]\nurl = "{redis.url}"\n[cache]\nstore = "redis"\n'
-                f'[postgres]\ndsn = "{postgres.dsn}"\n'
-            )
-            ledger = f'[ledger]\nstore = "postgres"\nspool_path = "{workdir}/spool"\n'
-            config = config.replace("[ledger]\n", ledger)
-            replicas.append(stack.enter_context(run_gateway(config, workdir)))
-        ports = [int(replica.url.rsplit(":", 1)[1]) for replica in replicas]
-        nginx = stack.enter_context(run_nginx(ports))
+def stack(
+    upstream: OpenAIStandIn,
+    tmp_path: Path,
+    redis: RedisServer,
+    postgres_dsn: str,
+    start_gateway: GatewayFactory,
+) -> Iterator[tuple[NginxServer, list[GatewayProcess]]]:
+    replicas = []
+    for name in ("a", "b"):
+        workdir = tmp_path / name
+        config = upstream_config(upstream.base_url, workdir / "ledger.db") + (
+            f'[redis]\nurl = "{redis.url}"\n[cache]\nstore = "redis"\n'
+            f'[postgres]\ndsn = "{postgres_dsn}"\n'
+        )
+        ledger = f'[ledger]\nstore = "postgres"\nspool_path = "{workdir}/spool"\n'
+        replicas.append(start_gateway(config.replace("[ledger]\n", ledger), name))
+    ports = [int(replica.url.rsplit(":", 1)[1]) for replica in replicas]
+    with run_nginx(ports) as nginx:
         yield nginx, replicas
 
 

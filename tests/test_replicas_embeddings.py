@@ -9,7 +9,6 @@ real app, each served by uvicorn on its own port.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,10 @@ from redis import Redis
 from hybridgate.app import create_app
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import StoreUnavailableError
-from tests.postgres_server import new_database, run_postgres
 from tests.redis_server import RedisServer, running_redis
 from tests.servers import serve_in_thread
 from tests.standins.openai_embeddings import EmbeddingsStandIn, run_embeddings_standin
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -102,16 +101,17 @@ def _upstream_texts(upstream: EmbeddingsStandIn) -> list[str]:
 
 def _wait_for_entries(redis: RedisServer, count: int, timeout_s: float = 10.0) -> None:
     """Cache writes happen off the response path: wait until Redis holds them, not for a clock."""
-    deadline = time.monotonic() + timeout_s
     with Redis.from_url(redis.url) as client:
-        while len(client.keys("hybridgate:cache:emb:*")) < count:
-            assert time.monotonic() < deadline, "replica A's cache writes never reached Redis"
-            time.sleep(0.02)
+        wait_until(
+            lambda: len(client.keys("hybridgate:cache:emb:*")) >= count,
+            timeout_s,
+            "replica A's cache writes to reach Redis",
+        )
 
 
-def test_replicas_share_vectors_through_postgresql(tmp_path: Path) -> None:
-    with run_postgres() as server, run_embeddings_standin() as upstream:
-        shared = {"postgres": {"dsn": new_database(server), "timeout_s": 5.0}, "cache": None}
+def test_replicas_share_vectors_through_postgresql(tmp_path: Path, postgres_dsn: str) -> None:
+    with run_embeddings_standin() as upstream:
+        shared = {"postgres": {"dsn": postgres_dsn, "timeout_s": 5.0}, "cache": None}
         a = create_app(
             replica_config(tmp_path, "a", "redis://127.0.0.1:1/0", upstream.base_url, shared), env={}
         )
@@ -121,10 +121,8 @@ def test_replicas_share_vectors_through_postgresql(tmp_path: Path) -> None:
         with serve_in_thread(a) as url_a, serve_in_thread(b) as url_b:
             texts = ["a chunk kept in postgres", "another one"]
             first = _embed(url_a, texts)
-            deadline = time.monotonic() + 10
-            while a.state.gateway.embeddings.cache.writes_in_flight:  # written off the response path
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+            cache = a.state.gateway.embeddings.cache  # written off the response path:
+            wait_until(lambda: not cache.writes_in_flight, 10, "replica A's writes to PostgreSQL")
             with _client(url_b) as client:
                 raw = client.embeddings.with_raw_response.create(model="cloud", input=texts)
             assert raw.headers["x-hybridgate-cache"] == "hit" and len(upstream.requests) == 1
@@ -135,7 +133,7 @@ def test_replicas_share_vectors_through_postgresql(tmp_path: Path) -> None:
                 )
 
 
-def test_postgres_store_round_trip() -> None:
+def test_postgres_store_round_trip(postgres_dsn: str) -> None:
     from hybridgate.cache.postgres import PostgresStore
 
     async def round_trip(dsn: str) -> None:
@@ -153,5 +151,4 @@ def test_postgres_store_round_trip() -> None:
         with pytest.raises(StoreUnavailableError):
             await down.get("a")
 
-    with run_postgres() as server:
-        asyncio.run(round_trip(new_database(server)))
+    asyncio.run(round_trip(postgres_dsn))

@@ -2,8 +2,8 @@
 conversation started on one continues on the other.
 
 Real parts: two ``python -m hybridgate serve`` child processes (tests/gateway_process.py) with the
-same deployment secret, a PostgreSQL server from Debian's packages on loopback
-(tests/postgres_server.py), the official ``openai`` SDK. The upstream is the OpenAI stand-in from
+same deployment secret, a database on the session's PostgreSQL server (Debian's packages, on
+loopback: tests/conftest.py), the official ``openai`` SDK. The upstream is the OpenAI stand-in from
 tests/standins (a test server on loopback, not OpenAI).
 """
 
@@ -15,13 +15,14 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.gateway_process import run_gateway
-from tests.postgres_server import new_database, run_postgres
+from tests.conftest import GatewayFactory
 from tests.standins.openai_upstream import Reply, ToolCall, run_openai_standin
 from tests.test_replicas_ledger import replica_config
 
 
-def test_a_conversation_started_on_one_replica_continues_on_the_other(tmp_path: Path) -> None:
+def test_a_conversation_started_on_one_replica_continues_on_the_other(
+    tmp_path: Path, postgres_dsn: str, start_gateway: GatewayFactory
+) -> None:
     call = ToolCall(name="lookup", arguments='{"q": "x"}')
     tool: openai.types.responses.FunctionToolParam = {
         "type": "function",
@@ -29,15 +30,13 @@ def test_a_conversation_started_on_one_replica_continues_on_the_other(tmp_path: 
         "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
         "strict": False,
     }
-    with run_openai_standin(api_key="sk-up") as upstream, run_postgres() as pg, ExitStack() as stack:
-        dsn = new_database(pg)
+    with run_openai_standin(api_key="sk-up") as upstream, ExitStack() as stack:
         replicas = []
         for name, secret in (("a", "shared-secret"), ("b", "shared-secret"), ("c", "another-secret")):
             workdir = tmp_path / name
-            workdir.mkdir()
-            config = replica_config(upstream.base_url, workdir, dsn, 0.05) + '[responses]\nstore = "local"\n'
-            env = {"HYBRIDGATE_HMAC_SECRET": secret}
-            replicas.append(stack.enter_context(run_gateway(config, workdir, env=env)))
+            config = replica_config(upstream.base_url, workdir, postgres_dsn, 0.05)
+            config += '[responses]\nstore = "local"\n'
+            replicas.append(start_gateway(config, name, env={"HYBRIDGATE_HMAC_SECRET": secret}))
         a, b, c = (
             stack.enter_context(openai.OpenAI(base_url=f"{r.url}/v1", api_key="caller", max_retries=0))
             for r in replicas

@@ -1,11 +1,12 @@
 """Two gateway replicas hot-reload a shared learned router file on one `hybridgate router reload`.
 
 Two real ``python -m hybridgate serve`` processes (tests/gateway_process.py) share one
-redis-server (tests/redis_server.py: Debian's binary on a loopback port) and one router file,
-trained here on synthetic outcome data (tests/router/synthetic.py). The upstreams ``cheap`` and
-``strong`` are OpenAI stand-ins from tests/standins (test servers, not OpenAI); clients are the
-official ``openai`` SDK. Polling is off (``reload_interval_s = 0``), so a replica only changes
-router file when told: by the CLI's Redis signal, or when it resubscribes after a Redis outage.
+redis-server (tests/redis_server.py: Debian's binary on a loopback port) and one router file:
+the session's router (tests/conftest.py), trained once on synthetic outcome data. The upstreams
+``cheap`` and ``strong`` are OpenAI stand-ins from tests/standins (test servers, not OpenAI);
+clients are the official ``openai`` SDK. With ``[redis]`` there is no polling (whatever
+``reload_interval_s`` says), so a replica only changes router file when told: by the CLI's Redis
+signal, or when it resubscribes after a Redis outage.
 """
 
 from __future__ import annotations
@@ -27,17 +28,17 @@ import openai
 import pytest
 from redis import Redis
 
-from hybridgate.router.calibration import Target
-from hybridgate.router.dataset import load_outcomes
-from hybridgate.router.features import FeatureSpec, Featurizer, WordLlamaEmbedder
-from hybridgate.router.training import TrainingOptions, train_router
+from hybridgate.router.artifact import RouterArtifact
 from tests.gateway_process import REPO, GatewayProcess, run_gateway
 from tests.redis_server import RedisServer, running_redis
-from tests.router.synthetic import rows, write_csv
 from tests.standins.openai_upstream import run_openai_standin
+from tests.waiting import wait_until
 
 HARD = "Dana buys 14 boxes of 25 pencils and gives away 9. How many pencils are left after 6 days?"
 CHANNEL = "router-test:router-reload"
+# [router] reload_interval_s: with [redis] a replica must not poll its files at all
+# (docs/configuration.md); it is short here so that a replica that did would show it at once.
+POLL_S = 0.2
 
 
 @dataclass
@@ -61,7 +62,7 @@ url = "{redis}"
 key_prefix = "router-test:"
 timeout_s = 0.5
 [router]
-reload_interval_s = 0
+reload_interval_s = {POLL_S}
 [backends.cheap]
 type = "openai_compat"
 base_url = "{cheap}"
@@ -77,11 +78,7 @@ router_file = "{router_file}"
 """
 
 
-def router_files(folder: Path) -> tuple[bytes, bytes]:
-    data = load_outcomes(write_csv(folder / "outcomes.csv", rows(400, seed=11)))
-    featurizer = Featurizer(FeatureSpec(token_buckets=1 << 16), WordLlamaEmbedder())
-    options = TrainingOptions(target=Target("quality", 0.95), bootstrap=100)
-    artifact = train_router(data, featurizer, options, {"file": "outcomes.csv"})
+def router_files(folder: Path, artifact: RouterArtifact) -> tuple[bytes, bytes]:
     versions = []
     for threshold in (0.3, 0.99):
         path = folder / f"router-{threshold}.json"
@@ -91,9 +88,9 @@ def router_files(folder: Path) -> tuple[bytes, bytes]:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, router_artifact: RouterArtifact) -> Iterator[Cluster]:
     folder = tmp_path_factory.mktemp("router-files")
-    strict, lenient = router_files(folder)
+    strict, lenient = router_files(folder, router_artifact)  # the session's router (tests/conftest.py)
     router_file = folder / "router.json"
     router_file.write_bytes(strict)
     with ExitStack() as stack:
@@ -141,10 +138,16 @@ def reload_cli(config: Path) -> subprocess.CompletedProcess[str]:
 
 
 def wait_until_running(cluster: Cluster, content: bytes) -> None:
-    deadline = time.monotonic() + 20
-    while any(running(r)["sha256"] != sha(content) for r in cluster.replicas):
-        assert time.monotonic() < deadline, [running(r) for r in cluster.replicas]
-        time.sleep(0.05)
+    wait_until(
+        lambda: all(running(r)["sha256"] == sha(content) for r in cluster.replicas),
+        20,
+        f"every replica to run {sha(content)[:12]}",
+    )
+
+
+def reload_count(replica: GatewayProcess) -> int:
+    """How many reloads the replica has logged (router/reload.py logs each one it swaps in)."""
+    return replica.output().count("router files reloaded")
 
 
 def subscribers(redis: RedisServer) -> int:
@@ -160,12 +163,19 @@ def test_one_signal_reloads_both_replicas(cluster: Cluster) -> None:
     assert [backend_for_hard_prompt(r) for r in cluster.replicas] == ["strong", "strong"]
 
     replace(cluster.router_file, cluster.lenient)
-    time.sleep(0.5)  # no polling: without a signal nothing changes
-    assert [running(r)["sha256"] for r in cluster.replicas] == [sha(cluster.strict)] * 2
+    # Without a signal nothing changes: a replica polling at its configured interval would switch
+    # within one POLL_S, so it is watched for two; the log count below catches any later switch.
+    unsignalled = time.monotonic()
+    while time.monotonic() - unsignalled < 2 * POLL_S:
+        assert [running(r)["sha256"] for r in cluster.replicas] == [sha(cluster.strict)] * 2
+    reloads = [reload_count(r) for r in cluster.replicas]
     done = reload_cli(cluster.config)
     assert done.returncode == 0, done.stderr
     assert '"replicas_signalled": 2' in done.stdout and sha(cluster.lenient) in done.stdout
     wait_until_running(cluster, cluster.lenient)
+    # Exactly one reload each since the file changed, the signal's: had a replica switched by itself
+    # before the signal, the signal's reload (unconditional) would make it two.
+    assert [reload_count(r) for r in cluster.replicas] == [n + 1 for n in reloads]
     assert [running(r)["threshold"] for r in cluster.replicas] == [0.99, 0.99]
     assert [backend_for_hard_prompt(r) for r in cluster.replicas] == ["cheap", "cheap"]
 
@@ -203,10 +213,7 @@ def test_replicas_resubscribe_after_a_redis_restart_and_catch_up(cluster: Cluste
     assert backend_for_hard_prompt(cluster.replicas[0]) == "strong"  # still serving meanwhile
     cluster.redis.start()
     wait_until_running(cluster, cluster.lenient)  # caught up on resubscribing, without a signal
-    deadline = time.monotonic() + 20
-    while subscribers(cluster.redis) < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: subscribers(cluster.redis) >= 2, 20, "both replicas to resubscribe")
     replace(cluster.router_file, cluster.strict)
     done = reload_cli(cluster.config)
     assert '"replicas_signalled": 2' in done.stdout, done.stderr

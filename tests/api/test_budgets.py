@@ -1,7 +1,7 @@
 """Budgets under real concurrency: 100 requests (and 100 streams) sent at once through the
 official SDK on a key whose daily budget covers a few of them. Each request reserves its worst
 case at admission, so the spend overshoots the budget by at most one reservation, with limits
-in this process and with limits shared through a real redis-server (tests/redis_server.py).
+in this process and with limits shared through the session's real redis-server (tests/conftest.py).
 The upstream is the OpenAI stand-in (tests/standins, not OpenAI), slowed down so that every
 request is in flight at the same time.
 """
@@ -19,7 +19,7 @@ import pytest
 from hybridgate.app import create_app
 from hybridgate.config import GatewayConfig
 from hybridgate.gateway import Gateway
-from tests.redis_server import RedisServer, running_redis
+from tests.redis_server import RedisServer
 from tests.servers import serve_in_thread
 from tests.standins.openai_upstream import Reply, run_openai_standin
 
@@ -31,15 +31,9 @@ RESERVATION = (2 + 8 + MAX_TOKENS) * PER_TOKEN
 BUDGET = 0.02  # the stand-in's echo costs 3 tokens: $0.003 a request, so 6 fit
 
 
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with running_redis() as server:
-        yield server
-
-
 @pytest.fixture(scope="module", params=["memory", "redis"])
 def gateway(
-    request: pytest.FixtureRequest, redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Gateway]]:
     folder: Path = tmp_path_factory.mktemp("budgets")
     shared = request.param == "redis"
@@ -52,7 +46,11 @@ def gateway(
                     "keys_path": str(folder / "keys.db"),
                     "limits_store": "redis" if shared else "memory",
                 },
-                **({"redis": {"url": redis.url, "key_prefix": "budgets:", "timeout_s": 5}} if shared else {}),
+                **(
+                    {"redis": {"url": redis_server.url, "key_prefix": "budgets:", "timeout_s": 5}}
+                    if shared
+                    else {}
+                ),
                 "backends": {
                     "up": {
                         "type": "openai_compat",

@@ -20,7 +20,7 @@ from hybridgate.ledger.store import SqliteLedger
 from tests.api.test_dashboard import dashboard_app
 from tests.gateway_process import free_port
 from tests.ledger.stores import approx_equal
-from tests.postgres_server import new_database, run_postgres
+from tests.postgres_server import PostgresServer, new_database
 from tests.servers import serve_in_thread
 from tests.tco.ledger_fixture import Traffic, config_for, fill_store
 
@@ -36,17 +36,18 @@ QUERIES = [
 
 
 @pytest.fixture(scope="module")
-def gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Traffic]]:
+def gateways(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
+) -> Iterator[tuple[str, str, Traffic]]:
     """(SQLite gateway URL, PostgreSQL gateway URL, what was written), the same rows in each."""
     tmp = tmp_path_factory.mktemp("dash-stores")
-    with run_postgres() as server:
-        dsn = new_database(server)
-        traffic = fill_store(SqliteLedger(str(tmp / "ledger.db")))
-        fill_store(PostgresLedger(dsn, spool_path=str(tmp / "spool.jsonl")))
-        lite = dashboard_app(config_for(tmp / "ledger.db"))
-        pg = dashboard_app(config_for(tmp / "unused.db", postgres_dsn=dsn))
-        with serve_in_thread(lite) as lite_url, serve_in_thread(pg) as pg_url:
-            yield lite_url, pg_url, traffic
+    dsn = new_database(postgres_server)
+    traffic = fill_store(SqliteLedger(str(tmp / "ledger.db")))
+    fill_store(PostgresLedger(dsn, spool_path=str(tmp / "spool.jsonl")))
+    lite = dashboard_app(config_for(tmp / "ledger.db"))
+    pg = dashboard_app(config_for(tmp / "unused.db", postgres_dsn=dsn))
+    with serve_in_thread(lite) as lite_url, serve_in_thread(pg) as pg_url:
+        yield lite_url, pg_url, traffic
 
 
 def get(url: str, query: str) -> Any:

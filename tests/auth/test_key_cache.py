@@ -1,12 +1,11 @@
 """The key store's cache (auth/key_cache.py) on its own, then PostgresKeyStore under load against a
-real PostgreSQL server (Debian's, started on loopback for this module): a busy pool is not an
+real PostgreSQL server (Debian's, the session's, on loopback: tests/conftest.py): a busy pool is not an
 outage, unknown ids are remembered briefly and apart, and a flood of them keeps real keys' copies.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import asyncpg
 import pytest
@@ -17,7 +16,7 @@ from hybridgate.auth.records import KeyRecord
 from hybridgate.auth.store import INVALID, StoredKey
 from hybridgate.errors import AuthenticationError, KeyStoreUnavailableError
 from tests.auth.clock import FakeClock
-from tests.postgres_server import PostgresServer, execute, new_database, run_postgres
+from tests.postgres_server import execute, run_postgres
 
 PEPPER = b"test-pepper-0123456789"
 
@@ -51,25 +50,14 @@ def test_unknown_ids_are_remembered_briefly_and_never_evict_known_keys() -> None
     assert hit is not None and hit.stored == stored("fake99")
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
-    with run_postgres() as pg:
-        yield pg
-
-
-@pytest.fixture
-def dsn(server: PostgresServer) -> str:
-    return new_database(server)
-
-
-async def test_a_busy_pool_gets_per_request_503s_but_is_not_an_outage(dsn: str) -> None:
+async def test_a_busy_pool_gets_per_request_503s_but_is_not_an_outage(postgres_dsn: str) -> None:
     clock = FakeClock()
-    store = PostgresKeyStore(dsn, PEPPER, clock=clock, pool_size=1, timeout_s=5.0, wait_s=0.05)
+    store = PostgresKeyStore(postgres_dsn, PEPPER, clock=clock, pool_size=1, timeout_s=5.0, wait_s=0.05)
     await store.start()
     keys = [store.create(environment="prod", name=f"k{n}")[0] for n in range(20)]
     await store.verify(keys[0])
     clock.advance(CACHE_TTL_S + 1)  # keys[0] is now only a stale copy
-    blocker = await asyncpg.connect(dsn)
+    blocker = await asyncpg.connect(postgres_dsn)
     try:
         async with blocker.transaction():  # every read of api_keys waits: the one connection is held
             await blocker.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
@@ -88,15 +76,15 @@ async def test_a_busy_pool_gets_per_request_503s_but_is_not_an_outage(dsn: str) 
     await store.aclose()
 
 
-async def test_an_unknown_id_is_remembered_for_a_second_then_asked_again(dsn: str) -> None:
+async def test_an_unknown_id_is_remembered_for_a_second_then_asked_again(postgres_dsn: str) -> None:
     clock = FakeClock()
-    store = PostgresKeyStore(dsn, PEPPER, clock=clock, retry_s=0.0)
+    store = PostgresKeyStore(postgres_dsn, PEPPER, clock=clock, retry_s=0.0)
     await store.start()
     key, record = store.create(environment="prod", name="app1")
-    await execute(dsn, "CREATE TABLE saved AS SELECT * FROM api_keys; DELETE FROM api_keys")
+    await execute(postgres_dsn, "CREATE TABLE saved AS SELECT * FROM api_keys; DELETE FROM api_keys")
     with pytest.raises(AuthenticationError, match="invalid API key"):
         await store.verify(key)
-    await execute(dsn, "INSERT INTO api_keys SELECT * FROM saved")  # as if created elsewhere now
+    await execute(postgres_dsn, "INSERT INTO api_keys SELECT * FROM saved")  # as if created elsewhere now
     clock.advance(UNKNOWN_TTL_S - 0.1)
     with pytest.raises(AuthenticationError) as caught:
         await store.verify(key)  # the remembered miss: no query

@@ -1,4 +1,4 @@
-"""PostgresKeyStore against a real PostgreSQL server (Debian's, started on loopback per module).
+"""PostgresKeyStore against a real PostgreSQL server (Debian's, on loopback; tests/conftest.py).
 
 Each test gets a database of its own on that server; the outage tests start a server of their own,
 since they stop and restart it. The clock is a FakeClock, so expiry, the 5 s cache and the stale
@@ -25,21 +25,9 @@ from hybridgate.config import GatewayConfig
 from hybridgate.errors import AuthenticationError, ConfigError, KeyStoreUnavailableError, RequestError
 from hybridgate.ledger.migrations import migrate as migrate_ledger
 from tests.auth.clock import FakeClock
-from tests.postgres_server import PostgresServer, new_database, run_postgres
+from tests.postgres_server import PostgresServer, run_postgres
 
 PEPPER = b"test-pepper-0123456789"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
-    with run_postgres() as pg:
-        yield pg
-
-
-@pytest.fixture
-def dsn(server: PostgresServer) -> str:
-    """A fresh, empty database on the module's server."""
-    return new_database(server)
 
 
 @pytest.fixture
@@ -47,20 +35,20 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def new_store(dsn: str, clock: FakeClock, pepper: bytes = PEPPER) -> PostgresKeyStore:
-    return PostgresKeyStore(dsn, pepper, clock=clock, retry_s=0.0, timeout_s=2.0)
+def new_store(postgres_dsn: str, clock: FakeClock, pepper: bytes = PEPPER) -> PostgresKeyStore:
+    return PostgresKeyStore(postgres_dsn, pepper, clock=clock, retry_s=0.0, timeout_s=2.0)
 
 
-async def _fetch(dsn: str, sql: str) -> list[tuple[object, ...]]:
-    conn = await asyncpg.connect(dsn)
+async def _fetch(postgres_dsn: str, sql: str) -> list[tuple[object, ...]]:
+    conn = await asyncpg.connect(postgres_dsn)
     try:
         return [tuple(row) for row in await conn.fetch(sql)]
     finally:
         await conn.close()
 
 
-async def test_create_verify_list_get_round_trip(dsn: str, clock: FakeClock) -> None:
-    store = new_store(dsn, clock)
+async def test_create_verify_list_get_round_trip(postgres_dsn: str, clock: FakeClock) -> None:
+    store = new_store(postgres_dsn, clock)
     await store.start()
     key, record = store.create(
         environment="prod", name=" app1 ", budget_usd_day=5, budget_usd_month=50, rpm=60, tpm=1000,
@@ -83,19 +71,23 @@ async def test_create_verify_list_get_round_trip(dsn: str, clock: FakeClock) -> 
     await store.aclose()
 
 
-async def test_only_the_pepper_hmac_is_stored_like_the_sqlite_store(dsn: str, clock: FakeClock) -> None:
-    store = new_store(dsn, clock)
+async def test_only_the_pepper_hmac_is_stored_like_the_sqlite_store(
+    postgres_dsn: str, clock: FakeClock
+) -> None:
+    store = new_store(postgres_dsn, clock)
     key, _ = store.create(environment="prod", name="app1")
-    [(key_hash,)] = await _fetch(dsn, "SELECT key_hash FROM api_keys")
+    [(key_hash,)] = await _fetch(postgres_dsn, "SELECT key_hash FROM api_keys")
     assert key_hash == hmac.new(PEPPER, key.encode(), hashlib.sha256).hexdigest()
-    dumped = str(await _fetch(dsn, "SELECT * FROM api_keys")) + str(
-        await _fetch(dsn, "SELECT * FROM api_keys_meta")
+    dumped = str(await _fetch(postgres_dsn, "SELECT * FROM api_keys")) + str(
+        await _fetch(postgres_dsn, "SELECT * FROM api_keys_meta")
     )
     assert key not in dumped and key[len("hg-prod-") + 8 :] not in dumped
 
 
-async def test_bad_keys_are_refused_with_the_sqlite_stores_answers(dsn: str, clock: FakeClock) -> None:
-    store = new_store(dsn, clock)
+async def test_bad_keys_are_refused_with_the_sqlite_stores_answers(
+    postgres_dsn: str, clock: FakeClock
+) -> None:
+    store = new_store(postgres_dsn, clock)
     await store.start()
     key, _ = store.create(environment="prod", name="app1")
     other = key[:-10] + ("A" * 10 if key[-10:] != "A" * 10 else "B" * 10)  # same id, wrong secret
@@ -110,9 +102,9 @@ async def test_bad_keys_are_refused_with_the_sqlite_stores_answers(dsn: str, clo
 
 
 async def test_revocation_is_immediate_here_and_within_the_cache_ttl_on_another_replica(
-    dsn: str, clock: FakeClock
+    postgres_dsn: str, clock: FakeClock
 ) -> None:
-    here, replica = new_store(dsn, clock), new_store(dsn, clock)
+    here, replica = new_store(postgres_dsn, clock), new_store(postgres_dsn, clock)
     await here.start()
     await replica.start()
     key, record = here.create(environment="prod", name="app1")
@@ -133,16 +125,18 @@ async def test_revocation_is_immediate_here_and_within_the_cache_ttl_on_another_
     await replica.aclose()
 
 
-async def test_a_key_created_elsewhere_is_found_despite_a_cached_miss(dsn: str, clock: FakeClock) -> None:
-    replica = new_store(dsn, clock)
+async def test_a_key_created_elsewhere_is_found_despite_a_cached_miss(
+    postgres_dsn: str, clock: FakeClock
+) -> None:
+    replica = new_store(postgres_dsn, clock)
     await replica.start()
-    key, record = new_store(dsn, clock).create(environment="prod", name="app1")
+    key, record = new_store(postgres_dsn, clock).create(environment="prod", name="app1")
     assert await replica.verify(key) == record
     await replica.aclose()
 
 
-async def test_expiry_is_checked_on_every_request(dsn: str, clock: FakeClock) -> None:
-    store = new_store(dsn, clock)
+async def test_expiry_is_checked_on_every_request(postgres_dsn: str, clock: FakeClock) -> None:
+    store = new_store(postgres_dsn, clock)
     await store.start()
     key, _ = store.create(environment="prod", name="app1", expires_at=clock.now + 60)
     await store.verify(key)
@@ -152,8 +146,8 @@ async def test_expiry_is_checked_on_every_request(dsn: str, clock: FakeClock) ->
     await store.aclose()
 
 
-def test_create_checks_its_arguments(dsn: str, clock: FakeClock) -> None:
-    store = new_store(dsn, clock)
+def test_create_checks_its_arguments(postgres_dsn: str, clock: FakeClock) -> None:
+    store = new_store(postgres_dsn, clock)
     for kwargs in ({"name": " "}, {"rpm": 0}, {"privacy": "maybe"}, {"expires_at": clock.now - 1}):
         with pytest.raises(RequestError):
             store.create(environment="prod", **{"name": "app1", **kwargs})  # type: ignore[arg-type]
@@ -162,27 +156,27 @@ def test_create_checks_its_arguments(dsn: str, clock: FakeClock) -> None:
     assert store.list() == []
 
 
-async def test_another_pepper_is_refused_at_start_and_by_the_cli(dsn: str, clock: FakeClock) -> None:
-    new_store(dsn, clock).create(environment="prod", name="app1")
-    wrong = new_store(dsn, clock, pepper=b"another-pepper")
+async def test_another_pepper_is_refused_at_start_and_by_the_cli(postgres_dsn: str, clock: FakeClock) -> None:
+    new_store(postgres_dsn, clock).create(environment="prod", name="app1")
+    wrong = new_store(postgres_dsn, clock, pepper=b"another-pepper")
     with pytest.raises(ConfigError, match="another pepper"):
         await wrong.start()
     with pytest.raises(ConfigError, match="another pepper"):
         wrong.list()
     with pytest.raises(ConfigError, match="pepper is empty"):
-        new_store(dsn, clock, pepper=b"")
+        new_store(postgres_dsn, clock, pepper=b"")
 
 
-async def test_a_server_that_answers_but_refuses_stops_start_up(server: PostgresServer) -> None:
-    missing = server.dsn.rsplit("/", 1)[0] + "/no_such_database"
+async def test_a_server_that_answers_but_refuses_stops_start_up(postgres_server: PostgresServer) -> None:
+    missing = postgres_server.dsn.rsplit("/", 1)[0] + "/no_such_database"
     store = PostgresKeyStore(missing, PEPPER)
     with pytest.raises(ConfigError, match="refused"):
         await store.start()
 
 
-async def test_migrations_are_idempotent_and_beside_the_ledgers(dsn: str) -> None:
+async def test_migrations_are_idempotent_and_beside_the_ledgers(postgres_dsn: str) -> None:
     check = hmac.new(PEPPER, PEPPER_CHECK.encode(), hashlib.sha256).hexdigest()
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(postgres_dsn)
     try:
         assert await migrate_ledger(conn) == 0
         assert await migrate(conn, check) == 0
@@ -197,10 +191,10 @@ async def test_migrations_are_idempotent_and_beside_the_ledgers(dsn: str) -> Non
         await conn.close()
 
 
-async def test_replicas_starting_together_migrate_once(dsn: str, clock: FakeClock) -> None:
-    stores = [new_store(dsn, clock) for _ in range(4)]
+async def test_replicas_starting_together_migrate_once(postgres_dsn: str, clock: FakeClock) -> None:
+    stores = [new_store(postgres_dsn, clock) for _ in range(4)]
     await asyncio.gather(*(store.start() for store in stores))
-    assert await _fetch(dsn, "SELECT version FROM api_keys_schema_version") == [(1,)]
+    assert await _fetch(postgres_dsn, "SELECT version FROM api_keys_schema_version") == [(1,)]
     for store in stores:
         assert store.degraded_reason() is None
         await store.aclose()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hybridgate.cache.memory import CacheStore, MemoryStore, SemanticNote
 from hybridgate.cache.sqlite import PRUNE_EVERY, SqliteStore
+from tests.redis_server import RedisServer
 
 
 class Clock:
@@ -94,11 +95,9 @@ async def test_sqlite_store_gets_and_puts_many_past_one_query(tmp_path: Path) ->
     await _many_round_trip(store)
 
 
-async def test_redis_store_gets_and_puts_many() -> None:
+async def test_redis_store_gets_and_puts_many(redis: RedisServer) -> None:
     from redis.asyncio import Redis
 
     from hybridgate.cache.redis import RedisStore
-    from tests.redis_server import running_redis
 
-    with running_redis() as server:
-        await _many_round_trip(RedisStore(Redis.from_url(server.url), "t:", 100))  # aclose closes it
+    await _many_round_trip(RedisStore(Redis.from_url(redis.url), "t:", 100))  # aclose closes it

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from hybridgate.ledger.postgres import PostgresLedger
 from hybridgate.ledger.store import SqliteLedger
 from tests.gateway_process import free_port
 from tests.ledger.stores import approx_equal
-from tests.postgres_server import PostgresServer, new_database, run_postgres
+from tests.postgres_server import PostgresServer, new_database
 from tests.tco.ledger_fixture import fill_store
 
 app = typer.Typer()
@@ -52,17 +51,13 @@ def postgres_config(tmp_path: Path, dsn: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
-    with run_postgres() as pg:
-        yield pg
-
-
 @pytest.fixture
-def configs(server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+def configs(
+    postgres_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Path]:
     """One config file per store, the same rows in each; run where there is no eval report."""
     monkeypatch.chdir(tmp_path)
-    now, dsn = time.time(), new_database(server)
+    now, dsn = time.time(), new_database(postgres_server)
     fill_store(SqliteLedger(str(tmp_path / "ledger.db")), now)
     fill_store(PostgresLedger(dsn, spool_path=str(tmp_path / "fill-spool.jsonl")), now)
     return {
@@ -119,8 +114,8 @@ def test_decide_reads_the_postgres_ledger_like_the_sqlite_one(
     assert approx_equal(pg, lite, rel=1e-4), (pg, lite)
 
 
-def test_a_postgres_ledger_without_rows_is_no_data(server: PostgresServer, tmp_path: Path) -> None:
-    config = postgres_config(tmp_path, new_database(server))  # no gateway has created the table
+def test_a_postgres_ledger_without_rows_is_no_data(postgres_server: PostgresServer, tmp_path: Path) -> None:
+    config = postgres_config(tmp_path, new_database(postgres_server))  # no gateway has created the table
     result = runner.invoke(app, ["tco", "--from-ledger", "--blended-price", "8", "-c", str(config)])
     assert result.exit_code == 1 and "no data: the ledger has no requests" in result.stderr
     answers = tmp_path / "answers.toml"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +19,10 @@ from tests.evals.commands import config_toml
 from tests.evals.conftest import write
 from tests.evals.test_commands import invoke, log_traffic
 from tests.ledger.stores import STORES
-from tests.postgres_server import PostgresServer, new_database, run_postgres
+from tests.postgres_server import PostgresServer, new_database
 from tests.standins.openai_upstream import OpenAIStandIn
 
 PROMPTS = ["first question", "second question"]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
-    with run_postgres() as pg:
-        yield pg
 
 
 def configs(store: str, base_url: str, tmp_path: Path, dsn: str) -> tuple[Path, Path]:
@@ -60,12 +53,12 @@ def without_latency(value: Any) -> Any:
 
 
 def test_replay_from_a_postgres_ledger_matches_sqlite(
-    standin: OpenAIStandIn, server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    standin: OpenAIStandIn, postgres_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("STANDIN_KEY", "sk-standin")
     reports = {}
     for store in STORES:
-        current, candidate = configs(store, standin.base_url, tmp_path / store, new_database(server))
+        current, candidate = configs(store, standin.base_url, tmp_path / store, new_database(postgres_server))
         code, _, stderr = replay(current, candidate)  # nothing logged yet
         expected = "no ledger at" if store == "sqlite" else "no logged prompts to replay"
         assert code == 2 and expected in stderr, (store, stderr)

@@ -1,4 +1,4 @@
-"""PostgresLedger against a real PostgreSQL server (Debian's, started on loopback per module).
+"""PostgresLedger against a real PostgreSQL server (Debian's, the session's, on loopback: tests/conftest.py).
 
 Each test gets a database of its own on that server; the outage tests start a server of their
 own, since they stop and restart it.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -25,24 +24,12 @@ from hybridgate.ledger.postgres import PostgresLedger
 from hybridgate.ledger.records import COLUMNS, LedgerRecord
 from hybridgate.ledger.spool import Spool
 from hybridgate.ledger.store import SqliteLedger
-from tests.postgres_server import PostgresServer, execute, new_database, run_postgres
+from tests.postgres_server import execute, run_postgres
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
-    with run_postgres() as pg:
-        yield pg
-
-
-@pytest.fixture
-def dsn(server: PostgresServer) -> str:
-    """A fresh, empty database on the module's server."""
-    return new_database(server)
-
-
-def fetch(dsn: str, sql: str) -> list[tuple[object, ...]]:
+def fetch(postgres_dsn: str, sql: str) -> list[tuple[object, ...]]:
     async def run() -> list[tuple[object, ...]]:
-        conn = await asyncpg.connect(dsn)
+        conn = await asyncpg.connect(postgres_dsn)
         try:
             return [tuple(r) for r in await conn.fetch(sql)]
         finally:
@@ -51,8 +38,8 @@ def fetch(dsn: str, sql: str) -> list[tuple[object, ...]]:
     return asyncio.run(run())
 
 
-def request_ids(dsn: str) -> list[str]:
-    return sorted(str(r[0]) for r in fetch(dsn, "SELECT request_id FROM requests"))
+def request_ids(postgres_dsn: str) -> list[str]:
+    return sorted(str(r[0]) for r in fetch(postgres_dsn, "SELECT request_id FROM requests"))
 
 
 def rec(i: int, **changes: object) -> LedgerRecord:
@@ -80,11 +67,11 @@ def rounded(rows: list[dict[str, object]]) -> list[dict[str, object]]:
 
 
 def ledger(
-    dsn: str, tmp_path: Path, *, retention_days: float | None = None, timeout_s: float = 2.0
+    postgres_dsn: str, tmp_path: Path, *, retention_days: float | None = None, timeout_s: float = 2.0
 ) -> PostgresLedger:
     spool = str(tmp_path / "spool.jsonl")
     return PostgresLedger(
-        dsn,
+        postgres_dsn,
         spool_path=spool,
         flush_interval_s=0.02,
         retry_s=0.05,
@@ -93,15 +80,15 @@ def ledger(
     )
 
 
-def test_rows_written_and_rolled_up_like_the_sqlite_ledger(dsn: str, tmp_path: Path) -> None:
+def test_rows_written_and_rolled_up_like_the_sqlite_ledger(postgres_dsn: str, tmp_path: Path) -> None:
     records = [rec(i) for i in range(1, 60)]
-    pg, lite = ledger(dsn, tmp_path), SqliteLedger(str(tmp_path / "l.db"), flush_interval_s=0.02)
+    pg, lite = ledger(postgres_dsn, tmp_path), SqliteLedger(str(tmp_path / "l.db"), flush_interval_s=0.02)
     for store in (pg, lite):
         store.start()
         for r in records:
             store.record(r)
         assert store.flush(timeout=10)
-    assert request_ids(dsn) == sorted(r.request_id for r in records)
+    assert request_ids(postgres_dsn) == sorted(r.request_id for r in records)
     for by in ("route", "model", "day", "api_key"):
         assert rounded(pg.usage(by)) == rounded(lite.usage(by)), by
     assert pg.recent(3) == lite.recent(3)
@@ -110,58 +97,63 @@ def test_rows_written_and_rolled_up_like_the_sqlite_ledger(dsn: str, tmp_path: P
     lite.close()
 
 
-def test_migrations_are_ordered_and_idempotent(dsn: str, tmp_path: Path) -> None:
+def test_migrations_are_ordered_and_idempotent(postgres_dsn: str, tmp_path: Path) -> None:
     for _ in range(2):  # a second replica starting on the same database changes nothing
-        store = ledger(dsn, tmp_path)
+        store = ledger(postgres_dsn, tmp_path)
         store.start()
         store.close()
-    assert fetch(dsn, "SELECT version FROM schema_version ORDER BY version") == [
+    assert fetch(postgres_dsn, "SELECT version FROM schema_version ORDER BY version") == [
         (v,) for v in range(1, SCHEMA_VERSION + 1)
     ]
 
     async def again() -> int:
-        conn = await asyncpg.connect(dsn)
+        conn = await asyncpg.connect(postgres_dsn)
         try:
             return await migrate(conn)
         finally:
             await conn.close()
 
     assert asyncio.run(again()) == SCHEMA_VERSION
-    columns = fetch(dsn, "SELECT column_name FROM information_schema.columns WHERE table_name = 'requests'")
+    columns = fetch(
+        postgres_dsn, "SELECT column_name FROM information_schema.columns WHERE table_name = 'requests'"
+    )
     # A new LedgerRecord field fails here until a migration adds its column.
     assert {str(c[0]) for c in columns} == {"id", "row_key", *COLUMNS}
-    indexes = {str(r[0]) for r in fetch(dsn, "SELECT indexname FROM pg_indexes WHERE tablename = 'requests'")}
+    indexes = {
+        str(r[0])
+        for r in fetch(postgres_dsn, "SELECT indexname FROM pg_indexes WHERE tablename = 'requests'")
+    }
     assert {"requests_ts", "requests_api_key_ts", "requests_feature_ts", "requests_route_ts"} <= indexes
 
 
-def test_a_newer_schema_or_a_missing_database_refuses_to_start(dsn: str, tmp_path: Path) -> None:
-    ledger(dsn, tmp_path).start()
-    asyncio.run(execute(dsn, "INSERT INTO schema_version (version) VALUES ($1)", SCHEMA_VERSION + 1))
+def test_a_newer_schema_or_a_missing_database_refuses_to_start(postgres_dsn: str, tmp_path: Path) -> None:
+    ledger(postgres_dsn, tmp_path).start()
+    asyncio.run(execute(postgres_dsn, "INSERT INTO schema_version (version) VALUES ($1)", SCHEMA_VERSION + 1))
     with pytest.raises(ConfigError, match="schema version"):
-        ledger(dsn, tmp_path).start()
+        ledger(postgres_dsn, tmp_path).start()
     with pytest.raises(ConfigError, match="refused"):
-        ledger(dsn.rsplit("/", 1)[0] + "/no_such_db", tmp_path).start()
+        ledger(postgres_dsn.rsplit("/", 1)[0] + "/no_such_db", tmp_path).start()
 
 
-def test_a_bad_row_is_dropped_and_the_rest_of_its_batch_kept(dsn: str, tmp_path: Path) -> None:
-    store = ledger(dsn, tmp_path)
+def test_a_bad_row_is_dropped_and_the_rest_of_its_batch_kept(postgres_dsn: str, tmp_path: Path) -> None:
+    store = ledger(postgres_dsn, tmp_path)
     store.start()
     for i in range(18):  # one batch: 17 tenants' rows and one PostgreSQL cannot encode
         store.record(rec(i, cohort="\ud800") if i == 9 else rec(i, api_key_id=f"key_{i}"))
     assert store.flush(timeout=10)
-    assert request_ids(dsn) == sorted(f"r-{i}" for i in range(18) if i != 9)
+    assert request_ids(postgres_dsn) == sorted(f"r-{i}" for i in range(18) if i != 9)
     assert store.dropped == 1 and store.degraded_reason() is None
     store.close()
 
 
-def test_numbers_from_an_upstream_are_clamped_into_bigint(dsn: str, tmp_path: Path) -> None:
-    store = ledger(dsn, tmp_path)
+def test_numbers_from_an_upstream_are_clamped_into_bigint(postgres_dsn: str, tmp_path: Path) -> None:
+    store = ledger(postgres_dsn, tmp_path)
     store.start()
     store.record(rec(1, prompt_tokens=18446744073709551615, cost_usd=float("nan")))
     store.record(rec(2, completion_tokens=2**70))
     assert store.flush(timeout=10)
     rows = fetch(
-        dsn, "SELECT request_id, prompt_tokens, completion_tokens, cost_usd FROM requests ORDER BY 1"
+        postgres_dsn, "SELECT request_id, prompt_tokens, completion_tokens, cost_usd FROM requests ORDER BY 1"
     )
     assert rows == [("r-1", 2**63 - 1, 1, 0.0), ("r-2", 12, 2**63 - 1, 0.002)]
     assert store.dropped == 0
@@ -169,16 +161,16 @@ def test_numbers_from_an_upstream_are_clamped_into_bigint(dsn: str, tmp_path: Pa
 
 
 def test_nul_characters_in_text_fields_are_replaced_not_a_reason_to_drop_the_row(
-    dsn: str, tmp_path: Path
+    postgres_dsn: str, tmp_path: Path
 ) -> None:
-    store = ledger(dsn, tmp_path)
+    store = ledger(postgres_dsn, tmp_path)
     store.start()
     store.record(rec(1, feature="a\x00b", cohort="\x00", cost_usd=5.0, api_key_id="key_x", reasons=["r\x00"]))
     store.record(rec(2, request_id="r-\x00"))
     assert store.flush(timeout=10)
     assert store.dropped == 0
     sql = "SELECT request_id, feature, cohort, cost_usd, reasons FROM requests ORDER BY request_id"
-    rows = fetch(dsn, sql)
+    rows = fetch(postgres_dsn, sql)
     assert rows == [
         ("r-1", "a\ufffdb", "\ufffd", 5.0, '["r\\u0000"]'),
         ("r-\ufffd", None, None, 0.002, '["rule:x"]'),
@@ -191,8 +183,10 @@ def test_nul_characters_in_text_fields_are_replaced_not_a_reason_to_drop_the_row
 class HeldLock:
     """Another session holding a lock in an open transaction: PostgreSQL answers, but waits."""
 
-    def __init__(self, dsn: str, statement: str = "LOCK TABLE requests IN ACCESS EXCLUSIVE MODE") -> None:
-        self.dsn = dsn
+    def __init__(
+        self, postgres_dsn: str, statement: str = "LOCK TABLE requests IN ACCESS EXCLUSIVE MODE"
+    ) -> None:
+        self.dsn = postgres_dsn
         self.statement = statement
         self.locked = threading.Event()
         self.release = threading.Event()
@@ -219,13 +213,13 @@ class HeldLock:
 
 
 def test_close_spools_instead_of_waiting_on_a_hung_server(
-    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    postgres_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Writes that would wait an hour on their own: only the close deadline can end them.
     monkeypatch.setattr(postgres_module, "CLOSE_TIMEOUT_S", 0.5)
-    store = ledger(dsn, tmp_path, timeout_s=3600.0)
+    store = ledger(postgres_dsn, tmp_path, timeout_s=3600.0)
     store.start()
-    with HeldLock(dsn):  # writes to `requests` hang
+    with HeldLock(postgres_dsn):  # writes to `requests` hang
         store.record(rec(0))
         assert not store.flush(timeout=0.3)  # this write is in flight, stuck on the lock
         for i in range(1, 10):
@@ -235,64 +229,66 @@ def test_close_spools_instead_of_waiting_on_a_hung_server(
         closer.join(60)
         assert not closer.is_alive(), "close() waited on the hung write"
         assert store.spool.count() == 10 and store.dropped == 0
-    restarted = ledger(dsn, tmp_path)
+    restarted = ledger(postgres_dsn, tmp_path)
     restarted.start()
     restarted.close()
-    assert request_ids(dsn) == sorted(f"r-{i}" for i in range(10))
+    assert request_ids(postgres_dsn) == sorted(f"r-{i}" for i in range(10))
 
 
 def test_a_migration_stuck_on_the_lock_degrades_start_up_instead_of_hanging(
-    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    postgres_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(migrations, "LOCK_TIMEOUT_S", 0.2)
     # Another replica's migration that never finishes holds the migration lock.
-    with HeldLock(dsn, f"SELECT pg_advisory_xact_lock({migrations.LOCK_KEY})"):
-        store = ledger(dsn, tmp_path)
+    with HeldLock(postgres_dsn, f"SELECT pg_advisory_xact_lock({migrations.LOCK_KEY})"):
+        store = ledger(postgres_dsn, tmp_path)
         store.start()
         assert store.degraded_reason() is not None
         store.record(rec(1))
         assert store.flush(timeout=10) and store.spool.count() == 1
     store.close()  # the lock is gone: the spool is replayed
-    assert request_ids(dsn) == ["r-1"]
+    assert request_ids(postgres_dsn) == ["r-1"]
 
 
-def test_unreadable_spool_lines_are_counted_as_dropped_and_kept_aside(dsn: str, tmp_path: Path) -> None:
+def test_unreadable_spool_lines_are_counted_as_dropped_and_kept_aside(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
     spool = Spool(str(tmp_path / "spool.jsonl"))
     spool.append([("key-1", rec(1))])
     with open(spool.path, "a") as file:
         file.write('{"key": "key-2", "record": {"ts": 1.0, "request_id": "r-2", "from_the_future": 1}}\n')
     spool.append([("key-3", rec(3))])
-    store = ledger(dsn, tmp_path)
+    store = ledger(postgres_dsn, tmp_path)
     store.start()
-    assert request_ids(dsn) == ["r-1", "r-3"]
+    assert request_ids(postgres_dsn) == ["r-1", "r-3"]
     assert store.dropped == 1 and "from_the_future" in Path(spool.rejected_path).read_text()
     store.close()
 
 
-def test_retention_deletes_only_rows_older_than_the_limit(dsn: str, tmp_path: Path) -> None:
+def test_retention_deletes_only_rows_older_than_the_limit(postgres_dsn: str, tmp_path: Path) -> None:
     old = time.time() - 10 * 86400
-    writer = ledger(dsn, tmp_path)
+    writer = ledger(postgres_dsn, tmp_path)
     writer.start()
     for i in range(3):
         writer.record(rec(i, ts=old, request_id=f"old-{i}"))
         writer.record(rec(i, request_id=f"new-{i}"))
     writer.close()
-    keeper = ledger(dsn, tmp_path, retention_days=5)
+    keeper = ledger(postgres_dsn, tmp_path, retention_days=5)
     keeper.start()  # purges at start-up, then every purge_every_s
-    assert request_ids(dsn) == ["new-0", "new-1", "new-2"]
+    assert request_ids(postgres_dsn) == ["new-0", "new-1", "new-2"]
     keeper.close()
 
 
-def test_spool_replay_at_start_up_never_duplicates(dsn: str, tmp_path: Path) -> None:
+def test_spool_replay_at_start_up_never_duplicates(postgres_dsn: str, tmp_path: Path) -> None:
     spool = Spool(str(tmp_path / "spool.jsonl"))
     keyed = [(f"key-{i}", rec(i)) for i in range(10)]
     for _ in range(2):  # the same rows spooled twice: a commit whose acknowledgement was lost
         spool.append(keyed)
-        store = ledger(dsn, tmp_path)
+        store = ledger(postgres_dsn, tmp_path)
         store.start()
         assert not spool.has_rows()
         store.close()
-    assert request_ids(dsn) == sorted(f"r-{i}" for i in range(10))
+    assert request_ids(postgres_dsn) == sorted(f"r-{i}" for i in range(10))
 
 
 def test_outage_spools_reports_degraded_and_replays_everything(tmp_path: Path) -> None:

@@ -1,14 +1,13 @@
 """The ``Ledger`` read methods the offline readers use, on both stores holding the same rows.
 
-SQLite through ``SqliteLedger``, PostgreSQL on a real server (Debian's, on loopback, one per
-module) through ``PostgresLedger``. Each view is checked against numbers worked out by hand from
-the rows, and the two stores against each other.
+SQLite through ``SqliteLedger``, PostgreSQL on the session's real server (Debian's, on loopback;
+tests/conftest.py) through ``PostgresLedger``. Each view is checked against numbers worked out by
+hand from the rows, and the two stores against each other.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from hybridgate.ledger.rollups import no_decisions
 from hybridgate.ledger.store import SqliteLedger
 from tests.gateway_process import free_port
 from tests.ledger.stores import STORES, approx_equal, fill, open_store
-from tests.postgres_server import PostgresServer, new_database, run_postgres
+from tests.postgres_server import PostgresServer, new_database
 from tests.tco.ledger_fixture import config_for, records
 
 NOW = time.time()
@@ -48,16 +47,10 @@ def extra_rows(now: float) -> list[LedgerRecord]:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
-    with run_postgres() as pg:
-        yield pg
-
-
-@pytest.fixture(scope="module")
-def stores(server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Ledger]:
+def stores(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Ledger]:
     """Both stores, filled with the fixture's week plus ``extra_rows``."""
     rows = records(NOW) + extra_rows(NOW)
-    tmp, dsn = tmp_path_factory.mktemp("readers"), new_database(server)
+    tmp, dsn = tmp_path_factory.mktemp("readers"), new_database(postgres_server)
     return {store: fill(open_store(store, tmp, dsn), rows) for store in STORES}
 
 
@@ -114,10 +107,12 @@ def test_an_empty_window_reads_as_no_data(stores: dict[str, Ledger], store: str)
     assert stores[store].traffic(future) == ([], {})
 
 
-def test_a_store_no_gateway_has_written_yet_reads_as_empty(server: PostgresServer, tmp_path: Path) -> None:
+def test_a_store_no_gateway_has_written_yet_reads_as_empty(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
     unwritten: list[Ledger] = [
         SqliteLedger(str(tmp_path / "never.db")),
-        PostgresLedger(new_database(server), spool_path=str(tmp_path / "spool.jsonl")),  # no table
+        PostgresLedger(new_database(postgres_server), spool_path=str(tmp_path / "spool.jsonl")),  # no table
     ]
     for ledger in unwritten:
         assert ledger.decisions(0.0) == no_decisions()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import asyncpg
@@ -15,7 +15,7 @@ import pytest
 
 from hybridgate.ledger.pg_response_store import PostgresResponseStore
 from hybridgate.ledger.response_store import ResponseStore, Sealer, SqliteResponseStore, StoredResponse
-from tests.postgres_server import PostgresServer, new_database, run_postgres
+from tests.postgres_server import new_database
 
 SECRET = b"deployment-secret"
 PROMPT = "my card is 4111 1111 1111 1111, call me at +44 20 7946 0958"
@@ -38,21 +38,15 @@ def answer(response_id: str) -> StoredResponse:
     )
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
-    with run_postgres() as pg:
-        yield pg
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> MakeStore:
     """A factory of stores on one database: two calls are two replicas (or two restarts)."""
     if request.param == "sqlite":
         path = str(tmp_path / "ledger.db")
         return lambda secret, ttl_s: SqliteResponseStore(path, Sealer(secret), ttl_s)
-    dsn = new_database(request.getfixturevalue("server"))
+    postgres_dsn = new_database(request.getfixturevalue("postgres_server"))
     return lambda secret, ttl_s: PostgresResponseStore(
-        dsn, Sealer(secret), ttl_s, password=None, timeout_s=5.0, pool_size=2
+        postgres_dsn, Sealer(secret), ttl_s, password=None, timeout_s=5.0, pool_size=2
     )
 
 
@@ -126,19 +120,16 @@ def test_sealed_at_rest_and_bound_to_its_row(tmp_path: Path) -> None:
     assert moved is None and kept is not None
 
 
-@pytest.fixture
-def dsn(server: PostgresServer) -> str:
-    return new_database(server)
-
-
-async def test_postgres_rows_are_sealed(dsn: str) -> None:
-    store = PostgresResponseStore(dsn, Sealer(SECRET), 60.0, password=None, timeout_s=5.0, pool_size=1)
+async def test_postgres_rows_are_sealed(postgres_dsn: str) -> None:
+    store = PostgresResponseStore(
+        postgres_dsn, Sealer(SECRET), 60.0, password=None, timeout_s=5.0, pool_size=1
+    )
     await store.start()
     try:
         await store.save("key_a", answer("resp_6"))
     finally:
         await store.aclose()
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(postgres_dsn)
     try:
         row = await conn.fetchrow("SELECT tenant, blob, expires_at FROM responses WHERE id = 'resp_6'")
     finally:
