@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install with test extras, then run lint, types and the whole test suite.
+# Install with test extras, then run lint, types and the whole test suite with branch coverage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh test
@@ -10,4 +10,8 @@ scripts/deps/nginx.sh      # tests/test_nginx.py runs the shipped deploy/nginx c
 .venv/bin/ruff check src tests
 .venv/bin/mypy src tests
 .venv/bin/lint-imports     # the layering contracts in pyproject.toml
-.venv/bin/pytest -q "$@"
+# Branch coverage of src/ (config: [tool.coverage] in pyproject.toml), gateway child processes
+# included; the data files go to the checkout whatever directory a test or its child runs in.
+export COVERAGE_FILE="$PWD/.coverage"
+rm -f .coverage .coverage.*
+.venv/bin/pytest -q --cov --cov-report=term "$@"

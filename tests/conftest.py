@@ -2,7 +2,8 @@
 
 - ``postgres_server``: one real PostgreSQL server (tests/postgres_server.py) for the session;
   ``postgres_dsn`` is a fresh, empty database on it for each test. Tests that stop, kill or pause
-  the server start their own with ``run_postgres()`` instead.
+  the server take ``own_postgres``, a server of their own. Every server is a copy of one data
+  directory made once (``postgres_template``): initdb runs once per session.
 - ``redis_server``: one real redis-server (tests/redis_server.py) for the session; ``redis`` is the
   same server emptied (FLUSHALL) for the test. Tests that stop Redis start their own.
 - ``router_artifact`` / ``router_file``: a learned router trained once per session on synthetic
@@ -27,6 +28,7 @@ from hybridgate.router.features import FeatureSpec, Featurizer, WordLlamaEmbedde
 from hybridgate.router.training import TrainingOptions, train_router
 from tests.gateway_process import GatewayProcess, run_gateway
 from tests.postgres_server import PostgresServer, new_database, run_postgres
+from tests.postgres_server import postgres_template as make_postgres_template
 from tests.redis_server import RedisServer, running_redis
 from tests.router.synthetic import rows, write_csv
 
@@ -35,8 +37,22 @@ ROUTER_ROWS, ROUTER_SEED, ROUTER_BOOTSTRAP = 600, 1, 200
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    with run_postgres() as server:
+def postgres_template() -> Iterator[Path]:
+    """A cluster's data directory, made once: every server the tests start is a copy of it."""
+    with make_postgres_template() as data:
+        yield data
+
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres_template: Path) -> Iterator[PostgresServer]:
+    with run_postgres(postgres_template) as server:
+        yield server
+
+
+@pytest.fixture
+def own_postgres(postgres_template: Path) -> Iterator[PostgresServer]:
+    """A server of the test's own, for tests that stop, kill or pause it."""
+    with run_postgres(postgres_template) as server:
         yield server
 
 

@@ -21,7 +21,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import asyncpg
@@ -68,7 +68,14 @@ class PostgresServer:
     def dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
 
-    def init(self) -> None:
+    def init(self, template: Path | None = None) -> None:
+        """A new cluster with an empty ``hybridgate`` database, started. ``template``: the data
+        directory of a cluster stopped cleanly (``make_template``), copied instead of running
+        initdb again (most of a server's start-up time)."""
+        if template is not None:
+            self._run("cp", "-a", str(template), str(self.data))
+            self.start()
+            return
         self._run(self.bin / "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         self.start()
         self._run(self.bin / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", DATABASE)
@@ -102,11 +109,15 @@ class PostgresServer:
         """SIGSTOP the postmaster and its backends: a hung server. Connections are still accepted
         (by the kernel) and queries received, but nothing is ever answered until ``resume()``."""
         for pid in [p for p in [self._postmaster()] if p] + self._children():
-            os.kill(pid, signal.SIGSTOP)
+            _send(pid, signal.SIGSTOP)
 
     def resume(self) -> None:
         for pid in [p for p in [self._postmaster()] if p] + self._children():
-            os.kill(pid, signal.SIGCONT)
+            _send(pid, signal.SIGCONT)
+        if self.process is not None and self._as_owner:
+            # runuser stops itself when its child stops (job control) and waits for a SIGCONT;
+            # left stopped, it would never reap the server and every later stop would time out.
+            _send(self.process.pid, signal.SIGCONT)
 
     def log(self) -> str:
         path = self.root / "postgres.log"
@@ -127,7 +138,7 @@ class PostgresServer:
         # The server's own pid, not runuser's: runuser cannot pass on a SIGKILL.
         pid = self._postmaster()
         if pid is not None:
-            os.kill(pid, sig)
+            _send(pid, sig)
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -144,10 +155,17 @@ class PostgresServer:
             raise RuntimeError(f"{command[0]} failed: {done.stdout.decode()}{done.stderr.decode()}")
 
     def remove(self) -> None:
+        """Immediate shutdown (SIGQUIT: no checkpoint, the data is thrown away), then delete it."""
         if self.process is not None and self.process.poll() is None:
-            self.resume()  # a paused server would not see the SIGINT
-        self.stop()
+            self.resume()  # a paused server would not see the signal
+        self._signal(signal.SIGQUIT)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _send(pid: int, sig: signal.Signals) -> None:
+    """Signal ``pid`` unless it has exited meanwhile (a backend whose connection just closed)."""
+    with suppress(ProcessLookupError):
+        os.kill(pid, sig)
 
 
 def _alive(pid: int) -> bool:
@@ -159,14 +177,28 @@ def _alive(pid: int) -> bool:
 
 
 @contextmanager
-def run_postgres() -> Iterator[PostgresServer]:
-    """A fresh server with an empty ``hybridgate`` database; stopped and deleted afterwards."""
+def run_postgres(template: Path | None = None) -> Iterator[PostgresServer]:
+    """A fresh server with an empty ``hybridgate`` database (a copy of ``template`` if given);
+    stopped and deleted afterwards."""
     server = PostgresServer()
     try:
-        server.init()
+        server.init(template)
         yield server
     finally:
         server.remove()
+
+
+@contextmanager
+def postgres_template() -> Iterator[Path]:
+    """The data directory of a new cluster with an empty ``hybridgate`` database, shut down
+    cleanly: ``run_postgres(template)`` copies it. Deleted afterwards."""
+    server = PostgresServer()
+    try:
+        server.init()
+        server.stop()  # a clean shutdown: the copy starts without recovery
+        yield server.data
+    finally:
+        shutil.rmtree(server.root, ignore_errors=True)
 
 
 def new_database(server: PostgresServer) -> str:

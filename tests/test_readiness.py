@@ -20,7 +20,7 @@ import pytest
 from hybridgate.app import create_app
 from hybridgate.auth.pg_keys import PostgresKeyStore
 from hybridgate.config import GatewayConfig
-from tests.postgres_server import PostgresServer, run_postgres
+from tests.postgres_server import PostgresServer
 from tests.servers import serve_in_thread
 from tests.standins.openai_upstream import OpenAIStandIn, run_openai_standin
 
@@ -35,13 +35,7 @@ def upstream() -> Iterator[OpenAIStandIn]:
         yield up
 
 
-@pytest.fixture
-def postgres() -> Iterator[PostgresServer]:
-    with run_postgres() as pg:
-        yield pg
-
-
-def config(upstream: OpenAIStandIn, postgres: PostgresServer, tmp_path: Path) -> GatewayConfig:
+def config(upstream: OpenAIStandIn, own_postgres: PostgresServer, tmp_path: Path) -> GatewayConfig:
     backend = {"type": "openai_compat", "base_url": upstream.base_url, "model": "m", "api_key_env": "UP_KEY"}
     return GatewayConfig.model_validate(
         {
@@ -50,7 +44,7 @@ def config(upstream: OpenAIStandIn, postgres: PostgresServer, tmp_path: Path) ->
             "backends": {"up": backend},
             "routes": {"auto": {"try": ["up"]}},
             "auth": {"enabled": True, "keys_store": "postgres"},
-            "postgres": {"dsn": postgres.dsn, "timeout_s": TIMEOUT_S},
+            "postgres": {"dsn": own_postgres.dsn, "timeout_s": TIMEOUT_S},
         }
     )
 
@@ -68,38 +62,38 @@ def wait_ready(url: str, timeout_s: float = 15) -> None:
 
 
 def test_a_replica_started_while_postgres_is_down_is_not_ready_until_it_is_back(
-    upstream: OpenAIStandIn, postgres: PostgresServer, tmp_path: Path
+    upstream: OpenAIStandIn, own_postgres: PostgresServer, tmp_path: Path
 ) -> None:
-    postgres.stop()
-    with serve_in_thread(create_app(config(upstream, postgres, tmp_path), env=ENV)) as url:
+    own_postgres.stop()
+    with serve_in_thread(create_app(config(upstream, own_postgres, tmp_path), env=ENV)) as url:
         assert get(f"{url}/livez") == (200, {"status": "alive"})
         status, health = get(f"{url}/healthz")
         assert status == 200 and "keys" in health["degraded"]  # the details stay on /healthz
         status, ready = get(f"{url}/readyz")
         assert status == 503 and ready["status"] == "not ready"
         assert "has not been reached since start" in ready["waiting_for"]["keys"]
-        postgres.start()
+        own_postgres.start()
         wait_ready(url)
-        key, _ = PostgresKeyStore(postgres.dsn, PEPPER.encode()).create(environment="prod", name="app")
+        key, _ = PostgresKeyStore(own_postgres.dsn, PEPPER.encode()).create(environment="prod", name="app")
         client = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
         reply = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
         assert reply.choices[0].message.content
-        postgres.stop()  # reached once: later outages are served around (recent keys), still ready
+        own_postgres.stop()  # reached once: later outages are served around (recent keys), still ready
         assert get(f"{url}/readyz") == (200, {"status": "ready", "waiting_for": {}})
 
 
 def test_a_replica_started_against_a_hung_postgres_starts_and_answers_readyz_within_the_timeout(
-    upstream: OpenAIStandIn, postgres: PostgresServer, tmp_path: Path
+    upstream: OpenAIStandIn, own_postgres: PostgresServer, tmp_path: Path
 ) -> None:
-    postgres.pause()  # accepts connections, never answers
+    own_postgres.pause()  # accepts connections, never answers
     try:
-        with serve_in_thread(create_app(config(upstream, postgres, tmp_path), env=ENV)) as url:
+        with serve_in_thread(create_app(config(upstream, own_postgres, tmp_path), env=ENV)) as url:
             started = time.monotonic()
             status, ready = get(f"{url}/readyz")
             assert status == 503 and "keys" in ready["waiting_for"]
             assert time.monotonic() - started < TIMEOUT_S + 1.0
             assert get(f"{url}/livez")[0] == 200
-            postgres.resume()
+            own_postgres.resume()
             wait_ready(url)
     finally:
-        postgres.resume()
+        own_postgres.resume()

@@ -23,7 +23,7 @@ import pytest
 
 from hybridgate.auth.pg_keys import CACHE_TTL_S
 from tests.gateway_process import REPO, GatewayProcess, run_gateway, upstream_config
-from tests.postgres_server import PostgresServer, run_postgres
+from tests.postgres_server import PostgresServer
 from tests.standins.openai_upstream import OpenAIStandIn, run_openai_standin
 
 PEPPER = {"HYBRIDGATE_KEY_PEPPER": "shared-test-pepper-0123456789"}
@@ -34,12 +34,6 @@ MARGIN_S = 0.5  # past the documented bound: the next lookup refreshes from Post
 def upstream() -> Iterator[OpenAIStandIn]:
     with run_openai_standin(api_key="sk-up") as up:
         yield up
-
-
-@pytest.fixture
-def postgres() -> Iterator[PostgresServer]:
-    with run_postgres() as pg:
-        yield pg
 
 
 def replica_config(upstream_url: str, workdir: Path, dsn: str) -> str:
@@ -91,10 +85,10 @@ def health(replica: GatewayProcess) -> dict[str, object]:
 
 
 def test_a_key_made_once_works_on_both_replicas_and_a_revocation_reaches_both(
-    tmp_path: Path, upstream: OpenAIStandIn, postgres: PostgresServer
+    tmp_path: Path, upstream: OpenAIStandIn, own_postgres: PostgresServer
 ) -> None:
     with ExitStack() as stack:
-        replicas = start_replicas(stack, tmp_path, upstream, postgres.dsn)
+        replicas = start_replicas(stack, tmp_path, upstream, own_postgres.dsn)
         key = keys_cli(tmp_path, "create", "--env", "test", "--name", "app1").strip()
         key_id = key[len("hg-test-") :][:8]
         assert all(ask(replica, key) for replica in replicas)
@@ -109,15 +103,15 @@ def test_a_key_made_once_works_on_both_replicas_and_a_revocation_reaches_both(
 
 
 def test_postgres_down_serves_recent_keys_refuses_unseen_ones_with_503_and_recovers(
-    tmp_path: Path, upstream: OpenAIStandIn, postgres: PostgresServer
+    tmp_path: Path, upstream: OpenAIStandIn, own_postgres: PostgresServer
 ) -> None:
     with ExitStack() as stack:
-        replicas = start_replicas(stack, tmp_path, upstream, postgres.dsn)
+        replicas = start_replicas(stack, tmp_path, upstream, own_postgres.dsn)
         recent = keys_cli(tmp_path, "create", "--env", "test", "--name", "recent").strip()
         unseen = keys_cli(tmp_path, "create", "--env", "test", "--name", "unseen").strip()
         assert all(ask(replica, recent) for replica in replicas)
 
-        postgres.stop()
+        own_postgres.stop()
         time.sleep(CACHE_TTL_S + MARGIN_S)  # past the fresh cache: each lookup now meets the outage
         for replica in replicas:
             assert ask(replica, recent)  # verified recently: served from the replica's cache
@@ -136,7 +130,7 @@ def test_postgres_down_serves_recent_keys_refuses_unseen_ones_with_503_and_recov
             body = health(replica)
             assert body["status"] == "degraded" and "PostgreSQL" in str(body["degraded"]["keys"])  # type: ignore[index]
 
-        postgres.start()
+        own_postgres.start()
         for replica in replicas:
             assert ask_until_served(replica, unseen)
             assert health(replica)["status"] == "ok"

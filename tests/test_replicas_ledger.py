@@ -25,7 +25,7 @@ import openai
 import pytest
 
 from tests.gateway_process import REPO, GatewayProcess, run_gateway, upstream_config
-from tests.postgres_server import PostgresServer, run_postgres
+from tests.postgres_server import PostgresServer
 from tests.standins.openai_upstream import OpenAIStandIn, run_openai_standin
 
 REQUESTS = 60
@@ -35,12 +35,6 @@ REQUESTS = 60
 def upstream() -> Iterator[OpenAIStandIn]:
     with run_openai_standin(api_key="sk-up") as up:
         yield up
-
-
-@pytest.fixture
-def postgres() -> Iterator[PostgresServer]:
-    with run_postgres() as pg:
-        yield pg
 
 
 def replica_config(upstream_url: str, workdir: Path, dsn: str, flush_interval_s: float) -> str:
@@ -104,18 +98,18 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
 
 
 def test_two_replicas_record_every_request_and_drain_on_sigterm(
-    tmp_path: Path, upstream: OpenAIStandIn, postgres: PostgresServer
+    tmp_path: Path, upstream: OpenAIStandIn, own_postgres: PostgresServer
 ) -> None:
     with ExitStack() as stack:
         # Batches wait a minute: every row is still in the replicas' memory when SIGTERM lands.
-        replicas = start_replicas(stack, tmp_path, upstream, postgres.dsn, flush_interval_s=60)
+        replicas = start_replicas(stack, tmp_path, upstream, own_postgres.dsn, flush_interval_s=60)
         names = [f"{'ab'[i % 2]}-{i}" for i in range(REQUESTS)]
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda n: ask(replicas[n[0] == "b"], n), names))
         assert all(answers)
-        assert request_ids(postgres.dsn) == []
+        assert request_ids(own_postgres.dsn) == []
         stop(replicas)  # rows still in memory are flushed by the drain, not lost
-    assert sorted(request_ids(postgres.dsn)) == sorted(names)
+    assert sorted(request_ids(own_postgres.dsn)) == sorted(names)
     config = tmp_path / "a" / "hybridgate.toml"
     usage = subprocess.run(
         [sys.executable, "-m", "hybridgate", "usage", "--config", str(config), "--json"],
@@ -125,13 +119,13 @@ def test_two_replicas_record_every_request_and_drain_on_sigterm(
 
 
 def test_postgres_down_mid_load_spools_degrades_and_loses_nothing(
-    tmp_path: Path, upstream: OpenAIStandIn, postgres: PostgresServer
+    tmp_path: Path, upstream: OpenAIStandIn, own_postgres: PostgresServer
 ) -> None:
     sent: list[str] = []
     failures: list[BaseException] = []
     done = threading.Event()
     with ExitStack() as stack:
-        replicas = start_replicas(stack, tmp_path, upstream, postgres.dsn)
+        replicas = start_replicas(stack, tmp_path, upstream, own_postgres.dsn)
 
         def load() -> None:
             i = 0
@@ -147,13 +141,13 @@ def test_postgres_down_mid_load_spools_degrades_and_loses_nothing(
         worker = threading.Thread(target=load)
         worker.start()
         wait_for(lambda: len(sent) >= 20, 30, "requests before the outage")
-        postgres.stop()
+        own_postgres.stop()
         during = len(sent)
         wait_for(lambda: all(health(r)["status"] == "degraded" for r in replicas), 30, "degraded health")
         ledger_reason = health(replicas[0])["degraded"]
         assert isinstance(ledger_reason, dict) and "spooled" in str(ledger_reason["ledger"])
         wait_for(lambda: len(sent) >= during + 20, 30, "requests during the outage")
-        postgres.start()
+        own_postgres.start()
         wait_for(lambda: all(health(r)["status"] == "ok" for r in replicas), 30, "recovery")
         done.set()
         worker.join(timeout=30)
@@ -161,7 +155,7 @@ def test_postgres_down_mid_load_spools_degrades_and_loses_nothing(
     assert failures == []
     for replica in replicas:  # the rows went through the spool, not just memory
         assert "unreachable" in replica.output() and "spool replayed" in replica.output()
-    assert sorted(request_ids(postgres.dsn)) == sorted(sent)
+    assert sorted(request_ids(own_postgres.dsn)) == sorted(sent)
     assert not any(
         (tmp_path / n / "spool.jsonl").read_bytes() for n in "ab" if (tmp_path / n / "spool.jsonl").exists()
     )

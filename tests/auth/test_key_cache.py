@@ -6,6 +6,7 @@ outage, unknown ids are remembered briefly and apart, and a flood of them keeps 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -94,8 +95,10 @@ async def test_an_unknown_id_is_remembered_for_a_second_then_asked_again(postgre
     await store.aclose()
 
 
-async def test_a_flood_of_unknown_ids_keeps_the_stale_copies_an_outage_needs(clock: FakeClock) -> None:
-    with run_postgres() as own:
+async def test_a_flood_of_unknown_ids_keeps_the_stale_copies_an_outage_needs(
+    clock: FakeClock, postgres_template: Path
+) -> None:
+    with run_postgres(postgres_template) as own:
         store = PostgresKeyStore(own.dsn, PEPPER, clock=clock, retry_s=0.0)
         await store.start()
         key, record = store.create(environment="prod", name="seen")

@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import hmac
 import time
-from collections.abc import Iterator
 
 import asyncpg
 import pytest
@@ -25,7 +24,7 @@ from hybridgate.config import GatewayConfig
 from hybridgate.errors import AuthenticationError, ConfigError, KeyStoreUnavailableError, RequestError
 from hybridgate.ledger.migrations import migrate as migrate_ledger
 from tests.auth.clock import FakeClock
-from tests.postgres_server import PostgresServer, run_postgres
+from tests.postgres_server import PostgresServer
 
 PEPPER = b"test-pepper-0123456789"
 
@@ -203,21 +202,15 @@ async def test_replicas_starting_together_migrate_once(postgres_dsn: str, clock:
 # -- outages: a server of their own --------------------------------------------------------------
 
 
-@pytest.fixture
-def own_server() -> Iterator[PostgresServer]:
-    with run_postgres() as pg:
-        yield pg
-
-
 async def test_outage_serves_recent_keys_refuses_others_with_503_and_recovers(
-    own_server: PostgresServer, clock: FakeClock
+    own_postgres: PostgresServer, clock: FakeClock
 ) -> None:
-    store = new_store(own_server.dsn, clock)
+    store = new_store(own_postgres.dsn, clock)
     await store.start()
     seen, record = store.create(environment="prod", name="seen")
     unseen, _ = store.create(environment="prod", name="unseen")
     await store.verify(seen)
-    own_server.stop()
+    own_postgres.stop()
     clock.advance(CACHE_TTL_S + 1)  # past the fresh TTL: the store must ask PostgreSQL, and fails
     assert await store.verify(seen) == record
     with pytest.raises(KeyStoreUnavailableError) as caught:
@@ -233,34 +226,34 @@ async def test_outage_serves_recent_keys_refuses_others_with_503_and_recovers(
     clock.advance(STALE_TTL_S)
     with pytest.raises(KeyStoreUnavailableError):
         await store.verify(seen)  # past the stale bound: no longer vouched for
-    own_server.start()
+    own_postgres.start()
     assert await store.verify(unseen) is not None and await store.verify(seen) == record
     assert store.degraded_reason() is None
     await store.aclose()
 
 
 async def test_unreachable_at_start_up_degrades_then_migrates_on_first_lookup(
-    own_server: PostgresServer, clock: FakeClock
+    own_postgres: PostgresServer, clock: FakeClock
 ) -> None:
-    own_server.stop()
-    store = new_store(own_server.dsn, clock)
+    own_postgres.stop()
+    store = new_store(own_postgres.dsn, clock)
     await store.start()
     assert store.degraded_reason() is not None
-    own_server.start()
-    key, record = new_store(own_server.dsn, clock).create(environment="prod", name="app1")
+    own_postgres.start()
+    key, record = new_store(own_postgres.dsn, clock).create(environment="prod", name="app1")
     assert await store.verify(key) == record
     assert store.degraded_reason() is None
     await store.aclose()
 
 
 async def test_a_pepper_mismatch_found_after_start_fails_with_503_not_401(
-    own_server: PostgresServer, clock: FakeClock
+    own_postgres: PostgresServer, clock: FakeClock
 ) -> None:
-    own_server.stop()
-    wrong = new_store(own_server.dsn, clock, pepper=b"another-pepper")
+    own_postgres.stop()
+    wrong = new_store(own_postgres.dsn, clock, pepper=b"another-pepper")
     await wrong.start()  # unreachable: cannot check the pepper yet
-    own_server.start()
-    key, _ = new_store(own_server.dsn, clock).create(environment="prod", name="app1")
+    own_postgres.start()
+    key, _ = new_store(own_postgres.dsn, clock).create(environment="prod", name="app1")
     with pytest.raises(KeyStoreUnavailableError):
         await wrong.verify(key)
     await wrong.aclose()
@@ -287,13 +280,13 @@ def test_the_postgres_key_store_needs_a_postgres_section_and_the_pepper_variable
 
 
 async def test_a_hung_server_never_holds_up_a_cached_key_and_degrades_the_store(
-    own_server: PostgresServer, clock: FakeClock
+    own_postgres: PostgresServer, clock: FakeClock
 ) -> None:
-    store = PostgresKeyStore(own_server.dsn, PEPPER, clock=clock, timeout_s=1.0)
+    store = PostgresKeyStore(own_postgres.dsn, PEPPER, clock=clock, timeout_s=1.0)
     await store.start()
     key, record = store.create(environment="prod", name="app1")
     assert await store.verify(key) == record
-    own_server.pause()  # a real server, stopped: it accepts connections and never answers
+    own_postgres.pause()  # a real server, stopped: it accepts connections and never answers
     try:
         clock.advance(CACHE_TTL_S + 1)  # the row is due for a refresh from PostgreSQL
         started = time.monotonic()
@@ -308,17 +301,17 @@ async def test_a_hung_server_never_holds_up_a_cached_key_and_degrades_the_store(
         assert await store.verify(key) == record  # degraded: served from the cached row at once
         assert time.monotonic() - started < 0.5
     finally:
-        own_server.resume()
+        own_postgres.resume()
     await store.aclose()
 
 
 async def test_unknown_keys_get_their_503_within_the_lookup_timeout_from_a_hung_server(
-    own_server: PostgresServer, clock: FakeClock
+    own_postgres: PostgresServer, clock: FakeClock
 ) -> None:
-    store = PostgresKeyStore(own_server.dsn, PEPPER, clock=clock, timeout_s=1.0, pool_size=2)
+    store = PostgresKeyStore(own_postgres.dsn, PEPPER, clock=clock, timeout_s=1.0, pool_size=2)
     await store.start()
     keys = [store.create(environment="prod", name=f"app{i}")[0] for i in range(6)]
-    own_server.pause()
+    own_postgres.pause()
     try:
         started = time.monotonic()
         results = await asyncio.gather(*(store.verify(key) for key in keys), return_exceptions=True)
@@ -327,7 +320,7 @@ async def test_unknown_keys_get_their_503_within_the_lookup_timeout_from_a_hung_
         assert elapsed < 1.5, f"503s took {elapsed:.2f}s; the documented lookup timeout is 1 s"
         assert store.degraded_reason() is not None  # hung trips the same state as refused
     finally:
-        own_server.resume()
+        own_postgres.resume()
     key, record = store.create(environment="prod", name="after")
     await asyncio.sleep(1.1)  # past retry_s: the next lookup asks PostgreSQL again
     assert await store.verify(key) == record

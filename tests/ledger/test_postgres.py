@@ -291,8 +291,10 @@ def test_spool_replay_at_start_up_never_duplicates(postgres_dsn: str, tmp_path: 
     assert request_ids(postgres_dsn) == sorted(f"r-{i}" for i in range(10))
 
 
-def test_outage_spools_reports_degraded_and_replays_everything(tmp_path: Path) -> None:
-    with run_postgres() as pg:
+def test_outage_spools_reports_degraded_and_replays_everything(
+    tmp_path: Path, postgres_template: Path
+) -> None:
+    with run_postgres(postgres_template) as pg:
         store = ledger(pg.dsn, tmp_path)
         store.start()
         for i in range(50):
@@ -314,8 +316,8 @@ def test_outage_spools_reports_degraded_and_replays_everything(tmp_path: Path) -
         assert store.dropped == 0
 
 
-def test_killed_server_and_shutdown_while_down_lose_nothing(tmp_path: Path) -> None:
-    with run_postgres() as pg:
+def test_killed_server_and_shutdown_while_down_lose_nothing(tmp_path: Path, postgres_template: Path) -> None:
+    with run_postgres(postgres_template) as pg:
         store = ledger(pg.dsn, tmp_path)
         store.start()
         store.record(rec(0))
@@ -332,8 +334,8 @@ def test_killed_server_and_shutdown_while_down_lose_nothing(tmp_path: Path) -> N
         assert request_ids(pg.dsn) == sorted(f"r-{i}" for i in range(20))
 
 
-def test_unreachable_at_start_up_degrades_instead_of_failing(tmp_path: Path) -> None:
-    with run_postgres() as pg:
+def test_unreachable_at_start_up_degrades_instead_of_failing(tmp_path: Path, postgres_template: Path) -> None:
+    with run_postgres(postgres_template) as pg:
         pg.stop()
         store = ledger(pg.dsn, tmp_path)
         store.start()
@@ -353,8 +355,10 @@ def test_the_postgres_store_needs_a_postgres_section() -> None:
     assert isinstance(build_ledger(config, {}), PostgresLedger)
 
 
-def test_a_hung_server_degrades_and_spools_within_the_timeout_then_replays_once(tmp_path: Path) -> None:
-    with run_postgres() as pg:
+def test_a_hung_server_degrades_and_spools_within_the_timeout_then_replays_once(
+    tmp_path: Path, postgres_template: Path
+) -> None:
+    with run_postgres(postgres_template) as pg:
         store = ledger(pg.dsn, tmp_path, timeout_s=0.5)
         store.start()
         store.record(rec(0))
