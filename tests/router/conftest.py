@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from hybridgate.router.artifact import RouterArtifact
-from hybridgate.router.calibration import Target
-from hybridgate.router.dataset import load_outcomes
 from hybridgate.router.features import FeatureSpec, Featurizer, WordLlamaEmbedder
-from hybridgate.router.training import TrainingOptions, train_router
+from hybridgate.training.calibration import Target
+from hybridgate.training.dataset import load_outcomes
+from hybridgate.training.train import TrainingOptions, train_router
 from tests.router.synthetic import rows, write_csv
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from hybridgate.router.artifact import RouterArtifact, RouterFileError
-from hybridgate.router.dataset import DataFileError, load_outcomes
 from hybridgate.router.features import WordLlamaEmbedder
 from hybridgate.router.learned import LearnedRouter
+from hybridgate.training.dataset import DataFileError, load_outcomes
 from tests.router.synthetic import rows, write_csv, write_jsonl
 
 

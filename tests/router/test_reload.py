@@ -18,7 +18,7 @@ from hybridgate.config import GatewayConfig
 from hybridgate.router import RuleRouter
 from hybridgate.router.artifact import RouterArtifact
 from hybridgate.router.reload import RouterReloader, RouterReloadError
-from hybridgate.router_signal import RouterReloads
+from hybridgate.router.signal import RouterReloads
 from hybridgate.types import ChatRequest, RequestContext
 
 HARD = "Dana buys 14 boxes of 25 pencils and gives away 9. How many pencils are left after 6 days?"

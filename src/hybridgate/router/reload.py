@@ -8,7 +8,7 @@ naming the route and the file. Each loaded file is known by the SHA-256 of its b
 /healthz shows, so an operator can see which file every replica runs.
 
 Part of the router (step 2 of the flow): reading the files is its only I/O, and it blocks, so
-the gateway calls it from a worker thread (``hybridgate.router_signal``). It never touches the
+the gateway calls it from a worker thread (``hybridgate.router.signal``). It never touches the
 route's config: a ``threshold`` set on the route still overrides the new file's.
 """
 

@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hybridgate.backends import embedded_prompt as prompting
-from hybridgate.backends.embedded_grammar import grammar_text
-from hybridgate.backends.embedded_llama import Outcome, Sampling, model_name, packaged_model_file
-from hybridgate.backends.embedded_process import EngineProcess
+from hybridgate.backends.embedded import prompt as prompting
+from hybridgate.backends.embedded.grammar import grammar_text
+from hybridgate.backends.embedded.llama import Outcome, Sampling, model_name, packaged_model_file
+from hybridgate.backends.embedded.process import EngineProcess
 from hybridgate.config import EmbeddedBackend as EmbeddedConfig
 from hybridgate.errors import ConfigError, RequestError, UpstreamTimeoutError
 from hybridgate.types import ChatRequest, ChatResponse, Json, Usage

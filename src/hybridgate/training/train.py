@@ -19,11 +19,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hybridgate.router.artifact import RouterArtifact
-from hybridgate.router.calibration import Target, calibrate
-from hybridgate.router.dataset import DataFileError, Outcomes
 from hybridgate.router.features import Features, FeatureSpec, Featurizer
 from hybridgate.router.model import Regularization, RouterModel
-from hybridgate.router.quality import curve, summary
+from hybridgate.training.calibration import Target, calibrate
+from hybridgate.training.dataset import DataFileError, Outcomes
+from hybridgate.training.quality import curve, summary
 
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
