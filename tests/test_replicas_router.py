@@ -27,7 +27,8 @@ import openai
 import pytest
 from redis import Redis
 
-from hybridgate.router.features import FeatureSpec, Featurizer, WordLlamaEmbedder
+from hybridgate.embedder import WordLlamaEmbedder
+from hybridgate.router.features import FeatureSpec, Featurizer
 from hybridgate.training.calibration import Target
 from hybridgate.training.dataset import load_outcomes
 from hybridgate.training.train import TrainingOptions, train_router

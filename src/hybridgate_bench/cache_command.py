@@ -41,7 +41,7 @@ def cache(
 ) -> None:
     """Semantic cache: precision/recall/false hits on labelled pairs, lookup and embed latency."""
     from hybridgate.cache.semantic import DEFAULT_THRESHOLD, SemanticMatcher
-    from hybridgate.router.features import WordLlamaEmbedder
+    from hybridgate.embedder import WordLlamaEmbedder
     from hybridgate_bench.cache import bench_cache
 
     try:

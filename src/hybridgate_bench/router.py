@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from hybridgate.embedder import WordLlamaEmbedder
 from hybridgate.router.artifact import RouterArtifact
-from hybridgate.router.features import Features, FeatureSpec, Featurizer, WordLlamaEmbedder
+from hybridgate.router.features import Features, FeatureSpec, Featurizer
 from hybridgate.router.learned import LearnedRouter
 from hybridgate.router.model import Regularization
 from hybridgate.training.calibration import Target, achieved, threshold_for

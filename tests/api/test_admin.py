@@ -18,7 +18,8 @@ import pytest
 from hybridgate.app import create_app
 from hybridgate.auth import SqliteKeyStore
 from hybridgate.config import GatewayConfig
-from hybridgate.router.features import FeatureSpec, Featurizer, WordLlamaEmbedder
+from hybridgate.embedder import WordLlamaEmbedder
+from hybridgate.router.features import FeatureSpec, Featurizer
 from hybridgate.training.calibration import Target
 from hybridgate.training.dataset import load_outcomes
 from hybridgate.training.train import TrainingOptions, train_router

@@ -18,8 +18,9 @@ import pytest
 
 from hybridgate.app import create_app
 from hybridgate.config import GatewayConfig
+from hybridgate.embedder import WordLlamaEmbedder
 from hybridgate.gateway import Gateway
-from hybridgate.router.features import FeatureSpec, Featurizer, WordLlamaEmbedder
+from hybridgate.router.features import FeatureSpec, Featurizer
 from hybridgate.training.calibration import Target
 from hybridgate.training.dataset import load_outcomes
 from hybridgate.training.train import TrainingOptions, train_router

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from hybridgate.embedder import WordLlamaEmbedder
 from hybridgate.router.artifact import RouterArtifact
-from hybridgate.router.features import FeatureSpec, Featurizer, WordLlamaEmbedder
+from hybridgate.router.features import FeatureSpec, Featurizer
 from hybridgate.training.calibration import Target
 from hybridgate.training.dataset import load_outcomes
 from hybridgate.training.train import TrainingOptions, train_router

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hybridgate.embedder import WordLlamaEmbedder
 from hybridgate.router.artifact import RouterArtifact, RouterFileError
-from hybridgate.router.features import WordLlamaEmbedder
 from hybridgate.router.learned import LearnedRouter
 from hybridgate.training.dataset import DataFileError, load_outcomes
 from tests.router.synthetic import rows, write_csv, write_jsonl

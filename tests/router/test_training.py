@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hybridgate.embedder import WordLlamaEmbedder
 from hybridgate.router.artifact import RouterArtifact
-from hybridgate.router.features import WordLlamaEmbedder
 from hybridgate.router.learned import LearnedRouter
 from hybridgate.training.calibration import achieved
 from hybridgate.training.dataset import load_outcomes

@@ -51,7 +51,7 @@ def build_cache(
     if not config.cache.semantic_routes:
         return ResponseCache(config.cache, store)
     from hybridgate.cache.semantic import SemanticMatcher, VectorIndex
-    from hybridgate.router.features import WordLlamaEmbedder
+    from hybridgate.embedder import WordLlamaEmbedder
 
     matcher = SemanticMatcher(WordLlamaEmbedder(), config.cache.semantic_threshold)
     return ResponseCache(config.cache, store, matcher, VectorIndex(max_entries=config.cache.max_entries))

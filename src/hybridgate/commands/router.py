@@ -68,8 +68,9 @@ def train(
     json: JsonFlag = False,
 ) -> None:
     """Train a router file from outcome data and calibrate its threshold on held-out rows."""
+    from hybridgate.embedder import WordLlamaEmbedder
     from hybridgate.router.artifact import file_sha256
-    from hybridgate.router.features import FeatureSpec, Featurizer, WordLlamaEmbedder
+    from hybridgate.router.features import FeatureSpec, Featurizer
     from hybridgate.training.calibration import Target
     from hybridgate.training.dataset import load_outcomes
     from hybridgate.training.train import TrainingOptions, train_router

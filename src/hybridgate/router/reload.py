@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from hybridgate.config import GatewayConfig, RouteConfig
+from hybridgate.embedder import WordLlamaEmbedder
 from hybridgate.errors import GatewayError
 from hybridgate.router.artifact import RouterArtifact, RouterFileError
-from hybridgate.router.features import WordLlamaEmbedder
 from hybridgate.router.learned import LearnedRouter
 from hybridgate.router.rules import RuleRouter
 
