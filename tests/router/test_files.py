@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from hybridgate.embedder import WordLlamaEmbedder
-from hybridgate.router.artifact import RouterArtifact, RouterFileError
+from hybridgate.errors import DataFileError, RouterFileError
+from hybridgate.router.artifact import RouterArtifact
 from hybridgate.router.learned import LearnedRouter
-from hybridgate.training.dataset import DataFileError, load_outcomes
+from hybridgate.training.dataset import load_outcomes
 from tests.router.synthetic import rows, write_csv, write_jsonl
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from hybridgate.config import GatewayConfig
+from hybridgate.errors import RouterReloadError
 from hybridgate.router import RuleRouter
 from hybridgate.router.artifact import RouterArtifact
-from hybridgate.router.reload import RouterReloader, RouterReloadError
+from hybridgate.router.reload import RouterReloader
 from hybridgate.router.signal import RouterReloads
 from hybridgate.types import ChatRequest, RequestContext
 

@@ -20,8 +20,8 @@ from numpy.typing import NDArray
 
 from hybridgate.config import GatewayConfig
 from hybridgate.embedder import WordLlamaEmbedder
-from hybridgate.errors import ConfigError
-from hybridgate.router.artifact import RouterArtifact, RouterFileError
+from hybridgate.errors import ConfigError, RouterFileError
+from hybridgate.router.artifact import RouterArtifact
 from hybridgate.router.features import Featurizer
 from hybridgate.router.model import Prediction
 from hybridgate.router.sparse import SparseRows

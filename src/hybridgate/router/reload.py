@@ -21,20 +21,14 @@ from typing import Any
 
 from hybridgate.config import GatewayConfig, RouteConfig
 from hybridgate.embedder import WordLlamaEmbedder
-from hybridgate.errors import GatewayError
-from hybridgate.router.artifact import RouterArtifact, RouterFileError
+from hybridgate.errors import GatewayError, RouterFileError, RouterReloadError
+from hybridgate.router.artifact import RouterArtifact
 from hybridgate.router.learned import LearnedRouter
 from hybridgate.router.rules import RuleRouter
 
 log = logging.getLogger("hybridgate.router")
 
 MISSING = "missing"  # what a file's hash is while the file does not exist (mid-replace, say)
-
-
-class RouterReloadError(RouterFileError):
-    """A reload was refused; the router files loaded before keep serving."""
-
-    status_code = 422
 
 
 class RouterReloader:
