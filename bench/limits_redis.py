@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hybridgate.auth.limits import Limiter, MemoryLimiter
 from hybridgate.auth.records import KeyRecord
-from hybridgate.auth.redis_limits import RedisLimiter, redis_client
+from hybridgate.auth.redis_limits import RedisLimiter
+from hybridgate.stores.redis import redis_client
 from hybridgate.config import RedisConfig
 from tests.redis_server import running_redis
 
