@@ -1,4 +1,4 @@
-"""Write ``tests/cache/data/hard_negatives.jsonl``: question pairs a semantic cache must not merge.
+"""Write ``tests/hybridgate_bench/data/hard_negatives.jsonl``: question pairs a semantic cache must not merge.
 
 Offline tool, never imported by the gateway. Every pair is written here by hand from templates, in
 six categories of near misses (negation, roles and direction, entities, numbers, dates, scope),

@@ -6,7 +6,7 @@ scripts/install.sh test
 scripts/deps/chromium.sh   # the dashboard test drives a real headless Chromium
 scripts/deps/postgres.sh   # the ledger tests start throwaway PostgreSQL servers on loopback
 scripts/deps/redis.sh      # replica tests share limits through a real redis-server
-scripts/deps/nginx.sh      # tests/test_nginx.py runs the shipped deploy/nginx config
+scripts/deps/nginx.sh      # tests/deployment/test_nginx.py runs the shipped deploy/nginx config
 .venv/bin/ruff check src tests
 .venv/bin/mypy src tests
 .venv/bin/lint-imports     # the layering contracts in pyproject.toml

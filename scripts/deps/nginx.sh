@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Debian's nginx for tests/test_nginx.py, which runs deploy/nginx/nginx.conf in front of replicas.
+# Install Debian's nginx for tests/deployment/test_nginx.py, which runs deploy/nginx/nginx.conf in front of replicas.
 # Idempotent: does nothing when nginx is already on PATH. Needs root (apt-get). Installs
 # the binary only: the tests start their own servers on loopback; no system-wide service is used.
 set -euo pipefail

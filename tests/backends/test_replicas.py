@@ -1,6 +1,6 @@
 """The replica pool's bookkeeping, over plain data: least busy, round-robin ties, cooldown, waiting,
 spill-over. No servers here: the pool's health polling and the real HTTP path are driven end to end
-in tests/test_local_tier.py."""
+in tests/backends/test_local_tier.py."""
 
 from __future__ import annotations
 

@@ -25,8 +25,8 @@ from hybridgate.types import ChatRequest, RequestContext
 HARD = "Dana buys 14 boxes of 25 pencils and gives away 9. How many pencils are left after 6 days?"
 
 
-def write(artifact: RouterArtifact, path: Path, threshold: float) -> Path:
-    dataclasses.replace(artifact, threshold=threshold).save(path)
+def write(router_artifact: RouterArtifact, path: Path, threshold: float) -> Path:
+    dataclasses.replace(router_artifact, threshold=threshold).save(path)
     return path
 
 
@@ -47,20 +47,20 @@ def backends(router: RuleRouter, route: str = "auto") -> tuple[str, ...]:
 
 
 @pytest.fixture
-def rig(artifact: RouterArtifact, tmp_path: Path) -> tuple[RuleRouter, RouterReloader, Path]:
-    path = write(artifact, tmp_path / "router.json", threshold=0.3)
+def rig(router_artifact: RouterArtifact, tmp_path: Path) -> tuple[RuleRouter, RouterReloader, Path]:
+    path = write(router_artifact, tmp_path / "router.json", threshold=0.3)
     router = RuleRouter(config({"auto": path}))
     assert backends(router) == ("strong",)  # the hard prompt's gain is well above 0.3
     return router, RouterReloader(config({"auto": path}), router), path
 
 
 def test_a_good_new_file_is_swapped_in_and_reuses_the_embedding(
-    rig: tuple[RuleRouter, RouterReloader, Path], artifact: RouterArtifact
+    rig: tuple[RuleRouter, RouterReloader, Path], router_artifact: RouterArtifact
 ) -> None:
     router, reloader, path = rig
     embedding = router.learned["auto"].featurizer.embedder
     old_sha = reloader.versions()["auto"]["sha256"]
-    write(artifact, path, threshold=0.99)
+    write(router_artifact, path, threshold=0.99)
     versions = reloader.reload()
     assert versions["auto"]["threshold"] == 0.99 and versions["auto"]["file"] == str(path)
     assert versions["auto"]["sha256"] != old_sha and versions == reloader.versions()
@@ -68,8 +68,8 @@ def test_a_good_new_file_is_swapped_in_and_reuses_the_embedding(
     assert router.learned["auto"].featurizer.embedder is embedding
 
 
-def broken_files(artifact: RouterArtifact) -> list[tuple[str, str]]:
-    good = json.dumps(dataclasses.replace(artifact, threshold=0.99).to_json())
+def broken_files(router_artifact: RouterArtifact) -> list[tuple[str, str]]:
+    good = json.dumps(dataclasses.replace(router_artifact, threshold=0.99).to_json())
     other_buckets = json.loads(good)
     other_buckets["features"]["token_buckets"] = 1 << 10
     other_embedding = json.loads(good)
@@ -88,10 +88,10 @@ def broken_files(artifact: RouterArtifact) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("case", range(6))
 def test_a_broken_file_is_refused_and_the_old_router_keeps_serving(
-    rig: tuple[RuleRouter, RouterReloader, Path], artifact: RouterArtifact, case: int
+    rig: tuple[RuleRouter, RouterReloader, Path], router_artifact: RouterArtifact, case: int
 ) -> None:
     router, reloader, path = rig
-    content, problem = broken_files(artifact)[case]
+    content, problem = broken_files(router_artifact)[case]
     before, versions = router.learned, reloader.versions()
     path.write_text(content)
     with pytest.raises(RouterReloadError) as info:
@@ -110,14 +110,14 @@ def test_a_missing_file_is_refused(rig: tuple[RuleRouter, RouterReloader, Path])
     assert backends(router) == ("strong",)
 
 
-def test_all_or_nothing_across_routes(artifact: RouterArtifact, tmp_path: Path) -> None:
+def test_all_or_nothing_across_routes(router_artifact: RouterArtifact, tmp_path: Path) -> None:
     files = {
-        "auto": write(artifact, tmp_path / "a.json", threshold=0.3),
-        "other": write(artifact, tmp_path / "b.json", threshold=0.3),
+        "auto": write(router_artifact, tmp_path / "a.json", threshold=0.3),
+        "other": write(router_artifact, tmp_path / "b.json", threshold=0.3),
     }
     router = RuleRouter(config(files))
     reloader = RouterReloader(config(files), router)
-    write(artifact, files["auto"], threshold=0.99)  # good
+    write(router_artifact, files["auto"], threshold=0.99)  # good
     files["other"].write_text("{")  # bad
     with pytest.raises(RouterReloadError, match=r"route 'other'.*b\.json"):
         reloader.reload()
@@ -125,11 +125,11 @@ def test_all_or_nothing_across_routes(artifact: RouterArtifact, tmp_path: Path) 
 
 
 def test_reload_if_changed_reloads_once_and_reports_a_refusal_once(
-    rig: tuple[RuleRouter, RouterReloader, Path], artifact: RouterArtifact
+    rig: tuple[RuleRouter, RouterReloader, Path], router_artifact: RouterArtifact
 ) -> None:
     router, reloader, path = rig
     assert reloader.reload_if_changed() is None  # same bytes as loaded
-    good = json.dumps(dataclasses.replace(artifact, threshold=0.99).to_json())
+    good = json.dumps(dataclasses.replace(router_artifact, threshold=0.99).to_json())
     path.write_text(good[:1000])  # a writer halfway through
     with pytest.raises(RouterReloadError):
         reloader.reload_if_changed()
@@ -142,7 +142,7 @@ def test_reload_if_changed_reloads_once_and_reports_a_refusal_once(
 
 
 async def test_polling_task_picks_up_a_replaced_file(
-    rig: tuple[RuleRouter, RouterReloader, Path], artifact: RouterArtifact
+    rig: tuple[RuleRouter, RouterReloader, Path], router_artifact: RouterArtifact
 ) -> None:
     router, reloader, path = rig
     reloads = RouterReloads(reloader, None, "", interval_s=0.05)
@@ -151,7 +151,7 @@ async def test_polling_task_picks_up_a_replaced_file(
         path.write_text("{ half")  # refused (logged), the task keeps running
         await asyncio.sleep(0.2)
         assert backends(router) == ("strong",)
-        staged = write(artifact, path.with_suffix(".new"), threshold=0.99)
+        staged = write(router_artifact, path.with_suffix(".new"), threshold=0.99)
         staged.replace(path)  # the atomic way to publish a new file
         for _ in range(200):
             if reloads.versions()["auto"]["threshold"] == 0.99:
@@ -164,7 +164,7 @@ async def test_polling_task_picks_up_a_replaced_file(
 
 async def test_polling_survives_a_reload_that_raises_an_unexpected_error(
     rig: tuple[RuleRouter, RouterReloader, Path],
-    artifact: RouterArtifact,
+    router_artifact: RouterArtifact,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -182,7 +182,7 @@ async def test_polling_survives_a_reload_that_raises_an_unexpected_error(
     reloads = RouterReloads(reloader, None, "", interval_s=0.05)
     await reloads.start()
     try:
-        write(artifact, path.with_suffix(".new"), threshold=0.99).replace(path)
+        write(router_artifact, path.with_suffix(".new"), threshold=0.99).replace(path)
         for _ in range(300):
             if reloads.versions()["auto"]["threshold"] == 0.99:
                 break

@@ -20,18 +20,21 @@ from tests.router.synthetic import rows, write_csv
 
 
 @pytest.fixture(scope="module")
-def router(artifact: RouterArtifact, embedder: WordLlamaEmbedder) -> LearnedRouter:
-    return LearnedRouter(artifact, embedder, source="test")
+def router(router_artifact: RouterArtifact, embedder: WordLlamaEmbedder) -> LearnedRouter:
+    return LearnedRouter(router_artifact, embedder, source="test")
 
 
-def test_router_file_records_how_it_was_made(artifact: RouterArtifact, train_file: Path) -> None:
-    assert artifact.training["rows"] == 600
-    assert (artifact.training["weak"], artifact.training["strong"]) == ("small", "big")  # by cost columns
-    calibration = artifact.calibration
+def test_router_file_records_how_it_was_made(router_artifact: RouterArtifact, router_outcomes: Path) -> None:
+    assert router_artifact.training["rows"] == 600
+    assert (router_artifact.training["weak"], router_artifact.training["strong"]) == (
+        "small",
+        "big",
+    )  # by cost columns
+    calibration = router_artifact.calibration
     assert calibration["target"] == {"kind": "quality", "value": 0.95}
     low, high = calibration["ci95"]["quality_ratio"]
     assert low <= calibration["quality_ratio"] <= high
-    held_out = artifact.metrics["held_out"]
+    held_out = router_artifact.metrics["held_out"]
     # The hard prompts are learnable: far fewer strong calls than a random router's ~0.5.
     assert held_out["strong_share_at_95"] < 0.5
     assert held_out["cost_usd_at_95"] < held_out["cost_usd_all_strong"]
@@ -56,19 +59,19 @@ def test_calibrated_threshold_meets_target_on_new_data(router: LearnedRouter, tm
 
 
 def test_round_trip_gives_identical_scores(
-    artifact: RouterArtifact, router_file: Path, embedder: WordLlamaEmbedder
+    router_artifact: RouterArtifact, router_file: Path, embedder: WordLlamaEmbedder
 ) -> None:
     loaded = LearnedRouter.load(router_file, embedder)
-    direct = LearnedRouter(artifact, embedder)
+    direct = LearnedRouter(router_artifact, embedder)
     prompts = ["greet Eve politely", "A train travels 40 km at 80 km/h and then 10 km at 20 km/h."]
     # float32 storage: equal to well below any threshold's resolution
     np.testing.assert_allclose(loaded.predict(prompts).gain, direct.predict(prompts).gain, atol=1e-5)
-    assert loaded.threshold == pytest.approx(artifact.threshold)
-    assert loaded.artifact.training == artifact.training
+    assert loaded.threshold == pytest.approx(router_artifact.threshold)
+    assert loaded.artifact.training == router_artifact.training
 
 
-def test_threshold_override(artifact: RouterArtifact, embedder: WordLlamaEmbedder) -> None:
-    always_strong = LearnedRouter(artifact, embedder, threshold=-1.0)
+def test_threshold_override(router_artifact: RouterArtifact, embedder: WordLlamaEmbedder) -> None:
+    always_strong = LearnedRouter(router_artifact, embedder, threshold=-1.0)
     assert always_strong.score("say hello to Ada").use_strong
 
 

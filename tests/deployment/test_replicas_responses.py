@@ -16,8 +16,8 @@ import openai
 import pytest
 
 from tests.conftest import GatewayFactory
+from tests.deployment.test_replicas_ledger import replica_config
 from tests.standins.openai_upstream import Reply, ToolCall, run_openai_standin
-from tests.test_replicas_ledger import replica_config
 
 
 def test_a_conversation_started_on_one_replica_continues_on_the_other(

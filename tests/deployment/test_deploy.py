@@ -32,7 +32,7 @@ from hybridgate.ledger.postgres import CLOSE_TIMEOUT_S
 from tests.servers import serve_in_thread
 from tests.standins.openai_upstream import run_openai_standin
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 GATEWAYS = ["gateway-1", "gateway-2"]
 # What SIGTERM may take: uvicorn's drain (cli.py), the ledger's close deadline, the cache's drain.
 SHUTDOWN_S = 30 + CLOSE_TIMEOUT_S + 2

@@ -1,4 +1,4 @@
-"""``hybridgate bench cache`` on a tiny shipped file of hand-written pairs (tests/cache/data)."""
+"""``hybridgate bench cache`` on a tiny shipped file of hand-written pairs (tests/hybridgate_bench/data)."""
 
 from __future__ import annotations
 
