@@ -24,6 +24,7 @@ from hybridgate.config import GatewayConfig
 from hybridgate.gateway import Gateway
 from tests.servers import serve_in_thread
 from tests.standins.openai_upstream import OpenAIStandIn, Reply, run_openai_standin
+from tests.waiting import wait_until
 
 CHUNKS = 40
 CHUNK_DELAY_S = 0.1  # the whole answer would take 4 s; the client leaves after 2 chunks
@@ -110,12 +111,6 @@ def read_two_chunks_and_hang_up(url: str, request_id: str) -> None:
                 break  # leaving both blocks closes the connection mid-stream
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout_s, f"timed out waiting for {what}"
-        time.sleep(0.01)
-    return time.monotonic() - started
 
 
 def ledger_row(gateway: Gateway, request_id: str) -> dict[str, Any]:

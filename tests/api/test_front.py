@@ -23,6 +23,7 @@ import pytest
 
 from tests.gateway_process import GatewayProcess, ledger_rows, run_gateway, upstream_config
 from tests.standins.openai_upstream import run_openai_standin
+from tests.waiting import wait_until
 
 HEADER_TIMEOUT_S = 3.0
 BODY_TIMEOUT_S = 3.0
@@ -158,12 +159,11 @@ def test_a_body_sent_too_slowly_gets_a_408_in_the_wire_format_and_a_row(
 
 
 def wait_for_row(front: Front, request_id: str, status: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if [row[1] for row in ledger_rows(front.ledger) if row[0] == request_id] == [status]:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"no ledger row with status {status} for {request_id}")
+    wait_until(
+        lambda: [row[1] for row in ledger_rows(front.ledger) if row[0] == request_id] == [status],
+        10,
+        f"a ledger row with status {status} for {request_id}",
+    )
 
 
 def recv_or_reset(sock: socket.socket) -> bytes:

@@ -11,8 +11,7 @@ so the pool starts idle. Real engines: tests/backends/test_llama_server.py.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +28,7 @@ from hybridgate.gateway import Gateway
 from tests.gateway_process import free_port
 from tests.servers import serve_in_thread
 from tests.standins.openai_upstream import OpenAIStandIn, Reply, run_openai_standin
+from tests.waiting import wait_until
 
 HOLD_S = 1.5
 PII = "Please mail ada.lovelace@example.com the invoice"
@@ -73,11 +73,6 @@ def pool_of(gw: Gateway) -> OpenAICompatBackend:
     return backend
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def rows(gw: Gateway) -> list[dict[str, Any]]:
@@ -98,7 +93,7 @@ def holding(client: openai.OpenAI, server: OpenAIStandIn) -> Iterator[Future[str
     before = server.served
     with ThreadPoolExecutor(1) as pool:
         held = pool.submit(ask, client, "held")
-        wait_for(lambda: server.served > before)
+        wait_until(lambda: server.served > before)
         yield held
         assert held.result() == "echo: held"
 
@@ -137,15 +132,15 @@ def test_an_unhealthy_server_is_skipped_and_comes_back(servers: Servers, tmp_pat
     }
     with gateway(local, cloud.base_url, tmp_path) as (client, gw):
         b_state = pool_of(gw).replicas.replicas[1]
-        wait_for(lambda: not b_state.healthy)
+        wait_until(lambda: not b_state.healthy)
         assert [ask(client, f"n{i}") for i in range(4)] == [f"echo: n{i}" for i in range(4)]
         assert (a.served, cloud.served) == (4, 0)
         with run_openai_standin(port=port) as b:
-            wait_for(lambda: b_state.healthy)
+            wait_until(lambda: b_state.healthy)
             for i in range(4):
                 ask(client, f"m{i}")
             assert (b.served, a.served) == (2, 6)
-        wait_for(lambda: not b_state.healthy)  # b stopped again
+        wait_until(lambda: not b_state.healthy)  # b stopped again
         assert ask(client, "last") == "echo: last" and a.served == 7
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import signal
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 
 from tests.gateway_process import GatewayProcess, ledger_rows, run_gateway, upstream_config
 from tests.standins.openai_upstream import OpenAIStandIn, Reply, run_openai_standin
+from tests.waiting import wait_until
 
 IN_FLIGHT = 12  # half non-streaming, half streaming
 WORDS = " ".join(f"w{i}" for i in range(12))  # echoed back one chunk per word
@@ -44,12 +44,6 @@ def call(url: str, index: int, results: dict[int, httpx.Response | BaseException
         results[index] = exc
 
 
-def wait_until(condition: object, timeout_s: float, what: str) -> None:
-    assert callable(condition)
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def refuses_connections(gateway: GatewayProcess) -> bool:

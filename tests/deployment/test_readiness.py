@@ -23,6 +23,7 @@ from hybridgate.config import GatewayConfig
 from tests.postgres_server import PostgresServer
 from tests.servers import serve_in_thread
 from tests.standins.openai_upstream import OpenAIStandIn, run_openai_standin
+from tests.waiting import wait_until
 
 PEPPER = "readiness-test-pepper-0123456789"
 ENV = {"HYBRIDGATE_KEY_PEPPER": PEPPER, "UP_KEY": "sk-up"}
@@ -55,10 +56,7 @@ def get(url: str) -> tuple[int, Any]:
 
 
 def wait_ready(url: str, timeout_s: float = 15) -> None:
-    deadline = time.monotonic() + timeout_s
-    while get(f"{url}/readyz")[0] != 200:
-        assert time.monotonic() < deadline, f"not ready after {timeout_s}s: {get(f'{url}/readyz')}"
-        time.sleep(0.2)
+    wait_until(lambda: get(f"{url}/readyz")[0] == 200, timeout_s, f"{url}/readyz to answer 200")
 
 
 def test_a_replica_started_while_postgres_is_down_is_not_ready_until_it_is_back(

@@ -21,6 +21,7 @@ from redis import Redis
 from tests.gateway_process import GatewayProcess, run_gateway
 from tests.redis_server import RedisServer, running_redis
 from tests.standins.openai_upstream import OpenAIStandIn, run_openai_standin
+from tests.waiting import wait_until
 
 
 def replica_config(upstream: str, redis: str, ledger: Path) -> str:
@@ -119,7 +120,4 @@ def _entries(redis: RedisServer) -> int:
 
 def _wait_for_write(redis: RedisServer, entries: int) -> None:
     """A replica stores its answer just after sending it: wait until the entry is in Redis."""
-    deadline = time.monotonic() + 10
-    while _entries(redis) < entries:
-        assert time.monotonic() < deadline, "the replica never wrote its answer to Redis"
-        time.sleep(0.02)
+    wait_until(lambda: _entries(redis) >= entries, 10, "the replica to write its answer to Redis")

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -22,7 +21,8 @@ import openai
 import pytest
 
 from hybridgate.auth.pg_keys import CACHE_TTL_S
-from tests.gateway_process import REPO, GatewayProcess, run_gateway, upstream_config
+from tests.conftest import GatewayFactory
+from tests.gateway_process import REPO, GatewayProcess, upstream_config
 from tests.postgres_server import PostgresServer
 from tests.standins.openai_upstream import OpenAIStandIn, run_openai_standin
 
@@ -45,14 +45,13 @@ def replica_config(upstream_url: str, workdir: Path, dsn: str) -> str:
 
 
 def start_replicas(
-    stack: ExitStack, tmp_path: Path, upstream: OpenAIStandIn, dsn: str
+    start: GatewayFactory, tmp_path: Path, upstream: OpenAIStandIn, dsn: str
 ) -> list[GatewayProcess]:
     replicas = []
     for name in ("a", "b"):
         workdir = tmp_path / name
-        workdir.mkdir()
         config = replica_config(upstream.base_url, workdir, dsn)
-        replicas.append(stack.enter_context(run_gateway(config, workdir, env=PEPPER)))
+        replicas.append(start(config, name, env=PEPPER))
     return replicas
 
 
@@ -85,56 +84,57 @@ def health(replica: GatewayProcess) -> dict[str, object]:
 
 
 def test_a_key_made_once_works_on_both_replicas_and_a_revocation_reaches_both(
-    tmp_path: Path, upstream: OpenAIStandIn, own_postgres: PostgresServer
+    tmp_path: Path, upstream: OpenAIStandIn, postgres_dsn: str, start_gateway: GatewayFactory
 ) -> None:
-    with ExitStack() as stack:
-        replicas = start_replicas(stack, tmp_path, upstream, own_postgres.dsn)
-        key = keys_cli(tmp_path, "create", "--env", "test", "--name", "app1").strip()
-        key_id = key[len("hg-test-") :][:8]
-        assert all(ask(replica, key) for replica in replicas)
-        assert f'"key_id": "{key_id}"' in keys_cli(tmp_path, "list", "--json")
-        assert f"revoked key {key_id}" in keys_cli(tmp_path, "revoke", key_id)
-        time.sleep(CACHE_TTL_S + MARGIN_S)  # the documented bound: every replica refuses by now
-        for replica in replicas:
-            with pytest.raises(openai.AuthenticationError, match="revoked"):
-                ask(replica, key)
-        for replica in replicas:
-            assert "Traceback" not in replica.output(), replica.output()
+    replicas = start_replicas(start_gateway, tmp_path, upstream, postgres_dsn)
+    key = keys_cli(tmp_path, "create", "--env", "test", "--name", "app1").strip()
+    key_id = key[len("hg-test-") :][:8]
+    assert all(ask(replica, key) for replica in replicas)
+    assert f'"key_id": "{key_id}"' in keys_cli(tmp_path, "list", "--json")
+    assert f"revoked key {key_id}" in keys_cli(tmp_path, "revoke", key_id)
+    time.sleep(CACHE_TTL_S + MARGIN_S)  # the documented bound: every replica refuses by now
+    for replica in replicas:
+        with pytest.raises(openai.AuthenticationError, match="revoked"):
+            ask(replica, key)
+    for replica in replicas:
+        assert "Traceback" not in replica.output(), replica.output()
 
 
 def test_postgres_down_serves_recent_keys_refuses_unseen_ones_with_503_and_recovers(
-    tmp_path: Path, upstream: OpenAIStandIn, own_postgres: PostgresServer
+    tmp_path: Path,
+    upstream: OpenAIStandIn,
+    own_postgres: PostgresServer,
+    start_gateway: GatewayFactory,
 ) -> None:
-    with ExitStack() as stack:
-        replicas = start_replicas(stack, tmp_path, upstream, own_postgres.dsn)
-        recent = keys_cli(tmp_path, "create", "--env", "test", "--name", "recent").strip()
-        unseen = keys_cli(tmp_path, "create", "--env", "test", "--name", "unseen").strip()
-        assert all(ask(replica, recent) for replica in replicas)
+    replicas = start_replicas(start_gateway, tmp_path, upstream, own_postgres.dsn)
+    recent = keys_cli(tmp_path, "create", "--env", "test", "--name", "recent").strip()
+    unseen = keys_cli(tmp_path, "create", "--env", "test", "--name", "unseen").strip()
+    assert all(ask(replica, recent) for replica in replicas)
 
-        own_postgres.stop()
-        time.sleep(CACHE_TTL_S + MARGIN_S)  # past the fresh cache: each lookup now meets the outage
-        for replica in replicas:
-            assert ask(replica, recent)  # verified recently: served from the replica's cache
-            with pytest.raises(openai.InternalServerError) as caught:
-                ask(replica, unseen)
-            assert caught.value.status_code == 503 and caught.value.response.headers["retry-after"] == "5"
-            error = caught.value.response.json()["error"]
-            assert (error["type"], error["code"]) == ("service_unavailable", "key_store_unavailable")
-            anthropic = httpx.post(
-                f"{replica.url}/v1/messages",
-                headers={"x-api-key": unseen, "anthropic-version": "2023-06-01"},
-                json={"model": "auto", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]},
-                timeout=10,
-            )
-            assert anthropic.status_code == 503 and anthropic.json()["type"] == "error"
-            body = health(replica)
-            assert body["status"] == "degraded" and "PostgreSQL" in str(body["degraded"]["keys"])  # type: ignore[index]
+    own_postgres.stop()
+    time.sleep(CACHE_TTL_S + MARGIN_S)  # past the fresh cache: each lookup now meets the outage
+    for replica in replicas:
+        assert ask(replica, recent)  # verified recently: served from the replica's cache
+        with pytest.raises(openai.InternalServerError) as caught:
+            ask(replica, unseen)
+        assert caught.value.status_code == 503 and caught.value.response.headers["retry-after"] == "5"
+        error = caught.value.response.json()["error"]
+        assert (error["type"], error["code"]) == ("service_unavailable", "key_store_unavailable")
+        anthropic = httpx.post(
+            f"{replica.url}/v1/messages",
+            headers={"x-api-key": unseen, "anthropic-version": "2023-06-01"},
+            json={"model": "auto", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]},
+            timeout=10,
+        )
+        assert anthropic.status_code == 503 and anthropic.json()["type"] == "error"
+        body = health(replica)
+        assert body["status"] == "degraded" and "PostgreSQL" in str(body["degraded"]["keys"])  # type: ignore[index]
 
-        own_postgres.start()
-        for replica in replicas:
-            assert ask_until_served(replica, unseen)
-            assert health(replica)["status"] == "ok"
-            assert "Traceback" not in replica.output(), replica.output()
+    own_postgres.start()
+    for replica in replicas:
+        assert ask_until_served(replica, unseen)
+        assert health(replica)["status"] == "ok"
+        assert "Traceback" not in replica.output(), replica.output()
 
 
 def ask_until_served(replica: GatewayProcess, key: str) -> str:

@@ -13,10 +13,8 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from pathlib import Path
 
 import asyncpg
@@ -24,9 +22,11 @@ import httpx
 import openai
 import pytest
 
-from tests.gateway_process import REPO, GatewayProcess, run_gateway, upstream_config
+from tests.conftest import GatewayFactory
+from tests.gateway_process import REPO, GatewayProcess, upstream_config
 from tests.postgres_server import PostgresServer
 from tests.standins.openai_upstream import OpenAIStandIn, run_openai_standin
+from tests.waiting import wait_until
 
 REQUESTS = 60
 
@@ -45,14 +45,18 @@ def replica_config(upstream_url: str, workdir: Path, dsn: str, flush_interval_s:
 
 
 def start_replicas(
-    stack: ExitStack, tmp_path: Path, upstream: OpenAIStandIn, dsn: str, *, flush_interval_s: float = 0.05
+    start: GatewayFactory,
+    tmp_path: Path,
+    upstream: OpenAIStandIn,
+    dsn: str,
+    *,
+    flush_interval_s: float = 0.05,
 ) -> list[GatewayProcess]:
     replicas = []
     for name in ("a", "b"):
         workdir = tmp_path / name
-        workdir.mkdir()
         config = replica_config(upstream.base_url, workdir, dsn, flush_interval_s)
-        replicas.append(stack.enter_context(run_gateway(config, workdir)))
+        replicas.append(start(config, name))
     return replicas
 
 
@@ -90,25 +94,20 @@ def health(replica: GatewayProcess) -> dict[str, object]:
     return body
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def test_two_replicas_record_every_request_and_drain_on_sigterm(
-    tmp_path: Path, upstream: OpenAIStandIn, own_postgres: PostgresServer
+    tmp_path: Path,
+    upstream: OpenAIStandIn,
+    own_postgres: PostgresServer,
+    start_gateway: GatewayFactory,
 ) -> None:
-    with ExitStack() as stack:
-        # Batches wait a minute: every row is still in the replicas' memory when SIGTERM lands.
-        replicas = start_replicas(stack, tmp_path, upstream, own_postgres.dsn, flush_interval_s=60)
-        names = [f"{'ab'[i % 2]}-{i}" for i in range(REQUESTS)]
-        with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(lambda n: ask(replicas[n[0] == "b"], n), names))
-        assert all(answers)
-        assert request_ids(own_postgres.dsn) == []
-        stop(replicas)  # rows still in memory are flushed by the drain, not lost
+    # Batches wait a minute: every row is still in the replicas' memory when SIGTERM lands.
+    replicas = start_replicas(start_gateway, tmp_path, upstream, own_postgres.dsn, flush_interval_s=60)
+    names = [f"{'ab'[i % 2]}-{i}" for i in range(REQUESTS)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda n: ask(replicas[n[0] == "b"], n), names))
+    assert all(answers)
+    assert request_ids(own_postgres.dsn) == []
+    stop(replicas)  # rows still in memory are flushed by the drain, not lost
     assert sorted(request_ids(own_postgres.dsn)) == sorted(names)
     config = tmp_path / "a" / "hybridgate.toml"
     usage = subprocess.run(
@@ -119,39 +118,41 @@ def test_two_replicas_record_every_request_and_drain_on_sigterm(
 
 
 def test_postgres_down_mid_load_spools_degrades_and_loses_nothing(
-    tmp_path: Path, upstream: OpenAIStandIn, own_postgres: PostgresServer
+    tmp_path: Path,
+    upstream: OpenAIStandIn,
+    own_postgres: PostgresServer,
+    start_gateway: GatewayFactory,
 ) -> None:
     sent: list[str] = []
     failures: list[BaseException] = []
     done = threading.Event()
-    with ExitStack() as stack:
-        replicas = start_replicas(stack, tmp_path, upstream, own_postgres.dsn)
+    replicas = start_replicas(start_gateway, tmp_path, upstream, own_postgres.dsn)
 
-        def load() -> None:
-            i = 0
-            while not done.is_set():
-                name = f"{'ab'[i % 2]}-{i}"
-                try:
-                    ask(replicas[i % 2], name)
-                    sent.append(name)
-                except Exception as exc:  # asserted on below: no request may fail
-                    failures.append(exc)
-                i += 1
+    def load() -> None:
+        i = 0
+        while not done.is_set():
+            name = f"{'ab'[i % 2]}-{i}"
+            try:
+                ask(replicas[i % 2], name)
+                sent.append(name)
+            except Exception as exc:  # asserted on below: no request may fail
+                failures.append(exc)
+            i += 1
 
-        worker = threading.Thread(target=load)
-        worker.start()
-        wait_for(lambda: len(sent) >= 20, 30, "requests before the outage")
-        own_postgres.stop()
-        during = len(sent)
-        wait_for(lambda: all(health(r)["status"] == "degraded" for r in replicas), 30, "degraded health")
-        ledger_reason = health(replicas[0])["degraded"]
-        assert isinstance(ledger_reason, dict) and "spooled" in str(ledger_reason["ledger"])
-        wait_for(lambda: len(sent) >= during + 20, 30, "requests during the outage")
-        own_postgres.start()
-        wait_for(lambda: all(health(r)["status"] == "ok" for r in replicas), 30, "recovery")
-        done.set()
-        worker.join(timeout=30)
-        stop(replicas)
+    worker = threading.Thread(target=load)
+    worker.start()
+    wait_until(lambda: len(sent) >= 20, 30, "requests before the outage")
+    own_postgres.stop()
+    during = len(sent)
+    wait_until(lambda: all(health(r)["status"] == "degraded" for r in replicas), 30, "degraded health")
+    ledger_reason = health(replicas[0])["degraded"]
+    assert isinstance(ledger_reason, dict) and "spooled" in str(ledger_reason["ledger"])
+    wait_until(lambda: len(sent) >= during + 20, 30, "requests during the outage")
+    own_postgres.start()
+    wait_until(lambda: all(health(r)["status"] == "ok" for r in replicas), 30, "recovery")
+    done.set()
+    worker.join(timeout=30)
+    stop(replicas)
     assert failures == []
     for replica in replicas:  # the rows went through the spool, not just memory
         assert "unreachable" in replica.output() and "spool replayed" in replica.output()

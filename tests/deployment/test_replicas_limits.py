@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, closing
@@ -27,6 +26,7 @@ from hybridgate.config import GatewayConfig
 from tests.gateway_process import GatewayProcess, run_gateway
 from tests.redis_server import RedisServer, running_redis
 from tests.standins.openai_upstream import run_openai_standin
+from tests.waiting import wait_until
 
 PEPPER = "replica-pepper-0123456789"
 # $1000 per million tokens: an echo of "hi" costs about half a cent, the exact figure is in the ledger.
@@ -124,7 +124,7 @@ def test_n_requests_per_minute_across_both_replicas(replicas: Replicas) -> None:
 def test_day_budget_stops_spending_across_replicas_within_one_request(replicas: Replicas) -> None:
     probe, probed = replicas.keys.create(environment="test", name="probe")
     assert isinstance(replicas.ask(0, probe), openai.types.chat.ChatCompletion)
-    wait_for(lambda: replicas.spent(probed.key_id), "the probe's ledger row")  # flushed every 0.05 s
+    wait_until(lambda: replicas.spent(probed.key_id), 30, "the probe's ledger row")  # flushed every 0.05 s
     [cost] = replicas.spent(probed.key_id)
     assert cost > 0
     budget = cost * 5.5  # six requests' worth, the sixth crossing it
@@ -156,11 +156,11 @@ def test_redis_killed_mid_load_limits_turn_local_then_shared_again(replicas: Rep
     worker = threading.Thread(target=load)
     worker.start()
     try:
-        wait_for(lambda: len(results) >= 10, "requests before the outage")
+        wait_until(lambda: len(results) >= 10, 30, "requests before the outage")
         assert statuses([replicas.ask(i, small) for i in range(4)]) == [200, 200, 200, 429]  # shared: 3
         replicas.redis.stop()
         before = len(results)
-        wait_for(lambda: len(results) >= before + 20, "requests during the outage")
+        wait_until(lambda: len(results) >= before + 20, 30, "requests during the outage")
         # Each replica now counts alone: 3 more per replica for the small key.
         assert statuses([replicas.ask(0, small) for _ in range(4)]) == [200, 200, 200, 429]
         assert statuses([replicas.ask(1, small) for _ in range(4)]) == [200, 200, 200, 429]
@@ -169,8 +169,8 @@ def test_redis_killed_mid_load_limits_turn_local_then_shared_again(replicas: Rep
             assert health["status"] == "degraded" and "redis unreachable" in health["degraded"]["limits"]
         replicas.redis.start()
         during = len(results)
-        wait_for(lambda: all(replicas.health(r)["status"] == "ok" for r in (0, 1)), "recovery")
-        wait_for(lambda: len(results) >= during + 20, "requests after the recovery")
+        wait_until(lambda: all(replicas.health(r)["status"] == "ok" for r in (0, 1)), 30, "recovery")
+        wait_until(lambda: len(results) >= during + 20, 30, "requests after the recovery")
         # Shared again (and the restarted Redis has forgotten the minute): 3 across both replicas.
         assert statuses([replicas.ask(i, small) for i in range(4)]) == [200, 200, 200, 429]
     finally:
@@ -181,11 +181,6 @@ def test_redis_killed_mid_load_limits_turn_local_then_shared_again(replicas: Rep
         assert gateway.output().count("rate limits fall back to this process") == 1
 
 
-def wait_for(condition: Any, what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_a_redis_limits_store_needs_a_redis_section() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -25,6 +26,7 @@ from hybridgate.ledger.records import COLUMNS, LedgerRecord
 from hybridgate.ledger.spool import Spool
 from hybridgate.ledger.store import SqliteLedger
 from tests.postgres_server import execute, run_postgres
+from tests.waiting import wait_until
 
 
 def fetch(postgres_dsn: str, sql: str) -> list[tuple[object, ...]]:
@@ -40,6 +42,11 @@ def fetch(postgres_dsn: str, sql: str) -> list[tuple[object, ...]]:
 
 def request_ids(postgres_dsn: str) -> list[str]:
     return sorted(str(r[0]) for r in fetch(postgres_dsn, "SELECT request_id FROM requests"))
+
+
+def replayed(store: PostgresLedger) -> Callable[[], bool]:
+    """Whether ``store`` is healthy again with nothing left in its spool."""
+    return lambda: store.degraded_reason() is None and not store.spool.has_rows()
 
 
 def rec(i: int, **changes: object) -> LedgerRecord:
@@ -307,10 +314,7 @@ def test_outage_spools_reports_degraded_and_replays_everything(
         assert store.degraded_reason() is not None and "spooled" in str(store.degraded_reason())
         assert store.spool.count() == 70
         pg.start()
-        deadline = time.monotonic() + 15
-        while store.degraded_reason() is not None or store.spool.has_rows():
-            assert time.monotonic() < deadline, "the spool was not replayed"
-            time.sleep(0.05)
+        wait_until(replayed(store), 15, "the spool to be replayed")
         store.close()
         assert request_ids(pg.dsn) == sorted(f"r-{i}" for i in range(120))
         assert store.dropped == 0
@@ -373,9 +377,6 @@ def test_a_hung_server_degrades_and_spools_within_the_timeout_then_replays_once(
             assert store.spool.count() == 29 and store.dropped == 0
         finally:
             pg.resume()
-        deadline = time.monotonic() + 15
-        while store.degraded_reason() is not None or store.spool.has_rows():
-            assert time.monotonic() < deadline, "the spool was not replayed"
-            time.sleep(0.05)
+        wait_until(replayed(store), 15, "the spool to be replayed")
         store.close()
         assert request_ids(pg.dsn) == sorted(f"r-{i}" for i in range(30))

@@ -104,7 +104,7 @@ def test_full_batch_is_written_before_the_interval(db: Path) -> None:
 def test_a_partial_batch_waits_for_its_interval_not_less(db: Path) -> None:
     """The positive side of "a partial batch waits": it is written, and no sooner than the interval
     after its first record (a writer that wrote partial batches early fails here, fast or slow)."""
-    interval_s = 0.5
+    interval_s = 1.0
     store = SqliteLedger(str(db), batch_size=10, flush_interval_s=interval_s)
     store.start()
     started = time.monotonic()

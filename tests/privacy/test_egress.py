@@ -36,6 +36,7 @@ from hybridgate.ledger.records import LedgerRecord
 from hybridgate.ledger.store import SqliteLedger
 from tests.servers import serve_in_thread
 from tests.standins.openai_upstream import Fail, OpenAIStandIn, Reply, run_openai_standin
+from tests.waiting import wait_until
 
 EMAIL = "ada.lovelace@example.com"
 CARD = "4111 1111 1111 1111"
@@ -157,12 +158,7 @@ def drive(rig: Rig, path: str, ask: Ask, stream: bool) -> None:
 
 
 def wait_for_shadow(rig: Rig, request_id: str) -> None:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        if any(row["shadow_of"] == request_id for row in rig.rows()):
-            return
-        time.sleep(0.05)
-    raise AssertionError("the shadow copy left no ledger row")
+    wait_until(lambda: any(row["shadow_of"] == request_id for row in rig.rows()), 5, "the shadow's row")
 
 
 def assert_no_pii_left(rig: Rig) -> None:
