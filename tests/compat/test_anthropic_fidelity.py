@@ -174,6 +174,30 @@ def test_reasoning_content_of_another_backend_comes_back_as_thinking(
     assert message.content[0].thinking == "6 times 7"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    ("thinking", "effort"),
+    [
+        ({"type": "enabled", "budget_tokens": 1024}, "low"),
+        ({"type": "enabled", "budget_tokens": 4096}, "medium"),
+        ({"type": "enabled", "budget_tokens": 8192}, "medium"),
+        ({"type": "enabled", "budget_tokens": 24576}, "high"),
+        ({"type": "disabled"}, None),
+        (None, None),
+    ],
+)
+def test_thinking_becomes_reasoning_effort_for_an_openai_shaped_backend(
+    gw: Rig, claude: anthropic.Anthropic, thinking: Any, effort: str | None
+) -> None:
+    """``primary`` (OpenAI's format) gets ``reasoning_effort`` from the thinking budget."""
+    extra = {} if thinking is None else {"thinking": thinking}
+    claude.messages.create(
+        model="gpt-4o-mini", max_tokens=2048, messages=[{"role": "user", "content": "hm?"}], **extra
+    )
+    sent = gw.primary.last_request.body
+    assert sent.get("reasoning_effort") == effort
+    assert "thinking" not in sent
+
+
 def test_anthropic_only_fields_and_beta_header_reach_anthropic(gw: Rig, claude: anthropic.Anthropic) -> None:
     extra = {
         "top_k": 5,

@@ -38,6 +38,7 @@ from hybridgate.errors import (
     UpstreamUnavailableError,
 )
 from hybridgate.types import ChatRequest, ChatResponse, Json
+from hybridgate.wire.fields import reasoning_effort
 from hybridgate.wire.responses import (
     ResponsesStreamReader,
     completion_from_response,
@@ -87,6 +88,8 @@ class OpenAICompatBackend:
             return to_responses_request(request, model, stream=stream)
         body = request.upstream_body(model)
         body["stream"] = stream
+        if (effort := reasoning_effort(request)) is not None:  # Anthropic thinking (wire/fields.py)
+            body.setdefault("reasoning_effort", effort)
         if stream:
             # Always ask for the usage chunk so the ledger can count tokens; the pipeline strips it
             # again when the client did not ask for it.

@@ -53,6 +53,22 @@ def anthropic_fields(request: ChatRequest) -> Json:
     return fields if isinstance(fields, dict) else {}
 
 
+# Anthropic's thinking budget as OpenAI's reasoning_effort: the levels sit around the budgets
+# Gemini's OpenAI-compatible API documents for them (low 1024, medium 8192, high 24576 tokens).
+EFFORT_LEVELS: tuple[tuple[int, str], ...] = ((4096, "low"), (16384, "medium"))
+EFFORT_NOTE = "`reasoning_effort`: budget_tokens below 4096 low, below 16384 medium, else high"
+
+
+def reasoning_effort(request: ChatRequest) -> str | None:
+    """``thinking: {"type": "enabled", "budget_tokens": N}`` from the Anthropic edge as a
+    ``reasoning_effort``; None for any other thinking (disabled, adaptive: the server decides)."""
+    thinking = anthropic_fields(request).get("thinking")
+    budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled" or not isinstance(budget, int):
+        return None
+    return next((level for below, level in EFFORT_LEVELS if budget < below), "high")
+
+
 def anthropic_beta(request: ChatRequest) -> str | None:
     extra = (request.model_extra or {}).get(ANTHROPIC_EXTRA)
     beta = extra.get("beta") if isinstance(extra, dict) else None
@@ -131,7 +147,7 @@ _ANTHROPIC_ROWS: tuple[Field, ...] = (
         "anthropic",
         "thinking",
         ignored("the model does not think on request"),
-        ignored("`reasoning_content` the server returns comes back as thinking blocks"),
+        tr(f"{EFFORT_NOTE}; `reasoning_content` the server returns comes back as thinking blocks"),
         passed("thinking blocks and signatures round-trip"),
     ),
     Field(
