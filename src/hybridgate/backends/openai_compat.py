@@ -85,7 +85,13 @@ class OpenAICompatBackend:
 
     def _body(self, request: ChatRequest, model: str, stream: bool) -> Json:
         if self._responses:
-            return to_responses_request(request, model, stream=stream)
+            body = to_responses_request(request, model, stream=stream)
+            extra = request.model_extra or {}
+            if (effort := extra.get("reasoning_effort") or reasoning_effort(request)) is not None:
+                body.setdefault("reasoning", {"effort": effort})
+            if extra.get("verbosity") is not None:
+                body["text"] = {**(body.get("text") or {}), "verbosity": extra["verbosity"]}
+            return body
         body = request.upstream_body(model)
         body["stream"] = stream
         if (effort := reasoning_effort(request)) is not None:  # Anthropic thinking (wire/fields.py)
