@@ -13,8 +13,8 @@ placeholder API keys, pointed at the gateway (``TEST_API_BASE_URL`` too, as thei
 The gateway is the real CLI (``hybridgate serve``) in a child process. Stand-ins, not the real
 providers: an OpenAI chat-completions server (provider ``openai``, tests/standins/openai_upstream.py)
 and an Anthropic Messages server (tests/standins/anthropic_upstream.py); the SDK tests' model
-names (``gpt-*``, ``claude-*``) reach them through model-name resolution. ``--tier openai`` sends
-the Anthropic suite's ``claude-*`` names to the OpenAI-shaped stand-in instead (translation path).
+names (``gpt-*``, ``claude-*``) reach them through ``[models]`` aliases: each suite its own
+provider's stand-in (``--tier direct``), or the other one (``--tier cross``: the translation path).
 
 Tests that send placeholder values no real server accepts are run too, but counted as
 excluded with the reason (EXCLUDED below); the rest must pass.
@@ -183,7 +183,9 @@ def extract(source: Path, paths: list[str], dest: Path) -> str:
 
 
 def gateway_config(openai_url: str, anthropic_url: str, ledger: Path, tier: str) -> str:
-    claude_route = '["stub_openai"]' if tier == "openai" else '["stub_anthropic"]'
+    to_claude, to_gpt = (
+        ("stub_openai", "stub_anthropic") if tier == "cross" else ("stub_anthropic", "stub_openai")
+    )
     return f"""environment = "test"
 [ledger]
 path = "{ledger}"
@@ -204,9 +206,12 @@ timeout_s = 10
 [routes.auto]
 try = ["stub_openai"]
 [routes.claude]
-try = {claude_route}
+try = ["{to_claude}"]
+[routes.gpt]
+try = ["{to_gpt}"]
 [models]
 "claude-*" = "claude"
+"gpt-*" = "gpt"
 """
 
 
@@ -314,9 +319,9 @@ def main() -> None:
     parser.add_argument("--anthropic", type=Path, help="anthropic sdist (.tar.gz), checkout or git directory")
     parser.add_argument(
         "--tier",
-        choices=["anthropic", "openai"],
-        default="anthropic",
-        help="backend the Anthropic suite's claude-* names reach (default: the Anthropic stand-in)",
+        choices=["direct", "cross"],
+        default="direct",
+        help="direct: each suite's model names reach its provider's stand-in; cross: the other one",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (printed)")
     args = parser.parse_args()
