@@ -198,6 +198,20 @@ def test_thinking_becomes_reasoning_effort_for_an_openai_shaped_backend(
     assert "thinking" not in sent
 
 
+def test_output_config_effort_becomes_reasoning_effort_and_wins_over_the_budget(
+    gw: Rig, claude: anthropic.Anthropic
+) -> None:
+    claude.messages.create(
+        model="gpt-4o-mini",
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        output_config={"effort": "max"},
+        messages=[{"role": "user", "content": "hm?"}],
+    )
+    assert gw.primary.last_request.body["reasoning_effort"] == "max"
+    assert "output_config" not in gw.primary.last_request.body
+
+
 def test_anthropic_only_fields_and_beta_header_reach_anthropic(gw: Rig, claude: anthropic.Anthropic) -> None:
     extra = {
         "top_k": 5,

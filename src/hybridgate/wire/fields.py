@@ -60,9 +60,14 @@ EFFORT_NOTE = "`reasoning_effort`: budget_tokens below 4096 low, below 16384 med
 
 
 def reasoning_effort(request: ChatRequest) -> str | None:
-    """``thinking: {"type": "enabled", "budget_tokens": N}`` from the Anthropic edge as a
-    ``reasoning_effort``; None for any other thinking (disabled, adaptive: the server decides)."""
-    thinking = anthropic_fields(request).get("thinking")
+    """The Anthropic edge's ``output_config.effort`` (OpenAI has the same levels), else
+    ``thinking: {"type": "enabled", "budget_tokens": N}``, as a ``reasoning_effort``; None for
+    any other thinking (disabled, adaptive: the server decides)."""
+    fields = anthropic_fields(request)
+    config = fields.get("output_config")
+    if isinstance(config, dict) and isinstance(config.get("effort"), str):
+        return str(config["effort"])
+    thinking = fields.get("thinking")
     budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
     if not isinstance(thinking, dict) or thinking.get("type") != "enabled" or not isinstance(budget, int):
         return None
@@ -149,6 +154,13 @@ _ANTHROPIC_ROWS: tuple[Field, ...] = (
         ignored("the model does not think on request"),
         tr(f"{EFFORT_NOTE}; `reasoning_content` the server returns comes back as thinking blocks"),
         passed("thinking blocks and signatures round-trip"),
+    ),
+    Field(
+        "anthropic",
+        "output_config.effort",
+        ignored(),
+        tr("`reasoning_effort`, the same level (it wins over a thinking budget)"),
+        passed(),
     ),
     Field(
         "anthropic",
