@@ -19,9 +19,12 @@ provider's stand-in (``--tier direct``), or the other one (``--tier cross``: the
 Tests that send placeholder values no real server accepts are run too, but counted as
 excluded with the reason (EXCLUDED below); the rest must pass.
 
-    PYTHONPATH=src .venv/bin/python bench/sdk_suites.py \\
-        --openai /work/.mirror/openai+openai-python/repo \\
-        --anthropic /work/.mirror/anthropics+anthropic-sdk-python/repo
+    pip download --no-deps --no-binary :all: openai==3.63.0 anthropic==2.17.0 -d sdists
+    PYTHONPATH=src:. .venv/bin/python bench/sdk_suites.py \\
+        --openai sdists/openai-3.63.0.tar.gz --anthropic sdists/anthropic-2.17.0.tar.gz
+
+(the versions installed; a git checkout's tests may target another SDK version and fail on
+parameters it no longer has).
 """
 
 from __future__ import annotations
