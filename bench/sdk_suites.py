@@ -19,7 +19,8 @@ provider's stand-in (``--tier direct``), or the other one (``--tier cross``: the
 Tests that send placeholder values no real server accepts are run too, but counted as
 excluded with the reason (EXCLUDED below); the rest must pass.
 
-    for sdk in openai==3.63.0 anthropic==2.17.0; do pip download --no-deps --no-binary :all: $sdk -d sdists; done
+    for sdk in openai==3.63.0 anthropic==2.17.0; do
+        pip download --no-deps --no-binary :all: $sdk -d sdists; done
     PYTHONPATH=src:. .venv/bin/python bench/sdk_suites.py \\
         --openai sdists/openai-3.63.0.tar.gz --anthropic sdists/anthropic-2.17.0.tar.gz
 
