@@ -20,6 +20,7 @@ from hybridgate.errors import ConfigError
 from hybridgate.ledger import read_ledger
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.tco.chart import render_svg
+from hybridgate.tco.chart_png import render_png
 from hybridgate.tco.measure import Overhead, Workload, read_workload
 from hybridgate.tco.model import Assumptions, parse_tokens, parse_volumes
 from hybridgate.tco.profiles import PROFILES, People, customise, get_profile
@@ -39,6 +40,7 @@ DaysOption = Annotated[float | None, typer.Option(help="only the last N days of 
 Money = Annotated[float | None, typer.Option(min=0)]
 DEFAULT_INPUT_SHARE = 0.75  # typical chat traffic: three prompt tokens for every completion token
 DEFAULT_LOCAL_SHARE = 0.5
+CHART_FORMATS = (".svg", ".png")
 DEFAULT_EMBED_PRICE = 0.02  # OpenAI text-embedding-3-small, $ per million tokens
 
 
@@ -130,7 +132,7 @@ def tco_command(
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     csv_output: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
-    chart: Annotated[Path | None, typer.Option(help="write an SVG chart here (a .svg file)")] = None,
+    chart: Annotated[Path | None, typer.Option(help="write a chart here (a .svg or .png file)")] = None,
     measure: Annotated[
         str | None,
         typer.Option(help="load-test this OpenAI-compatible server (vLLM, llama.cpp) for the throughput"),
@@ -149,8 +151,8 @@ def tco_command(
     """Monthly cost on a closed API, self-hosted and hybrid, and the break-even daily volume."""
     if daily_tokens is None and not from_ledger:
         fail("give --daily-tokens (e.g. 500k,5M,20M) or --from-ledger")
-    if chart is not None and chart.suffix.lower() != ".svg":
-        fail(f"--chart writes SVG only; name the file .svg (got {chart.name}); convert it for other formats")
+    if chart is not None and chart.suffix.lower() not in CHART_FORMATS:
+        fail(f"--chart writes .svg or .png files (got {chart.name})")
     volumes = checked(lambda: parse_volumes(daily_tokens)) if daily_tokens is not None else []
     server = None
     if measure is not None:
@@ -235,7 +237,10 @@ def tco_command(
     )
     if chart is not None:
         plotted = volumes + ([workload.daily_tokens] if workload else [])
-        chart.write_text(checked(lambda: render_svg(plotted, a)))
+        if chart.suffix.lower() == ".png":
+            chart.write_bytes(checked(lambda: render_png(plotted, a)))
+        else:
+            chart.write_text(checked(lambda: render_svg(plotted, a)))
         typer.echo(f"wrote {chart}", err=True)  # stderr, so --json/--csv output stays parseable
     typer.echo(
         render_json(report) if json_output else render_csv(report) if csv_output else render_table(report)
