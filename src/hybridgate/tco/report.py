@@ -175,7 +175,7 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
     if tier.get("gateway_measured_tps") is not None:
         lines.append(
             f"  (this gateway's local backends ran {tier['gateway_measured_tps']:,} tokens/s on its own "
-            "machine; not used to price the profile's hardware: pass --throughput-tps measured there)"
+            "machine; not used to price the profile's hardware: pass --measure URL or --throughput-tps)"
         )
     lines.append(_embeddings_line(report["embeddings"], a["sources"]))
     lines.extend(_savings_lines(report))
