@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import typer
@@ -112,3 +113,29 @@ def test_measure_of_nothing_listening_is_exit_1() -> None:
     args = ["tco", "--daily-tokens", "5M", "--blended-price", "8", "--gpu-hourly", "1", "--measure", url]
     result = runner.invoke(app, args)
     assert result.exit_code == 1 and "could not reach" in result.stderr, result.output
+
+
+def test_streams_cut_short_are_failures_not_throughput(tmp_path: Path) -> None:
+    """llama_cpp.server's default interrupts a stream when another request arrives: it ends with
+    ``[DONE]`` but no ``finish_reason``. Those replies must not count as completed tokens."""
+    interrupting = start_llama_server(tmp_path / "server.log")  # default: --interrupt_requests True
+    try:
+        wait_ready(interrupting)
+        args = ["tco", "--daily-tokens", "5M", "--blended-price", "8", "--gpu-hourly", "1"]
+        plan = [
+            "--measure-concurrency",
+            "2",
+            "--measure-requests",
+            "4",
+            "--measure-max-tokens",
+            "32",
+            "--json",
+        ]
+        result = runner.invoke(app, [*args, "--measure", interrupting.base_url, *plan])
+        assert result.exit_code == 0, result.output
+        level = json.loads(result.stdout)["local_tier"]["measured_server"]["levels"][0]
+        assert level["errors"] >= 1 and level["requests"] + level["errors"] == 4
+        assert level["output_tokens"] <= level["requests"] * 32  # only finished replies' tokens
+        assert json.loads(result.stdout)["local_tier"]["measured_server"]["complete"] is False
+    finally:
+        interrupting.stop()
