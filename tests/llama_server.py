@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from hybridgate.backends.embedded_llama import packaged_model_file
+from hybridgate.backends.embedded.llama import packaged_model_file
 from tests.gateway_process import free_port
 
 CHAT = "POST /v1/chat/completions"
