@@ -26,6 +26,7 @@ from hybridgate.tco.model import (
     embed_local_monthly,
     local_tier,
 )
+from hybridgate.tco.profiles import SECONDS_PER_DAY
 
 ROW_FIELDS = ("daily_tokens", "api_monthly_usd", "selfhost_monthly_usd", "hybrid_monthly_usd")
 TABLE_WIDTH = 120
@@ -67,7 +68,7 @@ def build_report(
             workload.local_tps if workload else None,
             throughput_source=_throughput_source((sources or {}).get("throughput", "profile")),
         )
-        | {"measured_server": server},
+        | {"measured_server": server, "at_measured_volume": _at_volume(a, workload)},
         "savings": _savings(rows, workload),
         "embeddings": {
             "daily_tokens": a.embed_daily_tokens,
@@ -79,6 +80,24 @@ def build_report(
             else _rounded(dataclasses.asdict(workload.embeddings)),
         },
         "measured": None if workload is None else _rounded(dataclasses.asdict(workload)),
+    }
+
+
+def _at_volume(a: Assumptions, workload: Workload | None) -> dict[str, Any] | None:
+    """The local tier at the ledger's volume: the nodes it needs, how busy they would be, and the
+    $/Mtok at that utilisation (the tier's formula with the measured load instead of the assumed)."""
+    if workload is None or a.profile.throughput_tps <= 0:
+        return None
+    volume = workload.daily_tokens * a.local_share * (1 + a.overhead)
+    if volume <= 0:
+        return None
+    nodes = a.profile.nodes_for(volume)
+    busy = volume / (nodes * a.profile.throughput_tps * SECONDS_PER_DAY)
+    return {
+        "daily_tokens": round(volume, 2),
+        "nodes": nodes,
+        "utilisation": round(busy, 6),
+        "usd_per_mtok": round(a.profile.usd_per_mtok() * a.profile.utilisation / busy, 4),
     }
 
 
@@ -169,6 +188,7 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
         f"{tier['utilisation']:.0%} utilisation -> "
         + ("-" if tier["usd_per_mtok"] is None else f"{usd(tier['usd_per_mtok'])}/Mtok"),
         *([] if tier.get("measured_server") is None else _server_lines(tier["measured_server"])),
+        *([] if (v := tier.get("at_measured_volume")) is None else [_volume_line(v)]),
         f"overhead: +{a['overhead']:.0%} tokens for retries, escalations, evals, replays and shadows "
         f"({a['sources'].get('overhead', 'given')})",
     ]
@@ -186,6 +206,13 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
             f"{m['input_share']:.0%} prompt tokens, shape {m['shape']}"
         )
     return lines
+
+
+def _volume_line(v: dict[str, Any]) -> str:
+    return (
+        f"  at the ledger's volume ({human_tokens(v['daily_tokens'])} local tokens/day): {v['nodes']} "
+        f"node{'s' if v['nodes'] > 1 else ''} {v['utilisation']:.2%} busy -> {usd(v['usd_per_mtok'])}/Mtok"
+    )
 
 
 def _hardware(a: dict[str, Any], tier: dict[str, Any]) -> str:
