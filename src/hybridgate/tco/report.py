@@ -193,9 +193,14 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
         f"({a['sources'].get('overhead', 'given')})",
     ]
     if tier.get("gateway_measured_tps") is not None:
+        hint = (
+            "the measured server's speed prices it"
+            if tier.get("measured_server")
+            else "pass --measure URL or --throughput-tps"
+        )
         lines.append(
             f"  (this gateway's local backends ran {tier['gateway_measured_tps']:,} tokens/s on its own "
-            "machine; not used to price the profile's hardware: pass --measure URL or --throughput-tps)"
+            f"machine; not used to price the profile's hardware: {hint})"
         )
     lines.append(_embeddings_line(report["embeddings"], a["sources"]))
     lines.extend(_savings_lines(report))
