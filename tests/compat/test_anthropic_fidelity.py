@@ -11,12 +11,13 @@ import json
 from typing import Any
 
 import anthropic
+import openai
 import pytest
 from pydantic import BaseModel
 
 from tests.api.conftest import Rig
 from tests.standins.anthropic_upstream import Reply as ClaudeReply
-from tests.standins.openai_upstream import Reply
+from tests.standins.openai_upstream import Fail, Reply
 
 
 class City(BaseModel):
@@ -196,6 +197,45 @@ def test_thinking_becomes_reasoning_effort_for_an_openai_shaped_backend(
     sent = gw.primary.last_request.body
     assert sent.get("reasoning_effort") == effort
     assert "thinking" not in sent
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_model_that_refuses_the_derived_reasoning_effort_gets_the_request_without_it(
+    gw: Rig, claude: anthropic.Anthropic, streamed: bool
+) -> None:
+    """OpenAI's non-reasoning models answer 400 to ``reasoning_effort``; one the gateway derived
+    from a thinking budget is a hint, so the request is sent once more without it."""
+    refusal = "Unrecognized request argument supplied: reasoning_effort"
+    gw.primary.script(
+        Fail(status=400, type="invalid_request_error", message=refusal, param="reasoning_effort")
+    )
+    ask: Any = {
+        "model": "gpt-4o-mini",
+        "max_tokens": 2048,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "messages": [{"role": "user", "content": "hm?"}],
+    }
+    if streamed:
+        with claude.messages.stream(**ask) as stream:
+            message = stream.get_final_message()
+    else:
+        message = claude.messages.create(**ask)
+    assert message.content[-1].type == "text" and message.content[-1].text
+    first, second = (request.body for request in gw.primary.requests[-2:])
+    assert first["reasoning_effort"] == "low" and "reasoning_effort" not in second
+    assert gw.ledger_rows()[-1]["status"] == 200
+
+
+def test_a_reasoning_effort_the_caller_chose_is_not_dropped_on_refusal(gw: Rig) -> None:
+    gw.primary.script(Fail(status=400, type="invalid_request_error", message="no", param="reasoning_effort"))
+    with (
+        openai.OpenAI(base_url=f"{gw.url}/v1", api_key="caller-key", max_retries=0) as oai,
+        pytest.raises(openai.BadRequestError),
+    ):
+        oai.chat.completions.create(
+            model="gpt-4o-mini", reasoning_effort="high", messages=[{"role": "user", "content": "hm"}]
+        )
+    assert len([r for r in gw.primary.requests if r.body.get("reasoning_effort") == "high"]) == 1
 
 
 def test_output_config_effort_becomes_reasoning_effort_and_wins_over_the_budget(

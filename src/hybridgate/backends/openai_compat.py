@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 import aiohttp
@@ -34,6 +35,7 @@ from hybridgate.config import OpenAICompatBackend as OpenAICompatConfig
 from hybridgate.errors import (
     BackendError,
     UpstreamProtocolError,
+    UpstreamStatusError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
@@ -107,6 +109,14 @@ class OpenAICompatBackend:
 
     async def complete(self, request: ChatRequest, model: str) -> ChatResponse:
         body = self._body(request, model, stream=False)
+        try:
+            return await self._complete(body)
+        except UpstreamStatusError as exc:
+            if (plain := _without_derived_effort(request, body, exc)) is None:
+                raise
+            return await self._complete(plain)
+
+    async def _complete(self, body: Json) -> ChatResponse:
         response, replica, sent = await self._send(body)
         first_byte_ms = None
         try:
@@ -125,6 +135,20 @@ class OpenAICompatBackend:
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncGenerator[Json, None]:
         body = self._body(request, model, stream=True)
+        started = False
+        try:
+            async with aclosing(self._stream(body)) as chunks:  # closed here, not when collected
+                async for chunk in chunks:
+                    started = True
+                    yield chunk
+        except UpstreamStatusError as exc:
+            if started or (plain := _without_derived_effort(request, body, exc)) is None:
+                raise
+            async with aclosing(self._stream(plain)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+
+    async def _stream(self, body: Json) -> AsyncGenerator[Json, None]:
         reader = ResponsesStreamReader(self._who()) if self._responses else None
         response, replica, sent = await self._send(body)
         first_byte_ms = None
@@ -303,3 +327,15 @@ def _ms_since(started: float) -> float:
 
 def _text(data: bytes) -> str:
     return data[:200].decode(errors="replace")
+
+
+def _without_derived_effort(request: ChatRequest, body: Json, exc: UpstreamStatusError) -> Json | None:
+    """The body without the reasoning effort hybridgate derived from an Anthropic thinking
+    setting, when the server refused that field (OpenAI's non-reasoning models answer 400): a hint
+    the caller did not send as such. None when the 400 is about anything else, or the caller
+    chose the effort itself."""
+    derived = reasoning_effort(request) is not None and "reasoning_effort" not in (request.model_extra or {})
+    about = f"{exc.param} {exc}"
+    if not derived or exc.status_code != 400 or "reasoning" not in about:
+        return None
+    return {k: v for k, v in body.items() if k not in ("reasoning_effort", "reasoning")}
