@@ -356,3 +356,39 @@ def test_pdf_documents_are_refused_where_no_backend_reads_them(gw: Rig, claude: 
         model="my-app-model", max_tokens=50, messages=[{"role": "user", "content": content}]
     )
     assert gw.claude.last_request.body["messages"][0]["content"][0] == pdf
+
+
+@pytest.mark.parametrize(
+    ("effort", "max_tokens", "thinking"),
+    [
+        ("low", None, {"type": "enabled", "budget_tokens": 1024}),
+        ("medium", None, {"type": "enabled", "budget_tokens": 8192}),
+        ("high", 60000, {"type": "enabled", "budget_tokens": 24576}),
+        ("high", 4000, {"type": "enabled", "budget_tokens": 2000}),  # half the caller's limit
+        ("low", 2000, None),  # no room for Anthropic's 1024-token minimum
+        ("minimal", None, None),
+    ],
+)
+def test_reasoning_effort_becomes_a_thinking_budget_for_anthropic(
+    gw: Rig, effort: str, max_tokens: int | None, thinking: Any
+) -> None:
+    """OpenAI's ``reasoning_effort`` reaches the ``claude`` stand-in as ``thinking``; the answer's
+    thinking comes back as ``reasoning_content``. Temperature is left out with thinking on."""
+    gw.claude.script(ClaudeReply(text="Paris.", thinking="France: Paris."))
+    extra: Any = {} if max_tokens is None else {"max_completion_tokens": max_tokens}
+    with openai.OpenAI(base_url=f"{gw.url}/v1", api_key="caller-key", max_retries=0) as oai:
+        completion = oai.chat.completions.create(
+            model="my-app-model",
+            reasoning_effort=effort,  # type: ignore[arg-type]
+            temperature=0.3,
+            messages=[{"role": "user", "content": "Capital of France?"}],
+            **extra,
+        )
+    sent = gw.claude.last_request.body
+    assert sent.get("thinking") == thinking
+    assert ("temperature" in sent) is (thinking is None)
+    if thinking is not None:  # the answer keeps its room: the default 4096, or the caller's rest
+        answer_room = 4096 if max_tokens is None else max_tokens - thinking["budget_tokens"]
+        assert sent["max_tokens"] - thinking["budget_tokens"] == answer_room
+    assert completion.choices[0].message.content == "Paris."
+    assert getattr(completion.choices[0].message, "reasoning_content", None) == "France: Paris."
