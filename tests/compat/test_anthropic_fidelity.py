@@ -375,15 +375,16 @@ def test_reasoning_effort_becomes_a_thinking_budget_for_anthropic(
     """OpenAI's ``reasoning_effort`` reaches the ``claude`` stand-in as ``thinking``; the answer's
     thinking comes back as ``reasoning_content``. Temperature is left out with thinking on."""
     gw.claude.script(ClaudeReply(text="Paris.", thinking="France: Paris."))
-    extra: Any = {} if max_tokens is None else {"max_completion_tokens": max_tokens}
+    ask: Any = {
+        "model": "my-app-model",
+        "reasoning_effort": effort,
+        "temperature": 0.3,
+        "messages": [{"role": "user", "content": "Capital of France?"}],
+    }
+    if max_tokens is not None:
+        ask["max_completion_tokens"] = max_tokens
     with openai.OpenAI(base_url=f"{gw.url}/v1", api_key="caller-key", max_retries=0) as oai:
-        completion = oai.chat.completions.create(
-            model="my-app-model",
-            reasoning_effort=effort,  # type: ignore[arg-type]
-            temperature=0.3,
-            messages=[{"role": "user", "content": "Capital of France?"}],
-            **extra,
-        )
+        completion = oai.chat.completions.create(**ask)
     sent = gw.claude.last_request.body
     assert sent.get("thinking") == thinking
     assert ("temperature" in sent) is (thinking is None)
