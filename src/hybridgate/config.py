@@ -330,6 +330,8 @@ class CacheConfig(Strict):
     semantic_threshold: float = Field(default=0.98, ge=0, le=1)  # see docs/caching.md for the curve
     routes: dict[str, CacheMode] = {}  # per-route override of `mode`
     semantic_routes: list[str] = []  # routes whose misses look for a semantic match
+    # A semantic route's own operating point, read off the measured curve (docs/caching.md).
+    semantic_thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = {}
 
 
 class RedisConfig(Strict):
@@ -426,6 +428,9 @@ class GatewayConfig(Strict):
             for name in [*self.cache.routes, *self.cache.semantic_routes]:
                 if name not in self.routes:
                     problems.append(f"cache: names unknown route '{name}'")
+            for name in self.cache.semantic_thresholds:
+                if name not in self.cache.semantic_routes:
+                    problems.append(f"cache.semantic_thresholds: route '{name}' is not in semantic_routes")
             if self.cache.store == "redis" and self.redis is None:
                 problems.append("cache.store = \"redis\" needs a [redis] section")
         if self.auth.limits_store == "redis" and self.redis is None:
