@@ -241,3 +241,12 @@ def bench_router(
 
         svg.write_text(curves_svg(curves), encoding="utf-8")
     _print(report, json)
+
+
+def _register_retrain() -> None:
+    from hybridgate.commands.retrain import retrain_command
+
+    app.command("retrain")(retrain_command)
+
+
+_register_retrain()
