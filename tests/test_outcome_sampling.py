@@ -9,6 +9,7 @@ and the privacy screen (patterns only) are real.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -88,6 +89,12 @@ class Rig:
                 return found
             time.sleep(0.05)
         return found
+
+    def outcomes_for_route(self, route: str) -> list[Json]:
+        with sqlite3.connect(self.ledger) as conn:
+            conn.row_factory = sqlite3.Row
+            sql = "SELECT * FROM outcomes WHERE route = ? AND cheap_score IS NOT NULL"
+            return [dict(r) for r in conn.execute(sql, (route,))]
 
     def rows(self, prefix: str) -> list[Json]:
         self.gateway.ledger.flush()
@@ -246,3 +253,34 @@ def test_decision_metrics_are_exported(rig: Rig) -> None:
         if line.startswith('hybridgate_router_regret{feature="none",route="auto"}')
     ]
     assert regret and 0 < float(regret[0].split()[-1]) < 1  # some judged bad, some good
+
+
+def test_usage_and_the_dashboard_report_regret_and_strong_share(rig: Rig, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hybridgate.cli import app
+
+    ask(rig, "what is the sum of 5 and 5", "report-bad")
+    ask(rig, "say hello to the report", "report-good")
+    assert rig.wait_outcomes("report-bad") and rig.wait_outcomes("report-good")
+    rig.gateway.ledger.flush()
+    config = tmp_path / "hybridgate.toml"
+    config.write_text(
+        '[backends.cheap]\ntype = "openai_compat"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+        '[backends.strong]\ntype = "openai_compat"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+        '[routes.auto]\ntry = ["cheap", "strong"]\n',
+        encoding="utf-8",
+    )
+    args = ["usage", "--decisions", "--json", "--config", str(config), "--ledger", str(rig.ledger)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (auto,) = [r for r in json.loads(result.output) if r["route"] == "auto" and r["feature"] is None]
+    graded = rig.outcomes_for_route("auto")
+    bad = sum(1 for o in graded if o["cheap_score"] < 0.5)
+    assert auto["graded_cheap"] == len(graded) and auto["regret"] == pytest.approx(bad / len(graded))
+    assert 0 < auto["regret"] < 1 and auto["strong_share"] == 0.0 and auto["judge_cost_usd"] > 0
+    text = CliRunner().invoke(app, args[:2] + args[3:]).output
+    assert "DECISIONS" in text and "auto" in text
+    dashboard = httpx.get(f"{rig.url}/ui/api/decisions").json()
+    (row,) = [r for r in dashboard["rows"] if r["route"] == "auto" and r["feature"] is None]
+    assert row["regret"] == pytest.approx(auto["regret"])

@@ -128,6 +128,16 @@ class Outcomes:
         rows = await self._run(f"SELECT * FROM outcomes WHERE {where} ORDER BY ts, request_id", args)
         return [Outcome(**{c: row[c] for c in OUTCOME_COLUMNS}) for row in rows]
 
+    async def served_by(self, since: float = 0.0) -> list[dict[str, Any]]:
+        """Answered live requests per route, feature and backend (the tiers' shares)."""
+        sql = (
+            "SELECT route, feature, backend, COUNT(*) AS requests FROM requests WHERE ts >= ? "
+            "AND traffic = 'live' AND status = 200 AND route IS NOT NULL AND backend IS NOT NULL "
+            "AND cache IS DISTINCT FROM 'hit' AND cache IS DISTINCT FROM 'semantic-hit' "
+            "GROUP BY route, feature, backend"
+        )
+        return await self._run(sql, (since,))
+
     async def record_promotion(self, promotion: Promotion) -> None:
         values = asdict(promotion)
         await self._run(_PROMOTE, [int(v) if isinstance(v, bool) else v for v in values.values()])

@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import ConfigError
+from hybridgate.ledger.decisions import best_grades
 from hybridgate.ledger.outcomes import Outcome, Outcomes, Promotion
 from hybridgate.router.artifact import RouterArtifact
 from hybridgate.router.dataset import Outcomes as Rows
@@ -51,7 +52,6 @@ from hybridgate.router.training import TrainingOptions, take, train_on_features
 Floats = NDArray[np.float64]
 BOOTSTRAP = 1000
 METRIC = "strong_share_at_95"
-PRECEDENCE = {"feedback": 0, "judge": 1, "check": 2}
 MIN_HELD_OUT = 10
 
 
@@ -70,22 +70,9 @@ def held_out(request_id: str, percent: float) -> bool:
     return int.from_bytes(digest[:8], "big") % 100 < percent
 
 
-def one_per_request(outcomes: list[Outcome]) -> list[Outcome]:
-    """The best-sourced graded outcome of each request (feedback, then judge, then check)."""
-    best: dict[tuple[str, str], Outcome] = {}
-    for outcome in outcomes:
-        if outcome.cheap_score is None:
-            continue
-        key = (outcome.request_id, outcome.api_key_id)
-        kept = best.get(key)
-        if kept is None or PRECEDENCE.get(outcome.source, 9) < PRECEDENCE.get(kept.source, 9):
-            best[key] = outcome
-    return list(best.values())
-
-
 def labelled(outcomes: list[Outcome], featurizer: Featurizer) -> Labelled:
     """Features (stored, or made from logged prompt text) and labels of the usable rows."""
-    rows = one_per_request(outcomes)
+    rows = best_grades(outcomes)
     stored = [r for r in rows if r.features]
     features, kept = decode_many([r.features or "" for r in stored], featurizer.spec)
     used = [stored[i] for i in kept]
