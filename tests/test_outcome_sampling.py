@@ -26,7 +26,7 @@ from hybridgate.config import GatewayConfig
 from hybridgate.gateway import Gateway
 from hybridgate.outcome_sampling import JUDGE_SYSTEM
 from tests.servers import serve_in_thread
-from tests.standins.openai_upstream import Fail, OpenAIStandIn
+from tests.standins.openai_upstream import Fail, OpenAIStandIn, run_openai_standin
 from tests.standins.openai_wire import Behaviour, Reply
 
 Json = dict[str, Any]
@@ -284,3 +284,38 @@ def test_usage_and_the_dashboard_report_regret_and_strong_share(rig: Rig, tmp_pa
     dashboard = httpx.get(f"{rig.url}/ui/api/decisions").json()
     (row,) = [r for r in dashboard["rows"] if r["route"] == "auto" and r["feature"] is None]
     assert row["regret"] == pytest.approx(auto["regret"])
+
+
+def test_a_streamed_answer_is_graded_too(rig: Rig) -> None:
+    with rig.client() as client:
+        chunks = client.chat.completions.create(
+            model="auto",
+            messages=[{"role": "user", "content": "stream the sum of 6 and 7"}],
+            stream=True,
+            extra_headers={"x-request-id": "streamed-1"},
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.startswith("wrong")
+    (outcome,) = rig.wait_outcomes("streamed-1")
+    assert outcome["source"] == "judge" and outcome["cheap_score"] == 0.0
+
+
+def test_with_auth_a_key_rates_only_its_own_requests_and_strangers_get_401(tmp_path: Path) -> None:
+    pepper = {"HYBRIDGATE_KEY_PEPPER": "test-pepper-0123456789"}
+    with run_openai_standin() as cheap, run_openai_standin() as strong:
+        config = rig_config(cheap.base_url, strong.base_url, tmp_path / "gw.db", 0)
+        config.auth.enabled, config.auth.keys_path = True, str(tmp_path / "keys.db")
+        app = create_app(config, env=pepper)
+        keys = app.state.gateway.access.keys
+        (alice, _), (bob, _) = (keys.create(environment="default", name=n) for n in ("alice", "bob"))
+        with serve_in_thread(app) as url:
+            rig = Rig(url, app.state.gateway, cheap, strong, tmp_path / "gw.db")
+            ask(rig, "say hello", "alice-1", model="unsampled", key=alice)
+            with pytest.raises(openai.NotFoundError):
+                feedback(rig, {"request_id": "alice-1", "score": "down"}, key=bob)
+            with pytest.raises(openai.AuthenticationError):
+                feedback(rig, {"request_id": "alice-1", "score": "down"}, key="made-up")
+            assert rig.outcomes("alice-1") == []
+            assert feedback(rig, {"request_id": "alice-1", "score": "up"}, key=alice)["score"] == 1.0
+            (row,) = rig.outcomes("alice-1")
+            assert row["cheap_score"] == 1.0 and row["api_key_id"] == rig.rows("alice-1")[0]["api_key_id"]
