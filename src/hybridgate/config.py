@@ -203,7 +203,7 @@ class ShadowConfig(Strict):
 
 
 class OutcomesConfig(Strict):
-    """Grade a share of a route's live answers in the background (docs/routing.md#learning-from-production)."""
+    """Grade a share of a route's live answers in the background (docs/routing.md, learning)."""
 
     sample_percent: float = Field(ge=0, le=100)  # share of live requests whose cheap answer is graded
     # The strong tier (try[-1]) grades the cheap tier's answer against its own; off: only the
