@@ -319,3 +319,13 @@ def test_with_auth_a_key_rates_only_its_own_requests_and_strangers_get_401(tmp_p
             assert feedback(rig, {"request_id": "alice-1", "score": "up"}, key=alice)["score"] == 1.0
             (row,) = rig.outcomes("alice-1")
             assert row["cheap_score"] == 1.0 and row["api_key_id"] == rig.rows("alice-1")[0]["api_key_id"]
+
+
+def test_with_log_prompts_the_outcome_keeps_the_prompt(rig: Rig) -> None:
+    rig.gateway.config.ledger.log_prompts = True  # the sampler reads the gateway's own config
+    try:
+        ask(rig, "say hello with the prompt logged", "logged-1")
+        (outcome,) = rig.wait_outcomes("logged-1")
+    finally:
+        rig.gateway.config.ledger.log_prompts = False
+    assert outcome["prompt_text"] == "say hello with the prompt logged"
