@@ -25,6 +25,7 @@ from hybridgate.app import create_app
 from hybridgate.config import GatewayConfig
 from hybridgate.gateway import Gateway
 from hybridgate.outcome_sampling import JUDGE_SYSTEM
+from tests.api.test_dashboard import chromium
 from tests.servers import serve_in_thread
 from tests.standins.openai_upstream import Fail, OpenAIStandIn, run_openai_standin
 from tests.standins.openai_wire import Behaviour, Reply
@@ -284,6 +285,8 @@ def test_usage_and_the_dashboard_report_regret_and_strong_share(rig: Rig, tmp_pa
     dashboard = httpx.get(f"{rig.url}/ui/api/decisions").json()
     (row,) = [r for r in dashboard["rows"] if r["route"] == "auto" and r["feature"] is None]
     assert row["regret"] == pytest.approx(auto["regret"])
+    dom = chromium(tmp_path, "--dump-dom", f"{rig.url}/ui").stdout  # the page renders the table
+    assert 'data-state="ready"' in dom and f"<td>{100 * auto['regret']:.1f}%</td>" in dom
 
 
 def test_a_streamed_answer_is_graded_too(rig: Rig) -> None:
