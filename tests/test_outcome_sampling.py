@@ -24,7 +24,7 @@ import pytest
 from hybridgate.app import create_app
 from hybridgate.config import GatewayConfig
 from hybridgate.gateway import Gateway
-from hybridgate.outcome_sampling import JUDGE_SYSTEM
+from hybridgate.pipeline.outcomes import JUDGE_SYSTEM
 from tests.api.test_dashboard import chromium
 from tests.servers import serve_in_thread
 from tests.standins.openai_upstream import Fail, OpenAIStandIn, run_openai_standin

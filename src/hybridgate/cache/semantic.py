@@ -33,7 +33,7 @@ BELOW_THRESHOLD = "below_threshold"
 
 
 class Embedder(Protocol):
-    """What the matcher needs of an embedder (``router.features.WordLlamaEmbedder`` has it)."""
+    """What the matcher needs of an embedder (``hybridgate.embedder.WordLlamaEmbedder`` has it)."""
 
     dim: int
 
@@ -65,9 +65,7 @@ class SemanticMatcher:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
-    def accept(
-        self, query: str, candidate: str, similarity: float, threshold: float | None = None
-    ) -> bool:
+    def accept(self, query: str, candidate: str, similarity: float, threshold: float | None = None) -> bool:
         """True if ``candidate``'s cached answer may be served for ``query``; ``threshold``: a
         route's own operating point instead of the matcher's."""
         return self.rejection(query, candidate, similarity, threshold) is None

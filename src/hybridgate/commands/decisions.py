@@ -26,7 +26,7 @@ async def read_decisions(store: Outcomes, config: GatewayConfig, since: float) -
 
 
 def print_decisions(config: GatewayConfig, days: float | None, ledger: Path | None, *, as_json: bool) -> None:
-    from hybridgate.outcome_sampling import outcome_store
+    from hybridgate.pipeline.outcomes import outcome_store
 
     if ledger is not None and not ledger.exists():
         typer.echo(f"hybridgate: no ledger at {ledger}", err=True)

@@ -24,9 +24,9 @@ from hybridgate.errors import GatewayError, StoreUnavailableError
 
 
 async def _run(settings: GatewayConfig, routes: list[str], dry_run: bool, folds: int) -> list[dict[str, Any]]:
-    from hybridgate.outcome_sampling import outcome_store
-    from hybridgate.router.training import TrainingOptions
+    from hybridgate.pipeline.outcomes import outcome_store
     from hybridgate.training.retrain import retrain
+    from hybridgate.training.train import TrainingOptions
 
     store = outcome_store(settings, os.environ)
     await store.start()
@@ -42,7 +42,7 @@ async def _run(settings: GatewayConfig, routes: list[str], dry_run: bool, folds:
 
 
 async def _history(settings: GatewayConfig) -> list[dict[str, Any]]:
-    from hybridgate.outcome_sampling import outcome_store
+    from hybridgate.pipeline.outcomes import outcome_store
 
     store = outcome_store(settings, os.environ)
     await store.start()
@@ -56,7 +56,7 @@ def _signal(settings: GatewayConfig) -> str:
     if settings.redis is None:
         every = settings.router.reload_interval_s
         return f"replicas reload the new file within [router] reload_interval_s ({every:g} s)"
-    from hybridgate.router_signal import publish_reload
+    from hybridgate.router.signal import publish_reload
 
     received = asyncio.run(publish_reload(settings.redis, os.environ))
     return f"reload signalled to {received} replica(s)"

@@ -1,2 +1,3 @@
-"""Offline: train learned routers, and retrain them on production outcomes. Never imported by the
-request path."""
+"""Offline: train, calibrate and evaluate learned routers (``hybridgate router train|eval``), and
+retrain them on production outcomes (``hybridgate router retrain``). The request path never
+imports it; ``hybridgate.router`` loads what it writes."""

@@ -39,15 +39,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hybridgate.config import GatewayConfig
+from hybridgate.embedder import WordLlamaEmbedder
 from hybridgate.errors import ConfigError
 from hybridgate.ledger.decisions import best_grades
 from hybridgate.ledger.outcomes import Outcome, Outcomes, Promotion
 from hybridgate.router.artifact import RouterArtifact
-from hybridgate.router.dataset import Outcomes as Rows
-from hybridgate.router.features import Features, Featurizer, WordLlamaEmbedder
-from hybridgate.router.quality import curve
+from hybridgate.router.features import Features, Featurizer
 from hybridgate.router.stored_features import decode_many
-from hybridgate.router.training import TrainingOptions, take, train_on_features
+from hybridgate.training.dataset import Outcomes as Rows
+from hybridgate.training.quality import curve
+from hybridgate.training.train import TrainingOptions, take, train_on_features
 
 Floats = NDArray[np.float64]
 BOOTSTRAP = 1000

@@ -41,7 +41,7 @@ from hybridgate.ledger.outcomes import Outcome, Outcomes, PostgresOutcomes, Sqli
 from hybridgate.types import ChatRequest, Decision, Message, RequestContext
 
 if TYPE_CHECKING:
-    from hybridgate.pipeline import Pipeline
+    from hybridgate.pipeline.core import Pipeline
     from hybridgate.router import RuleRouter
 
 log = logging.getLogger("hybridgate.outcomes")
@@ -61,7 +61,7 @@ Complete = Callable[[ChatRequest, RequestContext], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
-class Served:
+class LiveAnswer:
     """A live answer, as grading needs it."""
 
     request: ChatRequest
@@ -129,7 +129,7 @@ class OutcomeSampler:
         route = self._config.routes.get(route_name)
         return route is not None and route.outcomes is not None and route.outcomes.sample_percent > 0
 
-    def observe(self, served: Served) -> None:
+    def observe(self, served: LiveAnswer) -> None:
         """Count a live answer by tier, remember it for feedback, and maybe grade it."""
         ctx, decision = served.ctx, served.decision
         tiers = self.tiers(decision.route)
@@ -167,7 +167,7 @@ class OutcomeSampler:
         except Exception:  # grading must never take anything else down
             log.exception("outcome grading failed")
 
-    async def _grade(self, served: Served, route: RouteConfig, tiers: tuple[str, str], tier: str) -> None:
+    async def _grade(self, served: LiveAnswer, route: RouteConfig, tiers: tuple[str, str], tier: str) -> None:
         ctx = served.ctx
         base = await asyncio.to_thread(self._outcome, served, tier)
         if served.escalated:
@@ -200,12 +200,12 @@ class OutcomeSampler:
             replace(base, source="judge", cheap_score=score, judge_cost_usd=cost, detail=words[:200])
         )
 
-    def _may_judge(self, served: Served, tiers: tuple[str, str]) -> bool:
+    def _may_judge(self, served: LiveAnswer, tiers: tuple[str, str]) -> bool:
         """Never a request with PII (or under a strict policy) to a judge off the machine."""
         remote = any(not self._config.backends[name].local for name in tiers)
         return not (remote and (served.pii or (served.policy in STRICT)))
 
-    def _outcome(self, served: Served, tier: str) -> Outcome:
+    def _outcome(self, served: LiveAnswer, tier: str) -> Outcome:
         ctx, route = served.ctx, served.decision.route
         text = served.request.last_user_text() or served.request.prompt_text()
         features, sha = self._features(route, text)
@@ -232,7 +232,7 @@ class OutcomeSampler:
         spec = learned.featurizer.spec
         return encode(learned.featurizer.one(text), spec), learned.artifact.sha256
 
-    def _judge_ctx(self, ctx: RequestContext, served: Served, step: str) -> RequestContext:
+    def _judge_ctx(self, ctx: RequestContext, served: LiveAnswer, step: str) -> RequestContext:
         return RequestContext(
             request_id=f"{ctx.request_id}-{step}-{uuid.uuid4().hex[:6]}",
             environment=ctx.environment,

@@ -11,30 +11,29 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
 
 from hybridgate.cache import CachedAnswer, Hit, Lookup, ResponseCache, replay_chunks
-from hybridgate.cascade import Cascade, Served, Trail
+from hybridgate.cascade.core import Cascade, Served
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import ClientClosedError, GatewayError, PermissionDeniedError
 from hybridgate.ledger.base import Ledger
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.ledger.records import LedgerRecord, cohort_label, prompt_hmac
-from hybridgate.pipeline_stream import PipelineStream, iterate
-from hybridgate.privacy.gate import Clearance
-from hybridgate.privacy.redact import RedactionMap
+from hybridgate.pipeline.outcomes import LiveAnswer, OutcomeSampler, answer_text
+from hybridgate.pipeline.shadow import Shadow
+from hybridgate.pipeline.stream import PipelineStream, iterate
+from hybridgate.pipeline.trace import Trace
 from hybridgate.privacy.restore import restore_completion
 from hybridgate.router import RuleRouter
-from hybridgate.shadow import Shadow
 from hybridgate.types import ChatRequest, ChatResponse, Decision, Json, RequestContext, Usage
 
 if TYPE_CHECKING:
     from hybridgate.auth import Limiter, Reservation
-    from hybridgate.outcome_sampling import OutcomeSampler
 
     # the guard is built only when [privacy] is configured: Presidio is slow to import
     from hybridgate.privacy.policy import PrivacyGuard, Screening
@@ -52,55 +51,6 @@ class Completion:
     cache: str | None = None  # hit | semantic-hit | miss | bypass; None without a cache
     privacy: str | None = None  # the effective privacy policy (judges and replays keep it)
     screening: Screening | None = None  # what the privacy screen found, when [privacy] is on
-
-
-@dataclass
-class Trace:
-    """What is known about one request so far; becomes its ledger record."""
-
-    ctx: RequestContext
-    request: ChatRequest | None
-    decision: Decision | None = None
-    served: Served | None = None
-    trail: Trail = field(default_factory=Trail)
-    screening: Screening | None = None
-    ttft_ms: float | None = None
-    cache: str | None = None  # hit | semantic-hit | miss | bypass; None without a cache
-    hit: CachedAnswer | None = None
-    reservation: Reservation | None = None  # the worst case held against the key until settled
-
-    @property
-    def backend(self) -> str:
-        return self.served.backend.name if self.served else self.hit.backend if self.hit else ""
-
-    @property
-    def model(self) -> str | None:
-        if self.served:
-            return self.served.model
-        if self.hit:
-            return self.hit.model
-        return self.request.model if self.request else None
-
-    @property
-    def policy(self) -> str | None:
-        """The effective privacy policy: the screen's, or without [privacy] the one the context
-        carries (a key's, a replayed row's)."""
-        return self.screening.policy if self.screening else self.ctx.privacy_policy
-
-    def clearance(self) -> Clearance | None:
-        """What the egress gate applies to this request's non-local calls. Not scanned (no
-        [privacy]) but under a strict policy (a key's, a replayed row's): treated as PII."""
-        if self.screening is not None:
-            return self.screening.clearance(self.ctx.origin)
-        if self.ctx.privacy_policy in ("redact", "local_only", "block"):
-            return Clearance(self.ctx.privacy_policy, True, self.ctx.origin)
-        return None
-
-    def redactions_for(self, served: Served | None) -> RedactionMap | None:
-        """The placeholders to restore in the answer: only a cloud backend saw them."""
-        if self.screening is None or served is None or served.backend.local:
-            return None
-        return self.screening.redactions
 
 
 class Pipeline:
@@ -234,17 +184,21 @@ class Pipeline:
         self.shadow.maybe(request, ctx, decision, trace.policy)
         return PipelineStream(self, trace, decision, started.first, started.rest, lookup)
 
+    def wants_answer(self, route: str) -> bool:
+        """Whether a stream on ``route`` is assembled for outcome sampling."""
+        return self.outcomes is not None and self.outcomes.wants_answer(route)
+
     def graded(self, trace: Trace, decision: Decision, body: Json | None) -> None:
         """Hand a live answer to outcome sampling (``body``: None for a stream not assembled)."""
         if self.outcomes is not None and trace.request is not None:
-            from hybridgate.outcome_sampling import Served, answer_text
-
             clearance = trace.clearance()
             text = answer_text(ChatResponse(body)) if body is not None else None
             escalated = trace.trail.escalations > 0
             pii = bool(clearance and clearance.pii)
             self.outcomes.observe(
-                Served(trace.request, trace.ctx, decision, trace.backend, text, escalated, pii, trace.policy)
+                LiveAnswer(
+                    trace.request, trace.ctx, decision, trace.backend, text, escalated, pii, trace.policy
+                )
             )
 
     def answered(self, ctx: RequestContext, request: ChatRequest | None = None) -> None:
