@@ -9,6 +9,7 @@ and the privacy screen (patterns only) are real.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -332,3 +333,40 @@ def test_with_log_prompts_the_outcome_keeps_the_prompt(rig: Rig) -> None:
     finally:
         rig.gateway.config.ledger.log_prompts = False
     assert outcome["prompt_text"] == "say hello with the prompt logged"
+
+
+def test_a_prompt_with_pii_leaves_no_features_nor_text(tmp_path: Path) -> None:
+    """The router's token n-grams are a bag of the prompt's words: a PII-bearing request graded by
+    its checks is stored without them, and feedback's memory keeps no text of it."""
+    import random
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry
+
+    from hybridgate.ledger.decision_metrics import DecisionMetrics
+    from hybridgate.ledger.outcomes import SqliteOutcomes
+    from hybridgate.pipeline.outcomes import LiveAnswer, OutcomeSampler
+    from hybridgate.types import ChatRequest, Decision, Message, RequestContext
+
+    class NoFeatures:
+        @property
+        def featurizer(self) -> Any:
+            raise AssertionError("features computed for a prompt with PII")
+
+    config = rig_config("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1", tmp_path / "gw.db", 100)
+    store = SqliteOutcomes(str(tmp_path / "gw.db"))
+    metrics = DecisionMetrics(CollectorRegistry(), lambda feature: "none")
+    router: Any = SimpleNamespace(learned={"auto": NoFeatures()})
+    sampler = OutcomeSampler(config, None, store, router, metrics, random.Random(0))  # type: ignore[arg-type]
+    request = ChatRequest(model="auto", messages=[Message(role="user", content="mail jane.doe@example.com")])
+    decision = Decision(route="auto", backends=("cheap", "strong"), rule="default", reasons=())
+
+    async def run() -> list[Any]:
+        ctx = RequestContext(request_id="pii-check", api_key_id="key_a")
+        sampler.observe(LiveAnswer(request, ctx, decision, "strong", "ok", True, True, "allow"))
+        await sampler.drain()
+        return await store.outcomes("auto")
+
+    (outcome,) = asyncio.run(run())
+    assert outcome.source == "check" and outcome.cheap_score == 0.0 and outcome.features is None
+    assert sampler._recent[("pii-check", "key_a")].text == ""

@@ -139,7 +139,16 @@ class OutcomeSampler:
         self._metrics.served(decision.route, ctx.feature, tier)
         text = served.request.last_user_text() or served.request.prompt_text()
         self._remember(
-            ctx, Remembered(decision.route, ctx.feature, tier, served.backend, _cut(text), time.time())
+            # A prompt with PII is not kept even in memory: its features would carry its words.
+            ctx,
+            Remembered(
+                decision.route,
+                ctx.feature,
+                tier,
+                served.backend,
+                "" if served.pii else _cut(text),
+                time.time(),
+            ),
         )
         route = self._config.routes[decision.route]
         if route.outcomes is None or self._rng.random() * 100 >= route.outcomes.sample_percent:
@@ -208,7 +217,8 @@ class OutcomeSampler:
     def _outcome(self, served: LiveAnswer, tier: str) -> Outcome:
         ctx, route = served.ctx, served.decision.route
         text = served.request.last_user_text() or served.request.prompt_text()
-        features, sha = self._features(route, text)
+        # The token n-grams are a bag of the prompt's words: none for a prompt with PII.
+        features, sha = (None, None) if served.pii else self._features(route, text)
         return Outcome(
             request_id=ctx.request_id,
             api_key_id=ctx.api_key_id or "",
