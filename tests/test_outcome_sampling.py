@@ -113,6 +113,7 @@ def rig_config(cheap: str, strong: str, ledger: Path, percent: float) -> Gateway
             "routes": {
                 "auto": {"try": ["cheap", "strong"], "outcomes": {"sample_percent": percent}},
                 "unsampled": {"try": ["cheap", "strong"]},
+                "cheap-only": {"try": ["cheap"]},
             },
             "cache": {"mode": "off"},
         }
@@ -232,6 +233,13 @@ def test_bad_feedback_is_a_400_in_openai_format(rig: Rig, body: Json, param: str
     with pytest.raises(openai.BadRequestError) as caught:
         feedback(rig, body)
     assert caught.value.body["param"] == param  # type: ignore[index]
+
+
+def test_feedback_on_a_one_tier_route_says_why_it_is_refused(rig: Rig) -> None:
+    ask(rig, "say hello", "one-tier-1", model="cheap-only")
+    rig.gateway.ledger.flush()
+    with pytest.raises(openai.BadRequestError, match="which has one tier"):
+        feedback(rig, {"request_id": "one-tier-1", "score": "up"})
 
 
 def test_feedback_reaches_a_request_this_replica_forgot_through_the_ledger(rig: Rig) -> None:

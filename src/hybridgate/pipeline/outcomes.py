@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from hybridgate.config import GatewayConfig, RouteConfig
-from hybridgate.errors import GatewayError, StoreUnavailableError
+from hybridgate.errors import GatewayError, RequestError, StoreUnavailableError
 from hybridgate.ledger.decision_metrics import DecisionMetrics
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.outcomes import Outcome, Outcomes, PostgresOutcomes, SqliteOutcomes
@@ -282,9 +282,15 @@ class OutcomeSampler:
         found = self._recent.get((request_id, api_key_id))
         if found is None:
             row = await self._store.owned_request(request_id, api_key_id)
-            tiers = self.tiers(str(row["route"])) if row and row["route"] else None
-            if row is None or tiers is None:
+            if row is None:
                 return None
+            tiers = self.tiers(str(row["route"])) if row["route"] else None
+            if tiers is None:
+                raise RequestError(
+                    f"request '{request_id}' was answered on route '{row['route']}', which has one "
+                    "tier: there is no routing decision to learn from",
+                    param="request_id",
+                )
             tier = "strong" if row["backend"] == tiers[1] else "cheap"
             found = Remembered(str(row["route"]), row["feature"], tier, str(row["backend"]), "", 0.0)
         features, sha = (
