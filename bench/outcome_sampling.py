@@ -113,13 +113,50 @@ def run(requests: int, judge_delay_ms: float, percent: float) -> dict[str, Any]:
     }
 
 
+def observe_cost(calls: int = 20_000) -> dict[str, float]:
+    """``OutcomeSampler.observe`` on an answer it does not sample: what every answer pays."""
+    import asyncio
+    import random
+
+    from prometheus_client import CollectorRegistry
+
+    from hybridgate.ledger.decision_metrics import DecisionMetrics
+    from hybridgate.ledger.outcomes import SqliteOutcomes
+    from hybridgate.pipeline.outcomes import LiveAnswer, OutcomeSampler
+    from hybridgate.types import ChatRequest, Decision, Message, RequestContext
+
+    settings = config("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1", Path("unused.db"), 0)
+    router: Any = type("NoLearned", (), {"learned": {}})()
+    metrics = DecisionMetrics(CollectorRegistry(), lambda feature: "none")
+    sampler = OutcomeSampler(settings, None, SqliteOutcomes(":memory:"), router, metrics, random.Random(0))  # type: ignore[arg-type]
+    text = "Dana buys 14 boxes of 25 pencils and gives away 9. How many are left?"
+    request = ChatRequest(model="sampled", messages=[Message(role="user", content=text)])
+    decision = Decision(route="sampled", backends=("cheap", "strong"), rule="default", reasons=())
+
+    async def measure() -> list[float]:
+        times = []
+        for i in range(calls):
+            answer = LiveAnswer(
+                request, RequestContext(request_id=f"r{i}"), decision, "cheap", "x", False, False, None
+            )
+            start = time.perf_counter()
+            sampler.observe(answer)
+            times.append((time.perf_counter() - start) * 1e6)
+        return sorted(times)
+
+    times = asyncio.run(measure())
+    return {"median_us": round(statistics.median(times), 2), "p99_us": round(times[int(calls * 0.99)], 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="per route")
     parser.add_argument("--judge-delay-ms", type=float, default=50.0)
     parser.add_argument("--percent", type=float, default=100.0, help="the sampled route's sample_percent")
     args = parser.parse_args()
-    print(json.dumps(run(args.requests, args.judge_delay_ms, args.percent), indent=2))
+    report = run(args.requests, args.judge_delay_ms, args.percent)
+    report["observe_unsampled"] = observe_cost()
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
