@@ -378,3 +378,16 @@ def test_a_prompt_with_pii_leaves_no_features_nor_text(tmp_path: Path) -> None:
     (outcome,) = asyncio.run(run())
     assert outcome.source == "check" and outcome.cheap_score == 0.0 and outcome.features is None
     assert sampler._recent[("pii-check", "key_a")].text == ""
+
+
+def test_an_anthropic_client_rates_its_answer_by_the_request_id_header(rig: Rig) -> None:
+    import anthropic
+
+    with anthropic.Anthropic(base_url=rig.url, api_key="k", max_retries=0) as client:
+        message = client.messages.create(
+            model="unsampled", max_tokens=32, messages=[{"role": "user", "content": "say hello"}]
+        )
+    request_id = message._request_id  # the SDK reads it from the `request-id` response header
+    assert request_id and rig.rows(request_id)[0]["api"] == "anthropic"
+    assert feedback(rig, {"request_id": request_id, "score": 0.75})["served"] == "cheap"
+    assert rig.outcomes(request_id)[0]["cheap_score"] == 0.75
