@@ -35,6 +35,7 @@ from hybridgate.router.features import FeatureSpec, Featurizer
 from hybridgate.router.stored_features import decode_many, encode
 from hybridgate.training.calibration import Target
 from hybridgate.training.dataset import load_outcomes
+from hybridgate.training.retrain import held_out
 from hybridgate.training.train import TrainingOptions, train_router
 from tests.router.synthetic import rows, write_csv
 from tests.servers import serve_in_thread
@@ -233,3 +234,26 @@ def wait_for_outcome(ledger: Path, request_id: str) -> dict[str, Any]:
             return dict(found[0])
         time.sleep(0.05)
     raise AssertionError(f"no outcome for {request_id}")
+
+
+def test_repeats_of_a_prompt_land_on_the_same_side_of_the_split(embedder: WordLlamaEmbedder) -> None:
+    """Production repeats questions: a held-out row's duplicate in the training rows would let the
+    candidate be compared on what it memorised."""
+    from hybridgate.training.retrain import labelled
+
+    featurizer = Featurizer(SPEC, embedder)
+    prompts = [f"question number {i} about pencils" for i in range(40)]
+    outcomes = [
+        Outcome(
+            request_id=f"r{i}-{copy}", source="judge", ts=0.0, route="auto", served="cheap",
+            cheap_score=1.0, features=encode(featurizer.one(prompt), SPEC),
+        )
+        for i, prompt in enumerate(prompts)
+        for copy in range(3)
+    ]  # fmt: skip
+    data = labelled(outcomes, featurizer)
+    sides: dict[str, set[bool]] = {}
+    for request_id, key in zip(data.request_ids, data.prompts, strict=True):
+        sides.setdefault(request_id.split("-")[0], set()).add(held_out(key, 30))
+    assert all(len(side) == 1 for side in sides.values())
+    assert {True, False} == set().union(*sides.values())  # both sides are used

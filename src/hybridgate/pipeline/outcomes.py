@@ -184,7 +184,8 @@ class OutcomeSampler:
             await self._save(replace(base, source="check", cheap_score=0.0, detail=detail))
             return
         assert route.outcomes is not None
-        if not route.outcomes.judge or served.answer is None or not self._may_judge(served, tiers):
+        # No text to compare (a stream not assembled, an answer that only calls tools): no grade.
+        if not route.outcomes.judge or not served.answer or not self._may_judge(served, tiers):
             return
         cost = 0.0
         other = tiers[0] if tier == "strong" else tiers[1]
@@ -193,6 +194,8 @@ class OutcomeSampler:
         )
         cost += answered.cost_usd
         other_text = answer_text(answered.response)
+        if not other_text:
+            return
         cheap, strong = (served.answer, other_text) if tier == "cheap" else (other_text, served.answer)
         question = served.request.last_user_text() or served.request.prompt_text()
         judged = await self._complete(

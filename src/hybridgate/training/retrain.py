@@ -6,10 +6,11 @@
    against the strong one, so the strong answer is the reference). Features come from the row
    (stored under the serving router's feature spec), else from its prompt text (``log_prompts``);
    rows with neither are skipped.
-2. **Held-out rows.** A row is held out when the SHA-256 of its request id, mod 100, is below
-   ``retrain_held_out_percent``: the same rows at every retrain, so no promoted router ever
-   trained on a row it is later compared on, and the serving router (trained elsewhere, or by an
-   earlier retrain on the other rows) never saw them either.
+2. **Held-out rows.** A row is held out when the SHA-256 of its prompt's stored features (else
+   its prompt text), mod 100, is below ``retrain_held_out_percent``: the same rows at every
+   retrain, and every repeat of a prompt on the same side, so no promoted router ever trained on
+   a row (or a duplicate of one) it is later compared on, and the serving router (trained
+   elsewhere, or by an earlier retrain on the other rows) never saw them either.
 3. **Candidate.** ``training.train_on_features`` on the other rows, under the serving router's
    feature spec (cross-validated threshold for the same quality target).
 4. **Comparison.** Both routers score the held-out rows; the metric is the strong-call share
@@ -61,13 +62,15 @@ class Labelled:
     """The rows retraining can use, with their features."""
 
     request_ids: list[str]
+    prompts: list[str]  # what decides the held-out split: the stored features (or prompt) of each row
     features: Features
     cheap: Floats
     strong: Floats
 
 
-def held_out(request_id: str, percent: float) -> bool:
-    digest = hashlib.sha256(request_id.encode("utf-8")).digest()
+def held_out(prompt: str, percent: float) -> bool:
+    """Whether a row is held out; by its prompt's features, so repeats of a prompt stay together."""
+    digest = hashlib.sha256(prompt.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") % 100 < percent
 
 
@@ -85,7 +88,13 @@ def labelled(outcomes: list[Outcome], featurizer: Featurizer) -> Labelled:
         used += texts
     cheap = np.array([r.cheap_score for r in used], dtype=np.float64)
     strong = np.array([1.0 if r.strong_score is None else r.strong_score for r in used], dtype=np.float64)
-    return Labelled([r.request_id for r in used], features, cheap, strong)
+    prompts = [_split_key(r.features) if r.features else r.prompt_text or r.request_id for r in used]
+    return Labelled([r.request_id for r in used], prompts, features, cheap, strong)
+
+
+def _split_key(features: str) -> str:
+    """The features without their spec: equal prompts give equal keys."""
+    return features.partition('"dense":')[2] or features
 
 
 def _stack(a: Features, b: Features) -> Features:
@@ -147,7 +156,7 @@ async def retrain(
     serving = RouterArtifact.load(path)
     featurizer = Featurizer(serving.features, embedder or WordLlamaEmbedder())
     data = labelled(await store.outcomes(route), featurizer)
-    test = np.array([held_out(r, settings.retrain_held_out_percent) for r in data.request_ids], dtype=bool)
+    test = np.array([held_out(p, settings.retrain_held_out_percent) for p in data.prompts], dtype=bool)
     train_rows, test_rows = np.nonzero(~test)[0], np.nonzero(test)[0]
     verdict = _too_few(route, serving, len(train_rows), len(test_rows), settings.retrain_min_outcomes)
     if verdict is None:
