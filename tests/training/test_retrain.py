@@ -257,3 +257,31 @@ def test_repeats_of_a_prompt_land_on_the_same_side_of_the_split(embedder: WordLl
         sides.setdefault(request_id.split("-")[0], set()).add(held_out(key, 30))
     assert all(len(side) == 1 for side in sides.values())
     assert {True, False} == set().union(*sides.values())  # both sides are used
+
+
+def test_history_lists_verdicts_and_schedule_needs_an_interval(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hybridgate.cli import app
+    from hybridgate.ledger.outcomes import Promotion
+
+    config = config_file(tmp_path, tmp_path / "router.json", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1")
+    refused = CliRunner().invoke(app, ["router", "retrain", "-c", str(config), "--schedule"])
+    assert refused.exit_code == 2 and "retrain_every_s" in refused.output
+
+    async def record() -> None:
+        store = SqliteOutcomes(str(tmp_path / "gw.db"))
+        await store.record_promotion(
+            Promotion(
+                ts=1.0, route="auto", promoted=True, reason="better", serving_sha256="a",
+                candidate_sha256="b", rows_train=70, rows_held_out=30, metric="strong_share_at_95",
+                serving_value=0.6, candidate_value=0.4, improvement=0.2, ci_low=0.1, ci_high=0.3,
+            )
+        )  # fmt: skip
+        await store.aclose()
+
+    asyncio.run(record())
+    listed = CliRunner().invoke(app, ["router", "retrain", "-c", str(config), "--history", "--json"])
+    assert listed.exit_code == 0, listed.output
+    (row,) = json.loads(listed.output)
+    assert row["promoted"] is True and row["candidate_sha256"] == "b" and row["ci_low"] == 0.1
