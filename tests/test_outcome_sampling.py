@@ -391,3 +391,22 @@ def test_an_anthropic_client_rates_its_answer_by_the_request_id_header(rig: Rig)
     assert request_id and rig.rows(request_id)[0]["api"] == "anthropic"
     assert feedback(rig, {"request_id": request_id, "score": 0.75})["served"] == "cheap"
     assert rig.outcomes(request_id)[0]["cheap_score"] == 0.75
+
+
+def test_a_burst_beyond_the_grading_bound_is_skipped_not_queued(rig: Rig) -> None:
+    from hybridgate.pipeline.outcomes import MAX_GRADING
+
+    sampler = rig.gateway.outcomes
+    assert sampler is not None
+    before = sampler.skipped
+    rig.strong.script(*[Reply(content="the right answer", delay_s=5.0) for _ in range(MAX_GRADING)])
+    ids = [f"burst-{i}" for i in range(MAX_GRADING + 5)]
+    with rig.client() as client:
+        for rid in ids:
+            client.chat.completions.create(
+                model="auto",
+                messages=[{"role": "user", "content": "say hi"}],
+                extra_headers={"x-request-id": rid},
+            )
+    assert sampler.skipped - before >= 5  # the gradings past the bound were dropped
+    assert len(sampler._tasks) <= MAX_GRADING

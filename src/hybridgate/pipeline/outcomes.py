@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hybridgate.outcomes")
 
 REMEMBERED = 10_000  # recent live requests kept for feedback (text cut to the router's window)
+MAX_GRADING = 32  # gradings in flight per process; a sample beyond this is skipped, never queued
 STRICT = ("local_only", "block", "redact")
 JUDGE_SYSTEM = (
     "You check a cheaper model's answer against your own answer to the same question. Reply with one "
@@ -119,6 +120,7 @@ class OutcomeSampler:
         self._rng = rng
         self._recent: OrderedDict[tuple[str, str], Remembered] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.skipped = 0  # samples not graded because MAX_GRADING were in flight
 
     def tiers(self, route_name: str) -> tuple[str, str] | None:
         route = self._config.routes.get(route_name)
@@ -152,6 +154,9 @@ class OutcomeSampler:
         )
         route = self._config.routes[decision.route]
         if route.outcomes is None or self._rng.random() * 100 >= route.outcomes.sample_percent:
+            return
+        if len(self._tasks) >= MAX_GRADING:
+            self.skipped += 1  # a burst: grading must not pile up behind the traffic
             return
         self._spawn(self._grade(served, route, tiers, tier))
 
