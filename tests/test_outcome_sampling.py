@@ -410,3 +410,15 @@ def test_a_burst_beyond_the_grading_bound_is_skipped_not_queued(rig: Rig) -> Non
             )
     assert sampler.skipped - before >= 5  # the gradings past the bound were dropped
     assert len(sampler._tasks) <= MAX_GRADING
+
+
+def test_outcomes_on_a_one_tier_route_is_a_config_error() -> None:
+    raw = rig_config("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1", Path("gw.db"), 5).model_dump(
+        by_alias=True
+    )
+    raw["routes"]["cheap-only"]["outcomes"] = {"sample_percent": 5}
+    with pytest.raises(ValueError, match=r"routes\.cheap-only\.outcomes: grading needs two tiers"):
+        GatewayConfig.model_validate(raw)
+    raw["routes"]["cheap-only"]["outcomes"] = {"sample_percent": 101}
+    with pytest.raises(ValueError, match="less than or equal to 100"):
+        GatewayConfig.model_validate(raw)

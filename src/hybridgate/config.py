@@ -429,6 +429,8 @@ class GatewayConfig(Strict):
         for name, route in self.routes.items():
             if route.shadow and route.shadow.route not in self.routes:
                 problems.append(f"routes.{name}.shadow.route: unknown route '{route.shadow.route}'")
+            if route.outcomes is not None and len(route.try_) < 2:
+                problems.append(f"routes.{name}.outcomes: grading needs two tiers; try has one backend")
             if route.router == "learned" and not route.router_file:
                 problems.append(f"routes.{name}: router = \"learned\" but no router_file")
             for backend in route.try_:
