@@ -1,5 +1,5 @@
 """The outcomes and promotions tables on both ledger stores: the same answers from SQLite and from a
-real PostgreSQL server (tests/postgres_server.py; migration 6 creates the tables)."""
+real PostgreSQL server (the session's, tests/conftest.py; migration 6 creates the tables)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,7 @@ from hybridgate.ledger.outcomes import Outcome, Outcomes, PostgresOutcomes, Prom
 from hybridgate.ledger.postgres import PostgresLedger
 from hybridgate.ledger.records import LedgerRecord
 from hybridgate.ledger.store import SqliteLedger
-from tests.postgres_server import PostgresServer, new_database, run_postgres
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
-    with run_postgres() as pg:
-        yield pg
+from tests.postgres_server import new_database
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -31,7 +25,7 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Led
         ledger: Ledger = SqliteLedger(path, flush_interval_s=0.05)
         outcomes: Outcomes = SqliteOutcomes(path)
     else:
-        dsn = new_database(request.getfixturevalue("server"))
+        dsn = new_database(request.getfixturevalue("postgres_server"))
         ledger = PostgresLedger(dsn, spool_path=str(tmp_path / "spool.jsonl"), flush_interval_s=0.05)
         outcomes = PostgresOutcomes(dsn, password=None, timeout_s=5)
     ledger.start()
