@@ -138,7 +138,8 @@ def quality(matcher: SemanticMatcher, pairs: Pairs, limit: int | None) -> dict[s
 
 def hard_negatives(matcher: SemanticMatcher, path: Path) -> dict[str, Any]:
     """False hits per category of near misses (label 0) and recall on the paraphrases (label 1)
-    of a ``{text_a, text_b, label, category}`` file such as tests/hybridgate_bench/data/hard_negatives.jsonl."""
+    of a ``{text_a, text_b, label, category}`` file such as
+    tests/hybridgate_bench/data/hard_negatives.jsonl."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     sims, reasons = scores(matcher, [r["text_a"] for r in rows], [r["text_b"] for r in rows])
     hit = [bool(s >= matcher.threshold) and reason is None for s, reason in zip(sims, reasons, strict=True)]

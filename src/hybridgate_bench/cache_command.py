@@ -29,7 +29,9 @@ def cache(
     limit: Annotated[int | None, typer.Option(min=2, help="use only this many pairs")] = None,
     hard_negatives: Annotated[
         Path | None,
-        typer.Option(help="near-miss pairs by category, e.g. tests/hybridgate_bench/data/hard_negatives.jsonl"),
+        typer.Option(
+            help="near-miss pairs by category, e.g. tests/hybridgate_bench/data/hard_negatives.jsonl"
+        ),
     ] = None,
     entries: Annotated[int, typer.Option(min=1, help="index size for the latency run")] = 100_000,
     queries: Annotated[int, typer.Option(min=1, help="lookups timed")] = 2000,
