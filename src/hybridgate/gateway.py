@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from hybridgate.privacy.policy import PrivacyGuard
+    from hybridgate.telemetry.export import RequestTracer
 
 
 @dataclass
@@ -143,6 +144,7 @@ class Gateway:
         for backend in self.backends.values():
             await backend.aclose()
         await self.ledger.aclose()
+        await self.pipeline.close_tracer()
         if self.loop_lag is not None:
             await self.loop_lag.aclose()
 
@@ -209,6 +211,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
         privacy,
         access.limiter if access else None,
         cache,
+        _tracer(config, env),
     )
     gateway = Gateway(config, backends, ledger, metrics, pipeline, access, privacy, cache)
     metrics.watch_degraded(gateway.degraded)
@@ -217,6 +220,15 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
     gateway.responses = _response_store(config, env, secret)
     gateway.loop_lag = LoopLag(metrics.registry)
     return gateway
+
+
+def _tracer(config: GatewayConfig, env: Mapping[str, str]) -> RequestTracer | None:
+    if config.telemetry is None or not config.telemetry.enabled:
+        return None
+    # Imported here: the OpenTelemetry SDK is an optional dependency (the `otel` extra).
+    from hybridgate.telemetry.export import build_tracer
+
+    return build_tracer(config, env)
 
 
 def _embeddings(

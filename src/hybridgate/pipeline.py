@@ -24,12 +24,13 @@ from hybridgate.ledger.base import Ledger
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.ledger.records import LedgerRecord, cohort_label, prompt_hmac
-from hybridgate.pipeline_stream import PipelineStream, iterate
+from hybridgate.pipeline_stream import PipelineStream, iterate, note_answer
 from hybridgate.privacy.gate import Clearance
 from hybridgate.privacy.redact import RedactionMap
 from hybridgate.privacy.restore import restore_completion
 from hybridgate.router import RuleRouter
 from hybridgate.shadow import Shadow
+from hybridgate.telemetry import SpanFacts
 from hybridgate.types import ChatRequest, ChatResponse, Decision, RequestContext, Usage
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
     # the guard is built only when [privacy] is configured: Presidio is slow to import
     from hybridgate.privacy.policy import PrivacyGuard, Screening
+    from hybridgate.telemetry.export import RequestTracer
 
 __all__ = ["Completion", "Pipeline", "PipelineStream", "Trace"]
 
@@ -67,6 +69,9 @@ class Trace:
     cache: str | None = None  # hit | semantic-hit | miss | bypass; None without a cache
     hit: CachedAnswer | None = None
     reservation: Reservation | None = None  # the worst case held against the key until settled
+    finish_reasons: list[str] = field(default_factory=list)  # for the trace span
+    response_id: str | None = None
+    answer: list[str] | None = None  # the answer's text, kept only when spans may carry content
 
     @property
     def backend(self) -> str:
@@ -115,8 +120,10 @@ class Pipeline:
         guard: PrivacyGuard | None = None,
         limiter: Limiter | None = None,
         cache: ResponseCache | None = None,
+        tracer: RequestTracer | None = None,
     ) -> None:
         self._config = config
+        self.tracer = tracer
         self._router = router
         self._cascade = cascade
         self._ledger = ledger
@@ -158,8 +165,12 @@ class Pipeline:
         if self.cache is not None and lookup is not None and trace.served is not None and trace.trail.clean:
             self.cache.put(lookup, response, trace.backend, trace.served.model, cost)
 
+    def _trace(self, ctx: RequestContext, request: ChatRequest) -> Trace:
+        keep = self.tracer is not None and self.tracer.captures_content
+        return Trace(ctx, request, answer=[] if keep else None)
+
     async def complete(self, request: ChatRequest, ctx: RequestContext) -> Completion:
-        trace = Trace(ctx, request)
+        trace = self._trace(ctx, request)
         try:
             decision = self._decide(trace, request)
             lookup = await self._look_up(trace, request, decision)
@@ -180,6 +191,7 @@ class Pipeline:
         except Exception:  # a bug: the API answers a plain 500, and the ledger still has the row
             self.record_failure(trace, GatewayError("internal error"))
             raise
+        note_answer(trace, response.body)
         cost = self.record(trace, response.usage, 200, None, response.model, response.system_fingerprint)
         self.store(lookup, trace, response, cost)
         self.shadow.maybe(request, ctx, decision, trace.policy)
@@ -196,6 +208,7 @@ class Pipeline:
 
     def _answer_from_cache(self, trace: Trace, decision: Decision, hit: CachedAnswer) -> Completion:
         response = hit.response(trace.ctx.request_id)
+        note_answer(trace, response.body)
         self.record(trace, Usage(), 200, None, response.model, response.system_fingerprint)
         return Completion(
             response,
@@ -209,7 +222,7 @@ class Pipeline:
         )
 
     async def stream(self, request: ChatRequest, ctx: RequestContext) -> PipelineStream:
-        trace = Trace(ctx, request)
+        trace = self._trace(ctx, request)
         try:
             decision = self._decide(trace, request)
             lookup = await self._look_up(trace, request, decision)
@@ -312,16 +325,37 @@ class Pipeline:
             traffic=ctx.origin,
         )
         reservation, trace.reservation = trace.reservation, None
-        self.commit(record, reservation, charge=ctx.key is not None)
+        self.commit(record, reservation, charge=ctx.key is not None, facts=self._facts(trace))
         return cost
 
+    def _facts(self, trace: Trace) -> SpanFacts | None:
+        if self.tracer is None:
+            return None
+        clearance = trace.clearance()
+        return SpanFacts(
+            trace.request,
+            trace.finish_reasons,
+            trace.response_id,
+            "".join(trace.answer) if trace.answer is not None else None,
+            sensitive=clearance is not None and clearance.pii,
+            carrier=trace.ctx.extra,
+        )
+
     def commit(
-        self, record: LedgerRecord, reservation: Reservation | None = None, *, charge: bool = True
+        self,
+        record: LedgerRecord,
+        reservation: Reservation | None = None,
+        *,
+        charge: bool = True,
+        facts: SpanFacts | None = None,
     ) -> None:
-        """Write a finished request's one row, its metrics and its spend (every endpoint's).
-        ``charge=False`` for a key nobody verified: a made-up key must reach no limiter state."""
+        """Write a finished request's one row, its metrics, its span and its spend (every
+        endpoint's). ``charge=False`` for a key nobody verified: a made-up key must reach no
+        limiter state."""
         self._ledger.record(record)
         self._metrics.observe(record)
+        if self.tracer is not None:
+            self.tracer.finish(record, facts or SpanFacts(sensitive=True))
         if charge:
             self._settle(reservation, record)
 
@@ -346,6 +380,11 @@ class Pipeline:
         """Wait for spend still being charged to the limiter (shutdown: before it closes)."""
         if self._charges:
             await asyncio.wait(list(self._charges), timeout=timeout_s)
+
+    async def close_tracer(self, timeout_s: float = 5.0) -> None:
+        """Export the spans still queued (shutdown), in a thread: the SDK's flush blocks."""
+        if self.tracer is not None:
+            await asyncio.to_thread(self.tracer.shutdown, timeout_s)
 
     def _price(self, served: Served | None, usage: Usage) -> float:
         if served is None or usage.total_tokens == 0:

@@ -85,6 +85,7 @@ class PipelineStream:
                         trace.ttft_ms = (time.perf_counter() - trace.ctx.started_perf) * 1000
                 if (usage := chunk.get("usage")) and trace.hit is None:
                     self.usage = Usage.from_openai(usage)
+                note_answer(trace, chunk)
                 reported = chunk.get("model") or reported
                 fingerprint = chunk.get("system_fingerprint") or fingerprint
                 if assembler is not None:
@@ -125,6 +126,19 @@ async def iterate(chunks: list[Json]) -> AsyncGenerator[Json, None]:
     """Chunks already in hand (a cached answer) as the async generator a live stream is."""
     for chunk in chunks:
         yield chunk
+
+
+def note_answer(trace: Trace, body: Json) -> None:
+    """What the span says about the answer: its id, finish reasons, text (when kept)."""
+    trace.response_id = str(body["id"]) if body.get("id") else trace.response_id
+    for choice in body.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        if reason := choice.get("finish_reason"):
+            trace.finish_reasons.append(str(reason))
+        part = (choice.get("message") or choice.get("delta") or {}).get("content")
+        if trace.answer is not None and isinstance(part, str):
+            trace.answer.append(part)
 
 
 def _has_output(chunk: Json) -> bool:

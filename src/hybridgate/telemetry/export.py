@@ -1,0 +1,159 @@
+"""OTLP export of one span per request, off the event loop, never failing a request.
+
+Spans are built when the request's ledger row is (after the answer, or when a stream ends) with
+its real start time, and handed to the SDK's ``BatchSpanProcessor``: ``end()`` only appends to a
+bounded queue, a background thread sends batches by OTLP/HTTP (protobuf). A receiver that is
+down or hangs costs that thread its ``timeout_s``; spans beyond ``max_queue_spans`` are dropped.
+Export failures are logged once per outage, and once again when export recovers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from hybridgate.config import GatewayConfig, TelemetryConfig
+from hybridgate.errors import ConfigError
+from hybridgate.ledger.records import LedgerRecord
+from hybridgate.telemetry.spans import SpanFacts, attempt_events, attributes, provider_names, span_name
+
+__all__ = ["QuietExporter", "RequestTracer", "build_tracer"]
+
+logger = logging.getLogger("hybridgate.telemetry")
+# The OTLP exporter logs every failed batch itself; ours says it once per outage instead.
+EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
+
+
+class RequestTracer:
+    """Turns finished requests into spans and exports them."""
+
+    def __init__(self, config: GatewayConfig, exporter: SpanExporter) -> None:
+        settings = config.telemetry
+        assert settings is not None
+        self._providers = provider_names(config)
+        self._tiers = {name: backend.local for name, backend in config.backends.items()}
+        self.captures_content = settings.capture_content and config.ledger.log_prompts
+        resource = Resource.create({"service.name": settings.service_name})
+        sampler = ParentBased(TraceIdRatioBased(settings.sample_ratio))
+        self._provider = TracerProvider(resource=resource, sampler=sampler)
+        self._processor = BatchSpanProcessor(
+            exporter,
+            max_queue_size=settings.max_queue_spans,
+            schedule_delay_millis=settings.export_interval_s * 1000,
+            export_timeout_millis=settings.timeout_s * 1000,
+        )
+        self._provider.add_span_processor(self._processor)
+        self.exporter = exporter
+        self._tracer = self._provider.get_tracer("hybridgate")
+        self._propagator = TraceContextTextMapPropagator()
+
+    def finish(self, record: LedgerRecord, facts: SpanFacts) -> None:
+        """The request's span, from its start to now. Never raises: a request never fails on it."""
+        try:
+            self._finish(record, facts)
+        except Exception:
+            logger.exception("could not build the span of request %s", record.request_id)
+
+    def _finish(self, record: LedgerRecord, facts: SpanFacts) -> None:
+        parent = self._propagator.extract(facts.carrier) if facts.carrier else None
+        span = self._tracer.start_span(
+            span_name(record, facts),
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=attributes(record, facts, self._providers, content=self.captures_content),
+            start_time=int(record.ts * 1e9),
+        )
+        if not span.is_recording():  # not sampled: nothing more to build
+            span.end()
+            return
+        if record.ttft_ms is not None:
+            span.add_event("hybridgate.first_token", timestamp=int(record.ts * 1e9 + record.ttft_ms * 1e6))
+        for event in attempt_events(record, self._tiers):
+            span.add_event("hybridgate.attempt", attributes=event)
+        if record.status >= 400:
+            span.set_status(Status(StatusCode.ERROR, record.error_type or str(record.status)))
+        span.end()
+
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Export what is queued, within ``timeout_s`` (blocking: call it in a thread)."""
+        self._processor.force_flush(int(timeout_s * 1000))
+        self._provider.shutdown()
+
+
+class QuietExporter(SpanExporter):
+    """Wraps the OTLP exporter: never raises, logs a failing receiver once per outage."""
+
+    def __init__(self, inner: SpanExporter, endpoint: str) -> None:
+        self._inner = inner
+        self._endpoint = endpoint
+        self._failing = False
+        self._lock = threading.Lock()
+        self.failures = 0
+        self.exported = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self._inner.export(spans)
+        except Exception as exc:  # an exporter bug must not reach the SDK's thread
+            logger.debug("OTLP export raised %s", exc)
+            result = SpanExportResult.FAILURE
+        with self._lock:
+            if result is SpanExportResult.SUCCESS:
+                self.exported += len(spans)
+                if self._failing:
+                    logger.warning("OTLP export to %s works again", self._endpoint)
+                self._failing = False
+            else:
+                self.failures += 1
+                if not self._failing:
+                    logger.warning(
+                        "OTLP export to %s failed; %d spans dropped, and later failures are not "
+                        "logged until it works again (requests are not affected)",
+                        self._endpoint,
+                        len(spans),
+                    )
+                self._failing = True
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+class _OncePerOutage(logging.Filter):
+    """Drops the OTLP exporter's own per-batch failure logs (``QuietExporter`` reports them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING
+
+
+def build_tracer(config: GatewayConfig, env: Mapping[str, str]) -> RequestTracer | None:
+    """The tracer ``[telemetry]`` describes, or None when it is absent or disabled."""
+    settings = config.telemetry
+    if settings is None or not settings.enabled:
+        return None
+    exporter = OTLPSpanExporter(
+        endpoint=settings.endpoint, headers=_headers(settings, env), timeout=settings.timeout_s
+    )
+    exporter_logger = logging.getLogger(EXPORTER_LOGGER)
+    if not any(isinstance(f, _OncePerOutage) for f in exporter_logger.filters):
+        exporter_logger.addFilter(_OncePerOutage())
+    return RequestTracer(config, QuietExporter(exporter, settings.endpoint))
+
+
+def _headers(settings: TelemetryConfig, env: Mapping[str, str]) -> dict[str, str]:
+    missing = [var for var in settings.headers_env.values() if var not in env]
+    if missing:
+        raise ConfigError(f"telemetry.headers_env: environment variable(s) not set: {', '.join(missing)}")
+    return {header: env[var] for header, var in settings.headers_env.items()}
