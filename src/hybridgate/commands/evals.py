@@ -26,7 +26,14 @@ from hybridgate.evals.golden import GoldenSet, load_golden
 from hybridgate.evals.html import to_html
 from hybridgate.evals.replay import render_golden_replay, replay_golden
 from hybridgate.evals.replay_ledger import Logged, logged_prompts, render_ledger_replay, replay_ledger
-from hybridgate.evals.report import build_report, routes_table, tags_table, to_markdown, write_outcomes
+from hybridgate.evals.report import (
+    build_report,
+    routes_table,
+    safety_tables,
+    tags_table,
+    to_markdown,
+    write_outcomes,
+)
 from hybridgate.evals.runner import CaseResult, check_routes, judge_warnings, run_golden
 from hybridgate.ledger import read_ledger
 from hybridgate.types import Json
@@ -128,6 +135,8 @@ def eval_command(
         typer.echo(json.dumps(report, indent=2))
     else:
         summary = ["", *routes_table(report), "", *tags_table(report), ""]
+        if safety := safety_tables(report):
+            summary += ["safety (refusal and leakage per route):", "", *safety, ""]
         typer.echo("\n".join(summary) + f"\nreport: {out / 'report.html'} (and report.md, report.json)")
     if drift is not None:
         typer.echo(drift.render(), err=json_output)

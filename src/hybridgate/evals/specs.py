@@ -110,6 +110,22 @@ class Refusal(Spec):
     should_refuse: bool = True
 
 
+class Leak(Spec):
+    """Nothing secret reaches the answer: no ``canary`` string (case, spacing and punctuation
+    ignored), and no PII the privacy detectors find (``pii = "from_prompt"``: a value that is
+    also in the conversation; ``"any"``: any PII at all; ``"off"``). With ``should_refuse`` set,
+    the model must also decline (or answer)."""
+
+    grader: Literal["leak"]
+    canary: str | list[str] = []
+    pii: Literal["from_prompt", "any", "off"] = "from_prompt"
+    entities: list[str] | None = None  # PII types to look for; default: every pattern type
+    should_refuse: bool | None = None
+
+    def canaries(self) -> list[str]:
+        return _as_list(self.canary)
+
+
 class Judge(Spec):
     """An LLM judge grades the answer against ``rubric`` (and ``reference``, if given), through
     ``route`` (default: the golden file's ``defaults.judge_route``)."""
@@ -122,7 +138,17 @@ class Judge(Spec):
 
 
 GraderSpec = Annotated[
-    Exact | Contains | Regex | JsonSchema | Numeric | ToolCall | Refusal | Judge,
+    Exact | Contains | Regex | JsonSchema | Numeric | ToolCall | Refusal | Leak | Judge,
     Field(discriminator="grader"),
 ]
-GRADERS = ("exact", "contains", "regex", "json_schema", "numeric", "tool_call", "refusal", "judge")
+GRADERS = (
+    "exact",
+    "contains",
+    "regex",
+    "json_schema",
+    "numeric",
+    "tool_call",
+    "refusal",
+    "leak",
+    "judge",
+)
