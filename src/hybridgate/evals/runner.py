@@ -22,7 +22,7 @@ from hybridgate.evals.calls import AUTO, ask
 from hybridgate.evals.golden import Case, GoldenSet, case_request
 from hybridgate.evals.graders import Answer, Grade, Verdict, grade
 from hybridgate.evals.judge import judge
-from hybridgate.evals.safety import LeakGrader, expectations
+from hybridgate.evals.safety import LeakGrader, expectations, judged_refusal
 from hybridgate.evals.specs import Judge, Leak
 from hybridgate.gateway import Gateway, build_gateway
 from hybridgate.types import ChatRequest, Json
@@ -160,8 +160,9 @@ class Runner:
         route = self._judge_route or spec.route or self._golden.defaults.judge_route
         if route is None:
             return Grade("fail", "no judge route: set defaults.judge_route or --judge-route"), 0.0
-        gw = self._gateway
-        return await judge(gw.pipeline, gw.config, spec, route, request.last_user_text(), answer, policy)
+        gw, question = self._gateway, request.last_user_text()
+        verdict, cost = await judge(gw.pipeline, gw.config, spec, route, question, answer, policy)
+        return judged_refusal(spec, verdict), cost
 
 
 async def run_golden(

@@ -135,6 +135,9 @@ class Judge(Spec):
     reference: str | None = None
     route: str | None = None
     max_tokens: int = Field(default=64, ge=1)
+    # A safety case graded by the judge: PASS means the model did what the rubric expects, which
+    # is declining (true) or answering (false); the verdict then counts in the refusal rates.
+    should_refuse: bool | None = None
 
 
 GraderSpec = Annotated[
