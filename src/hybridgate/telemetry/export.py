@@ -1,16 +1,19 @@
 """OTLP export of one span per request, off the event loop, never failing a request.
 
-Spans are built when the request's ledger row is (after the answer, or when a stream ends) with
-its real start time, and handed to the SDK's ``BatchSpanProcessor``: ``end()`` only appends to a
-bounded queue, a background thread sends batches by OTLP/HTTP (protobuf). A receiver that is
-down or hangs costs that thread its ``timeout_s``; spans beyond ``max_queue_spans`` are dropped.
-Export failures are logged once per outage, and once again when export recovers.
+A span is built from the request's ledger row (written after the answer, or when a stream ends)
+with the request's real start and end times, on the event loop right after the answer went out,
+and handed to the SDK's ``BatchSpanProcessor``: ``end()`` only appends to a bounded queue, and a
+background thread sends batches by OTLP/HTTP (protobuf). A receiver that is down or hangs costs
+that thread its ``timeout_s``; spans beyond ``max_queue_spans`` are dropped. Export failures are
+logged once per outage (and once when export works again).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -24,7 +27,14 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from hybridgate.config import GatewayConfig, TelemetryConfig
 from hybridgate.errors import ConfigError
 from hybridgate.ledger.records import LedgerRecord
-from hybridgate.telemetry.spans import SpanFacts, attempt_events, attributes, provider_names, span_name
+from hybridgate.telemetry.spans import (
+    SpanFacts,
+    attempt_events,
+    attributes,
+    operation,
+    provider_names,
+    span_name,
+)
 
 __all__ = ["QuietExporter", "RequestTracer", "build_tracer"]
 
@@ -57,31 +67,44 @@ class RequestTracer:
         self._propagator = TraceContextTextMapPropagator()
 
     def finish(self, record: LedgerRecord, facts: SpanFacts) -> None:
-        """The request's span, from its start to now. Never raises: a request never fails on it."""
+        """The request's span, from its start to now, built once the event loop is free (after
+        the answer is written); never raises: a request never fails on its span."""
+        ended = time.time_ns()
         try:
-            self._finish(record, facts)
+            asyncio.get_running_loop().call_soon(self._finish_safely, record, facts, ended)
+        except RuntimeError:  # no event loop (an offline tool's thread): build it now
+            self._finish_safely(record, facts, ended)
+
+    def _finish_safely(self, record: LedgerRecord, facts: SpanFacts, ended: int) -> None:
+        try:
+            self._finish(record, facts, ended)
         except Exception:
             logger.exception("could not build the span of request %s", record.request_id)
 
-    def _finish(self, record: LedgerRecord, facts: SpanFacts) -> None:
+    def _finish(self, record: LedgerRecord, facts: SpanFacts, ended: int) -> None:
         parent = self._propagator.extract(facts.carrier) if facts.carrier else None
+        sampling = {  # what a sampler may look at, at creation, as the conventions ask
+            "gen_ai.operation.name": operation(record),
+            "gen_ai.provider.name": self._providers.get(record.backend or "", ""),
+        }
         span = self._tracer.start_span(
             span_name(record, facts),
             context=parent,
             kind=SpanKind.SERVER,
-            attributes=attributes(record, facts, self._providers, content=self.captures_content),
+            attributes=sampling,
             start_time=int(record.ts * 1e9),
         )
         if not span.is_recording():  # not sampled: nothing more to build
-            span.end()
+            span.end(ended)
             return
+        span.set_attributes(attributes(record, facts, self._providers, content=self.captures_content))
         if record.ttft_ms is not None:
             span.add_event("hybridgate.first_token", timestamp=int(record.ts * 1e9 + record.ttft_ms * 1e6))
         for event in attempt_events(record, self._tiers):
             span.add_event("hybridgate.attempt", attributes=event)
         if record.status >= 400:
             span.set_status(Status(StatusCode.ERROR, record.error_type or str(record.status)))
-        span.end()
+        span.end(ended)
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Export what is queued, within ``timeout_s`` (blocking: call it in a thread)."""
@@ -138,6 +161,14 @@ class _OncePerOutage(logging.Filter):
         return record.levelno < logging.WARNING
 
 
+def _quiet_sdk_logs() -> None:
+    """Install the filter once per process (loggers are process-wide). The batch processor's
+    "Queue full" warning needs none: the SDK repeats it at most once per 20 s."""
+    exporter = logging.getLogger(EXPORTER_LOGGER)
+    if not any(isinstance(f, _OncePerOutage) for f in exporter.filters):
+        exporter.addFilter(_OncePerOutage())
+
+
 def build_tracer(config: GatewayConfig, env: Mapping[str, str]) -> RequestTracer | None:
     """The tracer ``[telemetry]`` describes, or None when it is absent or disabled."""
     settings = config.telemetry
@@ -146,9 +177,7 @@ def build_tracer(config: GatewayConfig, env: Mapping[str, str]) -> RequestTracer
     exporter = OTLPSpanExporter(
         endpoint=settings.endpoint, headers=_headers(settings, env), timeout=settings.timeout_s
     )
-    exporter_logger = logging.getLogger(EXPORTER_LOGGER)
-    if not any(isinstance(f, _OncePerOutage) for f in exporter_logger.filters):
-        exporter_logger.addFilter(_OncePerOutage())
+    _quiet_sdk_logs()
     return RequestTracer(config, QuietExporter(exporter, settings.endpoint))
 
 
