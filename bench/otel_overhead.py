@@ -28,9 +28,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.gateway_process import GatewayProcess, run_gateway, upstream_config  # noqa: E402
-from tests.otlp_receiver import run_otlp_receiver  # noqa: E402
-from tests.standins.openai_upstream import run_openai_standin  # noqa: E402
+from tests.gateway_process import GatewayProcess, run_gateway, upstream_config
+from tests.otlp_receiver import run_otlp_receiver
+from tests.standins.openai_upstream import run_openai_standin
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BODY = {"model": "auto", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 16}
@@ -51,13 +51,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="per gateway")
     parser.add_argument("--block", type=int, default=50, help="requests per block before switching")
     parser.add_argument("--stream-share", type=float, default=0.0, help="share of streamed requests")
+    parser.add_argument("--sample-ratio", type=float, default=1.0, help="[telemetry] sample_ratio")
     args = parser.parse_args()
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="hg-otel-") as tmp:
         upstream = stack.enter_context(run_openai_standin(record=False))
         receiver = stack.enter_context(run_otlp_receiver())
         base = upstream_config(upstream.base_url, Path(tmp) / "off.db")
         traced = upstream_config(upstream.base_url, Path(tmp) / "on.db").replace(
-            "[routes.auto]", f'[telemetry]\nendpoint = "{receiver.url}"\n\n[routes.auto]'
+            "[routes.auto]",
+            f'[telemetry]\nendpoint = "{receiver.url}"\nsample_ratio = {args.sample_ratio}\n\n[routes.auto]',
         )
         gateways: dict[str, GatewayProcess] = {}
         for name, text in (("off", base), ("on", traced)):
@@ -86,7 +88,9 @@ def measure(gateways: dict[str, GatewayProcess], args: argparse.Namespace) -> di
                 stream = (sent + i) % 100 < args.stream_share * 100
                 started = time.perf_counter()
                 if stream:
-                    with clients[name].stream("POST", "/v1/chat/completions", json={**BODY, "stream": True}) as r:
+                    with clients[name].stream(
+                        "POST", "/v1/chat/completions", json={**BODY, "stream": True}
+                    ) as r:
                         r.raise_for_status()
                         for _ in r.iter_bytes():
                             pass
