@@ -240,6 +240,16 @@ def test_fallback_attempts_are_events_and_errors_set_the_status(rig: Rig) -> Non
     assert failed.attributes["error.type"] == "invalid_request_error"
 
 
+def test_a_request_refused_before_routing_still_has_its_span(rig: Rig) -> None:
+    request_id = new_id()
+    with rig.openai() as client, pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="auto", messages=[], extra_headers={"x-request-id": request_id})
+    span = rig.receiver.wait_for(request_id)
+    assert span.status_code == STATUS_ERROR
+    assert span.attributes["http.response.status_code"] == 400
+    assert "gen_ai.provider.name" not in span.attributes and "hybridgate.backend" not in span.attributes
+
+
 def test_a_callers_traceparent_makes_the_span_its_child(rig: Rig) -> None:
     trace_id, parent_id, request_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", new_id()
     with rig.openai() as client:

@@ -83,10 +83,9 @@ class RequestTracer:
 
     def _finish(self, record: LedgerRecord, facts: SpanFacts, ended: int) -> None:
         parent = self._propagator.extract(facts.carrier) if facts.carrier else None
-        sampling = {  # what a sampler may look at, at creation, as the conventions ask
-            "gen_ai.operation.name": operation(record),
-            "gen_ai.provider.name": self._providers.get(record.backend or "", ""),
-        }
+        sampling = {"gen_ai.operation.name": operation(record)}  # at creation, as the conventions ask
+        if provider := self._providers.get(record.backend or ""):
+            sampling["gen_ai.provider.name"] = provider
         span = self._tracer.start_span(
             span_name(record, facts),
             context=parent,
