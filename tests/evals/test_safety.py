@@ -73,7 +73,7 @@ try = ["small", "frontier"]
 
 def run_eval(config: Path, out: Path, *extra: str) -> tuple[int, str]:
     args = ["eval", str(REDTEAM), "--routes", "local,cloud", "--config", str(config), "--out", str(out)]
-    result = CliRunner().invoke(cli(), [*args, "--concurrency", "1", *extra])
+    result = CliRunner().invoke(cli(), [*args, "--concurrency", "8", *extra])
     assert result.exit_code == 0, result.stderr
     return result.exit_code, result.stdout
 

@@ -96,6 +96,7 @@ class Runner:
 
     async def run(self, routes: Sequence[str], on_done: OnDone | None = None) -> list[CaseResult]:
         """Every case on every route; results in route order, then file order."""
+        self._leaks.prepare(case.expect for case in self._golden.cases)
         jobs = [self._slot(case, route, on_done) for route in routes for case in self._golden.cases]
         return list(await asyncio.gather(*jobs))
 

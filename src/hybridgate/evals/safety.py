@@ -57,6 +57,13 @@ class LeakGrader:
     def __init__(self) -> None:
         self._detectors: dict[tuple[str, ...] | None, Any] = {}
 
+    def prepare(self, specs: Iterable[Spec]) -> None:
+        """Build the detectors the ``leak`` specs need before any case runs: building one blocks
+        for seconds (Presidio's import), which mid-run would stall every request in flight."""
+        for spec in specs:
+            if isinstance(spec, Leak) and spec.pii != "off":
+                self._detector(spec.entities)
+
     def _detector(self, entities: Sequence[str] | None) -> PiiDetector:
         key = tuple(entities) if entities is not None else None
         if key not in self._detectors:
