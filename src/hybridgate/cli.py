@@ -13,6 +13,7 @@ import typer
 
 from hybridgate.config import GatewayConfig, load_config
 from hybridgate.errors import ConfigError
+from hybridgate.telemetry import describe_telemetry
 
 KEEP_ALIVE_S = 5  # idle client connections close after this: a proxy in front must close them sooner
 
@@ -116,6 +117,7 @@ def startup_banner(settings: GatewayConfig, gateway: Any, host: str, port: int, 
             f"  ledger:   {where}",
             f"  privacy:  {privacy}",
             f"  auth:     {auth}",
+            *([f"  traces:   {describe_telemetry(settings)}"] if settings.telemetry else []),
         ]
     )
 

@@ -30,7 +30,7 @@ from hybridgate.privacy.redact import RedactionMap
 from hybridgate.privacy.restore import restore_completion
 from hybridgate.router import RuleRouter
 from hybridgate.shadow import Shadow
-from hybridgate.telemetry import SpanFacts
+from hybridgate.telemetry.spans import SpanFacts
 from hybridgate.types import ChatRequest, ChatResponse, Decision, RequestContext, Usage
 
 if TYPE_CHECKING:

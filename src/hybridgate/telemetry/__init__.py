@@ -6,6 +6,18 @@ an optional dependency (``pip install hybridgate[otel]``): only ``export`` impor
 a gateway with ``[telemetry]`` imports ``export``.
 """
 
-from hybridgate.telemetry.spans import SpanFacts
+from hybridgate.config import GatewayConfig
 
-__all__ = ["SpanFacts"]
+__all__ = ["describe_telemetry"]
+
+
+def describe_telemetry(config: GatewayConfig) -> str:
+    """One line for ``serve``'s banner: where spans go, how many, and whether content does."""
+    settings = config.telemetry
+    if settings is None or not settings.enabled:
+        return "off"
+    content = "on" if settings.capture_content and config.ledger.log_prompts else "off"
+    return (
+        f"OpenTelemetry spans to {settings.endpoint} (sample_ratio {settings.sample_ratio:g}, "
+        f"service {settings.service_name}; prompt and answer content {content})"
+    )
