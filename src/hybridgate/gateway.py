@@ -75,6 +75,7 @@ class Gateway:
             "ledger": self.ledger.degraded_reason(),
             "limits": self.access.limiter.degraded_reason() if self.access else None,
             "keys": self.access.keys.degraded_reason() if self.access else None,
+            "telemetry": self.pipeline.tracer.degraded_reason() if self.pipeline.tracer else None,
             "embeddings_cache": (
                 self.embeddings.cache.degraded_reason() if self.embeddings and self.embeddings.cache else None
             ),

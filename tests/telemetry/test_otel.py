@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import pytest
 from pydantic import ValidationError
@@ -360,6 +361,12 @@ def test_a_receiver_that_is_down_is_logged_once(tmp_path: Path, caplog: pytest.L
             ask(client)
             time.sleep(0.05)
         assert getattr(exporter, "failures", 0) >= 3
+        health = httpx.get(f"{rig.url}/healthz").json()
+        assert health["status"] == "degraded"
+        assert 'hybridgate_degraded{component="telemetry"} 1.0' in httpx.get(f"{rig.url}/metrics").text
+        assert health["degraded"]["telemetry"].startswith(
+            f"OTLP export to http://127.0.0.1:{port}/v1/traces failing"
+        )
     failures = [r for r in caplog.records if "OTLP" in r.getMessage() or r.name.startswith("opentelemetry")]
     assert len(failures) == 1, [r.getMessage() for r in failures]
     assert (

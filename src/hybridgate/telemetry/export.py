@@ -105,6 +105,10 @@ class RequestTracer:
             span.set_status(Status(StatusCode.ERROR, record.error_type or str(record.status)))
         span.end(ended)
 
+    def degraded_reason(self) -> str | None:
+        reason = getattr(self.exporter, "degraded_reason", None)
+        return reason() if reason is not None else None
+
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Export what is queued, within ``timeout_s`` (blocking: call it in a thread)."""
         self._processor.force_flush(int(timeout_s * 1000))
@@ -118,6 +122,7 @@ class QuietExporter(SpanExporter):
         self._inner = inner
         self._endpoint = endpoint
         self._failing = False
+        self._failing_since: float | None = None
         self._lock = threading.Lock()
         self.failures = 0
         self.exported = 0
@@ -133,7 +138,7 @@ class QuietExporter(SpanExporter):
                 self.exported += len(spans)
                 if self._failing:
                     logger.warning("OTLP export to %s works again", self._endpoint)
-                self._failing = False
+                self._failing, self._failing_since = False, None
             else:
                 self.failures += 1
                 if not self._failing:
@@ -144,7 +149,16 @@ class QuietExporter(SpanExporter):
                         len(spans),
                     )
                 self._failing = True
+                self._failing_since = self._failing_since or time.time()
         return result
+
+    def degraded_reason(self) -> str | None:
+        """Why export is failing right now, for /healthz; None while it works."""
+        with self._lock:
+            if self._failing_since is None:
+                return None
+            since = time.strftime("%H:%M:%S", time.gmtime(self._failing_since))
+            return f"OTLP export to {self._endpoint} failing since {since} UTC; spans are dropped"
 
     def shutdown(self) -> None:
         self._inner.shutdown()
