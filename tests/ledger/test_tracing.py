@@ -33,6 +33,7 @@ from tests.hung_server import HungServer
 from tests.otlp_receiver import OtlpReceiver, run_otlp_receiver
 from tests.servers import serve_in_thread
 from tests.standins.anthropic_upstream import AnthropicStandIn, run_anthropic_standin
+from tests.standins.openai_embeddings import run_embeddings_standin
 from tests.standins.openai_upstream import Fail, OpenAIStandIn, Reply, run_openai_standin
 
 ConfigFor = Callable[[str, str, Path], GatewayConfig]
@@ -399,3 +400,46 @@ def test_a_header_variable_that_is_not_set_is_a_config_error() -> None:
     )
     with pytest.raises(ConfigError, match="NOT_SET_ANYWHERE"):
         create_app(config, env={})
+
+
+def test_an_embeddings_request_has_an_embeddings_span(tmp_path: Path) -> None:
+    """The embedder is a stand-in for an on-premises OpenAI-compatible embeddings server
+    (tests/standins/openai_embeddings.py)."""
+
+    def config(cloud: str, claude: str, ledger: Path) -> GatewayConfig:
+        embedder = {
+            "type": "openai_compat",
+            "base_url": embeddings.base_url,
+            "model": "text-embedding-3-small",
+        }
+        return gateway_config(
+            cloud,
+            claude,
+            ledger,
+            {"endpoint": receiver.url},
+            embeddings={
+                "backends": {"cloud": {**embedder, "provider": "vllm", "local": True}},
+                "routes": {"vectors": {"try": ["cloud"]}},
+                "default_route": "vectors",
+            },
+        )
+
+    request_id = new_id()
+    with (
+        run_embeddings_standin() as embeddings,
+        run_otlp_receiver() as receiver,
+        running_with(receiver, config, tmp_path) as rig,
+        rig.openai() as client,
+    ):
+        result = client.embeddings.create(
+            model="vectors", input=["one", "two"], extra_headers={"x-request-id": request_id}
+        )
+        span = receiver.wait_for(request_id)
+    a = span.attributes
+    assert span.name == "embeddings text-embedding-3-small"
+    # the embedder shares its name with a chat backend (openai, cloud): told apart
+    assert a["gen_ai.operation.name"] == "embeddings" and a["gen_ai.provider.name"] == "vllm"
+    assert a["gen_ai.usage.input_tokens"] == result.usage.prompt_tokens > 0
+    assert a["hybridgate.api"] == "embeddings" and a["hybridgate.backend"] == "cloud"
+    attempts = [attrs for name, _, attrs in span.events if name == "hybridgate.attempt"]
+    assert [(e["hybridgate.backend"], e["hybridgate.tier"]) for e in attempts] == [("cloud", "local")]

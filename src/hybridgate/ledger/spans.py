@@ -51,21 +51,42 @@ def describe_telemetry(config: GatewayConfig) -> str:
     )
 
 
+EMBEDDER = "embedder:"  # embedders and chat backends may share names: embedders are keyed apart
+
+
+def backend_key(api: str, backend: str) -> str:
+    """The key of a row's backend in ``provider_names`` and ``backend_tiers``."""
+    return EMBEDDER + backend if api == "embeddings" else backend
+
+
 def provider_names(config: GatewayConfig) -> dict[str, str]:
-    """``gen_ai.provider.name`` per backend: the well-known value where there is one."""
-    names: dict[str, str] = {}
-    for name, backend in config.backends.items():
-        provider = getattr(backend, "provider", None)
-        if backend.type == "anthropic":
-            names[name] = "anthropic"
-        elif backend.type == "embedded":
-            names[name] = "llama_cpp"  # in-process llama.cpp: no well-known value exists
-        elif provider:
-            names[name] = provider
-        else:
-            url = str(getattr(backend, "base_url", ""))
-            names[name] = "openai" if "api.openai.com" in url else "openai_compatible"
+    """``gen_ai.provider.name`` per backend and embedder: the well-known value where there is one."""
+    names = {name: _provider(b.type, b) for name, b in config.backends.items()}
+    if config.embeddings is not None:
+        for name, embedder in config.embeddings.backends.items():
+            names[EMBEDDER + name] = _provider(embedder.type, embedder)
     return names
+
+
+def backend_tiers(config: GatewayConfig) -> dict[str, bool]:
+    """Whether each backend and embedder is local (the tier an attempt event names)."""
+    tiers = {name: backend.local for name, backend in config.backends.items()}
+    if config.embeddings is not None:
+        tiers |= {EMBEDDER + name: e.local for name, e in config.embeddings.backends.items()}
+    return tiers
+
+
+IN_PROCESS = {"embedded": "llama_cpp", "wordllama": "wordllama"}  # no well-known value exists
+
+
+def _provider(kind: str, backend: object) -> str:
+    if kind == "anthropic":
+        return "anthropic"
+    if kind in IN_PROCESS:
+        return IN_PROCESS[kind]
+    if provider := getattr(backend, "provider", None):
+        return str(provider)
+    return "openai" if "api.openai.com" in str(getattr(backend, "base_url", "")) else "openai_compatible"
 
 
 def span_name(record: LedgerRecord, facts: SpanFacts) -> str:
@@ -84,7 +105,7 @@ def attributes(
     """Every attribute of the request's span; ``content`` allows prompts and answers."""
     attrs: dict[str, AttributeValue | None] = {
         "gen_ai.operation.name": operation(record),
-        "gen_ai.provider.name": providers.get(record.backend or ""),
+        "gen_ai.provider.name": providers.get(backend_key(record.api, record.backend or "")),
         "gen_ai.request.model": facts.request.model if facts.request else None,
         "gen_ai.response.model": record.reported_model or record.model,
         "gen_ai.response.id": facts.response_id,
@@ -159,7 +180,7 @@ def attempt_events(record: LedgerRecord, tiers: Mapping[str, bool]) -> list[dict
         event: dict[str, AttributeValue] = {
             "hybridgate.backend": backend,
             "hybridgate.outcome": outcome,
-            "hybridgate.tier": "local" if tiers.get(backend) else "cloud",
+            "hybridgate.tier": "local" if tiers.get(backend_key(record.api, backend)) else "cloud",
         }
         if detail:
             event["hybridgate.detail"] = detail

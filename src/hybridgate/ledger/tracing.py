@@ -34,6 +34,8 @@ from hybridgate.ledger.spans import (
     SpanFacts,
     attempt_events,
     attributes,
+    backend_key,
+    backend_tiers,
     operation,
     provider_names,
     span_name,
@@ -53,7 +55,7 @@ class RequestTracer:
         settings = config.telemetry
         assert settings is not None
         self._providers = provider_names(config)
-        self._tiers = {name: backend.local for name, backend in config.backends.items()}
+        self._tiers = backend_tiers(config)
         self.captures_content = settings.capture_content and config.ledger.log_prompts
         resource = Resource.create({"service.name": settings.service_name})
         sampler = ParentBased(TraceIdRatioBased(settings.sample_ratio))
@@ -87,7 +89,7 @@ class RequestTracer:
     def _finish(self, record: LedgerRecord, facts: SpanFacts, ended: int) -> None:
         parent = self._propagator.extract(facts.carrier) if facts.carrier else None
         sampling = {"gen_ai.operation.name": operation(record)}  # at creation, as the conventions ask
-        if provider := self._providers.get(record.backend or ""):
+        if provider := self._providers.get(backend_key(record.api, record.backend or "")):
             sampling["gen_ai.provider.name"] = provider
         span = self._tracer.start_span(
             span_name(record, facts),
