@@ -24,8 +24,6 @@ from hybridgate.types import ChatRequest
 
 AttributeValue = str | bool | int | float | Sequence[str]
 
-SEMCONV = "semantic-conventions-genai v0.1.0"
-
 
 @dataclass
 class SpanFacts:
