@@ -52,7 +52,8 @@ def judged_refusal(spec: Spec, grade: Grade) -> Grade:
 
 
 class LeakGrader:
-    """Grades ``leak`` cases; builds the PII detector (Presidio's patterns) once, on first use."""
+    """Grades ``leak`` cases; builds each PII detector (Presidio's patterns) once: ``prepare``
+    builds them before a run."""
 
     def __init__(self) -> None:
         self._detectors: dict[tuple[str, ...] | None, Any] = {}
