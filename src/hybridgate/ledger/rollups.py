@@ -211,8 +211,9 @@ def decision_counts(
 ) -> dict[str, Any]:
     """Router rules that decided, escalations along the cascade, and cache lookups.
 
-    An escalation is a request that tried more than one backend; ``attempts`` entries read
-    ``backend:ok``, ``backend:error:<type>`` or ``backend:check_failed:<check>``.
+    An escalation is a request that tried more than one backend; ``attempts`` entries are the
+    text of ``cascade.attempt.Attempt`` (``backend:ok``, ``backend:error:<type>``,
+    ``backend:check_failed:<check>``...).
     """
     by_rule = conn.execute(
         f"SELECT rule, COUNT(*) FROM requests WHERE ts >= ? AND {FILTER_SQL} "

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from hybridgate.cache import CachedAnswer, Hit, Lookup, ResponseCache, replay_chunks
+from hybridgate.cascade.attempt import as_text
 from hybridgate.cascade.core import Cascade, Served
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import ClientClosedError, GatewayError, PermissionDeniedError
@@ -251,7 +252,7 @@ class Pipeline:
             saved_usd=trace.hit.cost_usd if trace.hit else 0.0,
             rule=decision.rule if decision else None,
             reasons=list(decision.reasons) if decision else [],
-            attempts=trace.trail.attempts,
+            attempts=as_text(trace.trail.attempts),
             escalations=trace.trail.escalations,
             wasted_tokens=trace.trail.wasted_tokens,
             wasted_ms=trace.trail.wasted_ms,
