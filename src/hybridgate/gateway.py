@@ -32,6 +32,7 @@ from hybridgate.ledger.pricing import Pricer
 from hybridgate.ledger.response_store import ResponseStore, Sealer, SqliteResponseStore
 from hybridgate.loop_lag import LoopLag
 from hybridgate.pipeline.core import Pipeline
+from hybridgate.pipeline.recorder import Recorder
 from hybridgate.privacy.gate import EgressGate
 from hybridgate.privacy.secret import load_prompt_secret, load_secret
 from hybridgate.router import RuleRouter
@@ -134,7 +135,7 @@ class Gateway:
         await self.pipeline.shadow.drain()
         if self.embeddings is not None:
             await self.embeddings.aclose()
-        await self.pipeline.drain_charges()
+        await self.pipeline.recorder.drain_charges()
         if self.cache is not None:
             await self.cache.aclose()
         if self.access is not None:
@@ -198,17 +199,9 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
     cache = build_cache(config, env, circuit)
     router = RuleRouter(config)
     secret = load_prompt_secret(config.ledger, env)
+    recorder = Recorder(config, ledger, metrics, Pricer(), secret, access.limiter if access else None)
     pipeline = Pipeline(
-        config,
-        router,
-        Cascade(backends, config, _egress_gate(config)),
-        ledger,
-        metrics,
-        Pricer(),
-        secret,
-        privacy,
-        access.limiter if access else None,
-        cache,
+        config, router, Cascade(backends, config, _egress_gate(config)), recorder, privacy, cache
     )
     gateway = Gateway(config, backends, ledger, metrics, pipeline, access, privacy, cache)
     metrics.watch_degraded(gateway.degraded)
@@ -233,7 +226,7 @@ def _embeddings(
         embeddings,
         dict(embeddings.backends),
         {name: build_embedder(name, cfg, env) for name, cfg in embeddings.backends.items()},
-        pipeline.commit,
+        pipeline.recorder.commit,
         Pricer(),
         secret,
         cache=build_vector_cache(config, env),

@@ -9,39 +9,20 @@ the stream ended cleanly.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from hybridgate.errors import GatewayError
+from hybridgate.pipeline.recorder import Outcome, Recorder
 from hybridgate.privacy.restore import ChunkRestorer
 from hybridgate.router.rules import estimate_prompt_tokens as prompt_token_estimate
 from hybridgate.types import ChatResponse, Decision, Json, Usage
 from hybridgate.wire.assembly import StreamAssembler
 
 if TYPE_CHECKING:
-    from hybridgate.cache import Lookup
     from hybridgate.pipeline.trace import Trace
 
 CLIENT_CLOSED = 499  # nginx's convention for "the client hung up before the answer was complete"
-
-
-class Recording(Protocol):
-    """What a stream needs of its pipeline when it ends: the ledger row and the cache write
-    (``Pipeline`` is one; a Protocol so this module does not import the pipeline's)."""
-
-    def record(
-        self,
-        trace: Trace,
-        usage: Usage,
-        status: int,
-        error_type: str | None,
-        reported_model: str | None,
-        fingerprint: str | None,
-        *,
-        stream: bool = False,
-    ) -> float: ...
-
-    def store(self, lookup: Lookup | None, trace: Trace, response: ChatResponse, cost: float) -> None: ...
 
 
 class PipelineStream:
@@ -49,19 +30,19 @@ class PipelineStream:
 
     def __init__(
         self,
-        pipeline: Recording,
+        recorder: Recorder,
         trace: Trace,
         decision: Decision,
         first: Json,
         rest: AsyncGenerator[Json, None],
-        lookup: Lookup | None = None,
+        store: Callable[[ChatResponse, float], None] | None = None,
     ) -> None:
-        self._pipeline = pipeline
+        self._recorder = recorder
         self.trace = trace
         self.decision = decision
         self._first = first
         self._rest = rest
-        self._lookup = lookup  # set: store the answer once it has streamed whole
+        self._store = store  # set: store the answer (in the cache) once it has streamed whole
         self.usage = Usage()
         self.cost_usd = 0.0
         self._started = False  # chunks() was entered: it records the row and frees the upstream
@@ -84,8 +65,8 @@ class PipelineStream:
         try:
             await self._rest.aclose()
         finally:
-            self._pipeline.record(
-                self.trace, self.usage, CLIENT_CLOSED, "client_closed", None, None, stream=True
+            self._recorder.record(
+                self.trace, Outcome(self.usage, CLIENT_CLOSED, "client_closed", stream=True)
             )
 
     async def chunks(self) -> AsyncIterator[Json]:
@@ -94,7 +75,7 @@ class PipelineStream:
         error_type: str | None = "client_closed"
         reported: str | None = None
         fingerprint: str | None = None
-        assembler = StreamAssembler() if self._lookup is not None else None
+        assembler = StreamAssembler() if self._store is not None else None
         served = 0  # content chunks sent: the tokens served, if the upstream never says
         try:
             async for chunk in self._restored():
@@ -122,11 +103,10 @@ class PipelineStream:
             if status != 200 and self.usage.total_tokens == 0 and served and trace.request:
                 # the upstream's usage never came: the tokens served, and the prompt estimated
                 self.usage = Usage(prompt_token_estimate(trace.request), served)
-            self.cost_usd = self._pipeline.record(
-                trace, self.usage, status, error_type, reported, fingerprint, stream=True
-            )
-        if assembler is not None and self._lookup is not None:
-            self._pipeline.store(self._lookup, trace, assembler.response(), self.cost_usd)
+            outcome = Outcome(self.usage, status, error_type, reported, fingerprint, stream=True)
+            self.cost_usd = self._recorder.record(trace, outcome)
+        if assembler is not None and self._store is not None:
+            self._store(assembler.response(), self.cost_usd)
 
     async def _restored(self) -> AsyncIterator[Json]:
         redactions = self.trace.redactions_for(self.trace.served)
