@@ -34,7 +34,6 @@ import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -44,7 +43,7 @@ from hybridgate.ledger.migrations import CREATE_STAGE, INSERT, MERGE_STAGE, STAG
 from hybridgate.ledger.pg_reader import PostgresReader
 from hybridgate.ledger.records import LedgerRecord
 from hybridgate.ledger.spool import Keyed, Spool
-from hybridgate.stores.postgres import is_outage
+from hybridgate.stores.postgres import is_outage, where
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ class PostgresLedger(PostgresReader, BatchedLedger):
         retry_s: float = 1.0,
         purge_every_s: float = 3600.0,
     ) -> None:
-        super().__init__(dsn, where=_where(dsn), password=password, timeout_s=timeout_s)
+        super().__init__(dsn, where=where(dsn), password=password, timeout_s=timeout_s)
         self.batch_size = batch_size
         self.retention_days = retention_days
         self.retry_s = retry_s
@@ -280,9 +279,3 @@ class PostgresLedger(PostgresReader, BatchedLedger):
 def _pg_row(key: str, rec: LedgerRecord) -> tuple[Any, ...]:
     """The row to store: PostgreSQL rejects NUL in text, so NULs become U+FFFD (the row is kept)."""
     return tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in (key, *rec.to_row()))
-
-
-def _where(dsn: str) -> str:
-    """host:port/database of a DSN, never its password."""
-    parts = urlsplit(dsn)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"
