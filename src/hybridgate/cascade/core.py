@@ -3,7 +3,7 @@
 A backend failure that is the upstream's trouble (``BackendError.retryable``) moves on to the next
 backend; an error caused by the request itself is raised at once, since every backend would refuse
 it alike; a backend whose kind refuses a field the request uses (wire/fields.py) is skipped.
-Answers are checked (``checks.py``: JSON / schema for ``response_format``, tool calls against
+Answers are checked (``checks``: JSON / schema for ``response_format``, tool calls against
 their schemas; on ``cascade = true`` routes also non-empty, not cut off, and the mean token
 probability against ``min_confidence``). A failed check escalates to the next backend; the last
 backend's answer is returned even when it fails, since a best effort beats an error the caller

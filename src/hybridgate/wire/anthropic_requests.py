@@ -50,7 +50,7 @@ def to_anthropic_request(
     passthrough = anthropic_fields(request)
     structured = "output_config" in passthrough or "output_format" in passthrough
     if not structured and (instruction := json_instruction(request.response_format)):
-        # The Messages API has no response_format: ask for JSON in words; checks.py verifies it.
+        # The Messages API has no response_format: ask for JSON in words; cascade/checks.py verifies it.
         system = _with_instruction(system, instruction)
     if system:
         body["system"] = system
