@@ -58,7 +58,7 @@ from hybridgate.auth.records import KeyRecord
 from hybridgate.auth.store import HashedKeys, StoredKey
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import ConfigError, KeyStoreUnavailableError
-from hybridgate.stores.postgres import is_outage, run_in_thread, where
+from hybridgate.stores.postgres import describe_dsn, is_outage, run_in_thread
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class PostgresKeyStore(HashedKeys):
         if not pepper:
             raise ConfigError("the API-key pepper is empty; set the auth.pepper_env variable")
         self.dsn = dsn
-        self.where = where(dsn)
+        self.where = describe_dsn(dsn)
         self._password = password
         self._pepper = pepper
         self._timeout_s = timeout_s

@@ -51,7 +51,7 @@ from hybridgate.ledger.migrations import CREATE_STAGE, INSERT, MERGE_STAGE, STAG
 from hybridgate.ledger.records import LedgerRecord
 from hybridgate.ledger.rollups import check_group, no_decisions
 from hybridgate.ledger.spool import Keyed, Spool
-from hybridgate.stores.postgres import is_outage, run_in_thread, where
+from hybridgate.stores.postgres import describe_dsn, is_outage, run_in_thread
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,7 +84,7 @@ class PostgresLedger(BatchedLedger):
         purge_every_s: float = 3600.0,
     ) -> None:
         self.dsn = dsn
-        self.where = where(dsn)  # host:port/database, for messages; never the password
+        self.where = describe_dsn(dsn)  # host:port/database, for messages; never the password
         self._password = password
         self.timeout_s = timeout_s
         self.batch_size = batch_size
