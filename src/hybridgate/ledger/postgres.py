@@ -49,7 +49,7 @@ from hybridgate.ledger.base import Traffic
 from hybridgate.ledger.batches import BatchedLedger, Batches
 from hybridgate.ledger.migrations import CREATE_STAGE, INSERT, MERGE_STAGE, STAGE_COLUMNS, migrate
 from hybridgate.ledger.records import LedgerRecord
-from hybridgate.ledger.rollups import check_group, no_decisions
+from hybridgate.ledger.rollups import ANY_ROW, RowFilter, check_group, no_decisions
 from hybridgate.ledger.spool import Keyed, Spool
 from hybridgate.stores.postgres import describe_dsn, is_outage, run_in_thread
 
@@ -111,17 +111,13 @@ class PostgresLedger(BatchedLedger):
         by: str,
         days: float | None = None,
         traffic: str | None = "live",
-        *,
-        feature: str | None = None,
-        route: str | None = None,
+        where: RowFilter = ANY_ROW,
     ) -> list[dict[str, Any]]:
         """Totals per ``by`` group (see ``USAGE_GROUPS``) over the last ``days``; None is all time.
         ``traffic`` is the class counted (None: every class)."""
         check_group(by)
         since = 0.0 if days is None else time.time() - days * 86400
-        return self._read(
-            lambda conn: pg.pg_rollup(conn, by, since, traffic, feature=feature, route=route), []
-        )
+        return self._read(lambda conn: pg.pg_rollup(conn, by, since, traffic, where), [])
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest ``limit`` rows, newest first, with list columns decoded."""
@@ -132,26 +128,18 @@ class PostgresLedger(BatchedLedger):
         by: str,
         since: float,
         traffic: str | None = "live",
-        *,
-        feature: str | None = None,
-        route: str | None = None,
+        where: RowFilter = ANY_ROW,
     ) -> list[dict[str, Any]]:
         check_group(by)
-        return self._read(
-            lambda conn: pg.pg_daily_series(conn, by, since, traffic, feature=feature, route=route), []
-        )
+        return self._read(lambda conn: pg.pg_daily_series(conn, by, since, traffic, where), [])
 
     def decisions(
         self,
         since: float,
         traffic: str | None = "live",
-        *,
-        feature: str | None = None,
-        route: str | None = None,
+        where: RowFilter = ANY_ROW,
     ) -> dict[str, Any]:
-        return self._read(
-            lambda conn: pg.pg_decisions(conn, since, traffic, feature=feature, route=route), no_decisions()
-        )
+        return self._read(lambda conn: pg.pg_decisions(conn, since, traffic, where), no_decisions())
 
     def traffic(self, since: float, traffic: str | None = "live") -> Traffic:
         async def read(conn: asyncpg.Connection) -> Traffic:
@@ -167,13 +155,9 @@ class PostgresLedger(BatchedLedger):
         since: float,
         limit: int,
         traffic: str | None = "live",
-        *,
-        feature: str | None = None,
-        route: str | None = None,
+        where: RowFilter = ANY_ROW,
     ) -> list[dict[str, Any]]:
-        return self._read(
-            lambda conn: pg.pg_request_log(conn, since, limit, traffic, feature=feature, route=route), []
-        )
+        return self._read(lambda conn: pg.pg_request_log(conn, since, limit, traffic, where), [])
 
     def reported_models(self, since: float) -> list[dict[str, Any]]:
         return self._read(lambda conn: pg.pg_reported_models(conn, since), [])
