@@ -339,11 +339,8 @@ class Embeddings:
         )
 
     def _price(self, backend: str, tokens: int) -> float:
-        config = self._configs[backend]
-        if tokens == 0 or (config.price is None and config.local):
-            return 0.0
-        provider = getattr(config, "provider", None)
-        return self._pricer.price(provider, self.embedders[backend].model, Usage(tokens, 0), config.price)
+        model = self.embedders[backend].model
+        return self._pricer.price_backend(self._configs[backend], model, Usage(tokens, 0))
 
     def _write(self, work: _Work, status: int, error_type: str | None) -> None:
         ctx, decision = work.ctx, work.decision

@@ -161,16 +161,9 @@ class Recorder:
             await asyncio.wait(list(self._charges), timeout=timeout_s)
 
     def price(self, served: Served | None, usage: Usage) -> float:
-        if served is None or usage.total_tokens == 0:
+        if served is None:
             return 0.0
-        backend = self._config.backends[served.backend.name]
-        provider = getattr(backend, "provider", None) or (
-            "anthropic" if backend.type == "anthropic" else None
-        )
-        override = backend.price
-        if override is None and backend.local:
-            return 0.0  # a local tier is free unless config prices it (TCO values it later)
-        return self._pricer.price(provider, served.model, usage, override)
+        return self._pricer.price_backend(self._config.backends[served.backend.name], served.model, usage)
 
 
 def prompt_token_bound(request: ChatRequest) -> int:
