@@ -11,20 +11,20 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING
 
 from hybridgate.cache import CachedAnswer, Hit, Lookup, ResponseCache, replay_chunks
 from hybridgate.cascade.core import Cascade
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import ClientClosedError, GatewayError, PermissionDeniedError
-from hybridgate.pipeline.recorder import Outcome, Recorder
+from hybridgate.pipeline.outcomes import LiveAnswer, OutcomeSampler, answer_text
+from hybridgate.pipeline.recorder import Ending, Recorder
 from hybridgate.pipeline.shadow import Shadow
 from hybridgate.pipeline.stream import PipelineStream, iterate
 from hybridgate.pipeline.trace import Trace
 from hybridgate.privacy.restore import restore_completion
 from hybridgate.router import RuleRouter
-from hybridgate.types import ChatRequest, ChatResponse, Decision, RequestContext
+from hybridgate.types import ChatRequest, ChatResponse, Decision, Json, RequestContext
 
 if TYPE_CHECKING:
     # the guard is built only when [privacy] is configured: Presidio is slow to import
@@ -61,6 +61,7 @@ class Pipeline:
         self._guard = guard
         self.cache = cache
         self.shadow = Shadow(config.routes, self.complete, random.Random())
+        self.outcomes: OutcomeSampler | None = None  # set by the gateway: grading for retraining
 
     def _decide(self, trace: Trace, request: ChatRequest) -> Decision:
         trace.decision = self._router.decide(request, trace.ctx)
@@ -112,12 +113,13 @@ class Pipeline:
         except Exception:  # a bug: the API answers a plain 500, and the ledger still has the row
             self.recorder.record_failure(trace, GatewayError("internal error"))
             raise
-        outcome = Outcome(
+        ending = Ending(
             response.usage, reported_model=response.model, fingerprint=response.system_fingerprint
         )
-        cost = self.recorder.record(trace, outcome)
+        cost = self.recorder.record(trace, ending)
         self.store(lookup, trace, response, cost)
         self.shadow.maybe(request, ctx, decision, trace.policy)
+        self.graded(trace, decision, response.body)
         return Completion(
             response,
             decision,
@@ -132,7 +134,7 @@ class Pipeline:
     def _answer_from_cache(self, trace: Trace, decision: Decision, hit: CachedAnswer) -> Completion:
         response = hit.response(trace.ctx.request_id)
         self.recorder.record(
-            trace, Outcome(reported_model=response.model, fingerprint=response.system_fingerprint)
+            trace, Ending(reported_model=response.model, fingerprint=response.system_fingerprint)
         )
         return Completion(
             response,
@@ -152,7 +154,7 @@ class Pipeline:
             lookup = await self._look_up(trace, request, decision)
             if trace.hit is not None:
                 chunks = replay_chunks(trace.hit.response(ctx.request_id))
-                return PipelineStream(self.recorder, trace, decision, chunks[0], iterate(chunks[1:]))
+                return PipelineStream(self, trace, decision, chunks[0], iterate(chunks[1:]))
             await self._reserve(trace, request, decision)
             started = await self._cascade.stream(decision, request, trace.trail, trace.clearance())
         except GatewayError as exc:
@@ -166,12 +168,28 @@ class Pipeline:
             raise
         trace.served = started.served
         self.shadow.maybe(request, ctx, decision, trace.policy)
-        store = partial(self.store, lookup, trace) if lookup is not None else None
-        return PipelineStream(self.recorder, trace, decision, started.first, started.rest, store)
+        return PipelineStream(self, trace, decision, started.first, started.rest, lookup)
+
+    def wants_answer(self, route: str) -> bool:
+        """Whether a stream on ``route`` is assembled for outcome sampling."""
+        return self.outcomes is not None and self.outcomes.wants_answer(route)
+
+    def graded(self, trace: Trace, decision: Decision, body: Json | None) -> None:
+        """Hand a live answer to outcome sampling (``body``: None for a stream not assembled)."""
+        if self.outcomes is not None and trace.request is not None:
+            clearance = trace.clearance()
+            text = answer_text(ChatResponse(body)) if body is not None else None
+            escalated = trace.trail.escalations > 0
+            pii = bool(clearance and clearance.pii)
+            self.outcomes.observe(
+                LiveAnswer(
+                    trace.request, trace.ctx, decision, trace.backend, text, escalated, pii, trace.policy
+                )
+            )
 
     def answered(self, ctx: RequestContext, request: ChatRequest | None = None) -> None:
         """Record a request the edge answered itself (model list, token count, stored response)."""
-        self.recorder.record(Trace(ctx, request), Outcome())
+        self.recorder.record(Trace(ctx, request), Ending())
 
     def reject(self, ctx: RequestContext, error: GatewayError, request: ChatRequest | None = None) -> None:
         """Record a request refused before it reached the router (bad JSON, auth, size)."""

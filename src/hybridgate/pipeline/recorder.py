@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Ending:
     """How a request ended: what the upstream billed, the status, what it reported."""
 
     usage: Usage = field(default_factory=Usage)
@@ -79,11 +79,11 @@ class Recorder:
         if trace.trail.answered is not None:
             trace.served, usage = trace.trail.answered
             trace.trail.settle_answer()
-        self.record(trace, Outcome(usage, error.status_code, error.type))
+        self.record(trace, Ending(usage, error.status_code, error.type))
 
-    def record(self, trace: Trace, outcome: Outcome) -> float:
+    def record(self, trace: Trace, ending: Ending) -> float:
         """Write the request's one ledger row and its metrics; returns its cost in USD."""
-        ctx, decision, served, usage = trace.ctx, trace.decision, trace.served, outcome.usage
+        ctx, decision, served, usage = trace.ctx, trace.decision, trace.served, ending.usage
         # Escalated answers were paid for too: a cascade's cost includes its cheaper attempts.
         cost = self.price(served, usage) + sum(self.price(s, u) for s, u in trace.trail.wasted)
         prompt = trace.request.prompt_text() if trace.request else None
@@ -98,8 +98,8 @@ class Recorder:
             route=decision.route if decision else None,
             backend=trace.backend or None,
             model=trace.model,
-            reported_model=outcome.reported_model,
-            system_fingerprint=outcome.fingerprint,
+            reported_model=ending.reported_model,
+            system_fingerprint=ending.fingerprint,
             prompt_hash=prompt_hmac(self._secret, prompt) if prompt is not None else None,
             prompt_text=prompt if self._config.ledger.log_prompts else None,
             prompt_tokens=usage.prompt_tokens,
@@ -107,9 +107,9 @@ class Recorder:
             ttft_ms=trace.ttft_ms,
             latency_ms=(time.perf_counter() - ctx.started_perf) * 1000,
             cost_usd=cost,
-            status=outcome.status,
-            error_type=outcome.error_type,
-            stream=outcome.stream,
+            status=ending.status,
+            error_type=ending.error_type,
+            stream=ending.stream,
             cache=trace.cache if trace.cache != "bypass" else None,
             saved_usd=trace.hit.cost_usd if trace.hit else 0.0,
             rule=decision.rule if decision else None,
