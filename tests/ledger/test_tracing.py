@@ -355,8 +355,8 @@ def test_a_receiver_that_is_down_is_logged_once(tmp_path: Path, caplog: pytest.L
 
     caplog.set_level(logging.WARNING)
     with running_with(OtlpReceiver(), config, tmp_path) as rig, rig.openai() as client:
-        assert rig.gateway.pipeline.tracer is not None
-        exporter = rig.gateway.pipeline.tracer.exporter
+        assert rig.gateway.pipeline.recorder.tracer is not None
+        exporter = rig.gateway.pipeline.recorder.tracer.exporter
         deadline = time.monotonic() + 10
         while getattr(exporter, "failures", 0) < 3 and time.monotonic() < deadline:
             ask(client)

@@ -23,7 +23,7 @@ def banner(tmp_path: Path, **extra: object) -> str:
     try:
         return startup_banner(config, gateway, "127.0.0.1", 8787, 1)
     finally:
-        asyncio.run(gateway.pipeline.close_tracer())  # stops the exporter's thread
+        asyncio.run(gateway.pipeline.recorder.close_tracer())  # stops the exporter's thread
 
 
 def test_the_banner_says_where_spans_go(tmp_path: Path) -> None:

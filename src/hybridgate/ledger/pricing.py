@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from typing import Protocol
 
 import genai_prices
 
@@ -20,6 +21,19 @@ from hybridgate.types import Usage
 logger = logging.getLogger(__name__)
 
 MTOK = 1_000_000
+
+
+class Priced(Protocol):
+    """What pricing needs of a configured backend or embedder."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def local(self) -> bool: ...
+
+    @property
+    def price(self) -> Price | None: ...
 
 
 class Pricer:
@@ -40,6 +54,17 @@ class Pricer:
         if not model or not self._known(provider, model):
             return 0.0
         return self._catalog_cost(provider, model, usage.prompt_tokens, usage.completion_tokens)
+
+    def price_backend(self, backend: Priced, model: str, usage: Usage) -> float:
+        """USD for ``usage`` on a configured backend or embedder: its ``price`` if set; else free
+        if local (a local tier is free unless config prices it; the TCO values it later); else
+        the catalogue's, under its ``provider`` (an ``anthropic`` backend's is Anthropic)."""
+        if usage.total_tokens == 0 or (backend.price is None and backend.local):
+            return 0.0
+        provider = getattr(backend, "provider", None) or (
+            "anthropic" if backend.type == "anthropic" else None
+        )
+        return self.price(provider, model, usage, backend.price)
 
     def price_known(self, provider: str | None, model: str) -> bool:
         """Whether the catalogue has a price for this model (with no override, unknown means $0)."""
