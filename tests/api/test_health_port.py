@@ -41,7 +41,9 @@ def postgres() -> Iterator[PostgresServer]:
         yield pg
 
 
-def keys_in_postgres(upstream: OpenAIStandIn, postgres: PostgresServer, workdir: Path, health_port: int) -> str:
+def keys_in_postgres(
+    upstream: OpenAIStandIn, postgres: PostgresServer, workdir: Path, health_port: int
+) -> str:
     return upstream_config(upstream.base_url, workdir / "ledger.db") + (
         f'[server]\nhealth_port = {health_port}\n[postgres]\ndsn = "{postgres.dsn}"\ntimeout_s = 0.5\n'
         '[auth]\nenabled = true\nkeys_store = "postgres"\n'
