@@ -198,12 +198,19 @@ def loop_metrics(before: str, after: str) -> dict[str, Any]:
             "mean_ms": round((a["sum"] - b["sum"]) / count * 1000, 3) if count else None,
             "over_5ms": int(count - (fast(after, name) - fast(before, name))),
         }
+    # per generation: [collections, wall ms in all]; and the collector's own CPU ms in all
+    found["gc_pause_cpu_ms"] = {}
     for generation in "012":
         a, b = (
             histogram(m, f'hybridgate_gc_pause_seconds{{generation="{generation}"}}') for m in (after, before)
         )
         count = a["count"] - b["count"]
         found["gc_pause"][f"gen{generation}"] = [int(count), round((a["sum"] - b["sum"]) * 1000, 1)]
+        a, b = (
+            histogram(m, f'hybridgate_gc_pause_cpu_seconds{{generation="{generation}"}}')
+            for m in (after, before)
+        )
+        found["gc_pause_cpu_ms"][f"gen{generation}"] = round((a["sum"] - b["sum"]) * 1000, 1)
     return found
 
 

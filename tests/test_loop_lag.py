@@ -8,6 +8,7 @@ import asyncio
 import gc
 import time
 from pathlib import Path
+from typing import Literal
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -43,6 +44,30 @@ async def test_a_blocked_loop_and_a_collection_are_measured() -> None:
     assert lag._on_gc not in gc.callbacks  # removed on close
 
 
+async def test_the_cpu_pause_leaves_out_time_the_thread_did_not_run() -> None:
+    """A collection during which the thread is off the CPU (here: another gc callback sleeping,
+    as a loaded machine preempts it) has a long wall pause and a short CPU pause."""
+    registry = CollectorRegistry()
+    lag = LoopLag(registry)
+    lag.start()
+
+    def off_cpu(phase: Literal["start", "stop"], info: dict[str, int]) -> None:
+        if phase == "start":
+            time.sleep(0.2)
+
+    gc.callbacks.append(off_cpu)  # after the LoopLag hook: inside its measured interval
+    try:
+        gc.collect()
+    finally:
+        gc.callbacks.remove(off_cpu)
+        await lag.aclose()
+    labels = {"generation": "2"}
+    wall = sample(registry, "hybridgate_gc_pause_seconds_sum", labels)
+    cpu = sample(registry, "hybridgate_gc_pause_cpu_seconds_sum", labels)
+    assert sample(registry, "hybridgate_gc_pause_cpu_seconds_count", labels) == 1
+    assert wall >= 0.2 and wall - cpu >= 0.15  # the sleep is in the wall pause only
+
+
 def test_metrics_serve_the_loop_lag(tmp_path: Path) -> None:
     with run_openai_standin() as upstream:
         config = GatewayConfig.model_validate(
@@ -57,3 +82,4 @@ def test_metrics_serve_the_loop_lag(tmp_path: Path) -> None:
             metrics = httpx.get(f"{url}/metrics").text
     assert "hybridgate_event_loop_lag_seconds_count" in metrics
     assert "hybridgate_gc_pause_seconds_bucket" in metrics
+    assert "hybridgate_gc_pause_cpu_seconds_bucket" in metrics
