@@ -9,33 +9,18 @@ gateway has migrated yet reads as an empty ledger; an unreachable server raises 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import asyncpg
 
 from hybridgate.ledger import pg_rollups as pg
 from hybridgate.ledger.base import Traffic
-from hybridgate.ledger.rollups import check_group, no_decisions
+from hybridgate.ledger.rollups import ANY_ROW, RowFilter, check_group, no_decisions
+from hybridgate.stores.postgres import is_outage, run_in_thread
 
 T = TypeVar("T")
-# SQLSTATE classes that mean "the server is unavailable", not "this row is bad": connection
-# exception, insufficient resources, operator intervention (shutdown), transaction rollback.
-OUTAGE_CLASSES = ("08", "53", "57", "40")
-LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out: someone else holds the lock, try again later
-
-
-def is_outage(exc: BaseException) -> bool:
-    """True when the server is unavailable (retry later, spool), False when the statement is bad."""
-    if isinstance(exc, asyncpg.DataError):  # an argument asyncpg could not encode
-        return False
-    if isinstance(exc, asyncpg.PostgresError):
-        state = str(exc.sqlstate or "")
-        return state[:2] in OUTAGE_CLASSES or state == LOCK_NOT_AVAILABLE
-    return isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError)
 
 
 class PostgresReader:
@@ -52,17 +37,13 @@ class PostgresReader:
         by: str,
         days: float | None = None,
         traffic: str | None = "live",
-        *,
-        feature: str | None = None,
-        route: str | None = None,
+        where: RowFilter = ANY_ROW,
     ) -> list[dict[str, Any]]:
         """Totals per ``by`` group (see ``USAGE_GROUPS``) over the last ``days``; None is all time.
         ``traffic`` is the class counted (None: every class)."""
         check_group(by)
         since = 0.0 if days is None else time.time() - days * 86400
-        return self._read(
-            lambda conn: pg.pg_rollup(conn, by, since, traffic, feature=feature, route=route), []
-        )
+        return self._read(lambda conn: pg.pg_rollup(conn, by, since, traffic, where), [])
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest ``limit`` rows, newest first, with list columns decoded."""
@@ -73,26 +54,18 @@ class PostgresReader:
         by: str,
         since: float,
         traffic: str | None = "live",
-        *,
-        feature: str | None = None,
-        route: str | None = None,
+        where: RowFilter = ANY_ROW,
     ) -> list[dict[str, Any]]:
         check_group(by)
-        return self._read(
-            lambda conn: pg.pg_daily_series(conn, by, since, traffic, feature=feature, route=route), []
-        )
+        return self._read(lambda conn: pg.pg_daily_series(conn, by, since, traffic, where), [])
 
     def decisions(
         self,
         since: float,
         traffic: str | None = "live",
-        *,
-        feature: str | None = None,
-        route: str | None = None,
+        where: RowFilter = ANY_ROW,
     ) -> dict[str, Any]:
-        return self._read(
-            lambda conn: pg.pg_decisions(conn, since, traffic, feature=feature, route=route), no_decisions()
-        )
+        return self._read(lambda conn: pg.pg_decisions(conn, since, traffic, where), no_decisions())
 
     def traffic(self, since: float, traffic: str | None = "live") -> Traffic:
         async def read(conn: asyncpg.Connection) -> Traffic:
@@ -108,13 +81,9 @@ class PostgresReader:
         since: float,
         limit: int,
         traffic: str | None = "live",
-        *,
-        feature: str | None = None,
-        route: str | None = None,
+        where: RowFilter = ANY_ROW,
     ) -> list[dict[str, Any]]:
-        return self._read(
-            lambda conn: pg.pg_request_log(conn, since, limit, traffic, feature=feature, route=route), []
-        )
+        return self._read(lambda conn: pg.pg_request_log(conn, since, limit, traffic, where), [])
 
     def reported_models(self, since: float) -> list[dict[str, Any]]:
         return self._read(lambda conn: pg.pg_reported_models(conn, since), [])
@@ -136,10 +105,9 @@ class PostgresReader:
             finally:
                 await conn.close(timeout=self.timeout_s)
 
-        with ThreadPoolExecutor(1, thread_name_prefix="hybridgate-ledger-read") as pool:
-            try:
-                return pool.submit(asyncio.run, run()).result()
-            except Exception as exc:
-                if is_outage(exc):
-                    raise ConnectionError(f"ledger: cannot read PostgreSQL at {self.where}: {exc}") from exc
-                raise
+        try:
+            return run_in_thread(run(), "hybridgate-ledger-read")
+        except Exception as exc:
+            if is_outage(exc):
+                raise ConnectionError(f"ledger: cannot read PostgreSQL at {self.where}: {exc}") from exc
+            raise

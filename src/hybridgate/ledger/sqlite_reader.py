@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from hybridgate.ledger import rollups
 from hybridgate.ledger.base import Traffic
 from hybridgate.ledger.records import row_to_dict
+from hybridgate.ledger.rollups import ANY_ROW, RowFilter
 
 T = TypeVar("T")
 
@@ -34,17 +35,13 @@ class SqliteReader:
         by: str,
         days: float | None = None,
         traffic: str | None = "live",
-        *,
-        feature: str | None = None,
-        route: str | None = None,
+        where: RowFilter = ANY_ROW,
     ) -> list[dict[str, Any]]:
         """Totals per ``by`` group (see ``USAGE_GROUPS``) over the last ``days``; None is all time.
         ``traffic`` is the class counted (None: every class)."""
         rollups.check_group(by)
         since = 0.0 if days is None else time.time() - days * 86400
-        return self._read(
-            lambda conn: rollups.rollup(conn, by, since, traffic, feature=feature, route=route), []
-        )
+        return self._read(lambda conn: rollups.rollup(conn, by, since, traffic, where), [])
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest ``limit`` rows, newest first, with list columns decoded."""
@@ -60,26 +57,20 @@ class SqliteReader:
         by: str,
         since: float,
         traffic: str | None = "live",
-        *,
-        feature: str | None = None,
-        route: str | None = None,
+        where: RowFilter = ANY_ROW,
     ) -> list[dict[str, Any]]:
         rollups.check_group(by)
-        return self._read(
-            lambda conn: rollups.daily_series(conn, by, since, traffic, feature=feature, route=route), []
-        )
+        return self._read(lambda conn: rollups.daily_series(conn, by, since, traffic, where), [])
 
     def decisions(
         self,
         since: float,
         traffic: str | None = "live",
-        *,
-        feature: str | None = None,
-        route: str | None = None,
+        where: RowFilter = ANY_ROW,
     ) -> dict[str, Any]:
         def read(conn: sqlite3.Connection) -> dict[str, Any]:
-            counts = rollups.decision_counts(conn, since, traffic, feature=feature, route=route)
-            latency = rollups.latency_percentiles(conn, since, traffic, feature=feature, route=route)
+            counts = rollups.decision_counts(conn, since, traffic, where)
+            latency = rollups.latency_percentiles(conn, since, traffic, where)
             return counts | {"latency": latency}
 
         return self._read(read, rollups.no_decisions())
@@ -96,13 +87,9 @@ class SqliteReader:
         since: float,
         limit: int,
         traffic: str | None = "live",
-        *,
-        feature: str | None = None,
-        route: str | None = None,
+        where: RowFilter = ANY_ROW,
     ) -> list[dict[str, Any]]:
-        return self._read(
-            lambda conn: rollups.request_log(conn, since, limit, traffic, feature=feature, route=route), []
-        )
+        return self._read(lambda conn: rollups.request_log(conn, since, limit, traffic, where), [])
 
     def reported_models(self, since: float) -> list[dict[str, Any]]:
         return self._read(lambda conn: rollups.reported_models(conn, since), [])

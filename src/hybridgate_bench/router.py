@@ -25,16 +25,17 @@ from typing import Any
 
 import numpy as np
 
+from hybridgate.embedder import WordLlamaEmbedder
 from hybridgate.router.artifact import RouterArtifact
-from hybridgate.router.bench_data import STRONG, WEAK, BenchData, load_routellm
-from hybridgate.router.calibration import Target, achieved, threshold_for
-from hybridgate.router.dataset import Outcomes
-from hybridgate.router.evaluation import decision_latency_ms, load_average
-from hybridgate.router.features import Features, FeatureSpec, Featurizer, WordLlamaEmbedder
+from hybridgate.router.features import Features, FeatureSpec, Featurizer
 from hybridgate.router.learned import LearnedRouter
 from hybridgate.router.model import Regularization
-from hybridgate.router.quality import Curve, curve, random_share_for_quality, summary
-from hybridgate.router.training import cross_validated_scores, fit, fold_ids
+from hybridgate.training.calibration import Target, achieved, threshold_for
+from hybridgate.training.dataset import Outcomes
+from hybridgate.training.evaluation import decision_latency_ms, load_average
+from hybridgate.training.quality import Curve, curve, random_share_for_quality, summary
+from hybridgate.training.train import cross_validated_scores, fit, fold_ids
+from hybridgate_bench.router_data import STRONG, WEAK, BenchData, load_routellm
 
 Floats = np.ndarray
 SETTINGS = ("mmlu", "mmlu_subjects", "gsm8k", "gsm8k_cascade", "cross")
