@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Literal
@@ -83,3 +86,18 @@ def test_metrics_serve_the_loop_lag(tmp_path: Path) -> None:
     assert "hybridgate_event_loop_lag_seconds_count" in metrics
     assert "hybridgate_gc_pause_seconds_bucket" in metrics
     assert "hybridgate_gc_pause_cpu_seconds_bucket" in metrics
+
+
+def test_serve_freezes_the_start_up_heap_and_raises_the_young_threshold() -> None:
+    """In a fresh interpreter (it changes process-wide collector settings): what `serve` calls."""
+    script = (
+        "import gc\n"
+        "from hybridgate.loop_lag import YOUNG_GC_THRESHOLD, freeze_startup_heap\n"
+        "freeze_startup_heap()\n"
+        "assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()\n"
+        "assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, 10, 10), gc.get_threshold()\n"
+        "assert YOUNG_GC_THRESHOLD > 700\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
