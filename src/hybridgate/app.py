@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hybridgate.api import anthropic, embeddings, models, openai, responses
+from hybridgate.api import anthropic, embeddings, feedback, models, openai, responses
 from hybridgate.api.admin import reload_router
 from hybridgate.api.auth import require_admin
 from hybridgate.api.context import context_from
@@ -144,6 +144,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> S
         Route("/v1/responses/{response_id}", responses.delete_response, methods=["DELETE"]),
         Route("/v1/responses/{response_id}/input_items", responses.list_input_items, methods=["GET"]),
         Route("/v1/messages/count_tokens", anthropic.count_tokens, methods=["POST"]),
+        Route("/v1/feedback", feedback.feedback, methods=["POST"]),
         *(Route(path, probe, methods=["GET"]) for path, probe in HEALTH_ROUTES.items()),
         Route("/favicon.ico", favicon, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

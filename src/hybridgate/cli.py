@@ -155,8 +155,16 @@ def usage(
     json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     config: ConfigOption = None,
     ledger: Annotated[Path | None, typer.Option(help="ledger file; default from config")] = None,
+    decisions: Annotated[
+        bool, typer.Option("--decisions", help="learned routing: strong share, regret, wasted strong calls")
+    ] = False,
 ) -> None:
     """Print usage rollups from the ledger: requests, tokens, latency, cost."""
+    if decisions:
+        from hybridgate.commands.decisions import print_decisions
+
+        print_decisions(_config_or_exit(config), days, ledger, as_json=json)
+        return
     from hybridgate.backends.pins import remote_pins
     from hybridgate.ledger import read_ledger
     from hybridgate.ledger.drift import model_changes

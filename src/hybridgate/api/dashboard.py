@@ -38,7 +38,7 @@ from starlette.routing import Route
 from hybridgate.auth.records import ENVIRONMENT_PATTERN
 from hybridgate.auth.records import PREFIX as KEY_PREFIX
 from hybridgate.config import GatewayConfig
-from hybridgate.errors import RequestError, UpstreamUnavailableError
+from hybridgate.errors import RequestError, StoreUnavailableError, UpstreamUnavailableError
 from hybridgate.ledger.base import Ledger
 from hybridgate.ledger.records import TRAFFIC_CLASSES
 from hybridgate.ledger.rollups import FILTER_COLUMNS, LOG_COLUMNS, USAGE_GROUPS, RowFilter
@@ -161,6 +161,21 @@ async def summary(request: Request) -> Response:
     return _json({"days": days, **body})
 
 
+async def decisions(request: Request) -> Response:
+    """The learned routing's decision report: strong share, regret, wasted strong calls."""
+    from hybridgate.ledger.decisions import read_report
+
+    (days, since), gateway = _since(request), request.app.state.gateway
+    if gateway.outcomes is None:
+        return _json({"days": days, "rows": []})
+    routes = {name: route.try_ for name, route in gateway.config.routes.items()}
+    try:
+        rows = await read_report(gateway.outcomes.store, routes, since)
+    except StoreUnavailableError as exc:
+        raise UpstreamUnavailableError(str(exc)) from None
+    return _json({"days": days, "rows": rows})
+
+
 async def _log(request: Request, limit: int) -> list[dict[str, Any]]:
     (_, since), f = _since(request), _filters(request)
     return await _query(request, lambda ledger: ledger.request_log(since, limit, f.traffic, f.where))
@@ -210,6 +225,7 @@ def dashboard_routes(guard: Guard | None = None, extra: Sequence[tuple[str, Hand
         ("/ui/api/requests.csv", requests_csv),
         ("/ui/api/timeseries", timeseries),
         ("/ui/api/summary", summary),
+        ("/ui/api/decisions", decisions),
         *extra,
     ]
     return [Route("/ui", page, methods=["GET"])] + [

@@ -220,3 +220,12 @@ NO_REDIS = (
     "the config has no [redis] section to signal through: each replica reloads a changed router file "
     "by itself every [router] reload_interval_s, or now with POST /admin/router/reload"
 )
+
+
+def _register_retrain() -> None:
+    from hybridgate.commands.retrain import retrain_command
+
+    app.command("retrain")(retrain_command)
+
+
+_register_retrain()

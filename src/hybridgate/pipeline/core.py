@@ -24,12 +24,13 @@ from hybridgate.ledger.base import Ledger
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.ledger.records import LedgerRecord, cohort_label, prompt_hmac
+from hybridgate.pipeline.outcomes import LiveAnswer, OutcomeSampler, answer_text
 from hybridgate.pipeline.shadow import Shadow
 from hybridgate.pipeline.stream import PipelineStream, iterate
 from hybridgate.pipeline.trace import Trace
 from hybridgate.privacy.restore import restore_completion
 from hybridgate.router import RuleRouter
-from hybridgate.types import ChatRequest, ChatResponse, Decision, RequestContext, Usage
+from hybridgate.types import ChatRequest, ChatResponse, Decision, Json, RequestContext, Usage
 
 if TYPE_CHECKING:
     from hybridgate.auth import Limiter, Reservation
@@ -79,6 +80,7 @@ class Pipeline:
         self._charges: set[asyncio.Task[None]] = set()
         self._reserve_output = config.auth.reserve_output_tokens
         self.shadow = Shadow(config.routes, self.complete, random.Random())
+        self.outcomes: OutcomeSampler | None = None  # set by the gateway: grading for retraining
 
     def _decide(self, trace: Trace, request: ChatRequest) -> Decision:
         trace.decision = self._router.decide(request, trace.ctx)
@@ -133,6 +135,7 @@ class Pipeline:
         cost = self.record(trace, response.usage, 200, None, response.model, response.system_fingerprint)
         self.store(lookup, trace, response, cost)
         self.shadow.maybe(request, ctx, decision, trace.policy)
+        self.graded(trace, decision, response.body)
         return Completion(
             response,
             decision,
@@ -180,6 +183,23 @@ class Pipeline:
         trace.served = started.served
         self.shadow.maybe(request, ctx, decision, trace.policy)
         return PipelineStream(self, trace, decision, started.first, started.rest, lookup)
+
+    def wants_answer(self, route: str) -> bool:
+        """Whether a stream on ``route`` is assembled for outcome sampling."""
+        return self.outcomes is not None and self.outcomes.wants_answer(route)
+
+    def graded(self, trace: Trace, decision: Decision, body: Json | None) -> None:
+        """Hand a live answer to outcome sampling (``body``: None for a stream not assembled)."""
+        if self.outcomes is not None and trace.request is not None:
+            clearance = trace.clearance()
+            text = answer_text(ChatResponse(body)) if body is not None else None
+            escalated = trace.trail.escalations > 0
+            pii = bool(clearance and clearance.pii)
+            self.outcomes.observe(
+                LiveAnswer(
+                    trace.request, trace.ctx, decision, trace.backend, text, escalated, pii, trace.policy
+                )
+            )
 
     def answered(self, ctx: RequestContext, request: ChatRequest | None = None) -> None:
         """Record a request the edge answered itself (model list, token count, stored response)."""

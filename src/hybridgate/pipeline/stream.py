@@ -43,6 +43,10 @@ class Recording(Protocol):
 
     def store(self, lookup: Lookup | None, trace: Trace, response: ChatResponse, cost: float) -> None: ...
 
+    def wants_answer(self, route: str) -> bool: ...
+
+    def graded(self, trace: Trace, decision: Decision, body: Json | None) -> None: ...
+
 
 class PipelineStream:
     """An answer being streamed: yields OpenAI chunks, records the ledger row when done."""
@@ -94,7 +98,8 @@ class PipelineStream:
         error_type: str | None = "client_closed"
         reported: str | None = None
         fingerprint: str | None = None
-        assembler = StreamAssembler() if self._lookup is not None else None
+        sampled = self._pipeline.wants_answer(self.decision.route)
+        assembler = StreamAssembler() if self._lookup is not None or sampled else None
         served = 0  # content chunks sent: the tokens served, if the upstream never says
         try:
             async for chunk in self._restored():
@@ -127,6 +132,8 @@ class PipelineStream:
             )
         if assembler is not None and self._lookup is not None:
             self._pipeline.store(self._lookup, trace, assembler.response(), self.cost_usd)
+        if status == 200 and trace.hit is None:
+            self._pipeline.graded(trace, self.decision, assembler.response().body if assembler else None)
 
     async def _restored(self) -> AsyncIterator[Json]:
         redactions = self.trace.redactions_for(self.trace.served)

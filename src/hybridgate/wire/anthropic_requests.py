@@ -25,7 +25,7 @@ from hybridgate.wire.anthropic_content import (
     tool_input,
 )
 from hybridgate.wire.anthropic_schema import check_messages_request
-from hybridgate.wire.fields import ANTHROPIC_EXTRA, anthropic_fields
+from hybridgate.wire.fields import ANTHROPIC_EXTRA, anthropic_fields, thinking_budget
 
 # Anthropic's sampling range is [0, 1]; OpenAI's is [0, 2]. Clamping keeps "hot" requests valid.
 _MAX_TEMPERATURE = 1.0
@@ -75,6 +75,15 @@ def to_anthropic_request(
         body["metadata"] = {"user_id": request.user}
     if stream:
         body["stream"] = True
+    if "thinking" not in passthrough and (budget := thinking_budget(request, request.output_limit())):
+        # reasoning_effort (wire/fields.py); thinking takes no temperature or top_k, top_p >= 0.95
+        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        if not request.output_limit():  # the default limit is for the answer: thinking comes on top
+            body["max_tokens"] = default_max_tokens + budget
+        body.pop("temperature", None)
+        body.pop("top_k", None)
+        if body.get("top_p", 1.0) < 0.95:
+            body.pop("top_p")
     return body | passthrough
 
 
