@@ -128,7 +128,14 @@ def test_stored_completion_lists_retrieves_updates_and_deletes(rig: Rig) -> None
 
     page = rig.owner.chat.completions.list(metadata={"run": tag})
     assert [c.id for c in page.data] == [first.id, second.id]  # oldest first by default
-    assert page.first_id == first.id and page.last_id == second.id and page.has_more is False
+    assert page.has_more is False
+    wire = rig.owner.chat.completions.with_raw_response.list(metadata={"run": tag}).http_response.json()
+    assert {k: wire[k] for k in ("object", "first_id", "last_id", "has_more")} == {
+        "object": "list",
+        "first_id": first.id,
+        "last_id": second.id,
+        "has_more": False,
+    }
     assert page.data[0].choices[0].message.content == "echo: first question"
     newest = rig.owner.chat.completions.list(metadata={"run": tag}, order="desc", limit=1)
     assert [c.id for c in newest.data] == [second.id] and newest.has_more is True
@@ -146,7 +153,10 @@ def test_stored_completion_lists_retrieves_updates_and_deletes(rig: Rig) -> None
     assert got.metadata == {"run": tag, "n": "1"}
     messages = rig.owner.chat.completions.messages.list(first.id)
     assert [(m.id, m.role, m.content) for m in messages.data] == [(f"{first.id}-0", "user", "first question")]
-    assert messages.first_id == messages.last_id == f"{first.id}-0" and messages.has_more is False
+    assert messages.has_more is False
+    wire = rig.owner.chat.completions.messages.with_raw_response.list(first.id).http_response.json()
+    assert (wire["object"], wire["first_id"], wire["last_id"]) == ("list", f"{first.id}-0", f"{first.id}-0")
+    assert wire["data"][0]["content_parts"] is None
 
     updated = rig.owner.chat.completions.update(first.id, metadata={"run": tag, "n": "one"})
     assert updated.metadata == {"run": tag, "n": "one"}
@@ -162,8 +172,8 @@ def test_stored_completion_lists_retrieves_updates_and_deletes(rig: Rig) -> None
         "param": "completion_id",
         "code": None,
     }
-    rows = rig.ledger_rows()[-6:]  # retrieve, messages, update, list, delete, refused retrieve
-    assert [(r["api"], r["status"]) for r in rows] == [("openai", 200)] * 5 + [("openai", 404)]
+    rows = rig.ledger_rows()[-7:]  # retrieve, messages (two), update, list, delete, refused retrieve
+    assert [(r["api"], r["status"]) for r in rows] == [("openai", 200)] * 6 + [("openai", 404)]
 
 
 def test_a_streamed_completion_is_kept_once_the_stream_completes(rig: Rig) -> None:
