@@ -221,13 +221,15 @@ def test_another_key_sees_nothing_and_a_bad_key_stores_nothing(rig: Rig) -> None
 
 
 def test_bad_requests_get_openai_errors_naming_the_parameter(rig: Rig) -> None:
+    kept = ask(rig.owner, "keep me", store=True)
     with pytest.raises(openai.BadRequestError) as caught:
-        rig.owner.chat.completions.list(limit=0)
+        rig.owner.chat.completions.list(limit=101)
     assert caught.value.param == "limit"
+    empty = rig.owner.chat.completions.list(limit=0)  # OpenAI documents no range: an empty page
+    assert empty.data == [] and empty.has_more is True
     with pytest.raises(openai.BadRequestError) as caught:
         rig.owner.chat.completions.list(order="sideways")  # type: ignore[arg-type]
     assert caught.value.param == "order"
-    kept = ask(rig.owner, "keep me", store=True)
     with pytest.raises(openai.BadRequestError) as caught:
         rig.owner.chat.completions.update(kept.id, metadata={"k": "v" * 600})
     assert caught.value.param == "metadata"

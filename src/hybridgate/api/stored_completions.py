@@ -161,9 +161,9 @@ def _page(request: Request, items: list[Json]) -> Json:
     try:
         limit = int(query.get("limit", "20"))
     except ValueError:
-        limit = 0
-    if not 1 <= limit <= 100:
-        raise RequestError("invalid request: limit: must be an integer from 1 to 100", param="limit")
+        limit = -1
+    if not 0 <= limit <= 100:  # OpenAI documents no range here: 0 is an empty page
+        raise RequestError("invalid request: limit: must be an integer from 0 to 100", param="limit")
     if order == "desc":
         items = list(reversed(items))
     if (after := query.get("after")) is not None:
