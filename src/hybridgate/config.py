@@ -270,6 +270,9 @@ class ServerConfig(Strict):
     header_timeout_s: float = Field(default=10.0, gt=0)
     body_timeout_s: float = Field(default=60.0, gt=0)
     max_connections: int = Field(default=1000, ge=1)
+    # /livez, /readyz, /healthz on a port of their own, open from the start; with it the serving
+    # port opens only once the replica is ready (docs/operations.md, "Readiness behind a proxy").
+    health_port: int | None = Field(default=None, ge=0, le=65535)
     # Browser origins allowed to call the API (CORS; docs/compatibility.md). Empty: no CORS headers.
     cors_origins: list[str] = []
 

@@ -33,6 +33,7 @@ from hybridgate.ledger.response_store import ResponseStore, Sealer, SqliteRespon
 from hybridgate.loop_lag import LoopLag
 from hybridgate.pipeline.core import Pipeline
 from hybridgate.pipeline.outcomes import OutcomeSampler, build_outcome_sampler
+from hybridgate.pipeline.recorder import Recorder
 from hybridgate.privacy.gate import EgressGate
 from hybridgate.privacy.secret import load_prompt_secret, load_secret
 from hybridgate.router import RuleRouter
@@ -141,7 +142,7 @@ class Gateway:
             await self.outcomes.store.aclose()
         if self.embeddings is not None:
             await self.embeddings.aclose()
-        await self.pipeline.drain_charges()
+        await self.pipeline.recorder.drain_charges()
         if self.cache is not None:
             await self.cache.aclose()
         if self.access is not None:
@@ -205,17 +206,9 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
     cache = build_cache(config, env, circuit)
     router = RuleRouter(config)
     secret = load_prompt_secret(config.ledger, env)
+    recorder = Recorder(config, ledger, metrics, Pricer(), secret, access.limiter if access else None)
     pipeline = Pipeline(
-        config,
-        router,
-        Cascade(backends, config, _egress_gate(config)),
-        ledger,
-        metrics,
-        Pricer(),
-        secret,
-        privacy,
-        access.limiter if access else None,
-        cache,
+        config, router, Cascade(backends, config, _egress_gate(config)), recorder, privacy, cache
     )
     gateway = Gateway(config, backends, ledger, metrics, pipeline, access, privacy, cache)
     metrics.watch_degraded(gateway.degraded)
@@ -241,7 +234,7 @@ def _embeddings(
         embeddings,
         dict(embeddings.backends),
         {name: build_embedder(name, cfg, env) for name, cfg in embeddings.backends.items()},
-        pipeline.commit,
+        pipeline.recorder.commit,
         Pricer(),
         secret,
         cache=build_vector_cache(config, env),
