@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hybridgate.api import anthropic, embeddings, feedback, models, openai, responses
+from hybridgate.api import anthropic, embeddings, feedback, models, openai, responses, stored_completions
 from hybridgate.api.admin import reload_router
 from hybridgate.api.auth import require_admin
 from hybridgate.api.context import context_from
@@ -135,6 +135,17 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> S
 
     routes = [
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+        Route("/v1/chat/completions", stored_completions.list_completions, methods=["GET"]),
+        Route(
+            "/v1/chat/completions/{completion_id}", stored_completions.retrieve_completion, methods=["GET"]
+        ),
+        Route("/v1/chat/completions/{completion_id}", stored_completions.update_completion, methods=["POST"]),
+        Route(
+            "/v1/chat/completions/{completion_id}", stored_completions.delete_completion, methods=["DELETE"]
+        ),
+        Route(
+            "/v1/chat/completions/{completion_id}/messages", stored_completions.list_messages, methods=["GET"]
+        ),
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", models.get_model, methods=["GET"]),
         Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
