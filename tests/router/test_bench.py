@@ -1,0 +1,108 @@
+"""The router benchmark's honest parts, on small data made here (never the shared benchmark data).
+
+Duplicate prompts stay in one fold and in one side of the development split; RouteLLM's
+decile metric on a hand-made example whose answer is worked out in the comments; the random
+router measured on the same rows lands on the straight line; the TF-IDF baseline learns.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from hybridgate.router.bench_metrics import (
+    full_summary,
+    paired_bootstrap,
+    random_scores_summary,
+    routellm_points,
+    routellm_summary,
+)
+from hybridgate.router.bench_split import development_rows, group_fold_ids, prompt_groups
+from hybridgate.router.bench_tfidf import cross_validated_gain, tf_rows
+from hybridgate.router.quality import curve, random_share_for_quality
+from tests.router.synthetic import rows
+
+
+def test_duplicate_prompts_share_their_fold_and_their_side_of_the_development_split() -> None:
+    rng = random.Random(3)
+    base = [f"Question {i}: what is {rng.randint(1, 10**6)} squared?" for i in range(400)]
+    # 60 copies that differ only by case, spacing or a compatibility character, put anywhere.
+    copies = [base[i].upper().replace(" ", "  ") + "\n" for i in range(0, 120, 2)]
+    wide = "".join(chr(ord(c) + 0xFEE0) for c in "QUESTION")  # full-width letters: NFKC-equal
+    copies[0] = base[0].replace("Question", wide)
+    prompts = base + copies
+    rng.shuffle(prompts)
+    groups = prompt_groups(prompts)
+    assert len(np.unique(groups)) == 400
+    dev = development_rows(prompts)
+    assert 0.15 < dev.mean() < 0.35  # a quarter of the groups
+    for seed in range(5):
+        folds = group_fold_ids(groups, 5, seed)
+        assert sorted(np.unique(folds)) == [0, 1, 2, 3, 4]
+        for g in np.unique(groups):
+            members = np.nonzero(groups == g)[0]
+            assert len(set(folds[members])) == 1
+            assert len(set(dev[members])) == 1
+    # Balanced: every fold holds 80 of the 400 groups.
+    folds = group_fold_ids(groups, 5, 0)
+    first = {g: folds[i] for i, g in enumerate(groups)}
+    assert sorted(np.bincount(list(first.values()))) == [80] * 5
+
+
+def test_routellm_metric_on_a_hand_made_example() -> None:
+    # 20 rows scored 0..19. np.quantile edges at positions 0, 1.9, 3.8, ... 17.1, 19 select
+    # (>=, and > for the last edge) 20, 18, 16, ... 2, 0 rows: shares 1.0, 0.9, ... 0.1, 0.
+    scores = np.arange(20, dtype=np.float64)
+    strong = np.ones(20)
+    weak = np.ones(20)
+    weak[[19, 16]] = 0.0  # quality: weak 0.9, strong 1.0
+    share, quality = routellm_points(scores, weak, strong)
+    assert np.allclose(share, np.linspace(0, 1, 11))
+    # share 0: 0.9; 0.1 (rows 19, 18): 0.95; 0.2 (rows 19..16): 1.0; then 1.0.
+    assert np.allclose(quality, [0.9, 0.95] + [1.0] * 9)
+    r = routellm_summary(scores, weak, strong)
+    # 95% of 1.0 = 0.95 is reached at the 0.1 point; CPT(50%) is the same level.
+    assert r["strong_share_at_95"] == 0.1
+    assert r["cpt50"] == 0.1
+    # CPT(20%) = 0.92: between (0, 0.9) and (0.1, 0.95): 0.04. CPT(80%) = 0.98: 0.1 + 0.06.
+    assert r["cpt20"] == 0.04
+    assert r["cpt80"] == 0.16
+    # Area: 0.1 (0.9 + 0.95) / 2 + 0.1 (0.95 + 1) / 2 + 0.8 = 0.99; APGR = (0.99 - 0.9) / 0.1.
+    assert r["apgr"] == 0.9
+    # Full resolution sees that row 19 alone (share 0.05) already reaches 0.95.
+    full = full_summary(scores, weak, strong)
+    assert full["strong_share_at_95"] == 0.05
+    assert full["cpt50"] == 0.05
+
+
+def test_random_router_measured_on_the_rows_lands_on_the_straight_line() -> None:
+    rng = np.random.default_rng(1)
+    weak = (rng.random(4000) < 0.6).astype(np.float64)
+    strong = (rng.random(4000) < 0.9).astype(np.float64)
+    line = random_share_for_quality(weak.mean(), strong.mean())
+    r = random_scores_summary(weak, strong, draws=10)
+    assert abs(r["strong_share_at_95"] - line) < 0.03
+    assert abs(r["apgr"] - 0.5) < 0.03
+    assert abs(r["routellm"]["strong_share_at_95"] - line) < 0.03
+    assert abs(r["routellm"]["apgr"] - 0.5) < 0.03
+    # The oracle (true gain) is far better, and the paired bootstrap says so.
+    oracle = strong - weak
+    assert full_summary(oracle, weak, strong)["strong_share_at_95"] < line - 0.3
+    diff = paired_bootstrap(oracle, rng.random(4000), weak, strong, resamples=50)
+    assert diff["significant"] and diff["ci95"][1] < 0
+    # A constant router is exactly the random line at full resolution (ties are linear).
+    assert abs(curve(np.zeros(4000), weak, strong).share_for_quality(0.95) - line) < 1e-9
+
+
+def test_tfidf_baseline_learns_which_prompts_need_the_strong_tier() -> None:
+    data = rows(600, seed=5)
+    prompts = [str(r["prompt"]) for r in data]
+    weak = np.array([float(bool(r["small"])) for r in data])
+    strong = np.array([float(bool(r["big"])) for r in data])
+    folds = group_fold_ids(prompt_groups(prompts), 5, 0)
+    scores = cross_validated_gain(tf_rows(prompts), weak, strong, folds, c=1.0)
+    hard = np.array([r["kind"] == "hard" for r in data])
+    assert scores[hard].mean() > scores[~hard].mean() + 0.3
+    learned = full_summary(scores, weak, strong)["strong_share_at_95"]
+    assert learned < random_share_for_quality(weak.mean(), strong.mean()) - 0.2
