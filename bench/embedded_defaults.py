@@ -12,7 +12,7 @@ import asyncio
 import json
 import statistics
 
-from hybridgate.backends.embedded import EmbeddedBackend
+from hybridgate.backends.embedded.backend import EmbeddedBackend
 from hybridgate.config import EmbeddedBackend as EmbeddedConfig
 from hybridgate.types import ChatRequest
 

@@ -34,8 +34,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hybridgate.backends.embedded_llama import LocalModel, Sampling, packaged_model_file
-from hybridgate.backends.embedded_process import EngineProcess
+from hybridgate.backends.embedded.llama import LocalModel, Sampling, packaged_model_file
+from hybridgate.backends.embedded.process import EngineProcess
 
 MESSAGES = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
 

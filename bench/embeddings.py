@@ -178,7 +178,7 @@ def bench_lookups(entries: int, lookups: int, tmp: Path, only: set[str]) -> dict
     from hybridgate.cache.postgres import PostgresStore
     from hybridgate.cache.redis import RedisStore
     from hybridgate.config import RedisConfig
-    from hybridgate.redis_client import redis_client
+    from hybridgate.stores.redis import redis_client
     from tests.postgres_server import new_database, run_postgres
 
     results = {

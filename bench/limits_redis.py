@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hybridgate.auth.limits import Limiter, MemoryLimiter
 from hybridgate.auth.records import KeyRecord
-from hybridgate.auth.redis_limits import RedisLimiter, redis_client
+from hybridgate.auth.redis_limits import RedisLimiter
 from hybridgate.config import RedisConfig
+from hybridgate.stores.redis import redis_client
 from tests.redis_server import running_redis
 
 KEY = KeyRecord(

@@ -1,7 +1,7 @@
 """Run ``hybridgate bench pii`` from a source checkout, with the shared data set as default.
 
 Offline tool, never imported by the gateway; the benchmark itself is
-``hybridgate.privacy.bench`` and the command is ``hybridgate.commands.bench_pii``. This wrapper
+``hybridgate_bench.pii`` and the command is ``hybridgate_bench.pii_command``. This wrapper
 only supplies ``--data ../shared/data/pii/synth_dataset_v2.json`` when none is given:
 
     .venv/bin/python bench/pii_latency.py [--json] [--ner-model none] [--rounds N] [--tokens N]
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from hybridgate.commands.bench_pii import pii
+from hybridgate_bench.pii_command import pii
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pii" / "synth_dataset_v2.json"
 

@@ -5,7 +5,7 @@ place), shuffled into one mixed stream. A fixed test set (a fifth of the prompt 
 normalised prompt hash, so no copy of a test question is ever in the stream) is held out. Each
 streamed request's outcome (both tiers' correctness) becomes known with probability ``--sample``
 (5%: outcome sampling), and every ``--every`` requests the router is retrained on the outcomes known
-so far with the training API as it is (``hybridgate.router.training.fit``, default
+so far with the training API as it is (``hybridgate.training.train.fit``, default
 regularisation). After each retraining the strong-call share needed for 95% of the strong tier's
 quality is measured on the test set (full resolution), overall and per task; before the first
 outcome the router knows nothing (the random line). Several stream orders, averaged.
@@ -30,13 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from hybridgate.router.bench_data import load_routellm
-from hybridgate.router.bench_split import group_fold_ids, prompt_groups
-from hybridgate.router.features import Features, FeatureSpec, Featurizer, WordLlamaEmbedder
+from hybridgate.embedder import WordLlamaEmbedder
+from hybridgate.router.features import Features, FeatureSpec, Featurizer
 from hybridgate.router.model import Regularization
-from hybridgate.router.quality import curve, random_share_for_quality
 from hybridgate.router.sparse import SparseRows
-from hybridgate.router.training import fit, take
+from hybridgate.training.quality import curve, random_share_for_quality
+from hybridgate.training.train import fit, take
+from hybridgate_bench.router_data import load_routellm
+from hybridgate_bench.router_split import group_fold_ids, prompt_groups
 
 
 def stack(a: Features, b: Features) -> Features:
@@ -87,12 +88,14 @@ def simulate(data_dir: Path, sample: float, every: int, seeds: int) -> dict[str,
     def measure(scores: np.ndarray) -> dict[str, float]:
         return {name: at95(scores[i], weak[i], strong[i]) for name, i in parts.items()}
 
-    runs = []
+    runs: list[list[dict[str, Any]]] = []
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
         order = rng.permutation(stream_rows)
         graded = rng.random(len(order)) < sample
-        points = [{"requests": 0, "outcomes": 0, "strong_share_at_95": measure(np.zeros(len(test)))}]
+        points: list[dict[str, Any]] = [
+            {"requests": 0, "outcomes": 0, "strong_share_at_95": measure(np.zeros(len(test)))}
+        ]
         for end in range(every, len(order) + 1, every):
             known = order[:end][graded[:end]]
             if len(known) < 10:

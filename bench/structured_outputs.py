@@ -22,8 +22,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from hybridgate.backends.embedded import EmbeddedBackend
-from hybridgate.checks import run_checks
+from hybridgate.backends.embedded.backend import EmbeddedBackend
+from hybridgate.cascade.checks import run_checks
 from hybridgate.config import EmbeddedBackend as EmbeddedConfig
 from hybridgate.types import ChatRequest
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hybridgate.checks import check_structured_output, check_tool_calls, run_checks
+from hybridgate.cascade.checks import check_structured_output, check_tool_calls, run_checks
 from hybridgate.types import ChatRequest, ChatResponse, Json
 
 SCHEMA: Json = {

@@ -16,8 +16,8 @@ import anthropic
 import openai
 import pytest
 
-from hybridgate import cascade as cascade_module
 from hybridgate.app import create_app
+from hybridgate.cascade import core as cascade_module
 from hybridgate.config import GatewayConfig
 from hybridgate.gateway import Gateway
 from tests.servers import serve_in_thread

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from hybridgate.backends.embedded_llama import packaged_model_file
+from hybridgate.backends.embedded.llama import packaged_model_file
+from hybridgate.backends.pins import expected_sha256, remote_pins
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import ConfigError
 from hybridgate.gateway import build_gateway
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.records import LedgerRecord
-from hybridgate.pins import expected_sha256, remote_pins
 from hybridgate.types import ChatRequest, Message, RequestContext
 from tests.standins.openai_upstream import Reply, run_openai_standin
 

@@ -27,10 +27,11 @@ import openai
 import pytest
 from redis import Redis
 
-from hybridgate.router.calibration import Target
-from hybridgate.router.dataset import load_outcomes
-from hybridgate.router.features import FeatureSpec, Featurizer, WordLlamaEmbedder
-from hybridgate.router.training import TrainingOptions, train_router
+from hybridgate.embedder import WordLlamaEmbedder
+from hybridgate.router.features import FeatureSpec, Featurizer
+from hybridgate.training.calibration import Target
+from hybridgate.training.dataset import load_outcomes
+from hybridgate.training.train import TrainingOptions, train_router
 from tests.gateway_process import REPO, GatewayProcess, run_gateway
 from tests.redis_server import RedisServer, running_redis
 from tests.router.synthetic import rows, write_csv

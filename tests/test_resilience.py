@@ -12,10 +12,10 @@ import openai
 import pytest
 
 from hybridgate.app import create_app
+from hybridgate.cascade.resilience import Admission, BreakerPolicy, CircuitBreaker, backoff_s
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import BackendOverloadedError
 from hybridgate.gateway import Gateway
-from hybridgate.resilience import Admission, BreakerPolicy, CircuitBreaker, backoff_s
 from tests.servers import serve_in_thread
 from tests.standins.openai_upstream import Fail, OpenAIStandIn, run_openai_standin
 

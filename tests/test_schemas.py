@@ -1,4 +1,4 @@
-"""Client JSON Schemas are checked and bounded before anything uses them (``hybridgate.schemas``).
+"""Client JSON Schemas are checked and bounded before anything uses them (``hybridgate.wire.schemas``).
 
 Pure functions, plus one real loopback listener: the SSRF canary that must never be contacted.
 """
@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from referencing.exceptions import Unresolvable
 
-from hybridgate import schemas
 from hybridgate.errors import RequestError
 from hybridgate.types import ChatRequest, Json
+from hybridgate.wire import schemas
 
 CAP = 4096
 

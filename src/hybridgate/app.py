@@ -24,13 +24,13 @@ from hybridgate.api import anthropic, embeddings, models, openai, responses
 from hybridgate.api.admin import reload_router
 from hybridgate.api.auth import require_admin
 from hybridgate.api.context import context_from
-from hybridgate.api.dashboard import dashboard_routes
 from hybridgate.api.errors import handle_gateway_error, handle_unexpected, is_anthropic_path
 from hybridgate.api.front import BodyDeadline
 from hybridgate.config import GatewayConfig, load_config
 from hybridgate.errors import GatewayError, RequestError
 from hybridgate.gateway import Gateway, build_gateway
 from hybridgate.loop_lag import freeze_startup_heap
+from hybridgate.tco.projection import dashboard_routes  # the dashboard, its TCO projection included
 
 
 async def healthz(request: Request) -> Response:

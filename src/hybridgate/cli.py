@@ -45,8 +45,8 @@ def serve(
 
     from hybridgate.api.front import uvicorn_options
     from hybridgate.app import CONFIG_ENV, create_app
+    from hybridgate.backends.pins import enforce_pins
     from hybridgate.loop_lag import freeze_startup_heap
-    from hybridgate.pins import enforce_pins
 
     settings = _config_or_exit(config)
     try:
@@ -147,12 +147,12 @@ def usage(
     ledger: Annotated[Path | None, typer.Option(help="ledger file; default from config")] = None,
 ) -> None:
     """Print usage rollups from the ledger: requests, tokens, latency, cost."""
+    from hybridgate.backends.pins import remote_pins
     from hybridgate.ledger import read_ledger
     from hybridgate.ledger.drift import model_changes
     from hybridgate.ledger.records import TRAFFIC_CLASSES
     from hybridgate.ledger.rollups import USAGE_GROUPS
     from hybridgate.ledger.usage import all_cloud_text, render_usage
-    from hybridgate.pins import remote_pins
 
     if by not in USAGE_GROUPS:
         typer.echo(
@@ -196,20 +196,17 @@ def _since(days: float | None) -> float:
 
 def _register_commands() -> None:
     from hybridgate.commands import keys, router
-    from hybridgate.commands.bench_cache import cache
-    from hybridgate.commands.bench_pii import pii
     from hybridgate.commands.decide import decide_command
     from hybridgate.commands.evals import eval_command, replay_command
     from hybridgate.commands.tco import tco_command
+    from hybridgate_bench.commands import register as register_bench
 
     app.add_typer(keys.app, name="keys", help="Create, list and revoke virtual API keys.")
     app.command("tco")(tco_command)
     app.command("decide")(decide_command)
     app.command("eval")(eval_command)
     app.command("replay")(replay_command)
-    bench.command("pii")(pii)
-    bench.command("router")(router.bench_router)
-    bench.command("cache")(cache)
+    register_bench(bench)  # the benchmarks live outside the product (hybridgate_bench)
     app.add_typer(router.app, name="router", help="Train, evaluate and explain learned routers.")
     app.command("route")(router.explain)
     app.add_typer(bench, name="bench", help="Benchmarks that print JSON (see docs/benchmarks.md).")

@@ -11,13 +11,19 @@ OpenAI or Anthropic error bodies. Backends translate HTTP-client/SDK exceptions 
     │   ├── RequestTimeoutError     408  (the body did not arrive within [server] body_timeout_s)
     │   ├── UnsupportedEncodingError 415 (a Content-Encoding other than gzip, deflate, zstd)
     │   ├── ModelNotFoundError      404
-    │   └── NotFoundError           404  (a stored response that does not exist, or not for you)
+    │   ├── NotFoundError           404  (a stored response that does not exist, or not for you)
+    │   └── MediaURLError           400  (a media URL no backend of the route may be sent)
     ├── AuthenticationError         401
     ├── PermissionDeniedError       403
     │   └── PrivacyPolicyError      403  (PII under block / local_only with no local tier)
     ├── RateLimitError              429
+    │   └── LimitExceededError      429  (a key's limit or budget; insufficient_quota for a budget)
     ├── ClientClosedError           499  (the caller hung up; for the ledger)
     ├── ConfigError                 (start-up only, never served)
+    │   ├── RouterFileError         (a router file unusable)
+    │   │   └── RouterReloadError   422  (POST /admin/router/reload refused; the old files serve)
+    │   └── GoldenFileError         (evals: a golden file unusable)
+    ├── DataFileError               (router training: an outcome file unusable)
     ├── StoreUnavailableError       (a shared store failed; never served: the component degrades)
     ├── KeyStoreUnavailableError    503 service_unavailable  (a key the shared key store must check)
     └── BackendError                502 upstream_error  (retryable by the cascade)
@@ -32,7 +38,9 @@ OpenAI or Anthropic error bodies. Backends translate HTTP-client/SDK exceptions 
 
 from __future__ import annotations
 
+import math
 from http import HTTPStatus
+from typing import Literal
 
 
 class GatewayError(Exception):
@@ -202,3 +210,48 @@ class UpstreamStatusError(BackendError):
         # A 4xx caused by the request itself (bad params) would fail on every backend alike;
         # 408/409/429 and 5xx are the upstream's trouble and worth a fallback.
         self.retryable = self.status_code >= 500 or self.status_code in (408, 409, 429)
+
+
+# The errors of one component each, kept in this one tree (they were in their modules before).
+
+LimitName = Literal["requests", "tokens", "budget_day", "budget_month"]
+
+
+class LimitExceededError(RateLimitError):
+    """A key's limit or budget refused a request. ``headers`` go on the 429 response."""
+
+    def __init__(
+        self, message: str, *, limit: LimitName, retry_after_s: float, headers: dict[str, str]
+    ) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+        self.headers = {"retry-after": str(max(1, math.ceil(retry_after_s))), **headers}
+        # OpenAI's codes: a spent budget is "insufficient_quota", a busy minute a rate limit.
+        self.code = "insufficient_quota" if limit.startswith("budget") else "rate_limit_exceeded"
+
+
+class MediaURLError(RequestError):
+    """A media URL in the request is one no backend of its route may be sent."""
+
+    code = "media_url_refused"
+
+
+class RouterFileError(ConfigError):
+    """A router file is missing, not ours, from a newer version, or incomplete."""
+
+
+class RouterReloadError(RouterFileError):
+    """A reload was refused; the router files loaded before keep serving."""
+
+    status_code = 422
+
+
+class DataFileError(GatewayError):
+    """An outcome file is missing, empty or has a column that cannot be used."""
+
+    type = "data_error"
+
+
+class GoldenFileError(ConfigError):
+    """A golden file is missing, not TOML, or has cases that do not validate."""

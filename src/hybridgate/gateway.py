@@ -20,8 +20,9 @@ from hybridgate.auth import KeyStore, Limiter, MemoryLimiter, SqliteKeyStore, pe
 from hybridgate.auth.redis_limits import RedisLimiter
 from hybridgate.backends import Backend, build_backend
 from hybridgate.backends.embeddings import build_embedder
+from hybridgate.backends.pins import enforce_pins, remote_pins
 from hybridgate.cache import ResponseCache, build_cache, build_vector_cache
-from hybridgate.cascade import Cascade
+from hybridgate.cascade.core import Cascade
 from hybridgate.config import GatewayConfig
 from hybridgate.embeddings import Embeddings, guard_name
 from hybridgate.errors import StoreUnavailableError
@@ -30,13 +31,12 @@ from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.ledger.response_store import ResponseStore, Sealer, SqliteResponseStore
 from hybridgate.loop_lag import LoopLag
-from hybridgate.pins import enforce_pins, remote_pins
-from hybridgate.pipeline import Pipeline
+from hybridgate.pipeline.core import Pipeline
 from hybridgate.privacy.gate import EgressGate
 from hybridgate.privacy.secret import load_prompt_secret, load_secret
-from hybridgate.redis_client import RedisCircuit, redis_client
 from hybridgate.router import RuleRouter
-from hybridgate.router_signal import RouterReloads, build_router_reloads
+from hybridgate.router.signal import RouterReloads, build_router_reloads
+from hybridgate.stores.redis import RedisCircuit, redis_client
 
 logger = logging.getLogger(__name__)
 

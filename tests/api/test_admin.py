@@ -18,10 +18,11 @@ import pytest
 from hybridgate.app import create_app
 from hybridgate.auth import SqliteKeyStore
 from hybridgate.config import GatewayConfig
-from hybridgate.router.calibration import Target
-from hybridgate.router.dataset import load_outcomes
-from hybridgate.router.features import FeatureSpec, Featurizer, WordLlamaEmbedder
-from hybridgate.router.training import TrainingOptions, train_router
+from hybridgate.embedder import WordLlamaEmbedder
+from hybridgate.router.features import FeatureSpec, Featurizer
+from hybridgate.training.calibration import Target
+from hybridgate.training.dataset import load_outcomes
+from hybridgate.training.train import TrainingOptions, train_router
 from tests.router.synthetic import rows, write_csv
 from tests.servers import serve_in_thread
 

@@ -15,7 +15,7 @@ from anthropic.types import MessageParam, ToolParam
 from tests.api.conftest import Rig
 from tests.standins.anthropic_upstream import Reply as ClaudeReply
 from tests.standins.anthropic_upstream import ToolUse
-from tests.standins.openai_upstream import Reply, ToolCall
+from tests.standins.openai_upstream import Fail, Reply, ToolCall
 
 HELLO: list[MessageParam] = [{"role": "user", "content": "hello there"}]
 WEATHER: list[ToolParam] = [
@@ -152,3 +152,16 @@ def test_json_schema_on_the_anthropic_tier_is_asked_in_words_and_checked(gw: Rig
     )
     assert json.loads(reply.choices[0].message.content or "") == {"city": "Oslo"}
     assert '"required":["city"]' in gw.claude.last_request.body["system"]
+
+
+def test_gateway_timeout_is_anthropics_timeout_error(gw: Rig, claude: anthropic.Anthropic) -> None:
+    """A 504 on /v1/messages carries Anthropic's documented type for it, ``timeout_error`` (one
+    status-to-type table for the edge and the Anthropic backend). The upstream is a stand-in."""
+    gw.primary.script(*[Fail(status=504, type="server_error", message="upstream timed out")] * 3)
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        claude.messages.create(model="primary", max_tokens=20, messages=HELLO)
+    assert caught.value.status_code == 504
+    body = caught.value.body
+    assert isinstance(body, dict) and body["type"] == "error"
+    assert body["error"]["type"] == "timeout_error"
+    assert gw.ledger_rows()[-1]["status"] == 504

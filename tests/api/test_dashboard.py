@@ -19,11 +19,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from hybridgate.api.dashboard import DASHBOARD_ROUTES, dashboard_routes
 from hybridgate.app import create_app
 from hybridgate.config import GatewayConfig
 from hybridgate.tco.model import Assumptions, api_monthly
 from hybridgate.tco.profiles import get_profile
+from hybridgate.tco.projection import DASHBOARD_ROUTES, dashboard_routes
 from tests.servers import serve_in_thread
 from tests.tco.ledger_fixture import Traffic, config_for, fill_ledger
 

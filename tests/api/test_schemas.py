@@ -139,7 +139,7 @@ def test_answer_checks_past_their_budget_fail_the_request_clearly(
     gw: Rig, oai: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Checks run on a thread within ``CHECK_TIMEOUT_S``; an impossible budget shows the outcome."""
-    monkeypatch.setattr("hybridgate.cascade.CHECK_TIMEOUT_S", 0.0)
+    monkeypatch.setattr("hybridgate.cascade.core.CHECK_TIMEOUT_S", 0.0)
     with pytest.raises(openai.BadRequestError) as caught:
         oai.chat.completions.create(
             model="primary", messages=ECHOED_JSON, response_format=fmt({"type": "object"})

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hybridgate.auth.limits import Limiter, LimitExceededError, MemoryLimiter, Reservation
+from hybridgate.auth.limits import Limiter, MemoryLimiter, Reservation
 from hybridgate.auth.records import KeyRecord
-from hybridgate.errors import RateLimitError
+from hybridgate.errors import LimitExceededError, RateLimitError
 from tests.auth.clock import NOON, FakeClock
 
 KEY = KeyRecord(key_id="abcd1234", name="app1", environment="prod", created_at=NOON)

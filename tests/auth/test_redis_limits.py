@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from hybridgate.auth.redis_limits import RedisLimiter
 from hybridgate.config import RedisConfig
-from hybridgate.redis_client import redis_client
+from hybridgate.stores.redis import redis_client
 from tests.auth import test_limits as same
 from tests.auth.clock import FakeClock
 from tests.auth.slow_proxy import SlowProxy

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from hybridgate.backends.egress import MediaPolicy, MediaURLError, media_urls
+from hybridgate.backends.egress import MediaPolicy, media_urls
 from hybridgate.config import OpenAICompatBackend
+from hybridgate.errors import MediaURLError
 from hybridgate.types import ChatRequest
 
 REFUSED = [

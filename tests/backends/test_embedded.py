@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from hybridgate.backends.embedded import EmbeddedBackend
-from hybridgate.backends.embedded_llama import first_stop, held_back, model_name, packaged_model_file
+from hybridgate.backends.embedded.backend import EmbeddedBackend
+from hybridgate.backends.embedded.llama import first_stop, held_back, model_name, packaged_model_file
 from hybridgate.config import EmbeddedBackend as EmbeddedConfig
 from hybridgate.errors import ConfigError, EngineCrashedError, RequestError, UpstreamTimeoutError
 from hybridgate.types import ChatRequest, Json

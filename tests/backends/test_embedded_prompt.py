@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hybridgate.backends.embedded_prompt import (
+from hybridgate.backends.embedded.prompt import (
     forced_tool,
     functions,
     output_schema,

@@ -23,7 +23,7 @@ import openai
 import pytest
 
 from hybridgate.app import create_app
-from hybridgate.backends.embedded_llama import packaged_model_file
+from hybridgate.backends.embedded.llama import packaged_model_file
 from hybridgate.config import GatewayConfig
 from tests.gateway_process import free_port
 from tests.servers import serve_in_thread

@@ -9,8 +9,8 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from hybridgate.cache.bench import load_pairs, operating_point, split
 from hybridgate.cli import app
+from hybridgate_bench.cache import load_pairs, operating_point, split
 
 PAIRS = Path(__file__).parent / "data" / "pairs.jsonl"
 

@@ -9,8 +9,8 @@ import pytest
 
 from hybridgate.cache import CachedAnswer, MemoryStore, ResponseCache, SemanticNote, replay_chunks
 from hybridgate.config import CacheConfig
-from hybridgate.stream_assembly import StreamAssembler
 from hybridgate.types import ChatRequest, ChatResponse, Decision, RequestContext
+from hybridgate.wire.assembly import StreamAssembler
 
 DECISION = Decision(route="auto", backends=("local",), rule="default")
 CTX = RequestContext(request_id="r1")

@@ -13,7 +13,7 @@ import pytest
 
 from hybridgate.cache.guards import difference, surface
 from hybridgate.cache.semantic import SemanticMatcher
-from hybridgate.router.features import WordLlamaEmbedder
+from hybridgate.embedder import WordLlamaEmbedder
 
 
 @pytest.fixture(scope="module")

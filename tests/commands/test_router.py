@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hybridgate.commands.router import app, bench_router
+from hybridgate.commands.router import app
+from hybridgate_bench.router_command import bench_router
 from tests.router.synthetic import rows, write_csv
 
 runner = CliRunner()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hybridgate.evals.golden import GoldenFileError, case_request, load_golden
+from hybridgate.errors import GoldenFileError
+from hybridgate.evals.golden import case_request, load_golden
 from hybridgate.evals.specs import Judge
 from tests.evals.conftest import write
 

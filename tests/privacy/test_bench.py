@@ -16,8 +16,8 @@ import spacy
 import typer
 from typer.testing import CliRunner
 
-from hybridgate.commands.bench_pii import pii
-from hybridgate.privacy.bench import bench_pii, percentile, prompts
+from hybridgate_bench.pii import bench_pii, percentile, prompts
+from hybridgate_bench.pii_command import pii
 
 runner = CliRunner()
 

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from hybridgate.embedder import WordLlamaEmbedder
 from hybridgate.router.artifact import RouterArtifact
-from hybridgate.router.calibration import Target
-from hybridgate.router.dataset import load_outcomes
-from hybridgate.router.features import FeatureSpec, Featurizer, WordLlamaEmbedder
-from hybridgate.router.training import TrainingOptions, train_router
+from hybridgate.router.features import FeatureSpec, Featurizer
+from hybridgate.training.calibration import Target
+from hybridgate.training.dataset import load_outcomes
+from hybridgate.training.train import TrainingOptions, train_router
 from tests.router.synthetic import rows, write_csv
 
 

@@ -11,16 +11,16 @@ import random
 
 import numpy as np
 
-from hybridgate.router.bench_metrics import (
+from hybridgate.training.quality import curve, random_share_for_quality
+from hybridgate_bench.router_metrics import (
     full_summary,
     paired_bootstrap,
     random_scores_summary,
     routellm_points,
     routellm_summary,
 )
-from hybridgate.router.bench_split import development_rows, group_fold_ids, prompt_groups
-from hybridgate.router.bench_tfidf import cross_validated_gain, tf_rows
-from hybridgate.router.quality import curve, random_share_for_quality
+from hybridgate_bench.router_split import development_rows, group_fold_ids, prompt_groups
+from hybridgate_bench.router_tfidf import cross_validated_gain, tf_rows
 from tests.router.synthetic import rows
 
 

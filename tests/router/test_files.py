@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybridgate.router.artifact import RouterArtifact, RouterFileError
-from hybridgate.router.dataset import DataFileError, load_outcomes
-from hybridgate.router.features import WordLlamaEmbedder
+from hybridgate.embedder import WordLlamaEmbedder
+from hybridgate.errors import DataFileError, RouterFileError
+from hybridgate.router.artifact import RouterArtifact
 from hybridgate.router.learned import LearnedRouter
+from hybridgate.training.dataset import load_outcomes
 from tests.router.synthetic import rows, write_csv, write_jsonl
 
 

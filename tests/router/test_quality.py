@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hybridgate.router.calibration import Target, achieved, calibrate, threshold_for
-from hybridgate.router.quality import curve, random_share_for_quality, summary
+from hybridgate.training.calibration import Target, achieved, calibrate, threshold_for
+from hybridgate.training.quality import curve, random_share_for_quality, summary
 
 # 10 rows: the strong tier helps on rows 0-3, hurts on row 9, ties elsewhere.
 WEAK = np.array([0, 0, 0, 0, 1, 1, 1, 1, 0, 1], dtype=float)

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from hybridgate.config import GatewayConfig
+from hybridgate.errors import RouterReloadError
 from hybridgate.router import RuleRouter
 from hybridgate.router.artifact import RouterArtifact
-from hybridgate.router.reload import RouterReloader, RouterReloadError
-from hybridgate.router_signal import RouterReloads
+from hybridgate.router.reload import RouterReloader
+from hybridgate.router.signal import RouterReloads
 from hybridgate.types import ChatRequest, RequestContext
 
 HARD = "Dana buys 14 boxes of 25 pencils and gives away 9. How many pencils are left after 6 days?"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from hybridgate.embedder import window
 from hybridgate.router.textstats import (
     ANSWER_STAT_NAMES,
     PROMPT_STAT_NAMES,
     answer_stats,
     check_equations,
     prompt_stats,
-    window,
 )
 
 

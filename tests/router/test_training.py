@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hybridgate.embedder import WordLlamaEmbedder
 from hybridgate.router.artifact import RouterArtifact
-from hybridgate.router.calibration import achieved
-from hybridgate.router.dataset import load_outcomes
-from hybridgate.router.evaluation import decision_latency_ms, evaluate
-from hybridgate.router.features import WordLlamaEmbedder
 from hybridgate.router.learned import LearnedRouter
+from hybridgate.training.calibration import achieved
+from hybridgate.training.dataset import load_outcomes
+from hybridgate.training.evaluation import decision_latency_ms, evaluate
 from tests.router.synthetic import rows, write_csv
 
 

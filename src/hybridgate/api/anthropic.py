@@ -23,9 +23,8 @@ from hybridgate.api.openai import decision_headers
 from hybridgate.api.sse import SSE_HEADERS, PipelineStreamingResponse, coalesce, named_event
 from hybridgate.errors import GatewayError
 from hybridgate.gateway import Gateway
-from hybridgate.pipeline import PipelineStream
+from hybridgate.pipeline.core import PipelineStream
 from hybridgate.router.rules import estimate_prompt_tokens
-from hybridgate.schemas import checked_request
 from hybridgate.types import ChatRequest, Json
 from hybridgate.wire.anthropic import (
     AnthropicStreamWriter,
@@ -33,6 +32,7 @@ from hybridgate.wire.anthropic import (
     from_anthropic_request,
     message_from_completion,
 )
+from hybridgate.wire.schemas import checked_request
 
 
 async def _parse(request: Request, gateway: Gateway) -> tuple[ChatRequest, Json]:

@@ -2,15 +2,16 @@
 
 HTTP edge, beside the model APIs but off the request path: each endpoint calls a read method of
 the gateway's own ``Ledger`` (SQLite or PostgreSQL, whichever ``[ledger] store`` names; one short
-read each, filtered on the indexed ``ts``) in a worker thread, and for the break-even projection
-calls the pure functions of ``hybridgate.tco``. It must not write to the ledger, call the
+read each, filtered on the indexed ``ts``) in a worker thread; the break-even projection's two
+endpoints are ``hybridgate.tco.projection``'s, mounted beside these by the app assembly (the edge
+never imports the offline tools). It must not write to the ledger, call the
 pipeline, or hold state between requests. A shared ledger that is down answers 503.
 
 Access control hook: ``dashboard_routes(guard)`` wraps every data route in ``guard``, an async
 callable that returns a ``Response`` to refuse the request (e.g. 401 without an admin key) or None
 to let it through. The page itself (``/ui``: static HTML, no data) is never guarded: with auth on
 it shows a sign-in form, keeps the admin key in ``sessionStorage`` and sends it as a header on
-every call (no cookie, so no CSRF). ``DASHBOARD_ROUTES`` is the unguarded list, for auth off.
+every call (no cookie, so no CSRF).
 
 Every data endpoint takes the same filters: ``days`` (fractions for hours), ``traffic`` (live by
 default; ``all`` or a class), ``feature`` and ``route``. ``/ui/api/requests`` is the request log
@@ -22,7 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeVar
@@ -38,18 +39,11 @@ from hybridgate.errors import RequestError, UpstreamUnavailableError
 from hybridgate.ledger.base import Ledger
 from hybridgate.ledger.records import TRAFFIC_CLASSES
 from hybridgate.ledger.rollups import LOG_COLUMNS, USAGE_GROUPS
-from hybridgate.tco.chart import render_svg
-from hybridgate.tco.measure import Workload, summarise
-from hybridgate.tco.model import Assumptions
-from hybridgate.tco.profiles import get_profile
-from hybridgate.tco.report import build_report
 
 T = TypeVar("T")
 Handler = Callable[[Request], Awaitable[Response]]
 Guard = Callable[[Request], Awaitable[Response | None]]
 DEFAULT_DAYS = 7.0
-DEFAULT_PRICE_PER_MTOK = 8.0
-DEFAULT_SELFHOST_MONTHLY = 8000.0
 LOG_LIMIT = 200  # rows in the page's request log
 CSV_LIMIT = 100_000  # rows in one CSV export
 MAX_FILTER_CHARS = 200
@@ -194,49 +188,6 @@ def _cell(value: Any) -> Any:
     return value
 
 
-async def _workload(request: Request, since: float) -> Workload | None:
-    local = {name for name, backend in _config(request).backends.items() if backend.local}
-    backends, hourly = await _query(request, lambda ledger: ledger.traffic(since))
-    return summarise(backends, hourly, local, since=since, now=time.time())
-
-
-def _assumptions(request: Request, workload: Workload) -> tuple[Assumptions, dict[str, str]]:
-    """Query parameters first, then what the ledger measured, then the planning-table defaults."""
-    price = _float(request, "blended_price", None)
-    source = "given"
-    if price is None:
-        price, source = workload.cloud_usd_per_mtok, "ledger (cloud spend / cloud tokens)"
-    if price is None:
-        price, source = DEFAULT_PRICE_PER_MTOK, "assumed"
-    try:
-        profile = get_profile(request.query_params.get("profile", "l4"))
-    except ValueError as exc:
-        raise RequestError(str(exc)) from None
-    selfhost = _float(request, "selfhost_monthly", DEFAULT_SELFHOST_MONTHLY)
-    a = Assumptions(price, profile, selfhost_monthly_usd=selfhost, local_share=workload.local_share)
-    return a, {"price": source, "local_share": "ledger"}
-
-
-async def projection(request: Request) -> Response:
-    """Break-even projection from the current volume; ``{"no_data": ...}`` on an empty ledger."""
-    days, since = _since(request)
-    workload = await _workload(request, since)
-    if workload is None:
-        return _json({"days": days, "no_data": f"no requests in the last {days:g} days"})
-    a, sources = _assumptions(request, workload)
-    return _json({"days": days, **build_report([], a, workload=workload, sources=sources)})
-
-
-async def projection_svg(request: Request) -> Response:
-    _, since = _since(request)
-    workload = await _workload(request, since)
-    if workload is None:
-        raise RequestError("no data: the ledger has no requests in this period")
-    a, _ = _assumptions(request, workload)
-    svg = render_svg([workload.daily_tokens], a, title="Projection from current volume")
-    return Response(svg, media_type="image/svg+xml", headers={"cache-control": "no-store"})
-
-
 def _guarded(handler: Handler, guard: Guard) -> Handler:
     async def endpoint(request: Request) -> Response:
         refused = await guard(request)
@@ -245,22 +196,19 @@ def _guarded(handler: Handler, guard: Guard) -> Handler:
     return endpoint
 
 
-def dashboard_routes(guard: Guard | None = None) -> list[Route]:
+def dashboard_routes(guard: Guard | None = None, extra: Sequence[tuple[str, Handler]] = ()) -> list[Route]:
     """The dashboard's routes, each data route behind ``guard`` when one is given (the admin-auth
-    hook); the page is static and signs in by itself."""
+    hook); the page is static and signs in by itself. ``extra`` are more data routes (the TCO
+    projection, which ``hybridgate.tco.projection`` adds: the edge does not import offline tools)."""
     handlers: list[tuple[str, Handler]] = [
         ("/ui/api/usage", usage),
         ("/ui/api/requests", requests_log),
         ("/ui/api/requests.csv", requests_csv),
         ("/ui/api/timeseries", timeseries),
         ("/ui/api/summary", summary),
-        ("/ui/api/projection", projection),
-        ("/ui/api/projection.svg", projection_svg),
+        *extra,
     ]
     return [Route("/ui", page, methods=["GET"])] + [
         Route(path, handler if guard is None else _guarded(handler, guard), methods=["GET"])
         for path, handler in handlers
     ]
-
-
-DASHBOARD_ROUTES: list[Route] = dashboard_routes()

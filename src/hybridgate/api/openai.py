@@ -23,9 +23,9 @@ from hybridgate.api.errors import openai_error_body
 from hybridgate.api.sse import DONE, SSE_HEADERS, PipelineStreamingResponse, coalesce, data_event
 from hybridgate.errors import GatewayError
 from hybridgate.gateway import Gateway
-from hybridgate.pipeline import PipelineStream
-from hybridgate.schemas import checked_request
+from hybridgate.pipeline.core import PipelineStream
 from hybridgate.types import ChatRequest, Decision, RequestContext
+from hybridgate.wire.schemas import checked_request
 
 
 def decision_headers(

@@ -29,8 +29,7 @@ from hybridgate.api.sse import SSE_HEADERS, PipelineStreamingResponse, coalesce,
 from hybridgate.errors import GatewayError, NotFoundError, RequestError, StoreUnavailableError
 from hybridgate.gateway import Gateway
 from hybridgate.ledger.response_store import ResponseStore, StoredResponse
-from hybridgate.pipeline import PipelineStream
-from hybridgate.schemas import checked_request
+from hybridgate.pipeline.core import PipelineStream
 from hybridgate.types import ChatRequest, Json, Message, RequestContext
 from hybridgate.wire.responses import (
     Envelope,
@@ -42,6 +41,7 @@ from hybridgate.wire.responses import (
     new_id,
     response_from_completion,
 )
+from hybridgate.wire.schemas import checked_request
 
 if TYPE_CHECKING:
     from hybridgate.privacy.policy import Screening  # imported lazily elsewhere: Presidio is slow

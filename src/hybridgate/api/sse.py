@@ -14,7 +14,7 @@ import orjson
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from hybridgate.pipeline import PipelineStream
+from hybridgate.pipeline.core import PipelineStream
 from hybridgate.types import Json
 
 DONE = b"data: [DONE]\n\n"

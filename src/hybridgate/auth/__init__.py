@@ -10,11 +10,12 @@ pipeline, router, backends or ledger: only ``hybridgate.types/config/errors``.
 """
 
 from hybridgate.auth.keys import SqliteKeyStore, pepper_file
-from hybridgate.auth.limits import Limiter, LimitExceededError, MemoryLimiter, Reservation
+from hybridgate.auth.limits import Limiter, MemoryLimiter, Reservation
 from hybridgate.auth.pg_keys import PostgresKeyStore, postgres_key_store
 from hybridgate.auth.records import KeyRecord
 from hybridgate.auth.store import KeyStore
 from hybridgate.config import AuthConfig
+from hybridgate.errors import LimitExceededError
 
 __all__ = [
     "AuthConfig",

@@ -28,13 +28,12 @@ The budget, window and header helpers below word refusals the same for both.
 
 from __future__ import annotations
 
-import math
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
 from hybridgate.auth.records import KeyRecord
 from hybridgate.auth.windows import (
@@ -46,9 +45,7 @@ from hybridgate.auth.windows import (
     next_day,
     next_month,
 )
-from hybridgate.errors import RateLimitError
-
-LimitName = Literal["requests", "tokens", "budget_day", "budget_month"]
+from hybridgate.errors import LimitExceededError, LimitName
 
 
 class Limiter(Protocol):
@@ -87,20 +84,6 @@ class Reservation:
     tokens: int
     at: float  # Unix seconds: the day, month and window entry it counts in
     shared: bool = False  # held in Redis (else in this process)
-
-
-class LimitExceededError(RateLimitError):
-    """A key's limit or budget refused a request. ``headers`` go on the 429 response."""
-
-    def __init__(
-        self, message: str, *, limit: LimitName, retry_after_s: float, headers: dict[str, str]
-    ) -> None:
-        super().__init__(message)
-        self.limit = limit
-        self.retry_after_s = retry_after_s
-        self.headers = {"retry-after": str(max(1, math.ceil(retry_after_s))), **headers}
-        # OpenAI's codes: a spent budget is "insufficient_quota", a busy minute a rate limit.
-        self.code = "insufficient_quota" if limit.startswith("budget") else "rate_limit_exceeded"
 
 
 @dataclass

@@ -29,7 +29,7 @@ degraded). So a revocation is seen within ``cache_ttl_s`` while PostgreSQL answe
 
 Admin path (``create``, ``list``, ``revoke``, ``get``; sync, for the CLI): a short-lived
 connection in a thread of its own, so it works from sync and async callers alike. Imports only
-``hybridgate.config/errors`` and its own package.
+``hybridgate.config/errors``, ``hybridgate.stores`` and its own package.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -60,6 +59,7 @@ from hybridgate.auth.records import KeyRecord
 from hybridgate.auth.store import HashedKeys, StoredKey
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import ConfigError, KeyStoreUnavailableError
+from hybridgate.stores.postgres import is_outage, run_in_thread
 
 logger = logging.getLogger(__name__)
 
@@ -68,16 +68,6 @@ CACHE_TTL_S = 5.0
 STALE_TTL_S = 300.0
 RETRY_S = 1.0
 STALE_WAIT_S = 0.1  # how long a key with a cached row waits for its refresh before using the row
-# The SQLite store's answers, word for word: a caller cannot tell which store it talks to.
-# SQLSTATE classes that mean "the server is unavailable" (as the ledger's is_outage): connection
-# exception, insufficient resources, operator intervention (shutdown), transaction rollback.
-OUTAGE_CLASSES = ("08", "53", "57", "40")
-
-
-def is_outage(exc: BaseException) -> bool:
-    if isinstance(exc, asyncpg.PostgresError):
-        return str(exc.sqlstate or "")[:2] in OUTAGE_CLASSES
-    return isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError)
 
 
 class PostgresKeyStore(HashedKeys):
@@ -339,14 +329,13 @@ class PostgresKeyStore(HashedKeys):
             finally:
                 await conn.close(timeout=self._timeout_s)
 
-        with ThreadPoolExecutor(1, thread_name_prefix="hybridgate-keys") as pool:
-            try:
-                return pool.submit(asyncio.run, run()).result()
-            except Exception as exc:
-                if is_outage(exc):
-                    message = f"keys: cannot reach PostgreSQL at {self.where}: {exc}"
-                    raise KeyStoreUnavailableError(message) from exc
-                raise
+        try:
+            return run_in_thread(run(), "hybridgate-keys")
+        except Exception as exc:
+            if is_outage(exc):
+                message = f"keys: cannot reach PostgreSQL at {self.where}: {exc}"
+                raise KeyStoreUnavailableError(message) from exc
+            raise
 
 
 def postgres_key_store(config: GatewayConfig, env: Mapping[str, str]) -> PostgresKeyStore:

@@ -54,7 +54,6 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hybridgate.auth.limits import (
-    LimitName,
     MemoryLimiter,
     Reservation,
     budget_error,
@@ -65,6 +64,7 @@ from hybridgate.auth.records import KeyRecord
 from hybridgate.auth.redis_outage import Charge, Outage
 from hybridgate.auth.redis_scripts import CHARGE, CHECK, HEADERS, RAISE, RESERVE, SETTLE
 from hybridgate.auth.windows import day_of, month_of, next_day, next_month
+from hybridgate.errors import LimitName
 
 log = logging.getLogger("hybridgate.auth")
 T = TypeVar("T")

@@ -36,7 +36,7 @@ def build_backend(name: str, config: BackendConfig, env: Mapping[str, str]) -> B
 
         return Anthropic(name, config, _secret(name, config.api_key_env, env))
     if isinstance(config, EmbeddedBackend):
-        from hybridgate.backends.embedded import EmbeddedBackend as Embedded
+        from hybridgate.backends.embedded.backend import EmbeddedBackend as Embedded
 
         return Embedded(name, config)
     raise ConfigError(f"backend '{name}' has an unknown type")

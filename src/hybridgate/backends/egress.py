@@ -19,7 +19,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from urllib.parse import unquote, urlsplit
 
-from hybridgate.errors import RequestError
+from hybridgate.errors import MediaURLError
 from hybridgate.types import ChatRequest
 
 __all__ = ["MediaPolicy", "MediaURLError", "media_urls", "parse_allow_entry"]
@@ -36,12 +36,6 @@ _UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
 _METADATA = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
 )
-
-
-class MediaURLError(RequestError):
-    """A media URL in the request is one no backend of its route may be sent."""
-
-    code = "media_url_refused"
 
 
 def parse_allow_entry(entry: str) -> IPNetwork | str:

@@ -40,8 +40,8 @@ from hybridgate.errors import (
 )
 
 if TYPE_CHECKING:
+    from hybridgate.embedder import WordLlamaEmbedder as WordLlamaVectors
     from hybridgate.embeddings.request import EmbeddingInput
-    from hybridgate.router.features import WordLlamaEmbedder as WordLlamaVectors
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class WordLlamaEmbedder:
 
     def _load(self) -> WordLlamaVectors:
         if self._vectors is None:
-            from hybridgate.router.features import WordLlamaEmbedder as Vectors
+            from hybridgate.embedder import WordLlamaEmbedder as Vectors
 
             self._vectors = Vectors()
         return self._vectors

@@ -18,7 +18,7 @@ from hybridgate.cache.response_cache import CacheResult, Hit, Lookup, ResponseCa
 from hybridgate.config import CacheConfig, GatewayConfig, RedisConfig
 
 if TYPE_CHECKING:
-    from hybridgate.redis_client import RedisCircuit
+    from hybridgate.stores.redis import RedisCircuit
 
 __all__ = [
     "CacheKeys",
@@ -51,7 +51,7 @@ def build_cache(
     if not config.cache.semantic_routes:
         return ResponseCache(config.cache, store)
     from hybridgate.cache.semantic import SemanticMatcher, VectorIndex
-    from hybridgate.router.features import WordLlamaEmbedder
+    from hybridgate.embedder import WordLlamaEmbedder
 
     matcher = SemanticMatcher(WordLlamaEmbedder(), config.cache.semantic_threshold)
     return ResponseCache(config.cache, store, matcher, VectorIndex(max_entries=config.cache.max_entries))
@@ -99,7 +99,7 @@ def _store(
     if cache.store == "redis":
         assert redis is not None  # the config validator insists on a [redis] section
         from hybridgate.cache.redis import RedisStore
-        from hybridgate.redis_client import redis_client
+        from hybridgate.stores.redis import redis_client
 
         return RedisStore(redis_client(redis, env, circuit), redis.key_prefix, cache.max_entries)
     return MemoryStore(cache.max_entries, cache.max_store_bytes)

@@ -33,7 +33,7 @@ BELOW_THRESHOLD = "below_threshold"
 
 
 class Embedder(Protocol):
-    """What the matcher needs of an embedder (``router.features.WordLlamaEmbedder`` has it)."""
+    """What the matcher needs of an embedder (``hybridgate.embedder.WordLlamaEmbedder`` has it)."""
 
     dim: int
 

@@ -1,8 +1,9 @@
-"""``hybridgate router train|eval|explain|reload`` and ``hybridgate bench router``.
+"""``hybridgate router train|eval|explain|reload`` (``hybridgate bench router`` is in
+``hybridgate_bench.router_command``).
 
-Registered by cli.py: ``app.add_typer(router.app, name="router")``, ``bench.command("router")
-(router.bench_router)`` and, for ``hybridgate route "prompt"``, ``app.command("route")
-(router.explain)``. Offline: these commands read files and print; they never start the gateway
+Registered by cli.py: ``app.add_typer(router.app, name="router")`` and, for
+``hybridgate route "prompt"``, ``app.command("route")(router.explain)``.
+Offline: these commands read files and print; they never start the gateway
 (``router reload`` only publishes one message to the replicas' Redis).
 Unusable input (missing file or column, a model column that is not bool/score, a bad router
 file) exits 2 with a message naming the file and the column.
@@ -67,11 +68,12 @@ def train(
     json: JsonFlag = False,
 ) -> None:
     """Train a router file from outcome data and calibrate its threshold on held-out rows."""
+    from hybridgate.embedder import WordLlamaEmbedder
     from hybridgate.router.artifact import file_sha256
-    from hybridgate.router.calibration import Target
-    from hybridgate.router.dataset import load_outcomes
-    from hybridgate.router.features import FeatureSpec, Featurizer, WordLlamaEmbedder
-    from hybridgate.router.training import TrainingOptions, train_router
+    from hybridgate.router.features import FeatureSpec, Featurizer
+    from hybridgate.training.calibration import Target
+    from hybridgate.training.dataset import load_outcomes
+    from hybridgate.training.train import TrainingOptions, train_router
 
     if target_quality is not None and max_strong_share is not None:
         _fail(ValueError("give --target-quality or --max-strong-share, not both"))
@@ -113,9 +115,9 @@ def eval_command(
     json: JsonFlag = False,
 ) -> None:
     """Strong share at 95% quality, APGR, CPT(50%/80%), cost, decision latency on DATA."""
-    from hybridgate.router.dataset import load_outcomes
-    from hybridgate.router.evaluation import evaluate
     from hybridgate.router.learned import LearnedRouter
+    from hybridgate.training.dataset import load_outcomes
+    from hybridgate.training.evaluation import evaluate
 
     try:
         model = LearnedRouter.load(router, threshold=threshold)
@@ -195,7 +197,7 @@ def reload_command(
 
     from hybridgate.config import load_config
     from hybridgate.router.artifact import RouterArtifact
-    from hybridgate.router_signal import publish_reload, reload_channel
+    from hybridgate.router.signal import publish_reload, reload_channel
 
     try:
         settings = load_config(config)
@@ -218,26 +220,3 @@ NO_REDIS = (
     "the config has no [redis] section to signal through: each replica reloads a changed router file "
     "by itself every [router] reload_interval_s, or now with POST /admin/router/reload"
 )
-
-
-def bench_router(
-    data: Annotated[Path, typer.Option(help="RouteLLM outcome data: the folder with mmlu/ and gsm8k/")],
-    settings: Annotated[
-        str, typer.Option(help="comma-separated: mmlu,mmlu_subjects,gsm8k,gsm8k_cascade,cross")
-    ] = "mmlu,mmlu_subjects,gsm8k,gsm8k_cascade,cross",
-    svg: Annotated[Path | None, typer.Option(help="also write the cost-quality curves as SVG")] = None,
-    latency_rows: Annotated[int, typer.Option(min=1, help="prompts timed one by one per setting")] = 500,
-    json: JsonFlag = False,
-) -> None:
-    """The learned router on RouteLLM's MMLU and GSM8K outcome data, beside random and RouteLLM."""
-    from hybridgate.router.bench import run_bench
-
-    try:
-        report, curves = run_bench(data, [s.strip() for s in settings.split(",") if s.strip()], latency_rows)
-    except (GatewayError, ValueError) as exc:
-        _fail(exc)
-    if svg is not None:
-        from hybridgate.router.svg import curves_svg
-
-        svg.write_text(curves_svg(curves), encoding="utf-8")
-    _print(report, json)

@@ -8,7 +8,8 @@ imports this package. Entry points are the ``hybridgate eval`` and ``hybridgate 
 
 from __future__ import annotations
 
-from hybridgate.evals.golden import GoldenFileError, GoldenSet, load_golden
+from hybridgate.errors import GoldenFileError
+from hybridgate.evals.golden import GoldenSet, load_golden
 from hybridgate.evals.runner import CaseResult, run_golden
 
 __all__ = ["CaseResult", "GoldenFileError", "GoldenSet", "load_golden", "run_golden"]

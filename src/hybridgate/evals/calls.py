@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 
 from hybridgate.config import GatewayConfig
-from hybridgate.pipeline import Completion, Pipeline
+from hybridgate.pipeline.core import Completion, Pipeline
 from hybridgate.types import ChatRequest, RequestContext
 
 AUTO = "auto"

@@ -16,15 +16,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hybridgate.errors import ConfigError
+from hybridgate.errors import GoldenFileError
 from hybridgate.evals.specs import GRADERS, GraderSpec, JsonSchema
 from hybridgate.types import ChatRequest, Json, Message
 
 MAX_PROBLEMS = 20
-
-
-class GoldenFileError(ConfigError):
-    """A golden file is missing, not TOML, or has cases that do not validate."""
 
 
 class Strict(BaseModel):

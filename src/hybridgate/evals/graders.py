@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import json_repair
 
-from hybridgate.checks import schema_problem
+from hybridgate.cascade.checks import schema_problem
 from hybridgate.evals.specs import Contains, Exact, JsonSchema, Numeric, Refusal, Regex, Spec, ToolCall
 from hybridgate.types import ChatResponse, Json
 

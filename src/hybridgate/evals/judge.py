@@ -15,7 +15,7 @@ from hybridgate.config import GatewayConfig
 from hybridgate.evals.calls import ask
 from hybridgate.evals.graders import Answer, Grade, Verdict
 from hybridgate.evals.specs import Judge
-from hybridgate.pipeline import Pipeline
+from hybridgate.pipeline.core import Pipeline
 from hybridgate.types import ChatRequest, Json, Message
 
 SYSTEM = (

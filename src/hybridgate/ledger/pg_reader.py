@@ -9,10 +9,8 @@ gateway has migrated yet reads as an empty ledger; an unreachable server raises 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import asyncpg
@@ -20,22 +18,9 @@ import asyncpg
 from hybridgate.ledger import pg_rollups as pg
 from hybridgate.ledger.base import Traffic
 from hybridgate.ledger.rollups import check_group, no_decisions
+from hybridgate.stores.postgres import is_outage, run_in_thread
 
 T = TypeVar("T")
-# SQLSTATE classes that mean "the server is unavailable", not "this row is bad": connection
-# exception, insufficient resources, operator intervention (shutdown), transaction rollback.
-OUTAGE_CLASSES = ("08", "53", "57", "40")
-LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out: someone else holds the lock, try again later
-
-
-def is_outage(exc: BaseException) -> bool:
-    """True when the server is unavailable (retry later, spool), False when the statement is bad."""
-    if isinstance(exc, asyncpg.DataError):  # an argument asyncpg could not encode
-        return False
-    if isinstance(exc, asyncpg.PostgresError):
-        state = str(exc.sqlstate or "")
-        return state[:2] in OUTAGE_CLASSES or state == LOCK_NOT_AVAILABLE
-    return isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError)
 
 
 class PostgresReader:
@@ -136,10 +121,9 @@ class PostgresReader:
             finally:
                 await conn.close(timeout=self.timeout_s)
 
-        with ThreadPoolExecutor(1, thread_name_prefix="hybridgate-ledger-read") as pool:
-            try:
-                return pool.submit(asyncio.run, run()).result()
-            except Exception as exc:
-                if is_outage(exc):
-                    raise ConnectionError(f"ledger: cannot read PostgreSQL at {self.where}: {exc}") from exc
-                raise
+        try:
+            return run_in_thread(run(), "hybridgate-ledger-read")
+        except Exception as exc:
+            if is_outage(exc):
+                raise ConnectionError(f"ledger: cannot read PostgreSQL at {self.where}: {exc}") from exc
+            raise

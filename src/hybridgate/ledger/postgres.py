@@ -41,9 +41,10 @@ import asyncpg
 from hybridgate.errors import ConfigError
 from hybridgate.ledger.batches import BatchedLedger, Batches
 from hybridgate.ledger.migrations import CREATE_STAGE, INSERT, MERGE_STAGE, STAGE_COLUMNS, migrate
-from hybridgate.ledger.pg_reader import PostgresReader, is_outage
+from hybridgate.ledger.pg_reader import PostgresReader
 from hybridgate.ledger.records import LedgerRecord
 from hybridgate.ledger.spool import Keyed, Spool
+from hybridgate.stores.postgres import is_outage
 
 logger = logging.getLogger(__name__)
 

@@ -20,16 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hybridgate.errors import ConfigError
+from hybridgate.errors import RouterFileError
 from hybridgate.router.features import FeatureSpec
 from hybridgate.router.model import RouterModel
 
 FORMAT = "hybridgate-router"
 VERSION = 1
-
-
-class RouterFileError(ConfigError):
-    """A router file is missing, not ours, from a newer version, or incomplete."""
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,7 @@
 """Features for the learned router: a static word embedding, token n-grams and text statistics.
 
-The default embedding is WordLlama (``l2_supercat``, 256 dimensions), whose weights and tokenizer
-ship inside the ``wordllama`` wheel. We read those two files directly with ``safetensors`` and
-``tokenizers`` (wordllama's own dependencies) instead of importing ``wordllama``: its import
-configures the root logger at INFO, which would make every library in the gateway chatty, and its
-loader looks for the tokenizer elsewhere and then tries to download. Nothing here touches the
-network.
+The default embedding is WordLlama (``l2_supercat``, 256 dimensions), loaded by
+``hybridgate.embedder`` (shared with the semantic cache and the embedded embeddings backend).
 
 One tokenisation feeds three blocks, each named in the router file:
 - ``embedding``: the mean of the tokens' vectors (what WordLlama's ``embed`` computes);
@@ -19,14 +15,13 @@ Part of the router (step 2 of the flow): CPU only, no I/O after loading.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from hybridgate.embedder import EMBEDDER, WordLlamaEmbedder
 from hybridgate.errors import ConfigError
 from hybridgate.router.sparse import SparseRows
 from hybridgate.router.textstats import (
@@ -34,10 +29,8 @@ from hybridgate.router.textstats import (
     PROMPT_STAT_NAMES,
     answer_stats,
     prompt_stats,
-    window,
 )
 
-EMBEDDER = "wordllama/l2_supercat_256"
 BIGRAM_PRIME = 1_000_003
 
 
@@ -66,51 +59,6 @@ class Features:
 
     dense: NDArray[np.float64]
     tokens: SparseRows
-
-
-class WordLlamaEmbedder:
-    """WordLlama's static token vectors and tokenizer, loaded once from the installed wheel."""
-
-    name = EMBEDDER
-
-    def __init__(self) -> None:
-        from safetensors.numpy import load_file
-        from tokenizers import Tokenizer
-
-        root = _wordllama_dir()
-        weights = root / "weights" / "l2_supercat_256.safetensors"
-        tokenizer = root / "tokenizers" / "l2_supercat_tokenizer_config.json"
-        if not weights.exists() or not tokenizer.exists():
-            raise ConfigError(f"the wordllama package in {root} lacks {weights.name} or {tokenizer.name}")
-        self.vectors = load_file(str(weights))["embedding.weight"].astype(np.float32)
-        self.tokenizer = Tokenizer.from_file(str(tokenizer))
-        self.tokenizer.no_padding()
-        self.tokenizer.no_truncation()
-        self.vocab_size = int(self.vectors.shape[0])
-        self.dim = int(self.vectors.shape[1])
-
-    def token_ids(self, text: str) -> NDArray[np.int64]:
-        ids = self.tokenizer.encode(window(text), add_special_tokens=False).ids
-        return np.asarray(ids, dtype=np.int64)
-
-    def token_ids_many(self, texts: list[str], whole: bool = False) -> list[NDArray[np.int64]]:
-        """Token ids per text; long texts cut to their head and tail window unless ``whole``."""
-        cut = texts if whole else [window(t) for t in texts]
-        encoded = self.tokenizer.encode_batch(cut, add_special_tokens=False)
-        return [np.asarray(e.ids, dtype=np.int64) for e in encoded]
-
-    def pool(self, ids: NDArray[np.int64]) -> NDArray[np.float32]:
-        if len(ids) == 0:
-            return np.zeros(self.dim, dtype=np.float32)
-        pooled: NDArray[np.float32] = self.vectors[np.clip(ids, 0, self.vocab_size - 1)].mean(axis=0)
-        return pooled
-
-
-def _wordllama_dir() -> Path:
-    spec = importlib.util.find_spec("wordllama")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the learned router needs the 'wordllama' package: pip install wordllama")
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 class Featurizer:

@@ -19,9 +19,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hybridgate.config import GatewayConfig
-from hybridgate.errors import ConfigError
-from hybridgate.router.artifact import RouterArtifact, RouterFileError
-from hybridgate.router.features import Featurizer, WordLlamaEmbedder
+from hybridgate.embedder import WordLlamaEmbedder
+from hybridgate.errors import ConfigError, RouterFileError
+from hybridgate.router.artifact import RouterArtifact
+from hybridgate.router.features import Featurizer
 from hybridgate.router.model import Prediction
 from hybridgate.router.sparse import SparseRows
 from hybridgate.types import ChatRequest, Decision

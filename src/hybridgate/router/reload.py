@@ -8,7 +8,7 @@ naming the route and the file. Each loaded file is known by the SHA-256 of its b
 /healthz shows, so an operator can see which file every replica runs.
 
 Part of the router (step 2 of the flow): reading the files is its only I/O, and it blocks, so
-the gateway calls it from a worker thread (``hybridgate.router_signal``). It never touches the
+the gateway calls it from a worker thread (``hybridgate.router.signal``). It never touches the
 route's config: a ``threshold`` set on the route still overrides the new file's.
 """
 
@@ -20,21 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from hybridgate.config import GatewayConfig, RouteConfig
-from hybridgate.errors import GatewayError
-from hybridgate.router.artifact import RouterArtifact, RouterFileError
-from hybridgate.router.features import WordLlamaEmbedder
+from hybridgate.embedder import WordLlamaEmbedder
+from hybridgate.errors import GatewayError, RouterFileError, RouterReloadError
+from hybridgate.router.artifact import RouterArtifact
 from hybridgate.router.learned import LearnedRouter
 from hybridgate.router.rules import RuleRouter
 
 log = logging.getLogger("hybridgate.router")
 
 MISSING = "missing"  # what a file's hash is while the file does not exist (mid-replace, say)
-
-
-class RouterReloadError(RouterFileError):
-    """A reload was refused; the router files loaded before keep serving."""
-
-    status_code = 422
 
 
 class RouterReloader:

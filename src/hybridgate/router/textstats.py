@@ -15,6 +15,8 @@ import math
 import re
 import string
 
+from hybridgate.embedder import window
+
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 OPTION_LINE = re.compile(r"^\s*\(?[A-Ha-h][.)]\s", re.MULTILINE)
 NEGATION = re.compile(r"\b(?:NOT|EXCEPT|LEAST|never|false)\b")
@@ -23,10 +25,6 @@ SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 FRACTION = re.compile(r"\d/\d")
 MATH_CHARS = "+-*/=^<>()"
 LONG_WORD = 9
-# Every statistic but the length looks at the same head-and-tail window the embedding reads,
-# so a huge prompt costs no more than a long one.
-HEAD_CHARS = 1000
-TAIL_CHARS = 500
 HEDGE = re.compile(
     r"\b(?:however|actually|wait|assum\w*|approximately|round\w*|cannot|can't|impossible|"
     r"mistake|incorrect|re-?evaluat\w*|recalculat\w*|sorry|unclear)\b",
@@ -114,13 +112,6 @@ def _count(text: str, characters: str) -> int:
     # One str.count per character runs at C speed; a per-character Python loop or
     # str.translate with a table is 10-50x slower on long prompts.
     return sum(map(text.count, characters))
-
-
-def window(text: str) -> str:
-    """The text, or its head and tail when it is long: the decision time stays bounded."""
-    if len(text) <= HEAD_CHARS + TAIL_CHARS:
-        return text
-    return text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
 
 
 def answer_stats(answer: str, prompt: str) -> list[float]:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hybridgate.router.dataset import DataFileError, Outcomes, outcome_column, read_rows
+from hybridgate.errors import DataFileError
+from hybridgate.training.dataset import Outcomes, outcome_column, read_rows
 
 WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 STRONG = "gpt-4-1106-preview"

@@ -11,7 +11,7 @@ from html import escape
 
 import numpy as np
 
-from hybridgate.router.quality import Curve
+from hybridgate.training.quality import Curve
 
 PANEL_W, PANEL_H, MARGIN = 300, 220, 40
 COLUMNS = 3

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from hybridgate.cache.bench_stores import store_latency
 from hybridgate.cache.guards import difference, surface
 from hybridgate.cache.semantic import SemanticMatcher
 from hybridgate.cache.vectors import VectorIndex
+from hybridgate_bench.cache_stores import store_latency
 
 SEED = 0
 CURVE = [round(0.80 + 0.01 * i, 2) for i in range(20)]

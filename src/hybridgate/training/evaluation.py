@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from hybridgate.router.calibration import achieved
-from hybridgate.router.dataset import Outcomes
 from hybridgate.router.learned import LearnedRouter
-from hybridgate.router.quality import curve, random_share_for_quality, summary
+from hybridgate.training.calibration import achieved
+from hybridgate.training.dataset import Outcomes
+from hybridgate.training.quality import curve, random_share_for_quality, summary
 
 WARMUP = 20
 

@@ -1,7 +1,7 @@
 """The llama.cpp side of the embedded backend: find and load a GGUF, render its chat template, decode.
 
 Part of the ``embedded`` backend (layer 3 of the flow). ``LocalModel`` lives in the engine process
-(``embedded_engine``) and is used from its main thread only: a ``llama_cpp.Llama`` is not
+(``engine``) and is used from its main thread only: a ``llama_cpp.Llama`` is not
 thread-safe. Usage is llama.cpp's real token
 count; stop sequences are applied without ever emitting part of one; log-probabilities are read
 straight from llama.cpp's logits, so ``logits_all`` (an n_ctx x n_vocab float matrix) is never needed.
@@ -71,7 +71,7 @@ class Sampling:
     presence_penalty: float = 0.0
     repeat_penalty: float = 1.0  # llama.cpp's; > 1 keeps a small model from looping
     top_k: int = 40
-    grammar: str | None = None  # GBNF text (embedded_grammar.grammar_text)
+    grammar: str | None = None  # GBNF text (grammar.grammar_text)
 
 
 @dataclass(frozen=True)

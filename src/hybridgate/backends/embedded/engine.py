@@ -1,10 +1,10 @@
 """The embedded backend's engine process: llama.cpp runs here, apart from the gateway.
 
 Part of the ``embedded`` backend (layer 3 of the flow). ``python -m
-hybridgate.backends.embedded_engine '<settings JSON>'`` loads the GGUF and then serves jobs, one
+hybridgate.backends.embedded.engine '<settings JSON>'`` loads the GGUF and then serves jobs, one
 at a time, in the order they arrive. A native crash in llama.cpp (a grammar it cannot parse, a
 bug) kills this process only; the gateway answers the request in flight with an error and starts
-a new engine (``embedded_process.EngineProcess``).
+a new engine (``process.EngineProcess``).
 
 The protocol is one JSON object per line. stdin carries ``{"op": "generate", "id", "messages",
 "sampling", "stream"}`` and ``{"op": "cancel", "id"}``; stdout carries ``{"ready": load_s}`` (or
@@ -26,7 +26,7 @@ from typing import IO, Any
 
 import orjson
 
-from hybridgate.backends.embedded_llama import LocalModel, Sampling
+from hybridgate.backends.embedded.llama import LocalModel, Sampling
 from hybridgate.errors import RequestError
 from hybridgate.types import Json
 

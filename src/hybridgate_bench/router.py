@@ -30,25 +30,26 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from hybridgate.embedder import WordLlamaEmbedder
 from hybridgate.router.artifact import RouterArtifact
-from hybridgate.router.bench_data import STRONG, WEAK, BenchData, load_routellm
-from hybridgate.router.bench_metrics import (
+from hybridgate.router.features import Features, FeatureSpec, Featurizer
+from hybridgate.router.learned import LearnedRouter
+from hybridgate.router.model import Regularization, RouterModel
+from hybridgate.router.sparse import SparseRows
+from hybridgate.training.calibration import Target, achieved, threshold_for
+from hybridgate.training.dataset import Outcomes, read_rows
+from hybridgate.training.evaluation import decision_latency_ms, load_average
+from hybridgate.training.quality import Curve, curve, random_share_for_quality
+from hybridgate.training.train import n_stats, take
+from hybridgate_bench.router_data import STRONG, WEAK, BenchData, load_routellm
+from hybridgate_bench.router_metrics import (
     full_summary,
     paired_bootstrap,
     random_scores_summary,
     routellm_summary,
 )
-from hybridgate.router.bench_split import development_rows, group_fold_ids, prompt_groups
-from hybridgate.router.bench_tfidf import TfidfRouter, cross_validated_gain, tf_rows
-from hybridgate.router.calibration import Target, achieved, threshold_for
-from hybridgate.router.dataset import Outcomes
-from hybridgate.router.evaluation import decision_latency_ms, load_average
-from hybridgate.router.features import Features, FeatureSpec, Featurizer, WordLlamaEmbedder
-from hybridgate.router.learned import LearnedRouter
-from hybridgate.router.model import Regularization, RouterModel
-from hybridgate.router.quality import Curve, curve, random_share_for_quality
-from hybridgate.router.sparse import SparseRows
-from hybridgate.router.training import n_stats, take
+from hybridgate_bench.router_split import development_rows, group_fold_ids, prompt_groups
+from hybridgate_bench.router_tfidf import TfidfRouter, cross_validated_gain, tf_rows
 
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
@@ -359,8 +360,6 @@ def prices() -> dict[str, tuple[float, float]]:
 
 def with_costs(outcomes: Outcomes, table: dict[str, tuple[float, float]], cascade: bool) -> Outcomes:
     """Per-request USD from characters / 4 tokens of the prompt and of each model's answer."""
-    from hybridgate.router.dataset import read_rows
-
     rows = read_rows(Path(outcomes.source))
     prompt_tokens = np.array([len(p) / 4 + 4 for p in outcomes.prompts])
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from hybridgate.router.quality import curve, summary
+from hybridgate.training.quality import curve, summary
 
 Floats = NDArray[np.float64]
 DECILES = 10
@@ -91,7 +91,7 @@ def random_scores_summary(weak: Floats, strong: Floats, draws: int = 10, seed: i
 
 def paired_bootstrap(
     a: Floats, b: Floats, weak: Floats, strong: Floats, resamples: int = 200, seed: int = 0
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Strong share at 95%: router a minus router b, on the same resampled rows (negative: a needs fewer)."""
     rng = np.random.default_rng(seed)
     diffs = []

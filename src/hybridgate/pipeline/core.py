@@ -11,25 +11,24 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
 
 from hybridgate.cache import CachedAnswer, Hit, Lookup, ResponseCache, replay_chunks
-from hybridgate.cascade import Cascade, Served, Trail
+from hybridgate.cascade.core import Cascade, Served
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import ClientClosedError, GatewayError, PermissionDeniedError
 from hybridgate.ledger.base import Ledger
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.ledger.records import LedgerRecord, cohort_label, prompt_hmac
-from hybridgate.pipeline_stream import PipelineStream, iterate
-from hybridgate.privacy.gate import Clearance
-from hybridgate.privacy.redact import RedactionMap
+from hybridgate.pipeline.shadow import Shadow
+from hybridgate.pipeline.stream import PipelineStream, iterate
+from hybridgate.pipeline.trace import Trace
 from hybridgate.privacy.restore import restore_completion
 from hybridgate.router import RuleRouter
-from hybridgate.shadow import Shadow
 from hybridgate.types import ChatRequest, ChatResponse, Decision, RequestContext, Usage
 
 if TYPE_CHECKING:
@@ -51,55 +50,6 @@ class Completion:
     cache: str | None = None  # hit | semantic-hit | miss | bypass; None without a cache
     privacy: str | None = None  # the effective privacy policy (judges and replays keep it)
     screening: Screening | None = None  # what the privacy screen found, when [privacy] is on
-
-
-@dataclass
-class Trace:
-    """What is known about one request so far; becomes its ledger record."""
-
-    ctx: RequestContext
-    request: ChatRequest | None
-    decision: Decision | None = None
-    served: Served | None = None
-    trail: Trail = field(default_factory=Trail)
-    screening: Screening | None = None
-    ttft_ms: float | None = None
-    cache: str | None = None  # hit | semantic-hit | miss | bypass; None without a cache
-    hit: CachedAnswer | None = None
-    reservation: Reservation | None = None  # the worst case held against the key until settled
-
-    @property
-    def backend(self) -> str:
-        return self.served.backend.name if self.served else self.hit.backend if self.hit else ""
-
-    @property
-    def model(self) -> str | None:
-        if self.served:
-            return self.served.model
-        if self.hit:
-            return self.hit.model
-        return self.request.model if self.request else None
-
-    @property
-    def policy(self) -> str | None:
-        """The effective privacy policy: the screen's, or without [privacy] the one the context
-        carries (a key's, a replayed row's)."""
-        return self.screening.policy if self.screening else self.ctx.privacy_policy
-
-    def clearance(self) -> Clearance | None:
-        """What the egress gate applies to this request's non-local calls. Not scanned (no
-        [privacy]) but under a strict policy (a key's, a replayed row's): treated as PII."""
-        if self.screening is not None:
-            return self.screening.clearance(self.ctx.origin)
-        if self.ctx.privacy_policy in ("redact", "local_only", "block"):
-            return Clearance(self.ctx.privacy_policy, True, self.ctx.origin)
-        return None
-
-    def redactions_for(self, served: Served | None) -> RedactionMap | None:
-        """The placeholders to restore in the answer: only a cloud backend saw them."""
-        if self.screening is None or served is None or served.backend.local:
-            return None
-        return self.screening.redactions
 
 
 class Pipeline:

@@ -34,14 +34,14 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from hybridgate.backends.base import Backend
-from hybridgate.backends.egress import MediaPolicy, MediaURLError, media_urls
-from hybridgate.checks import CHECK_TIMEOUT_S, CheckResult, has_schemas, run_checks
+from hybridgate.backends.egress import MediaPolicy, media_urls
+from hybridgate.cascade.checks import CHECK_TIMEOUT_S, CheckResult, has_schemas, run_checks
+from hybridgate.cascade.resilience import Protected
 from hybridgate.config import GatewayConfig, RouteConfig
-from hybridgate.errors import BackendError, RequestError, UpstreamUnavailableError
+from hybridgate.errors import BackendError, MediaURLError, RequestError, UpstreamUnavailableError
 from hybridgate.privacy.gate import Clearance, EgressGate, gated
-from hybridgate.resilience import Protected
-from hybridgate.stream_assembly import StreamAssembler
 from hybridgate.types import ChatRequest, ChatResponse, Decision, Json, Usage
+from hybridgate.wire.assembly import StreamAssembler
 from hybridgate.wire.choices import merge_choices
 from hybridgate.wire.fields import refusal as field_refusal
 

@@ -10,19 +10,38 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from hybridgate.errors import GatewayError
 from hybridgate.privacy.restore import ChunkRestorer
 from hybridgate.router.rules import estimate_prompt_tokens as prompt_token_estimate
-from hybridgate.stream_assembly import StreamAssembler
-from hybridgate.types import Decision, Json, Usage
+from hybridgate.types import ChatResponse, Decision, Json, Usage
+from hybridgate.wire.assembly import StreamAssembler
 
 if TYPE_CHECKING:
     from hybridgate.cache import Lookup
-    from hybridgate.pipeline import Pipeline, Trace
+    from hybridgate.pipeline.trace import Trace
 
 CLIENT_CLOSED = 499  # nginx's convention for "the client hung up before the answer was complete"
+
+
+class Recording(Protocol):
+    """What a stream needs of its pipeline when it ends: the ledger row and the cache write
+    (``Pipeline`` is one; a Protocol so this module does not import the pipeline's)."""
+
+    def record(
+        self,
+        trace: Trace,
+        usage: Usage,
+        status: int,
+        error_type: str | None,
+        reported_model: str | None,
+        fingerprint: str | None,
+        *,
+        stream: bool = False,
+    ) -> float: ...
+
+    def store(self, lookup: Lookup | None, trace: Trace, response: ChatResponse, cost: float) -> None: ...
 
 
 class PipelineStream:
@@ -30,7 +49,7 @@ class PipelineStream:
 
     def __init__(
         self,
-        pipeline: Pipeline,
+        pipeline: Recording,
         trace: Trace,
         decision: Decision,
         first: Json,

@@ -21,7 +21,7 @@ from hybridgate.config import RouteConfig
 from hybridgate.errors import GatewayError
 from hybridgate.types import ChatRequest, Decision, RequestContext
 
-log = logging.getLogger("hybridgate.shadow")
+log = logging.getLogger("hybridgate.pipeline.shadow")
 
 Complete = Callable[[ChatRequest, RequestContext], Awaitable[object]]
 

@@ -21,18 +21,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from hybridgate.errors import GatewayError
+from hybridgate.errors import DataFileError
 
 Floats = NDArray[np.float64]
 PROMPT = "prompt"
 TRUE = frozenset({"true", "yes"})
 FALSE = frozenset({"false", "no"})
-
-
-class DataFileError(GatewayError):
-    """An outcome file is missing, empty or has a column that cannot be used."""
-
-    type = "data_error"
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ async def _all_stores(
         ]
         if redis_url:
             from hybridgate.cache.redis import RedisStore
-            from hybridgate.redis_client import redis_client
+            from hybridgate.stores.redis import redis_client
 
             client = redis_client(
                 RedisConfig(url=redis_url, key_prefix="hybridgate-bench:", timeout_s=2.0), {}

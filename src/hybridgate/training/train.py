@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from hybridgate.errors import DataFileError
 from hybridgate.router.artifact import RouterArtifact
-from hybridgate.router.calibration import Target, calibrate
-from hybridgate.router.dataset import DataFileError, Outcomes
 from hybridgate.router.features import Features, FeatureSpec, Featurizer
 from hybridgate.router.model import Regularization, RouterModel
-from hybridgate.router.quality import curve, summary
+from hybridgate.training.calibration import Target, calibrate
+from hybridgate.training.dataset import Outcomes
+from hybridgate.training.quality import curve, summary
 
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]

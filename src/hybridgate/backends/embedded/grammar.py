@@ -5,7 +5,7 @@ Part of the ``embedded`` backend (layer 3 of the flow). Pure Python and CPU-boun
 the engine process, where llama.cpp parses it (a grammar llama.cpp cannot parse would crash that
 process, so this module makes sure it never sees one):
 
-- the schema is checked and bounded first (``hybridgate.schemas.checked``), so an empty ``anyOf``,
+- the schema is checked and bounded first (``hybridgate.wire.schemas.checked``), so an empty ``anyOf``,
   an unknown type or a ``$ref`` out of the document is a 400 here too;
 - literals (property names, ``enum``, ``const``) are escaped for GBNF, backslashes included; the
   converter shipped with llama-cpp-python escapes only quotes and newlines, so a ``"`` in a name
@@ -21,9 +21,9 @@ from typing import Any
 
 from llama_cpp.llama_grammar import JSON_GBNF, SchemaConverter
 
-from hybridgate import schemas
 from hybridgate.errors import RequestError
 from hybridgate.types import Json
+from hybridgate.wire import schemas
 
 # What llama.cpp's JSON-schema converter cannot express safely is rewritten before conversion; the
 # cascade's checks still validate every answer against the caller's full schema.

@@ -28,8 +28,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from referencing.exceptions import Unresolvable
 
-from hybridgate import schemas
 from hybridgate.types import ChatRequest, ChatResponse, Json
+from hybridgate.wire import schemas
 
 # Validating one answer against its schemas; past it, the request fails (``SchemaTooSlowError``).
 CHECK_TIMEOUT_S = 5.0

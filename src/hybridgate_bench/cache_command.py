@@ -40,9 +40,9 @@ def cache(
     json: Annotated[bool, typer.Option("--json", help="print the full report as JSON")] = False,
 ) -> None:
     """Semantic cache: precision/recall/false hits on labelled pairs, lookup and embed latency."""
-    from hybridgate.cache.bench import bench_cache
     from hybridgate.cache.semantic import DEFAULT_THRESHOLD, SemanticMatcher
-    from hybridgate.router.features import WordLlamaEmbedder
+    from hybridgate.embedder import WordLlamaEmbedder
+    from hybridgate_bench.cache import bench_cache
 
     try:
         matcher = SemanticMatcher(WordLlamaEmbedder(), DEFAULT_THRESHOLD if threshold is None else threshold)
@@ -63,7 +63,7 @@ def cache(
 
 
 def render(report: dict[str, Any]) -> str:
-    from hybridgate.cache.bench_stores import describe
+    from hybridgate_bench.cache_stores import describe
 
     """A few lines for a terminal: the operating point, the curve, the latency."""
     ref = report["reference"]

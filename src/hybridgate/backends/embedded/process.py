@@ -1,7 +1,7 @@
 """The gateway's side of the embedded engine process: start it, talk to it, restart it when it dies.
 
 Part of the ``embedded`` backend (layer 3 of the flow). One ``EngineProcess`` per embedded backend
-owns one ``python -m hybridgate.backends.embedded_engine`` child (see that module for the line
+owns one ``python -m hybridgate.backends.embedded.engine`` child (see that module for the line
 protocol). Jobs are written to its stdin; a reader thread routes each line of its stdout to the
 job it belongs to, on that job's event loop. When the child exits (a native crash: SIGSEGV,
 SIGABRT), every job in flight ends with ``EngineCrashedError`` and a new child is started; the
@@ -151,7 +151,7 @@ class EngineProcess:
         command = [
             sys.executable,
             "-m",
-            "hybridgate.backends.embedded_engine",
+            "hybridgate.backends.embedded.engine",
             orjson.dumps(self._settings).decode(),
         ]
         process = subprocess.Popen(

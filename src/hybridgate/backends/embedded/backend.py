@@ -1,7 +1,7 @@
 """The embedded backend: SmolLM2-135M-Instruct (or any chat GGUF) run on this machine by llama.cpp.
 
 Layer 3 of the flow (backends); the default local tier, so prompts never leave the machine.
-llama.cpp runs in an engine process of its own (``embedded_process`` / ``embedded_engine``), as
+llama.cpp runs in an engine process of its own (``process`` / ``engine``), as
 vLLM keeps its engine apart from its API server: a native crash there costs the request in flight
 (``EngineCrashedError``) and the engine is restarted, while the gateway keeps serving. The model
 loads once, when the engine starts (first use, or ``start()``); jobs queue in the engine and run
@@ -12,9 +12,9 @@ attempt would fix (images, a prompt longer than the context window, an unusable
 ``response_format``) and ``BackendError`` when llama.cpp itself fails. Knows nothing of routing,
 caching or the ledger.
 
-Split in five: this module (asyncio and the OpenAI wire shape), ``embedded_process`` (the engine
-process, seen from the gateway), ``embedded_engine`` and ``embedded_llama`` (the engine process:
-llama.cpp), ``embedded_grammar`` (schema -> GBNF) and ``embedded_prompt`` (pure: messages, tools
+Split in five: this module (asyncio and the OpenAI wire shape), ``process`` (the engine
+process, seen from the gateway), ``engine`` and ``llama`` (the engine process:
+llama.cpp), ``grammar`` (schema -> GBNF) and ``prompt`` (pure: messages, tools
 convention, output schemas).
 """
 
@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hybridgate.backends import embedded_prompt as prompting
-from hybridgate.backends.embedded_grammar import grammar_text
-from hybridgate.backends.embedded_llama import Outcome, Sampling, model_name, packaged_model_file
-from hybridgate.backends.embedded_process import EngineProcess
+from hybridgate.backends.embedded import prompt as prompting
+from hybridgate.backends.embedded.grammar import grammar_text
+from hybridgate.backends.embedded.llama import Outcome, Sampling, model_name, packaged_model_file
+from hybridgate.backends.embedded.process import EngineProcess
 from hybridgate.config import EmbeddedBackend as EmbeddedConfig
 from hybridgate.errors import ConfigError, RequestError, UpstreamTimeoutError
 from hybridgate.types import ChatRequest, ChatResponse, Json, Usage

@@ -31,7 +31,7 @@ def pii(
 ) -> None:
     """PII detection under a local_only policy: leaks, precision/recall per type, latency."""
     # Imported here: Presidio takes a second or two to import; other commands need not pay it.
-    from hybridgate.privacy.bench import bench_pii
+    from hybridgate_bench.pii import bench_pii
 
     try:
         report = bench_pii(

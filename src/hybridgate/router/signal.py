@@ -25,9 +25,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hybridgate.config import GatewayConfig, RedisConfig
-from hybridgate.redis_client import redis_client
-from hybridgate.router.reload import RouterReloader, RouterReloadError
+from hybridgate.errors import RouterReloadError
+from hybridgate.router.reload import RouterReloader
 from hybridgate.router.rules import RuleRouter
+from hybridgate.stores.redis import redis_client
 
 log = logging.getLogger("hybridgate.router")
 

@@ -1,0 +1,38 @@
+"""``hybridgate bench router``: the learned router on RouteLLM's outcome data -> JSON or a summary.
+
+Registered by ``hybridgate_bench.register``. Offline: it reads the data folder named by ``--data``;
+it never starts the gateway. Unusable input exits 2 with a message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hybridgate.commands.router import JsonFlag, _fail, _print
+from hybridgate.errors import GatewayError
+
+
+def bench_router(
+    data: Annotated[Path, typer.Option(help="RouteLLM outcome data: the folder with mmlu/ and gsm8k/")],
+    settings: Annotated[
+        str, typer.Option(help="comma-separated: mmlu,mmlu_subjects,gsm8k,gsm8k_cascade,cross")
+    ] = "mmlu,mmlu_subjects,gsm8k,gsm8k_cascade,cross",
+    svg: Annotated[Path | None, typer.Option(help="also write the cost-quality curves as SVG")] = None,
+    latency_rows: Annotated[int, typer.Option(min=1, help="prompts timed one by one per setting")] = 500,
+    json: JsonFlag = False,
+) -> None:
+    """The learned router on RouteLLM's MMLU and GSM8K outcome data, beside random and RouteLLM."""
+    from hybridgate_bench.router import run_bench
+
+    try:
+        report, curves = run_bench(data, [s.strip() for s in settings.split(",") if s.strip()], latency_rows)
+    except (GatewayError, ValueError) as exc:
+        _fail(exc)
+    if svg is not None:
+        from hybridgate.training.svg import curves_svg
+
+        svg.write_text(curves_svg(curves), encoding="utf-8")
+    _print(report, json)
