@@ -7,11 +7,15 @@ router measured on the same rows lands on the straight line; the TF-IDF baseline
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import numpy as np
 
 from hybridgate.training.quality import curve, random_share_for_quality
+from hybridgate_bench.router import SETTINGS, TFIDF_C, run_bench
+from hybridgate_bench.router_data import STRONG, WEAK
 from hybridgate_bench.router_metrics import (
     full_summary,
     paired_bootstrap,
@@ -21,7 +25,7 @@ from hybridgate_bench.router_metrics import (
 )
 from hybridgate_bench.router_split import development_rows, group_fold_ids, prompt_groups
 from hybridgate_bench.router_tfidf import cross_validated_gain, tf_rows
-from tests.router.synthetic import rows
+from tests.router.synthetic import rows, write_csv
 
 
 def test_duplicate_prompts_share_their_fold_and_their_side_of_the_development_split() -> None:
@@ -106,3 +110,59 @@ def test_tfidf_baseline_learns_which_prompts_need_the_strong_tier() -> None:
     assert scores[hard].mean() > scores[~hard].mean() + 0.3
     learned = full_summary(scores, weak, strong)["strong_share_at_95"]
     assert learned < random_share_for_quality(weak.mean(), strong.mean()) - 0.2
+
+
+def write_routellm_layout(root: Path) -> Path:
+    """Synthetic data in RouteLLM's layout (two MMLU 'subjects', GSM8K with answers), made here."""
+    (root / "mmlu").mkdir(parents=True)
+    (root / "gsm8k").mkdir()
+    data = rows(700, seed=9)
+    for subject, part in (("easy", data[:350]), ("mixed", data[350:500])):
+        write_csv(root / "mmlu" / f"mmlu_{subject}.csv", _relabel(part), ["prompt", WEAK, STRONG])
+    # One exact duplicate pair and one contaminated prompt, like RouteLLM's files.
+    gsm = _relabel(data[500:])
+    gsm.append(dict(gsm[0]))
+    for row in gsm:
+        row[f"{WEAK}_response"] = "It is 12." if row[WEAK] else "I think maybe 7?"
+        row[f"{STRONG}_response"] = "The answer is 12 because 3 * 4 = 12."
+    columns = ["prompt", WEAK, STRONG, f"{WEAK}_response", f"{STRONG}_response"]
+    write_csv(root / "gsm8k" / "gsm8k_responses.csv", gsm, columns)
+    for folder, prompt in (("mmlu", data[0]["prompt"]), ("gsm8k", gsm[1]["prompt"])):
+        (root / folder / "contaminated_prompts.jsonl").write_text(json.dumps({"eval_prompt": prompt}) + "\n")
+    return root
+
+
+def _relabel(part: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [{**r, WEAK: r["small"], STRONG: r["big"]} for r in part]
+
+
+def test_bench_router_measures_every_router_on_the_same_rows(tmp_path: Path) -> None:
+    report, curves = run_bench(write_routellm_layout(tmp_path / "data"), list(SETTINGS), latency_rows=5)
+    assert set(curves) == set(SETTINGS)
+    for name, result in report["benchmarks"].items():
+        routers = result["routers"]
+        assert set(routers) == {"learned", "tfidf_lr", "random", "random_line", "oracle"}, name
+        for router in ("learned", "tfidf_lr", "oracle"):
+            assert 0.0 <= routers[router]["strong_share_at_95"] <= 1.0
+            assert set(routers[router]["routellm"]) == {
+                "cpt20",
+                "cpt50",
+                "cpt80",
+                "strong_share_at_95",
+                "apgr",
+            }
+        # The prompts separate the tiers' outcomes: both trained routers beat random, the oracle both.
+        assert routers["learned"]["strong_share_at_95"] < routers["random"]["strong_share_at_95"], name
+        assert routers["oracle"]["strong_share_at_95"] <= routers["learned"]["strong_share_at_95"], name
+        assert result["development_rows_excluded"] > 0
+        assert result["chosen_on_development_split"]["tfidf_c"] in TFIDF_C
+    gsm = report["benchmarks"]["gsm8k"]
+    # Template prompts repeat: every copy of the contaminated one is left out, nothing else.
+    assert gsm["contaminated_excluded"] >= 1
+    assert gsm["rows_evaluated"] + gsm["development_rows_excluded"] + gsm["contaminated_excluded"] == 201
+    cascade = report["benchmarks"]["gsm8k_cascade"]
+    cost = cascade["routers"]["learned"]["cost"]
+    # Every request pays the cheap call: the cascade costs more than its strong share of all-strong.
+    assert cost["cost_share_of_all_strong_at_95"] > cascade["routers"]["learned"]["strong_share_at_95"]
+    assert cascade["goal"]["judged_on"].startswith("cost_share_of_all_strong_at_95")
+    assert cascade["cascade_latency"]["cheap_answer_tokens_p50"] > 0
