@@ -21,9 +21,13 @@ model's answer), ``cross`` (trained on MMLU, tested on GSM8K). Offline only.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +53,7 @@ from hybridgate_bench.router_metrics import (
     routellm_summary,
 )
 from hybridgate_bench.router_split import development_rows, group_fold_ids, prompt_groups
-from hybridgate_bench.router_tfidf import TfidfRouter, cross_validated_gain, tf_rows
+from hybridgate_bench.router_tfidf import TfidfRouter, tf_rows
 
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
@@ -101,21 +105,77 @@ def subset(outcomes: Outcomes, rows: Ints) -> Outcomes:
     )
 
 
-def learned_cv(task: Task, rows: Ints, folds: Ints, reg: Regularization) -> Floats:
+@dataclass(frozen=True)
+class CrossValidation:
+    """One cross-validation to run: a job per fold, each returning its test rows' scores."""
+
+    folds: Ints  # per row of the evaluated rows
+    jobs: list[Callable[[], Floats]]  # in the order of np.unique(folds)
+
+
+def learned_cv(task: Task, rows: Ints, folds: Ints, reg: Regularization) -> CrossValidation:
     """Held-out gain of every row in ``rows`` (folds numbered per row of ``rows``)."""
-    features, weak, strong = take(task.features, rows), task.outcomes.weak[rows], task.outcomes.strong[rows]
-    scores = np.zeros(len(rows))
-    for k in np.unique(folds):
-        test, train = np.nonzero(folds == k)[0], np.nonzero(folds != k)[0]
-        model = RouterModel.fit(take(features, train), weak[train], strong[train], n_stats(task.spec), reg)
-        scores[test] = model.predict(take(features, test)).gain
-    return scores
-
-
-def tfidf_cv(task: Task, rows: Ints, folds: Ints, c: float) -> Floats:
-    return cross_validated_gain(
-        task.counts.take(rows), task.outcomes.weak[rows], task.outcomes.strong[rows], folds, c
+    return CrossValidation(
+        folds, [partial(_learned_fold, task, rows, folds, k, reg) for k in np.unique(folds)]
     )
+
+
+def _learned_fold(task: Task, rows: Ints, folds: Ints, k: int, reg: Regularization) -> Floats:
+    test, train = rows[folds == k], rows[folds != k]
+    out = task.outcomes
+    model = RouterModel.fit(
+        take(task.features, train), out.weak[train], out.strong[train], n_stats(task.spec), reg
+    )
+    return model.predict(take(task.features, test)).gain
+
+
+def tfidf_cv(task: Task, rows: Ints, folds: Ints, c: float) -> CrossValidation:
+    return CrossValidation(folds, [partial(_tfidf_fold, task, rows, folds, k, c) for k in np.unique(folds)])
+
+
+def _tfidf_fold(task: Task, rows: Ints, folds: Ints, k: int, c: float) -> Floats:
+    test, train = rows[folds == k], rows[folds != k]
+    model = TfidfRouter.fit(
+        task.counts.take(train), task.outcomes.weak[train], task.outcomes.strong[train], c
+    )
+    return model.gain(task.counts.take(test))
+
+
+def run_all(
+    cvs: list[CrossValidation], workers: int, extra: list[Callable[[], Any]] | None = None
+) -> tuple[list[Floats], list[Any]]:
+    """Every fold of every cross-validation (and ``extra`` jobs), on ``workers`` processes."""
+    jobs: list[Callable[[], Any]] = [job for cv in cvs for job in cv.jobs] + list(extra or [])
+    results = parallel(jobs, workers)
+    scores, i = [], 0
+    for cv in cvs:
+        out = np.zeros(len(cv.folds))
+        for k in np.unique(cv.folds):
+            out[cv.folds == k] = results[i]
+            i += 1
+        scores.append(out)
+    return scores, results[i:]
+
+
+# The jobs of the pool running now. Workers are forked, so they inherit the jobs (and the
+# features they close over) instead of receiving pickles; only results travel back.
+_FORKED_JOBS: list[Callable[[], Any]] = []
+
+
+def _run_forked(i: int) -> Any:
+    return _FORKED_JOBS[i]()
+
+
+def parallel(jobs: list[Callable[[], Any]], workers: int) -> list[Any]:
+    if workers <= 1 or len(jobs) <= 1:
+        return [job() for job in jobs]
+    _FORKED_JOBS[:] = jobs
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+            return list(pool.map(_run_forked, range(len(jobs))))
+    finally:
+        _FORKED_JOBS.clear()
 
 
 def at95(scores: Floats, weak: Floats, strong: Floats) -> float:
@@ -125,8 +185,9 @@ def at95(scores: Floats, weak: Floats, strong: Floats) -> float:
 class Bench:
     """Features are computed once per data set and shared by the settings that use them."""
 
-    def __init__(self, data: BenchData, latency_rows: int) -> None:
+    def __init__(self, data: BenchData, latency_rows: int, workers: int = 1) -> None:
         self.data = data
+        self.workers = workers
         self.latency_rows = latency_rows
         self.embedder = WordLlamaEmbedder()
         self.prices = prices()
@@ -163,8 +224,11 @@ class Bench:
             task = self.task(key)
             dev, weak, strong = task.dev, task.outcomes.weak[task.dev], task.outcomes.strong[task.dev]
             folds = group_fold_ids(task.groups[dev], FOLDS, 0)
-            learned = [at95(learned_cv(task, dev, folds, reg), weak, strong) for reg in REGULARISATIONS]
-            tfidf = [at95(tfidf_cv(task, dev, folds, c), weak, strong) for c in TFIDF_C]
+            cvs = [learned_cv(task, dev, folds, reg) for reg in REGULARISATIONS]
+            cvs += [tfidf_cv(task, dev, folds, c) for c in TFIDF_C]
+            scores, _ = run_all(cvs, self.workers)
+            learned = [at95(s, weak, strong) for s in scores[: len(REGULARISATIONS)]]
+            tfidf = [at95(s, weak, strong) for s in scores[len(REGULARISATIONS) :]]
             best_reg, best_c = int(np.argmin(learned)), int(np.argmin(tfidf))
             self._choices[key] = {
                 "development_rows": len(dev),
@@ -197,13 +261,14 @@ class Bench:
             learned, tfidf, router = self._cross(reg, choice["tfidf_c"], rows)
             folds_note = "trained on every clean MMLU row, tested on GSM8K's reported rows"
         else:
-            learned, tfidf = [], []
-            for seed in range(SHUFFLES.get(setting, 1)):
-                folds = self._folds(setting, task, seed)
-                learned.append(learned_cv(task, rows, folds, reg))
-                tfidf.append(tfidf_cv(task, rows, folds, choice["tfidf_c"]))
-            train = rows[self._folds(setting, task, 0) != 0]
-            router = self._router(task.spec, self._fit(task, train, reg))
+            shuffles = [self._folds(setting, task, seed) for seed in range(SHUFFLES.get(setting, 1))]
+            cvs = [learned_cv(task, rows, f, reg) for f in shuffles]
+            cvs += [tfidf_cv(task, rows, f, choice["tfidf_c"]) for f in shuffles]
+            # Latency is timed on a model of the same shape, trained on the first fold's training rows.
+            train = rows[shuffles[0] != 0]
+            scores, fitted = run_all(cvs, self.workers, [partial(self._fit, task, train, reg)])
+            learned, tfidf = scores[: len(shuffles)], scores[len(shuffles) :]
+            router = self._router(task.spec, fitted[0])
             folds_note = (
                 "5 folds over subjects (no subject in two folds)"
                 if setting == "mmlu_subjects"
@@ -395,13 +460,13 @@ def _mean(values: list[Any]) -> float | None:
 
 
 def run_bench(
-    root: Path, settings: list[str], latency_rows: int = 500
+    root: Path, settings: list[str], latency_rows: int = 500, workers: int = 1
 ) -> tuple[dict[str, Any], dict[str, Curve]]:
     unknown = [s for s in settings if s not in SETTINGS]
     if unknown:
         raise ValueError(f"unknown setting(s) {', '.join(unknown)}; settings: {', '.join(SETTINGS)}")
     started = time.perf_counter()
-    bench = Bench(load_routellm(root), latency_rows)
+    bench = Bench(load_routellm(root), latency_rows, workers)
     results, curves = {}, {}
     for setting in settings:
         results[setting], curves[setting] = bench.run(setting)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from hybridgate.training.quality import curve, random_share_for_quality
-from hybridgate_bench.router import SETTINGS, TFIDF_C, run_bench
+from hybridgate_bench.router import SETTINGS, TFIDF_C, parallel, run_bench
 from hybridgate_bench.router_data import STRONG, WEAK
 from hybridgate_bench.router_metrics import (
     full_summary,
@@ -166,3 +166,20 @@ def test_bench_router_measures_every_router_on_the_same_rows(tmp_path: Path) -> 
     assert cost["cost_share_of_all_strong_at_95"] > cascade["routers"]["learned"]["strong_share_at_95"]
     assert cascade["goal"]["judged_on"].startswith("cost_share_of_all_strong_at_95")
     assert cascade["cascade_latency"]["cheap_answer_tokens_p50"] > 0
+
+
+def test_folds_run_in_forked_workers_give_the_serial_results() -> None:
+    data = rows(300, seed=2)
+    prompts = [str(r["prompt"]) for r in data]
+    weak = np.array([float(bool(r["small"])) for r in data])
+    strong = np.array([float(bool(r["big"])) for r in data])
+    counts = tf_rows(prompts)
+    folds = group_fold_ids(prompt_groups(prompts), 5, 0)
+    serial = cross_validated_gain(counts, weak, strong, folds, c=1.0)
+    # Closures are not picklable: the workers must inherit them by fork.
+    jobs = [
+        lambda k=k: cross_validated_gain(counts, weak, strong, folds, c=1.0)[folds == k] for k in range(5)
+    ]
+    pieces = parallel(jobs, 3)
+    for k in range(5):
+        assert np.allclose(pieces[k], serial[folds == k])
