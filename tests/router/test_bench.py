@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -176,10 +177,12 @@ def test_folds_run_in_forked_workers_give_the_serial_results() -> None:
     counts = tf_rows(prompts)
     folds = group_fold_ids(prompt_groups(prompts), 5, 0)
     serial = cross_validated_gain(counts, weak, strong, folds, c=1.0)
+
     # Closures are not picklable: the workers must inherit them by fork.
-    jobs = [
-        lambda k=k: cross_validated_gain(counts, weak, strong, folds, c=1.0)[folds == k] for k in range(5)
-    ]
+    def fold(k: int) -> Callable[[], np.ndarray]:
+        return lambda: cross_validated_gain(counts, weak, strong, folds, c=1.0)[folds == k]
+
+    jobs = [fold(k) for k in range(5)]
     pieces = parallel(jobs, 3)
     for k in range(5):
         assert np.allclose(pieces[k], serial[folds == k])
