@@ -11,6 +11,7 @@ SIGKILL version of ``stop()``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import os
 import pwd
@@ -102,11 +103,13 @@ class PostgresServer:
         """SIGSTOP the postmaster and its backends: a hung server. Connections are still accepted
         (by the kernel) and queries received, but nothing is ever answered until ``resume()``."""
         for pid in [p for p in [self._postmaster()] if p] + self._children():
-            os.kill(pid, signal.SIGSTOP)
+            with contextlib.suppress(ProcessLookupError):  # a backend that exited meanwhile
+                os.kill(pid, signal.SIGSTOP)
 
     def resume(self) -> None:
         for pid in [p for p in [self._postmaster()] if p] + self._children():
-            os.kill(pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):  # a backend that exited meanwhile
+                os.kill(pid, signal.SIGCONT)
 
     def log(self) -> str:
         path = self.root / "postgres.log"

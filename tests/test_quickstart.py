@@ -104,6 +104,33 @@ def test_anthropic_sdk_against_the_embedded_default(served: tuple[str, Path]) ->
         assert text and stream.get_final_message().usage.output_tokens > 0
 
 
+def text_of(message: anthropic.types.Message) -> str:
+    return "".join(b.text for b in message.content if isinstance(b, anthropic.types.TextBlock))
+
+
+def test_anthropic_stop_sequence_is_named_on_the_embedded_default(served: tuple[str, Path]) -> None:
+    """stop_reason / stop_sequence through the Messages edge on the embedded tier, plain and
+    streamed: greedy decoding repeats the free answer, so a piece of it must stop the second."""
+    url, _ = served
+    ask: Any = {
+        "model": "local",
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": "Count: one, two, three,"}],
+        "extra_body": {"temperature": 0},
+    }
+    with anthropic.Anthropic(base_url=url, api_key="x", max_retries=0) as client:
+        free = text_of(client.messages.create(**ask))
+        middle = len(free) // 2
+        stop = next(free[i : i + 3] for i in range(middle, len(free) - 2) if free[i : i + 3].strip())
+        stops = ["@@never@@", stop]
+        message = client.messages.create(**ask, stop_sequences=stops)
+        with client.messages.stream(**ask, stop_sequences=stops) as stream:
+            streamed = stream.get_final_message()
+    for answer in (message, streamed):
+        assert (answer.stop_reason, answer.stop_sequence) == ("stop_sequence", stop)
+        assert text_of(answer) == free[: free.index(stop)]
+
+
 async def test_async_anthropic_sdk(served: tuple[str, Path]) -> None:
     url, _ = served
     async with anthropic.AsyncAnthropic(base_url=url, api_key="x", max_retries=0) as client:

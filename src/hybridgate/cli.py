@@ -49,6 +49,9 @@ def serve(
     from hybridgate.loop_lag import freeze_startup_heap
 
     settings = _config_or_exit(config)
+    bind_host, bind_port = host or settings.server.host, settings.server.port if port is None else port
+    # the health port (if any) listens on the same address as the serving port
+    settings.server = settings.server.model_copy(update={"host": bind_host})
     try:
         application = create_app(settings)
         # checked here too (it also runs at start-up) so a wrong pin is a message, not a traceback
@@ -56,7 +59,6 @@ def serve(
     except ConfigError as exc:
         typer.echo(f"hybridgate: {exc.message}", err=True)
         raise typer.Exit(2) from exc
-    bind_host, bind_port = host or settings.server.host, settings.server.port if port is None else port
     typer.echo(startup_banner(settings, application.state.gateway, bind_host, bind_port, workers), err=True)
     options: dict[str, Any] = {
         "host": bind_host,
@@ -116,6 +118,14 @@ def startup_banner(settings: GatewayConfig, gateway: Any, host: str, port: int, 
             f"  ledger:   {where}",
             f"  privacy:  {privacy}",
             f"  auth:     {auth}",
+            *(
+                [
+                    f"  health:   /livez, /readyz, /healthz on port {settings.server.health_port} now; "
+                    f"port {port} opens once ready"
+                ]
+                if settings.server.health_port is not None
+                else []
+            ),
         ]
     )
 
@@ -145,8 +155,16 @@ def usage(
     json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     config: ConfigOption = None,
     ledger: Annotated[Path | None, typer.Option(help="ledger file; default from config")] = None,
+    decisions: Annotated[
+        bool, typer.Option("--decisions", help="learned routing: strong share, regret, wasted strong calls")
+    ] = False,
 ) -> None:
     """Print usage rollups from the ledger: requests, tokens, latency, cost."""
+    if decisions:
+        from hybridgate.commands.decisions import print_decisions
+
+        print_decisions(_config_or_exit(config), days, ledger, as_json=json)
+        return
     from hybridgate.backends.pins import remote_pins
     from hybridgate.ledger import read_ledger
     from hybridgate.ledger.drift import model_changes

@@ -202,6 +202,16 @@ class ShadowConfig(Strict):
     percent: float = Field(ge=0, le=100)
 
 
+class OutcomesConfig(Strict):
+    """Grade a share of a route's live answers in the background (docs/routing.md, learning)."""
+
+    sample_percent: float = Field(ge=0, le=100)  # share of live requests whose cheap answer is graded
+    # The strong tier (try[-1]) grades the cheap tier's answer against its own; off: only the
+    # route's checks (a cascade's escalations) and callers' POST /v1/feedback grade.
+    judge: bool = True
+    judge_max_tokens: int = Field(default=16, ge=1)
+
+
 class RouteConfig(Strict):
     """An ordered list of backends; the cascade tries them in order."""
 
@@ -216,6 +226,7 @@ class RouteConfig(Strict):
     cascade: bool = False
     min_confidence: float | None = Field(default=None, ge=0, le=1)  # mean token probability
     shadow: ShadowConfig | None = None
+    outcomes: OutcomesConfig | None = None  # outcome sampling for the learned router's retraining
     # Streams from a backend with a fallback are held back until a commit point: this many
     # content chunks, or the first chunk commit_ms after the first one (0 tokens: no hold).
     commit_tokens: int = Field(default=4, ge=0)
@@ -259,6 +270,9 @@ class ServerConfig(Strict):
     header_timeout_s: float = Field(default=10.0, gt=0)
     body_timeout_s: float = Field(default=60.0, gt=0)
     max_connections: int = Field(default=1000, ge=1)
+    # /livez, /readyz, /healthz on a port of their own, open from the start; with it the serving
+    # port opens only once the replica is ready (docs/operations.md, "Readiness behind a proxy").
+    health_port: int | None = Field(default=None, ge=0, le=65535)
     # Browser origins allowed to call the API (CORS; docs/compatibility.md). Empty: no CORS headers.
     cors_origins: list[str] = []
 
@@ -330,6 +344,8 @@ class CacheConfig(Strict):
     semantic_threshold: float = Field(default=0.98, ge=0, le=1)  # see docs/caching.md for the curve
     routes: dict[str, CacheMode] = {}  # per-route override of `mode`
     semantic_routes: list[str] = []  # routes whose misses look for a semantic match
+    # A semantic route's own operating point, read off the measured curve (docs/caching.md).
+    semantic_thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = {}
 
 
 class RedisConfig(Strict):
@@ -349,6 +365,12 @@ class RouterConfig(Strict):
     # Without [redis], each replica hashes its router files this often and reloads on a change;
     # 0: never (reload with POST /admin/router/reload). With [redis] it listens for a signal instead.
     reload_interval_s: float = Field(default=5.0, ge=0)
+    # `hybridgate router retrain` (docs/routing.md#learning-from-production): with --schedule it
+    # retrains every retrain_every_s (0: only when run by hand).
+    retrain_every_s: float = Field(default=0.0, ge=0)
+    retrain_min_outcomes: int = Field(default=50, ge=10)  # graded rows a route needs to retrain
+    retrain_held_out_percent: float = Field(default=30.0, gt=0, lt=100)  # rows neither router trains on
+    retrain_min_improvement: float = Field(default=0.0, ge=0)  # on top of a CI that excludes zero
 
 
 class PostgresConfig(Strict):
@@ -410,6 +432,8 @@ class GatewayConfig(Strict):
         for name, route in self.routes.items():
             if route.shadow and route.shadow.route not in self.routes:
                 problems.append(f"routes.{name}.shadow.route: unknown route '{route.shadow.route}'")
+            if route.outcomes is not None and len(route.try_) < 2:
+                problems.append(f"routes.{name}.outcomes: grading needs two tiers; try has one backend")
             if route.router == "learned" and not route.router_file:
                 problems.append(f"routes.{name}: router = \"learned\" but no router_file")
             for backend in route.try_:
@@ -426,6 +450,9 @@ class GatewayConfig(Strict):
             for name in [*self.cache.routes, *self.cache.semantic_routes]:
                 if name not in self.routes:
                     problems.append(f"cache: names unknown route '{name}'")
+            for name in self.cache.semantic_thresholds:
+                if name not in self.cache.semantic_routes:
+                    problems.append(f"cache.semantic_thresholds: route '{name}' is not in semantic_routes")
             if self.cache.store == "redis" and self.redis is None:
                 problems.append("cache.store = \"redis\" needs a [redis] section")
         if self.auth.limits_store == "redis" and self.redis is None:

@@ -32,6 +32,8 @@ from hybridgate.ledger.pricing import Pricer
 from hybridgate.ledger.response_store import ResponseStore, Sealer, SqliteResponseStore
 from hybridgate.loop_lag import LoopLag
 from hybridgate.pipeline.core import Pipeline
+from hybridgate.pipeline.outcomes import OutcomeSampler, build_outcome_sampler
+from hybridgate.pipeline.recorder import Recorder
 from hybridgate.privacy.gate import EgressGate
 from hybridgate.privacy.secret import load_prompt_secret, load_secret
 from hybridgate.router import RuleRouter
@@ -66,6 +68,7 @@ class Gateway:
     embeddings: Embeddings | None = None  # [embeddings]: POST /v1/embeddings
     responses: ResponseStore | None = None  # [responses] store = "local": stored Responses answers
     loop_lag: LoopLag | None = None  # event-loop lag and GC pauses, in /metrics
+    outcomes: OutcomeSampler | None = None  # graded answers and POST /v1/feedback
 
     def degraded(self) -> dict[str, str]:
         """Shared stores that are failing right now, by component (served around, see /healthz)."""
@@ -106,6 +109,8 @@ class Gateway:
             await self.embeddings.start()
         if self.responses is not None:
             await self.responses.start()
+        if self.outcomes is not None:
+            await self.outcomes.store.start()
 
     async def _seed_spend(self, limiter: Limiter) -> None:
         """Budgets survive restarts: today's and this month's spend per key, from the ledger.
@@ -132,9 +137,12 @@ class Gateway:
         if self.responses is not None:
             await self.responses.aclose()
         await self.pipeline.shadow.drain()
+        if self.outcomes is not None:
+            await self.outcomes.drain()
+            await self.outcomes.store.aclose()
         if self.embeddings is not None:
             await self.embeddings.aclose()
-        await self.pipeline.drain_charges()
+        await self.pipeline.recorder.drain_charges()
         if self.cache is not None:
             await self.cache.aclose()
         if self.access is not None:
@@ -198,17 +206,9 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
     cache = build_cache(config, env, circuit)
     router = RuleRouter(config)
     secret = load_prompt_secret(config.ledger, env)
+    recorder = Recorder(config, ledger, metrics, Pricer(), secret, access.limiter if access else None)
     pipeline = Pipeline(
-        config,
-        router,
-        Cascade(backends, config, _egress_gate(config)),
-        ledger,
-        metrics,
-        Pricer(),
-        secret,
-        privacy,
-        access.limiter if access else None,
-        cache,
+        config, router, Cascade(backends, config, _egress_gate(config)), recorder, privacy, cache
     )
     gateway = Gateway(config, backends, ledger, metrics, pipeline, access, privacy, cache)
     metrics.watch_degraded(gateway.degraded)
@@ -216,6 +216,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
     gateway.embeddings = _embeddings(config, env, pipeline, secret, privacy)
     gateway.responses = _response_store(config, env, secret)
     gateway.loop_lag = LoopLag(metrics.registry)
+    gateway.outcomes = pipeline.outcomes = build_outcome_sampler(config, env, pipeline, router, metrics)
     return gateway
 
 
@@ -233,7 +234,7 @@ def _embeddings(
         embeddings,
         dict(embeddings.backends),
         {name: build_embedder(name, cfg, env) for name, cfg in embeddings.backends.items()},
-        pipeline.commit,
+        pipeline.recorder.commit,
         Pricer(),
         secret,
         cache=build_vector_cache(config, env),

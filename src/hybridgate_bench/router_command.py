@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from hybridgate.commands.router import JsonFlag, _fail, _print
+from hybridgate.commands.console import JsonFlag, fail, print_report
 from hybridgate.errors import GatewayError
 
 
@@ -33,9 +33,9 @@ def bench_router(
             data, [s.strip() for s in settings.split(",") if s.strip()], latency_rows, workers
         )
     except (GatewayError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     if svg is not None:
         from hybridgate.training.svg import curves_svg
 
         svg.write_text(curves_svg(curves), encoding="utf-8")
-    _print(report, json)
+    print_report(report, json)

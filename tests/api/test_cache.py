@@ -21,6 +21,7 @@ from hybridgate.app import create_app
 from hybridgate.config import GatewayConfig
 from tests.api.conftest import ENV, Rig, rig_config
 from tests.servers import serve_in_thread
+from tests.standins.anthropic_upstream import Reply as ClaudeReply
 from tests.standins.anthropic_upstream import run_anthropic_standin
 from tests.standins.openai_upstream import run_openai_standin
 from tests.standins.openai_wire import Fail, Reply
@@ -150,7 +151,10 @@ def test_anthropic_callers_get_hits_in_their_own_wire_format(rig: Rig) -> None:
         for _ in range(2):
             raw = claude.messages.with_raw_response.create(
                 # this SDK version has no `temperature` argument any more; the wire field still exists
-                model="claude", max_tokens=50, messages=QUESTION, extra_body={"temperature": 0}
+                model="claude",
+                max_tokens=50,
+                messages=QUESTION,
+                extra_body={"temperature": 0},
             )
             message = raw.parse()
             heads.append((raw.headers.get("x-hybridgate-cache"), message.content[0].type))
@@ -203,3 +207,46 @@ def test_a_fallback_answer_after_an_upstream_error_is_not_cached(rig: Rig) -> No
             assert raw.headers["x-hybridgate-cache"] == "miss"
     rows = rig.ledger_rows()[-2:]
     assert [r["backend"] for r in rows] == ["secondary", "primary"]  # the recovered tier answers again
+
+
+def stream_twice(rig: Rig, **kwargs: Any) -> list[tuple[Any, str | None]]:
+    """The same streamed Messages request twice (cached although sampled: ``force``):
+    (final message, x-hybridgate-cache) each."""
+    answers = []
+    force = {"x-hybridgate-cache": "force"}
+    with anthropic.Anthropic(base_url=rig.url, api_key="tenant-a", max_retries=0) as claude:
+        for _ in range(2):
+            with claude.messages.stream(messages=QUESTION, extra_headers=force, **kwargs) as stream:
+                answers.append(
+                    (stream.get_final_message(), stream.response.headers.get("x-hybridgate-cache"))
+                )
+    return answers
+
+
+def test_a_streamed_answer_replays_its_stop_sequence_and_thinking_signature(rig: Rig) -> None:
+    """The exact cache folds a stream into one answer; the replay keeps the matched stop
+    sequence and each thinking block with its signature (the stand-in signs with c2lnbmVk)."""
+    rig.claude.script(ClaudeReply(text="Paris. END and more", thinking="France: Paris."))
+    asked = len(rig.claude.requests)
+    (first, miss), (second, hit) = stream_twice(
+        rig,
+        model="claude",
+        max_tokens=256,
+        stop_sequences=["END"],
+        thinking={"type": "enabled", "budget_tokens": 1024},
+    )
+    assert (miss, hit) == ("miss", "hit") and len(rig.claude.requests) == asked + 1
+    assert (first.stop_reason, first.stop_sequence) == ("stop_sequence", "END")
+    assert first.content[0].type == "thinking" and first.content[0].signature == "c2lnbmVk"
+    assert second.model_dump(exclude={"id"}) == first.model_dump(exclude={"id"})
+
+
+def test_a_streamed_answer_replays_the_stop_sequence_a_vllm_style_backend_named(rig: Rig) -> None:
+    rig.secondary.script(Reply(content="one two", stop_reason="END"))
+    (first, miss), (second, hit) = stream_twice(
+        rig, model="local", max_tokens=50, stop_sequences=["STOP", "END"]
+    )
+    assert (miss, hit) == ("miss", "hit") and len(rig.secondary.requests) == 1
+    assert (first.stop_reason, first.stop_sequence) == ("stop_sequence", "END")
+    assert (second.stop_reason, second.stop_sequence) == ("stop_sequence", "END")
+    assert second.model_dump(exclude={"id"}) == first.model_dump(exclude={"id"})

@@ -114,3 +114,28 @@ def test_tool_calls_are_replayed_only_for_the_exact_request(gateway: tuple[str, 
             )
             heads.append(raw.headers.get("x-hybridgate-cache"))
     assert heads == ["miss", "miss"]  # a bag-of-words match must not replay a money transfer
+
+
+def test_a_route_keeps_its_own_semantic_threshold(tmp_path: Path) -> None:
+    """``semantic_thresholds``: one route's operating point (0.999, near exact) beside the
+    file-wide 0.9: the same rewording hits on one route and misses on the other."""
+    with run_openai_standin() as up:
+        config = semantic_config(up.base_url, tmp_path, "memory")
+        assert config.cache is not None
+        config.cache.semantic_routes = ["auto", "exact-only"]
+        config.cache.semantic_thresholds = {"exact-only": 0.999}
+        with serve_in_thread(create_app(config, env={})) as url:
+            for model in ("auto", "exact-only"):
+                assert ask(url, "How do I reset my password?", model=model) == "miss"
+            assert ask(url, "How can I reset my password?", model="auto") == "semantic-hit"
+            assert ask(url, "How can I reset my password?", model="exact-only") == "miss"
+
+
+def test_a_semantic_threshold_for_a_route_that_is_not_semantic_is_refused(tmp_path: Path) -> None:
+    raw = semantic_config("http://127.0.0.1:9/v1", tmp_path, "memory").model_dump(by_alias=True)
+    raw["cache"]["semantic_thresholds"] = {"exact-only": 0.95}
+    with pytest.raises(ValueError, match="route 'exact-only' is not in semantic_routes"):
+        GatewayConfig.model_validate(raw)
+    raw["cache"]["semantic_thresholds"] = {"auto": 1.5}
+    with pytest.raises(ValueError, match="less than or equal to 1"):
+        GatewayConfig.model_validate(raw)

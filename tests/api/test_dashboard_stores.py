@@ -32,6 +32,10 @@ QUERIES = [
     "timeseries?by=cohort&days=30",
     "summary",
     "summary?days=1.5",
+    "requests?cohort=beta&environment=test",
+    "usage?by=feature&cohort=beta&route=auto",
+    "summary?environment=test&api_key=nobody",
+    "timeseries?by=route&cohort=beta",
 ]
 
 
@@ -76,6 +80,10 @@ def test_postgres_totals_match_what_was_written(gateways: tuple[str, str, Traffi
     assert sum(r["cost_usd"] for r in rows) == pytest.approx(traffic.cost_usd)
     series = get(pg_url, "timeseries?by=route")["rows"]
     assert sum(r["prompt_tokens"] for r in series) == traffic.prompt_tokens
+    # The filters reach PostgreSQL's SQL: cohort, environment and key id each narrow the rows.
+    assert len(get(pg_url, "requests?cohort=beta&environment=test")["rows"]) == 24  # the local answers
+    assert get(pg_url, "requests?environment=prod")["rows"] == []
+    assert get(pg_url, "summary?api_key=nobody")["requests"] == 0
 
 
 def test_projection_is_measured_from_the_postgres_ledger(gateways: tuple[str, str, Traffic]) -> None:

@@ -648,3 +648,29 @@ def test_cache_and_cascade_serve_responses_requests(tmp_path: Path) -> None:
             assert raw.headers["x-hybridgate-backend"] == "responder"
             sent = responder.last_request.body["text"]["format"]
             assert sent["type"] == "json_schema" and sent["name"] == "City"
+
+
+def test_reasoning_effort_and_thinking_reach_a_responses_upstream_as_reasoning(
+    gw: Rig, oai: openai.OpenAI
+) -> None:
+    """Chat's ``reasoning_effort`` and Anthropic's thinking budget (wire/fields.py) become the
+    Responses API's ``reasoning.effort``; chat's ``verbosity`` its ``text.verbosity``."""
+    oai.chat.completions.create(
+        model="responder",
+        reasoning_effort="low",
+        verbosity="high",
+        messages=[{"role": "user", "content": "hm"}],
+    )
+    assert gw.responder.last_request.body["reasoning"] == {"effort": "low"}
+    assert gw.responder.last_request.body["text"]["verbosity"] == "high"
+    with anthropic.Anthropic(base_url=gw.url, api_key="caller-key", max_retries=0) as claude:
+        claude.messages.create(
+            model="responder",
+            max_tokens=30000,
+            thinking={"type": "enabled", "budget_tokens": 20000},
+            messages=[{"role": "user", "content": "think"}],
+            timeout=30,
+        )
+    assert gw.responder.last_request.body["reasoning"] == {"effort": "high"}
+    oai.chat.completions.create(model="responder", messages=[{"role": "user", "content": "plain"}])
+    assert "reasoning" not in gw.responder.last_request.body

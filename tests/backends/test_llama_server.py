@@ -9,71 +9,16 @@ requests it served. Kept cheap: a few tokens per answer.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 
 from hybridgate.app import create_app
-from hybridgate.backends.embedded.llama import packaged_model_file
 from hybridgate.config import GatewayConfig
-from tests.gateway_process import free_port
+from tests.llama_server import LlamaServer, start_llama_server, wait_ready
 from tests.servers import serve_in_thread
-
-CHAT = "POST /v1/chat/completions"
-
-
-@dataclass
-class LlamaServer:
-    base_url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def chats_served(self) -> int:
-        return self.log.read_text(errors="replace").count(CHAT)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-
-
-def start_llama_server(log: Path) -> LlamaServer:
-    port = free_port()
-    command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_model_file()),
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "512", "--n_threads", "1",
-        "--n_threads_batch", "1",
-    ]  # fmt: skip
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    return LlamaServer(f"http://127.0.0.1:{port}/v1", process, log)
-
-
-def wait_ready(server: LlamaServer, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited:\n{server.log.read_text(errors='replace')[-2000:]}")
-        try:
-            if httpx.get(f"{server.base_url}/models", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("llama_cpp.server did not become ready")
 
 
 @pytest.fixture(scope="module")

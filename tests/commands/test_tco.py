@@ -287,13 +287,6 @@ def test_overhead_is_measured_from_the_ledger_traffic_classes(tmp_path: Path) ->
     assert given["assumptions"]["overhead"] == 0 and given["assumptions"]["sources"]["overhead"] == "given"
 
 
-def test_chart_into_a_png_name_is_refused_not_an_svg_in_disguise(tmp_path: Path) -> None:
-    chart = tmp_path / "tco.png"
-    result = runner.invoke(app, [*ACCEPTANCE, "--chart", str(chart)])
-    assert result.exit_code == 2 and "SVG only" in result.stderr
-    assert not chart.exists()
-
-
 def test_usage_shows_savings_versus_all_cloud(tmp_path: Path) -> None:
     from hybridgate.cli import app as cli_app
 

@@ -11,12 +11,13 @@ import json
 from typing import Any
 
 import anthropic
+import openai
 import pytest
 from pydantic import BaseModel
 
 from tests.api.conftest import Rig
 from tests.standins.anthropic_upstream import Reply as ClaudeReply
-from tests.standins.openai_upstream import Reply
+from tests.standins.openai_upstream import Fail, Reply
 
 
 class City(BaseModel):
@@ -174,6 +175,83 @@ def test_reasoning_content_of_another_backend_comes_back_as_thinking(
     assert message.content[0].thinking == "6 times 7"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    ("thinking", "effort"),
+    [
+        ({"type": "enabled", "budget_tokens": 1024}, "low"),
+        ({"type": "enabled", "budget_tokens": 4096}, "medium"),
+        ({"type": "enabled", "budget_tokens": 8192}, "medium"),
+        ({"type": "enabled", "budget_tokens": 24576}, "high"),
+        ({"type": "disabled"}, None),
+        (None, None),
+    ],
+)
+def test_thinking_becomes_reasoning_effort_for_an_openai_shaped_backend(
+    gw: Rig, claude: anthropic.Anthropic, thinking: Any, effort: str | None
+) -> None:
+    """``primary`` (OpenAI's format) gets ``reasoning_effort`` from the thinking budget."""
+    extra = {} if thinking is None else {"thinking": thinking}
+    claude.messages.create(
+        model="gpt-4o-mini", max_tokens=2048, messages=[{"role": "user", "content": "hm?"}], **extra
+    )
+    sent = gw.primary.last_request.body
+    assert sent.get("reasoning_effort") == effort
+    assert "thinking" not in sent
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_model_that_refuses_the_derived_reasoning_effort_gets_the_request_without_it(
+    gw: Rig, claude: anthropic.Anthropic, streamed: bool
+) -> None:
+    """OpenAI's non-reasoning models answer 400 to ``reasoning_effort``; one the gateway derived
+    from a thinking budget is a hint, so the request is sent once more without it."""
+    refusal = "Unrecognized request argument supplied: reasoning_effort"
+    gw.primary.script(
+        Fail(status=400, type="invalid_request_error", message=refusal, param="reasoning_effort")
+    )
+    ask: Any = {
+        "model": "gpt-4o-mini",
+        "max_tokens": 2048,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "messages": [{"role": "user", "content": "hm?"}],
+    }
+    if streamed:
+        with claude.messages.stream(**ask) as stream:
+            message = stream.get_final_message()
+    else:
+        message = claude.messages.create(**ask)
+    assert message.content[-1].type == "text" and message.content[-1].text
+    first, second = (request.body for request in gw.primary.requests[-2:])
+    assert first["reasoning_effort"] == "low" and "reasoning_effort" not in second
+    assert gw.ledger_rows()[-1]["status"] == 200
+
+
+def test_a_reasoning_effort_the_caller_chose_is_not_dropped_on_refusal(gw: Rig) -> None:
+    gw.primary.script(Fail(status=400, type="invalid_request_error", message="no", param="reasoning_effort"))
+    with (
+        openai.OpenAI(base_url=f"{gw.url}/v1", api_key="caller-key", max_retries=0) as oai,
+        pytest.raises(openai.BadRequestError),
+    ):
+        oai.chat.completions.create(
+            model="gpt-4o-mini", reasoning_effort="high", messages=[{"role": "user", "content": "hm"}]
+        )
+    assert len([r for r in gw.primary.requests if r.body.get("reasoning_effort") == "high"]) == 1
+
+
+def test_output_config_effort_becomes_reasoning_effort_and_wins_over_the_budget(
+    gw: Rig, claude: anthropic.Anthropic
+) -> None:
+    claude.messages.create(
+        model="gpt-4o-mini",
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        output_config={"effort": "max"},
+        messages=[{"role": "user", "content": "hm?"}],
+    )
+    assert gw.primary.last_request.body["reasoning_effort"] == "max"
+    assert "output_config" not in gw.primary.last_request.body
+
+
 def test_anthropic_only_fields_and_beta_header_reach_anthropic(gw: Rig, claude: anthropic.Anthropic) -> None:
     extra = {
         "top_k": 5,
@@ -278,3 +356,40 @@ def test_pdf_documents_are_refused_where_no_backend_reads_them(gw: Rig, claude: 
         model="my-app-model", max_tokens=50, messages=[{"role": "user", "content": content}]
     )
     assert gw.claude.last_request.body["messages"][0]["content"][0] == pdf
+
+
+@pytest.mark.parametrize(
+    ("effort", "max_tokens", "thinking"),
+    [
+        ("low", None, {"type": "enabled", "budget_tokens": 1024}),
+        ("medium", None, {"type": "enabled", "budget_tokens": 8192}),
+        ("high", 60000, {"type": "enabled", "budget_tokens": 24576}),
+        ("high", 4000, {"type": "enabled", "budget_tokens": 2000}),  # half the caller's limit
+        ("low", 2000, None),  # no room for Anthropic's 1024-token minimum
+        ("minimal", None, None),
+    ],
+)
+def test_reasoning_effort_becomes_a_thinking_budget_for_anthropic(
+    gw: Rig, effort: str, max_tokens: int | None, thinking: Any
+) -> None:
+    """OpenAI's ``reasoning_effort`` reaches the ``claude`` stand-in as ``thinking``; the answer's
+    thinking comes back as ``reasoning_content``. Temperature is left out with thinking on."""
+    gw.claude.script(ClaudeReply(text="Paris.", thinking="France: Paris."))
+    ask: Any = {
+        "model": "my-app-model",
+        "reasoning_effort": effort,
+        "temperature": 0.3,
+        "messages": [{"role": "user", "content": "Capital of France?"}],
+    }
+    if max_tokens is not None:
+        ask["max_completion_tokens"] = max_tokens
+    with openai.OpenAI(base_url=f"{gw.url}/v1", api_key="caller-key", max_retries=0) as oai:
+        completion = oai.chat.completions.create(**ask)
+    sent = gw.claude.last_request.body
+    assert sent.get("thinking") == thinking
+    assert ("temperature" in sent) is (thinking is None)
+    if thinking is not None:  # the answer keeps its room: the default 4096, or the caller's rest
+        answer_room = 4096 if max_tokens is None else max_tokens - thinking["budget_tokens"]
+        assert sent["max_tokens"] - thinking["budget_tokens"] == answer_room
+    assert completion.choices[0].message.content == "Paris."
+    assert getattr(completion.choices[0].message, "reasoning_content", None) == "France: Paris."

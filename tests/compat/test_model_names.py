@@ -101,3 +101,26 @@ def test_models_in_anthropics_shape_for_the_anthropic_sdk(gw: Rig, claude: anthr
 def test_models_list_without_anthropic_version_stays_openai_shaped(gw: Rig) -> None:
     body = httpx.get(f"{gw.url}/v1/models").json()
     assert body["object"] == "list" and body["data"][0]["object"] == "model"
+
+
+def test_anthropic_models_pass_the_sdks_strict_validation_and_paginate(gw: Rig) -> None:
+    """Strict response validation (as the SDK's own tests use) requires every ModelInfo field,
+    ``lifecycle`` included; ``limit`` / ``after_id`` / ``before_id`` page as Anthropic's API does."""
+    with anthropic.Anthropic(
+        base_url=gw.url, api_key="caller-key", max_retries=0, _strict_response_validation=True
+    ) as strict:
+        everything = [model.id for model in strict.models.list(limit=1000).data]
+        assert strict.models.retrieve("claude-haiku-4-5").lifecycle == "active"
+        first = strict.models.list(limit=2)
+        assert [m.id for m in first.data] == everything[:2] and first.has_more is True
+        assert [m.id for m in strict.models.list(limit=2, after_id=everything[1]).data] == everything[2:4]
+        assert [m.id for m in strict.models.list(limit=1, before_id=everything[2]).data] == [everything[1]]
+        assert [m.id for m in strict.models.list(limit=1)] == everything  # the SDK follows the cursor
+        unknown = strict.models.list(after_id="no-such-model")
+        assert unknown.data == [] and unknown.has_more is False
+        try:
+            strict.models.list(limit=0)
+        except anthropic.BadRequestError as exc:
+            assert "limit" in str(exc)
+        else:
+            raise AssertionError("limit=0 must be a 400")

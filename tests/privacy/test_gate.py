@@ -151,19 +151,19 @@ def _calls(path: Path, names: set[str]) -> list[str]:
 
 
 def test_nothing_else_builds_backends_or_their_protection() -> None:
-    """Backends are built in gateway.py only, wrapped in Protected in cascade.py only (after
+    """Backends are built in gateway.py only, wrapped in Protected in cascade/core.py only (after
     ``gated``), and only Protected and the gate wrapper call a backend's complete/stream."""
     builders = {p.relative_to(SRC).as_posix() for p in SRC.rglob("*.py") if _calls(p, {"build_backend"})}
     assert builders == {"gateway.py"}
     protectors = {p.relative_to(SRC).as_posix() for p in SRC.rglob("*.py") if _calls(p, {"Protected"})}
-    assert protectors == {"cascade.py"}
-    assert "gated(backends)" in (SRC / "cascade.py").read_text()
+    assert protectors == {"cascade/core.py"}
+    assert "gated(backends)" in (SRC / "cascade" / "core.py").read_text()
     backend_calls = {
         p.relative_to(SRC).as_posix()
         for p in SRC.rglob("*.py")
         if "self.backend.complete(" in p.read_text() or "self.inner." in p.read_text()
     }
-    assert backend_calls == {"resilience.py", "privacy/gate.py"}
+    assert backend_calls == {"cascade/resilience.py", "privacy/gate.py"}
     # remote embedders are called in one place, right after the gate admits the call
     service = (SRC / "embeddings" / "service.py").read_text()
     embedder_calls = {

@@ -158,5 +158,5 @@ def test_local_tier_price_shows_idle_capacity() -> None:
     measured = local_tier(l4, 200.0)
     assert measured["throughput_source"] == "profile" and measured["gateway_measured_tps"] == 200.0
     assert measured["usd_per_mtok"] == busy["usd_per_mtok"]
-    given = local_tier(customise(l4, throughput_tps=200.0), None, throughput_given=True)
+    given = local_tier(customise(l4, throughput_tps=200.0), None, throughput_source="given")
     assert given["usd_per_mtok"] == pytest.approx(0.80 / (200 * 3600 * 0.5) * 1e6, abs=1e-4)

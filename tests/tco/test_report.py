@@ -12,7 +12,7 @@ import pytest
 from hybridgate.tco.chart import render_svg
 from hybridgate.tco.measure import Workload
 from hybridgate.tco.model import Assumptions, parse_volumes
-from hybridgate.tco.profiles import get_profile
+from hybridgate.tco.profiles import customise, get_profile
 from hybridgate.tco.report import build_report, human_tokens, render_csv, render_json, render_table
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -88,3 +88,21 @@ def test_chart_without_break_even_says_so() -> None:
 def test_chart_needs_a_positive_volume() -> None:
     with pytest.raises(ValueError, match="positive"):
         render_svg([0.0], PLANNING)
+
+
+def test_local_tier_priced_at_the_ledger_volume_utilisation() -> None:
+    """hourly / (tps x 3600 x utilisation) with the utilisation the measured volume gives a node."""
+    w = Workload(
+        days=2.0, requests=10, daily_tokens=1e6, input_share=0.8, local_share=0.6, avg_prompt_tokens=80.0,
+        cloud_usd_per_mtok=5.0, local_tps=None, peak_to_mean=None, shape="unknown",
+    )  # fmt: skip
+    node = customise(get_profile("l4"), throughput_tps=100.0)  # $0.80/hour, 50% assumed
+    a = Assumptions(8.0, node, local_share=0.5, overhead=0.2)
+    v = build_report([], a, workload=w)["local_tier"]["at_measured_volume"]
+    assert v["daily_tokens"] == 600_000 and v["nodes"] == 1  # 1M x 50% local x 1.2 overhead
+    assert v["utilisation"] == pytest.approx(600_000 / (100 * 86_400), abs=1e-6)
+    assert v["usd_per_mtok"] == pytest.approx(0.80 * 720 / (600_000 * 30) * 1e6, abs=1e-3)  # $32/Mtok
+    assert "at the ledger's volume (600k local tokens/day): 1 node 6.94% busy -> $32.00/Mtok" in render_table(
+        build_report([], a, workload=w)
+    )
+    assert build_report(VOLUMES, PLANNING)["local_tier"]["at_measured_volume"] is None  # no ledger

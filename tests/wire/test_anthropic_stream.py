@@ -14,7 +14,7 @@ import pytest
 
 from hybridgate.errors import UpstreamAuthError, UpstreamProtocolError, UpstreamStatusError
 from hybridgate.types import Json
-from hybridgate.wire.anthropic import AnthropicStreamReader, AnthropicStreamWriter, anthropic_events
+from hybridgate.wire.anthropic_stream import AnthropicStreamReader, AnthropicStreamWriter, anthropic_events
 
 
 def anthropic_stream(tool_json: list[str]) -> list[Json]:
@@ -266,3 +266,22 @@ async def test_anthropic_events_helper_wraps_an_async_chunk_stream() -> None:
     assert events[0]["message"]["usage"] == {"input_tokens": 3, "output_tokens": 0}
     assert accumulate_events(events) == [{"type": "text", "text": "hi"}]
     assert events[-2]["delta"]["stop_reason"] == "max_tokens"
+
+
+def test_writer_keeps_consecutive_signed_thinking_blocks_apart() -> None:
+    """A signature ends its thinking block (interleaved thinking sends several in a row)."""
+    signed = [{"type": "thinking", "thinking": "", "signature": "sig-1"}]
+    second = [{"type": "thinking", "thinking": "", "signature": "sig-2"}]
+    chunks = [
+        openai_chunk({"reasoning_content": "first"}),
+        openai_chunk({"thinking_blocks": signed}),
+        openai_chunk({"reasoning_content": "second"}),
+        openai_chunk({"thinking_blocks": second}),
+        openai_chunk({"content": "done"}),
+        openai_chunk({}, "stop"),
+    ]
+    assert accumulate_events(write_all(chunks)) == [
+        {"type": "thinking", "thinking": "first", "signature": "sig-1"},
+        {"type": "thinking", "thinking": "second", "signature": "sig-2"},
+        {"type": "text", "text": "done"},
+    ]

@@ -14,7 +14,8 @@ it shows a sign-in form, keeps the admin key in ``sessionStorage`` and sends it 
 every call (no cookie, so no CSRF).
 
 Every data endpoint takes the same filters: ``days`` (fractions for hours), ``traffic`` (live by
-default; ``all`` or a class), ``feature`` and ``route``. ``/ui/api/requests`` is the request log
+default; ``all`` or a class), ``feature``, ``cohort``, ``route``, ``environment`` and ``api_key``
+(a key's id); the projection is the whole deployment's. ``/ui/api/requests`` is the request log
 (metadata only, never prompts) and ``/ui/api/requests.csv`` its CSV export.
 """
 
@@ -34,11 +35,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from hybridgate.auth.records import ENVIRONMENT_PATTERN
+from hybridgate.auth.records import PREFIX as KEY_PREFIX
 from hybridgate.config import GatewayConfig
-from hybridgate.errors import RequestError, UpstreamUnavailableError
+from hybridgate.errors import RequestError, StoreUnavailableError, UpstreamUnavailableError
 from hybridgate.ledger.base import Ledger
 from hybridgate.ledger.records import TRAFFIC_CLASSES
-from hybridgate.ledger.rollups import LOG_COLUMNS, USAGE_GROUPS
+from hybridgate.ledger.rollups import FILTER_COLUMNS, LOG_COLUMNS, USAGE_GROUPS, RowFilter
 
 T = TypeVar("T")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -52,8 +55,7 @@ MAX_FILTER_CHARS = 200
 @dataclass(frozen=True)
 class Filters:
     traffic: str | None  # None: every class
-    feature: str | None
-    route: str | None
+    where: RowFilter
 
 
 def _filters(request: Request) -> Filters:
@@ -62,13 +64,21 @@ def _filters(request: Request) -> Filters:
         raise RequestError(
             f"traffic must be one of: {', '.join((*TRAFFIC_CLASSES, 'all'))}; got '{traffic[:40]}'"
         )
-    values = {}
-    for name in ("feature", "route"):
+    values: dict[str, str | None] = {}
+    for name in FILTER_COLUMNS:  # feature, cohort, route, environment, api_key (a key's id)
         value = request.query_params.get(name) or None
         if value is not None and len(value) > MAX_FILTER_CHARS:
             raise RequestError(f"query parameter '{name}' is longer than {MAX_FILTER_CHARS} characters")
         values[name] = value
-    return Filters(None if traffic == "all" else traffic, values["feature"], values["route"])
+    environment, key = values["environment"], values["api_key"]
+    if environment is not None and not ENVIRONMENT_PATTERN.fullmatch(environment):
+        raise RequestError(
+            f"environment must be a key environment name like 'prod', got '{environment[:40]}'"
+        )
+    if key is not None and key.startswith(KEY_PREFIX + "-"):
+        # A whole key in a URL lands in logs and histories: take only the public id.
+        raise RequestError("api_key takes a key's id (as the request log shows it), never the key itself")
+    return Filters(None if traffic == "all" else traffic, RowFilter(**values))
 
 
 def _config(request: Request) -> GatewayConfig:
@@ -124,17 +134,13 @@ async def page(request: Request) -> Response:
 
 async def usage(request: Request) -> Response:
     by, (days, _), f = _by(request), _since(request), _filters(request)
-    rows = await _query(
-        request, lambda ledger: ledger.usage(by, days, f.traffic, feature=f.feature, route=f.route)
-    )
+    rows = await _query(request, lambda ledger: ledger.usage(by, days, f.traffic, f.where))
     return _json({"by": by, "days": days, "rows": rows})
 
 
 async def timeseries(request: Request) -> Response:
     by, (days, since), f = _by(request), _since(request), _filters(request)
-    rows = await _query(
-        request, lambda ledger: ledger.daily_series(by, since, f.traffic, feature=f.feature, route=f.route)
-    )
+    rows = await _query(request, lambda ledger: ledger.daily_series(by, since, f.traffic, f.where))
     return _json({"by": by, "days": days, "rows": rows})
 
 
@@ -144,7 +150,7 @@ async def summary(request: Request) -> Response:
     (days, since), f = _since(request), _filters(request)
 
     def read(ledger: Ledger) -> dict[str, Any]:
-        body = ledger.decisions(since, f.traffic, feature=f.feature, route=f.route)  # zeros without a ledger
+        body = ledger.decisions(since, f.traffic, f.where)  # zeros without a ledger
         body["classes"] = ledger.usage("traffic", days, None)
         return body
 
@@ -155,11 +161,24 @@ async def summary(request: Request) -> Response:
     return _json({"days": days, **body})
 
 
+async def decisions(request: Request) -> Response:
+    """The learned routing's decision report: strong share, regret, wasted strong calls."""
+    from hybridgate.ledger.decisions import read_report
+
+    (days, since), gateway = _since(request), request.app.state.gateway
+    if gateway.outcomes is None:
+        return _json({"days": days, "rows": []})
+    routes = {name: route.try_ for name, route in gateway.config.routes.items()}
+    try:
+        rows = await read_report(gateway.outcomes.store, routes, since)
+    except StoreUnavailableError as exc:
+        raise UpstreamUnavailableError(str(exc)) from None
+    return _json({"days": days, "rows": rows})
+
+
 async def _log(request: Request, limit: int) -> list[dict[str, Any]]:
     (_, since), f = _since(request), _filters(request)
-    return await _query(
-        request, lambda ledger: ledger.request_log(since, limit, f.traffic, feature=f.feature, route=f.route)
-    )
+    return await _query(request, lambda ledger: ledger.request_log(since, limit, f.traffic, f.where))
 
 
 async def requests_log(request: Request) -> Response:
@@ -206,6 +225,7 @@ def dashboard_routes(guard: Guard | None = None, extra: Sequence[tuple[str, Hand
         ("/ui/api/requests.csv", requests_csv),
         ("/ui/api/timeseries", timeseries),
         ("/ui/api/summary", summary),
+        ("/ui/api/decisions", decisions),
         *extra,
     ]
     return [Route("/ui", page, methods=["GET"])] + [

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from hybridgate.api.auth import admit
 from hybridgate.api.context import context_from
-from hybridgate.errors import GatewayError, ModelNotFoundError
+from hybridgate.errors import GatewayError, ModelNotFoundError, RequestError
 from hybridgate.gateway import Gateway
 from hybridgate.router.models import ModelNames
 from hybridgate.types import Json
@@ -51,7 +51,32 @@ def _openai(entry: Json, created: int) -> Json:
 
 def _anthropic(entry: Json, created: int) -> Json:
     stamp = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"type": "model", "id": entry["id"], "display_name": entry["id"], "created_at": stamp}
+    return {
+        "type": "model",
+        "id": entry["id"],
+        "display_name": entry["id"],
+        "created_at": stamp,
+        "lifecycle": "active",  # required by Anthropic's ModelInfo; nothing listed here is retired
+    }
+
+
+def _page(data: list[Json], request: Request) -> Json:
+    """Anthropic's cursor page: ``limit`` (1..1000, default 20), ``after_id`` / ``before_id``.
+    A cursor naming no listed id gives an empty page."""
+    raw = request.query_params.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise RequestError("limit: must be an integer from 1 to 1000", param="limit")
+    limit, ids = int(raw), [item["id"] for item in data]
+    after, before = request.query_params.get("after_id"), request.query_params.get("before_id")
+    if before is not None:
+        end = ids.index(before) if before in ids else 0
+        start = max(0, end - limit)
+        page, more = data[start:end], start > 0
+    else:
+        start = ids.index(after) + 1 if after in ids else (len(ids) if after is not None else 0)
+        page, more = data[start : start + limit], start + limit < len(data)
+    first, last = (page[0]["id"], page[-1]["id"]) if page else (None, None)
+    return {"data": page, "first_id": first, "last_id": last, "has_more": more}
 
 
 def _json(body: Json, headers: dict[str, str]) -> Response:
@@ -61,14 +86,17 @@ def _json(body: Json, headers: dict[str, str]) -> Response:
 async def list_models(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     anthropic = "anthropic-version" in request.headers
-    limits = await _admitted(request, gateway, anthropic, lambda: None)
     created = int(time.time())
     entries = _entries(gateway)
+    pages: list[Json] = []
+
+    def paginate() -> None:  # a bad cursor or limit is refused, with its ledger row
+        pages.append(_page([_anthropic(e, created) for e in entries], request))
+
+    limits = await _admitted(request, gateway, anthropic, paginate if anthropic else lambda: None)
     if not anthropic:
         return _json({"object": "list", "data": [_openai(e, created) for e in entries]}, limits)
-    data = [_anthropic(e, created) for e in entries]
-    body = {"data": data, "first_id": data[0]["id"], "last_id": data[-1]["id"], "has_more": False}
-    return _json(body, limits)
+    return _json(pages[0], limits)
 
 
 async def get_model(request: Request) -> Response:

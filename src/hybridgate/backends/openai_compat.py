@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 import aiohttp
@@ -34,10 +35,12 @@ from hybridgate.config import OpenAICompatBackend as OpenAICompatConfig
 from hybridgate.errors import (
     BackendError,
     UpstreamProtocolError,
+    UpstreamStatusError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
 from hybridgate.types import ChatRequest, ChatResponse, Json
+from hybridgate.wire.fields import reasoning_effort
 from hybridgate.wire.responses import (
     ResponsesStreamReader,
     completion_from_response,
@@ -84,9 +87,17 @@ class OpenAICompatBackend:
 
     def _body(self, request: ChatRequest, model: str, stream: bool) -> Json:
         if self._responses:
-            return to_responses_request(request, model, stream=stream)
+            body = to_responses_request(request, model, stream=stream)
+            extra = request.model_extra or {}
+            if (effort := extra.get("reasoning_effort") or reasoning_effort(request)) is not None:
+                body.setdefault("reasoning", {"effort": effort})
+            if extra.get("verbosity") is not None:
+                body["text"] = {**(body.get("text") or {}), "verbosity": extra["verbosity"]}
+            return body
         body = request.upstream_body(model)
         body["stream"] = stream
+        if (effort := reasoning_effort(request)) is not None:  # Anthropic thinking (wire/fields.py)
+            body.setdefault("reasoning_effort", effort)
         if stream:
             # Always ask for the usage chunk so the ledger can count tokens; the pipeline strips it
             # again when the client did not ask for it.
@@ -98,6 +109,14 @@ class OpenAICompatBackend:
 
     async def complete(self, request: ChatRequest, model: str) -> ChatResponse:
         body = self._body(request, model, stream=False)
+        try:
+            return await self._complete(body)
+        except UpstreamStatusError as exc:
+            if (plain := _without_derived_effort(request, body, exc)) is None:
+                raise
+            return await self._complete(plain)
+
+    async def _complete(self, body: Json) -> ChatResponse:
         response, replica, sent = await self._send(body)
         first_byte_ms = None
         try:
@@ -116,6 +135,20 @@ class OpenAICompatBackend:
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncGenerator[Json, None]:
         body = self._body(request, model, stream=True)
+        started = False
+        try:
+            async with aclosing(self._stream(body)) as chunks:  # closed here, not when collected
+                async for chunk in chunks:
+                    started = True
+                    yield chunk
+        except UpstreamStatusError as exc:
+            if started or (plain := _without_derived_effort(request, body, exc)) is None:
+                raise
+            async with aclosing(self._stream(plain)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+
+    async def _stream(self, body: Json) -> AsyncGenerator[Json, None]:
         reader = ResponsesStreamReader(self._who()) if self._responses else None
         response, replica, sent = await self._send(body)
         first_byte_ms = None
@@ -294,3 +327,15 @@ def _ms_since(started: float) -> float:
 
 def _text(data: bytes) -> str:
     return data[:200].decode(errors="replace")
+
+
+def _without_derived_effort(request: ChatRequest, body: Json, exc: UpstreamStatusError) -> Json | None:
+    """The body without the reasoning effort hybridgate derived from an Anthropic thinking
+    setting, when the server refused that field (OpenAI's non-reasoning models answer 400): a hint
+    the caller did not send as such. None when the 400 is about anything else, or the caller
+    chose the effort itself."""
+    derived = reasoning_effort(request) is not None and "reasoning_effort" not in (request.model_extra or {})
+    about = f"{exc.param} {exc}"
+    if not derived or exc.status_code != 400 or "reasoning" not in about:
+        return None
+    return {k: v for k, v in body.items() if k not in ("reasoning_effort", "reasoning")}

@@ -32,7 +32,9 @@ LEARN_CHUNK = 500  # notes indexed between two yields to the event loop
 class Matcher(Protocol):
     def embed(self, text: str) -> Vector: ...
 
-    def accept(self, query: str, candidate: str, similarity: float) -> bool: ...
+    def accept(
+        self, query: str, candidate: str, similarity: float, threshold: float | None = None
+    ) -> bool: ...
 
 
 class Index(Protocol):
@@ -58,7 +60,7 @@ class Neighbours:
         query = lookup.keys.query
         lookup.vector = self._matcher.embed(query)
         for key, similarity, text in self._index.search(lookup.keys.scope, lookup.vector):
-            if not self._matcher.accept(query, text, similarity):
+            if not self._matcher.accept(query, text, similarity, lookup.threshold):
                 continue
             answer = await load(key)
             if answer is not None and not _calls_tools(answer):

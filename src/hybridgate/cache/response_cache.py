@@ -45,6 +45,7 @@ class Lookup:
     read: bool
     semantic: bool
     vector: Vector | None = None  # the last user turn's embedding, once computed
+    threshold: float | None = None  # the route's semantic_thresholds entry; None: semantic_threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,9 @@ class ResponseCache:
         if pii and not self._config.cache_pii:
             return None
         semantic = self._neighbours is not None and decision.route in self._config.semantic_routes
-        return Lookup(cache_keys(request, decision, ctx), read=directive != "no-cache", semantic=semantic)
+        threshold = self._config.semantic_thresholds.get(decision.route)
+        keys = cache_keys(request, decision, ctx)
+        return Lookup(keys, read=directive != "no-cache", semantic=semantic, threshold=threshold)
 
     async def get(self, lookup: Lookup) -> Hit | None:
         if not lookup.read:

@@ -65,13 +65,16 @@ class SemanticMatcher:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
-    def accept(self, query: str, candidate: str, similarity: float) -> bool:
-        """True if ``candidate``'s cached answer may be served for ``query``."""
-        return self.rejection(query, candidate, similarity) is None
+    def accept(self, query: str, candidate: str, similarity: float, threshold: float | None = None) -> bool:
+        """True if ``candidate``'s cached answer may be served for ``query``; ``threshold``: a
+        route's own operating point instead of the matcher's."""
+        return self.rejection(query, candidate, similarity, threshold) is None
 
-    def rejection(self, query: str, candidate: str, similarity: float) -> str | None:
+    def rejection(
+        self, query: str, candidate: str, similarity: float, threshold: float | None = None
+    ) -> str | None:
         """Why a candidate is not a hit, for logs and metrics: ``"below_threshold"``, ``"number"``,
         ``"date"``, ``"negation"`` or ``"entity"``; None when it is a hit."""
-        if similarity < self.threshold:
+        if similarity < (self.threshold if threshold is None else threshold):
             return BELOW_THRESHOLD
         return difference(surface(query), surface(candidate))

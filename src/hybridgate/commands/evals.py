@@ -13,12 +13,13 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from hybridgate.commands.console import fail
 from hybridgate.config import GatewayConfig, load_config
 from hybridgate.errors import ConfigError
 from hybridgate.evals.drift import compare, load_report
@@ -42,17 +43,12 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print the JSON report 
 JudgeOption = Annotated[str | None, typer.Option(help="route for judge cases (overrides the golden file)")]
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"hybridgate: {message}", err=True)
-    raise typer.Exit(2)
-
-
 def _or_exit(load: Callable[[], T]) -> T:
     """Run a loader; a ConfigError (or a subclass) becomes a message and exit code 2."""
     try:
         return load()
     except ConfigError as exc:
-        _fail(exc.message)
+        fail(exc.message)
 
 
 def _routes(value: str | None, default: list[str]) -> list[str]:
@@ -152,7 +148,7 @@ def replay_command(
 ) -> None:
     """Compare the current config with a candidate routing policy on a golden set or logged traffic."""
     if (golden is None) == (not from_ledger):
-        _fail("give a golden file or --from-ledger (one of them)")
+        fail("give a golden file or --from-ledger (one of them)")
     current = _or_exit(lambda: load_config(config))
     candidate = _or_exit(lambda: load_config(policy))
     if golden is not None:
@@ -168,7 +164,7 @@ def replay_command(
     else:
         logged = _logged(current, ledger, limit)
         if not logged:
-            _fail("no logged prompts to replay; prompts are logged only with ledger.log_prompts = true")
+            fail("no logged prompts to replay; prompts are logged only with ledger.log_prompts = true")
         job_ledger = replay_ledger(current, candidate, logged, concurrency=concurrency, max_tokens=max_tokens)
         report = _or_exit(lambda: asyncio.run(job_ledger))
         text = render_ledger_replay(report)
@@ -180,4 +176,4 @@ def _logged(config: GatewayConfig, path: Path | None, limit: int) -> list[Logged
     try:
         return _or_exit(lambda: logged_prompts(read_ledger(config, os.environ, path), limit))
     except ConnectionError as exc:  # the shared ledger is down
-        _fail(str(exc))
+        fail(str(exc))

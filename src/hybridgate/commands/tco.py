@@ -20,10 +20,12 @@ from hybridgate.errors import ConfigError
 from hybridgate.ledger import read_ledger
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.tco.chart import render_svg
+from hybridgate.tco.chart_png import render_png
 from hybridgate.tco.measure import Overhead, Workload, read_workload
 from hybridgate.tco.model import Assumptions, parse_tokens, parse_volumes
 from hybridgate.tco.profiles import PROFILES, People, customise, get_profile
 from hybridgate.tco.report import build_report, render_csv, render_json, render_table
+from hybridgate.tco.throughput import LoadPlan, MeasureError, ServerThroughput, base_url, measure_server
 from hybridgate.types import Usage
 
 T = TypeVar("T")
@@ -38,6 +40,7 @@ DaysOption = Annotated[float | None, typer.Option(help="only the last N days of 
 Money = Annotated[float | None, typer.Option(min=0)]
 DEFAULT_INPUT_SHARE = 0.75  # typical chat traffic: three prompt tokens for every completion token
 DEFAULT_LOCAL_SHARE = 0.5
+CHART_FORMATS = (".svg", ".png")
 DEFAULT_EMBED_PRICE = 0.02  # OpenAI text-embedding-3-small, $ per million tokens
 
 
@@ -129,14 +132,45 @@ def tco_command(
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     csv_output: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
-    chart: Annotated[Path | None, typer.Option(help="write an SVG chart here (a .svg file)")] = None,
+    chart: Annotated[Path | None, typer.Option(help="write a chart here (a .svg or .png file)")] = None,
+    measure: Annotated[
+        str | None,
+        typer.Option(help="load-test this OpenAI-compatible server (vLLM, llama.cpp) for the throughput"),
+    ] = None,
+    measure_concurrency: Annotated[str, typer.Option(help="--measure: concurrency levels")] = "1,2,4",
+    measure_requests: Annotated[int, typer.Option(help="--measure: requests per level")] = 8,
+    measure_max_tokens: Annotated[int, typer.Option(help="--measure: max_tokens per request")] = 64,
+    measure_budget_s: Annotated[float, typer.Option(help="--measure: time limit for the whole test")] = 120.0,
+    measure_model: Annotated[
+        str | None, typer.Option(help="--measure: model name; default: the server's first")
+    ] = None,
+    measure_key_env: Annotated[
+        str | None, typer.Option(help="--measure: env var holding the server's API key")
+    ] = None,
 ) -> None:
     """Monthly cost on a closed API, self-hosted and hybrid, and the break-even daily volume."""
     if daily_tokens is None and not from_ledger:
         fail("give --daily-tokens (e.g. 500k,5M,20M) or --from-ledger")
-    if chart is not None and chart.suffix.lower() != ".svg":
-        fail(f"--chart writes SVG only; name the file .svg (got {chart.name}); convert it for other formats")
+    if chart is not None and chart.suffix.lower() not in CHART_FORMATS:
+        fail(f"--chart writes .svg or .png files (got {chart.name})")
     volumes = checked(lambda: parse_volumes(daily_tokens)) if daily_tokens is not None else []
+    server = None
+    if measure is not None:
+        if throughput_tps is not None:
+            fail("give --measure or --throughput-tps, not both")
+        if gpu_hourly is None:
+            fail("--measure needs --gpu-hourly: the hourly price of the machine that server runs on")
+        plan = checked(
+            lambda: LoadPlan(
+                concurrency=_levels(measure_concurrency),
+                requests=measure_requests,
+                max_tokens=measure_max_tokens,
+                budget_s=measure_budget_s,
+                model=measure_model,
+            )
+        )
+        server = _measure(measure, plan, measure_key_env)
+        throughput_tps = server.best.output_tps
     workload = ledger_workload(config, ledger, days) if from_ledger else None
     if from_ledger and workload is None:
         fail(f"no data: the ledger has no requests{'' if days is None else f' in the last {days:g} days'}", 1)
@@ -194,16 +228,56 @@ def tco_command(
         "embed_price": embed_price_source,
         "overhead": overhead_source,
         "people": f"{people_fte:g} FTE at ${fte_yearly_usd:,.0f}/year",
-        "throughput": "given" if throughput_tps is not None else "profile",
+        "throughput": _throughput_source(server, given=throughput_tps is not None),
     }
-    report = checked(lambda: build_report(volumes, a, workload=workload, sources=sources))
+    report = checked(
+        lambda: build_report(
+            volumes, a, workload=workload, sources=sources, server=server.to_dict() if server else None
+        )
+    )
     if chart is not None:
         plotted = volumes + ([workload.daily_tokens] if workload else [])
-        chart.write_text(checked(lambda: render_svg(plotted, a)))
+        if chart.suffix.lower() == ".png":
+            chart.write_bytes(checked(lambda: render_png(plotted, a)))
+        else:
+            chart.write_text(checked(lambda: render_svg(plotted, a)))
         typer.echo(f"wrote {chart}", err=True)  # stderr, so --json/--csv output stays parseable
     typer.echo(
         render_json(report) if json_output else render_csv(report) if csv_output else render_table(report)
     )
+
+
+def _measure(url: str, plan: LoadPlan, key_env: str | None) -> ServerThroughput:
+    """The load test, with progress on stderr; a bad URL is exit 2, a server that failed exit 1."""
+    checked(lambda: base_url(url))
+    key = None
+    if key_env is not None:
+        key = os.environ.get(key_env)
+        if not key:
+            fail(f"--measure-key-env names {key_env}, which is not set")
+    typer.echo(
+        f"measuring {url}: {plan.requests} requests at each concurrency "
+        f"{', '.join(map(str, plan.concurrency))} (at most {plan.budget_s:g} s)",
+        err=True,
+    )
+    try:
+        return measure_server(url, plan, key)
+    except MeasureError as exc:
+        fail(str(exc), 1)
+
+
+def _levels(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"--measure-concurrency takes whole numbers, e.g. 1,2,4; got '{text}'") from None
+
+
+def _throughput_source(server: ServerThroughput | None, *, given: bool) -> str:
+    if server is not None:
+        best = server.best
+        return f"measured at {server.url}: output tokens/s at concurrency {best.concurrency}"
+    return "given" if given else "profile"
 
 
 def _overhead_source(o: Overhead) -> str:

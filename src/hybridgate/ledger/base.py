@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from hybridgate.ledger.records import LedgerRecord
+from hybridgate.ledger.rollups import ANY_ROW, RowFilter
 
 # Per-backend totals and tokens per hour since the epoch: ``Ledger.traffic``, what
 # ``tco.measure.summarise`` reads.
@@ -57,12 +58,11 @@ class Ledger(Protocol):
         by: str,
         days: float | None = None,
         traffic: str | None = "live",
-        *,
-        feature: str | None = None,
-        route: str | None = None,
+        where: RowFilter = ANY_ROW,
     ) -> list[dict[str, Any]]:
         """Totals per ``by`` group over the last ``days`` (None: all time), of one traffic class
-        (``records.TRAFFIC_CLASSES``; None: every class)."""
+        (``records.TRAFFIC_CLASSES``; None: every class) and the rows ``where`` matches (feature,
+        cohort, route, environment, key id: the dashboard's filters)."""
         ...
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
@@ -77,9 +77,7 @@ class Ledger(Protocol):
         by: str,
         since: float,
         traffic: str | None = "live",
-        *,
-        feature: str | None = None,
-        route: str | None = None,
+        where: RowFilter = ANY_ROW,
     ) -> list[dict[str, Any]]:
         """Requests, tokens and cost per UTC day and ``by`` group, by day then group (None first)."""
         ...
@@ -88,9 +86,7 @@ class Ledger(Protocol):
         self,
         since: float,
         traffic: str | None = "live",
-        *,
-        feature: str | None = None,
-        route: str | None = None,
+        where: RowFilter = ANY_ROW,
     ) -> dict[str, Any]:
         """Requests per router rule, escalations, check failures, cache lookups and hits, and
         ``latency`` p50/p95/p99 in ms (``rollups.no_decisions()`` is the empty shape)."""
@@ -106,9 +102,7 @@ class Ledger(Protocol):
         since: float,
         limit: int,
         traffic: str | None = "live",
-        *,
-        feature: str | None = None,
-        route: str | None = None,
+        where: RowFilter = ANY_ROW,
     ) -> list[dict[str, Any]]:
         """The newest ``limit`` rows since ``since`` matching the filters, metadata only
         (``rollups.LOG_COLUMNS``: never the prompt), newest first."""

@@ -84,6 +84,21 @@ ALTER TABLE requests ADD COLUMN cached_texts BIGINT NOT NULL DEFAULT 0""",
     "ALTER TABLE requests ADD COLUMN egress TEXT NOT NULL DEFAULT '[]'",
     # 5: traffic class (live | shadow | replay | eval | judge): reports count live traffic as demand.
     """ALTER TABLE requests ADD COLUMN traffic TEXT NOT NULL DEFAULT 'live'""",
+    # 6: graded outcomes of live requests and the router's promotions (ledger/outcomes.py).
+    """CREATE TABLE outcomes (
+    request_id TEXT NOT NULL, api_key_id TEXT NOT NULL DEFAULT '', source TEXT NOT NULL,
+    ts DOUBLE PRECISION NOT NULL, route TEXT, feature TEXT, served TEXT NOT NULL, backend TEXT,
+    cheap_score DOUBLE PRECISION, strong_score DOUBLE PRECISION,
+    judge_cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0, router_sha256 TEXT, features TEXT,
+    prompt_text TEXT, detail TEXT, PRIMARY KEY (request_id, api_key_id, source));
+CREATE INDEX outcomes_route_ts ON outcomes (route, ts);
+CREATE INDEX requests_request_id ON requests (request_id);
+CREATE TABLE router_promotions (
+    ts DOUBLE PRECISION NOT NULL, route TEXT NOT NULL, promoted INTEGER NOT NULL, reason TEXT NOT NULL,
+    serving_sha256 TEXT, candidate_sha256 TEXT, rows_train BIGINT NOT NULL,
+    rows_held_out BIGINT NOT NULL, metric TEXT NOT NULL, serving_value DOUBLE PRECISION,
+    candidate_value DOUBLE PRECISION, improvement DOUBLE PRECISION, ci_low DOUBLE PRECISION,
+    ci_high DOUBLE PRECISION)""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

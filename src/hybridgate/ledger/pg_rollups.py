@@ -1,6 +1,6 @@
 """Usage rollups and recent rows from the PostgreSQL ledger, in the same shapes as ``rollups``.
 
-Read side of layer 5: the PostgreSQL half of the ``Ledger`` read methods (``pg_reader.py`` connects
+Read side of layer 5: the PostgreSQL half of the ``Ledger`` read methods (``postgres.PostgresLedger`` connects
 and calls these), so of ``hybridgate usage``, budget seeding, ``tco``/``decide``, ``replay
 --from-ledger`` and the dashboard. SELECTs only, on a connection it is given; every query
 filters or orders on ``ts`` (indexed, see ``migrations.py``). PostgreSQL computes percentiles
@@ -16,21 +16,28 @@ import asyncpg
 
 from hybridgate.ledger.records import row_to_dict
 from hybridgate.ledger.rollups import (
+    ANY_ROW,
+    FILTER_COLUMNS,
     LIVE,
     LOG_COLUMNS,
     PERCENTILE_KEYS,
     PROMPT_KEYS,
     REPORTED_KEYS,
+    RowFilter,
     check_group,
     decision_dict,
 )
 
 # ``rollups.TRAFFIC_SQL`` with the class as the second parameter; None means every class.
 _TRAFFIC = "($2::text IS NULL OR traffic = $2::text)"
-# ``rollups.FILTER_SQL``: traffic class, feature and route as parameters $2, $3, $4.
-_FILTER = (
-    f"{_TRAFFIC} AND ($3::text IS NULL OR feature = $3::text) AND ($4::text IS NULL OR route = $4::text)"
+# ``rollups.FILTER_SQL``: the traffic class as $2, then the RowFilter's columns as $3 onwards.
+_FILTER = " AND ".join(
+    [
+        _TRAFFIC,
+        *(f"(${i}::text IS NULL OR {col} = ${i}::text)" for i, col in enumerate(FILTER_COLUMNS.values(), 3)),
+    ]
 )
+_LIMIT = f"${3 + len(FILTER_COLUMNS)}"  # the request log's limit, after the filter's parameters
 
 # The SQLite expressions of ``rollups.USAGE_GROUPS``, in PostgreSQL.
 PG_GROUPS: dict[str, str] = {
@@ -52,9 +59,7 @@ async def pg_rollup(
     by: str,
     since: float,
     traffic: str | None = LIVE,
-    *,
-    feature: str | None = None,
-    route: str | None = None,
+    where: RowFilter = ANY_ROW,
 ) -> list[dict[str, Any]]:
     """One dict per group since ``since``: by day in date order, else costliest first."""
     check_group(by)
@@ -70,8 +75,7 @@ async def pg_rollup(
         FROM requests WHERE ts >= $1 AND {_FILTER} GROUP BY k""",
         since,
         traffic,
-        feature,
-        route,
+        *where.values(),
     )
     rows = [_row(by, record) for record in records]
     if by == "day":
@@ -116,9 +120,7 @@ async def pg_daily_series(
     by: str,
     since: float,
     traffic: str | None = LIVE,
-    *,
-    feature: str | None = None,
-    route: str | None = None,
+    where: RowFilter = ANY_ROW,
 ) -> list[dict[str, Any]]:
     """Requests, tokens and cost per UTC day and ``by`` group, ordered as SQLite orders them."""
     check_group(by)
@@ -128,8 +130,7 @@ async def pg_daily_series(
         FROM requests WHERE ts >= $1 AND {_FILTER} GROUP BY day, k""",
         since,
         traffic,
-        feature,
-        route,
+        *where.values(),
     )
     rows = [
         {
@@ -195,9 +196,7 @@ async def pg_decisions(
     conn: asyncpg.Connection,
     since: float,
     traffic: str | None = LIVE,
-    *,
-    feature: str | None = None,
-    route: str | None = None,
+    where: RowFilter = ANY_ROW,
 ) -> dict[str, Any]:
     """``rollups.decision_counts`` plus request latency p50/p95/p99, in one snapshot."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
@@ -206,8 +205,7 @@ async def pg_decisions(
             "GROUP BY rule ORDER BY COUNT(*) DESC, rule",
             since,
             traffic,
-            feature,
-            route,
+            *where.values(),
         )
         totals = await conn.fetchrow(
             f"""SELECT COUNT(*), SUM((json_array_length(attempts::json) > 1)::int),
@@ -217,8 +215,7 @@ async def pg_decisions(
             FROM requests WHERE ts >= $1 AND {_FILTER}""",
             since,
             traffic,
-            feature,
-            route,
+            *where.values(),
         )
     assert totals is not None  # an aggregate without GROUP BY always returns one row
     latency = totals[6] or [None] * len(PERCENTILE_KEYS)
@@ -231,18 +228,15 @@ async def pg_request_log(
     since: float,
     limit: int,
     traffic: str | None = LIVE,
-    *,
-    feature: str | None = None,
-    route: str | None = None,
+    where: RowFilter = ANY_ROW,
 ) -> list[dict[str, Any]]:
     """``rollups.request_log`` in PostgreSQL."""
     records = await conn.fetch(
         f"""SELECT {", ".join(LOG_COLUMNS)} FROM requests WHERE ts >= $1 AND {_FILTER}
-        ORDER BY ts DESC, id DESC LIMIT $5""",
+        ORDER BY ts DESC, id DESC LIMIT {_LIMIT}""",
         since,
         traffic,
-        feature,
-        route,
+        *where.values(),
         limit,
     )
     return [dict(zip(LOG_COLUMNS, r, strict=True)) for r in records]

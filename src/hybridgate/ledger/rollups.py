@@ -1,6 +1,6 @@
 """Usage rollups over the ledger's ``requests`` table: per-group totals and latency percentiles.
 
-Read side of layer 5: the SQLite half of the ``Ledger`` read methods (``sqlite_reader.py`` opens
+Read side of layer 5: the SQLite half of the ``Ledger`` read methods (``store.SqliteLedger`` opens
 the file and calls these), and so of ``hybridgate usage``, ``tco``/``decide``, ``replay
 --from-ledger`` and the dashboard's JSON endpoints. ``pg_rollups`` holds the same queries for
 PostgreSQL, returning the same shapes. It only runs SELECTs on a connection it is given; it must
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 # What `usage(by=...)` can group on, and the SQL expression for each.
@@ -31,12 +32,37 @@ PERCENTILES = (50, 95, 99)
 LIVE = "live"
 # Filter on the traffic class: ``(?, ?)`` params are (cls, cls); None means every class.
 TRAFFIC_SQL = "(? IS NULL OR traffic = ?)"
-# The dashboard's filters too: traffic class, feature, route; params from ``filter_params``.
-FILTER_SQL = "(? IS NULL OR traffic = ?) AND (? IS NULL OR feature = ?) AND (? IS NULL OR route = ?)"
 
 
-def filter_params(traffic: str | None, feature: str | None, route: str | None) -> tuple[str | None, ...]:
-    return (traffic, traffic, feature, feature, route, route)
+@dataclass(frozen=True)
+class RowFilter:
+    """The dashboard's filters besides time and traffic class: each None matches every row."""
+
+    feature: str | None = None
+    cohort: str | None = None
+    route: str | None = None
+    environment: str | None = None
+    api_key: str | None = None  # the key's id (``api_key_id``), never the key itself
+
+    def values(self) -> tuple[str | None, ...]:
+        return tuple(getattr(self, name) for name in FILTER_COLUMNS)
+
+
+ANY_ROW = RowFilter()
+# RowFilter's fields and the column each one matches, in order.
+FILTER_COLUMNS = {
+    "feature": "feature",
+    "cohort": "cohort",
+    "route": "route",
+    "environment": "environment",
+    "api_key": "api_key_id",
+}
+# The traffic class and the RowFilter; params from ``filter_params``.
+FILTER_SQL = " AND ".join([TRAFFIC_SQL, *(f"(? IS NULL OR {col} = ?)" for col in FILTER_COLUMNS.values())])
+
+
+def filter_params(traffic: str | None, where: RowFilter) -> tuple[str | None, ...]:
+    return tuple(v for value in (traffic, *where.values()) for v in (value, value))
 
 
 PERCENTILE_KEYS = tuple(f"p{pct}_ms" for pct in PERCENTILES)
@@ -54,9 +80,7 @@ def rollup(
     by: str,
     since: float,
     traffic: str | None = LIVE,
-    *,
-    feature: str | None = None,
-    route: str | None = None,
+    where: RowFilter = ANY_ROW,
 ) -> list[dict[str, Any]]:
     """One dict per group of requests since ``since``: by day in date order, else costliest first.
 
@@ -64,7 +88,7 @@ def rollup(
     both queries can share one explicit read transaction.
     """
     check_group(by)
-    totals, latencies = _usage_rows(conn, USAGE_GROUPS[by], since, filter_params(traffic, feature, route))
+    totals, latencies = _usage_rows(conn, USAGE_GROUPS[by], since, filter_params(traffic, where))
     rows = [_rollup(by, row, latencies.get(row["k"], [])) for row in totals]
     if by == "day":
         return sorted(rows, key=lambda r: str(r[by]))
@@ -137,9 +161,7 @@ def daily_series(
     by: str,
     since: float,
     traffic: str | None = LIVE,
-    *,
-    feature: str | None = None,
-    route: str | None = None,
+    where: RowFilter = ANY_ROW,
 ) -> list[dict[str, Any]]:
     """Requests, tokens and cost per day and ``by`` group since ``since``, in date order."""
     check_group(by)
@@ -147,7 +169,7 @@ def daily_series(
         f"""SELECT strftime('%Y-%m-%d', ts, 'unixepoch') AS day, {USAGE_GROUPS[by]} AS k,
             COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd)
         FROM requests WHERE ts >= ? AND {FILTER_SQL} GROUP BY day, k ORDER BY day, k""",
-        (since, *filter_params(traffic, feature, route)),
+        (since, *filter_params(traffic, where)),
     )
     return [
         {
@@ -205,26 +227,25 @@ def decision_counts(
     conn: sqlite3.Connection,
     since: float,
     traffic: str | None = LIVE,
-    *,
-    feature: str | None = None,
-    route: str | None = None,
+    where: RowFilter = ANY_ROW,
 ) -> dict[str, Any]:
     """Router rules that decided, escalations along the cascade, and cache lookups.
 
-    An escalation is a request that tried more than one backend; ``attempts`` entries read
-    ``backend:ok``, ``backend:error:<type>`` or ``backend:check_failed:<check>``.
+    An escalation is a request that tried more than one backend; ``attempts`` entries are the
+    text of ``cascade.attempt.Attempt`` (``backend:ok``, ``backend:error:<type>``,
+    ``backend:check_failed:<check>``...).
     """
     by_rule = conn.execute(
         f"SELECT rule, COUNT(*) FROM requests WHERE ts >= ? AND {FILTER_SQL} "
         "GROUP BY rule ORDER BY COUNT(*) DESC",
-        (since, *filter_params(traffic, feature, route)),
+        (since, *filter_params(traffic, where)),
     ).fetchall()
     row = conn.execute(
         f"""SELECT COUNT(*), SUM(json_array_length(attempts) > 1),
             SUM(attempts LIKE '%:check_failed:%'), SUM(attempts LIKE '%:error:%'),
             SUM(cache LIKE 'hit%'), SUM(cache IS NOT NULL)
         FROM requests WHERE ts >= ? AND {FILTER_SQL}""",
-        (since, *filter_params(traffic, feature, route)),
+        (since, *filter_params(traffic, where)),
     ).fetchone()
     return decision_dict(by_rule, row)
 
@@ -252,16 +273,14 @@ def latency_percentiles(
     conn: sqlite3.Connection,
     since: float,
     traffic: str | None = LIVE,
-    *,
-    feature: str | None = None,
-    route: str | None = None,
+    where: RowFilter = ANY_ROW,
 ) -> dict[str, float | None]:
     """p50/p95/p99 of request latency in milliseconds over every request since ``since``."""
     ordered = [
         float(v)
         for (v,) in conn.execute(
             f"SELECT latency_ms FROM requests WHERE ts >= ? AND {FILTER_SQL} ORDER BY latency_ms",
-            (since, *filter_params(traffic, feature, route)),
+            (since, *filter_params(traffic, where)),
         )
     ]
     return {f"p{pct}_ms": percentile(ordered, pct) for pct in PERCENTILES}
@@ -302,15 +321,13 @@ def request_log(
     since: float,
     limit: int,
     traffic: str | None = LIVE,
-    *,
-    feature: str | None = None,
-    route: str | None = None,
+    where: RowFilter = ANY_ROW,
 ) -> list[dict[str, Any]]:
     """The newest ``limit`` rows since ``since`` matching the filters: ``LOG_COLUMNS`` only."""
     cur = conn.execute(
         f"""SELECT {", ".join(LOG_COLUMNS)} FROM requests WHERE ts >= ? AND {FILTER_SQL}
         ORDER BY ts DESC, id DESC LIMIT ?""",
-        (since, *filter_params(traffic, feature, route), limit),
+        (since, *filter_params(traffic, where), limit),
     )
     return [dict(zip(LOG_COLUMNS, row, strict=True)) for row in cur]
 

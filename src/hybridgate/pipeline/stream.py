@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Protocol
 
 from hybridgate.errors import GatewayError
+from hybridgate.pipeline.recorder import Ending, Recorder
 from hybridgate.privacy.restore import ChunkRestorer
 from hybridgate.router.rules import estimate_prompt_tokens as prompt_token_estimate
 from hybridgate.types import ChatResponse, Decision, Json, Usage
@@ -26,22 +27,18 @@ CLIENT_CLOSED = 499  # nginx's convention for "the client hung up before the ans
 
 
 class Recording(Protocol):
-    """What a stream needs of its pipeline when it ends: the ledger row and the cache write
-    (``Pipeline`` is one; a Protocol so this module does not import the pipeline's)."""
+    """What a stream needs of its pipeline when it ends: the ledger row (its ``recorder``), the
+    cache write and outcome sampling (``Pipeline`` is one; a Protocol so this module does not
+    import the pipeline's)."""
 
-    def record(
-        self,
-        trace: Trace,
-        usage: Usage,
-        status: int,
-        error_type: str | None,
-        reported_model: str | None,
-        fingerprint: str | None,
-        *,
-        stream: bool = False,
-    ) -> float: ...
+    @property
+    def recorder(self) -> Recorder: ...
 
     def store(self, lookup: Lookup | None, trace: Trace, response: ChatResponse, cost: float) -> None: ...
+
+    def wants_answer(self, route: str) -> bool: ...
+
+    def graded(self, trace: Trace, decision: Decision, body: Json | None) -> None: ...
 
 
 class PipelineStream:
@@ -84,9 +81,8 @@ class PipelineStream:
         try:
             await self._rest.aclose()
         finally:
-            self._pipeline.record(
-                self.trace, self.usage, CLIENT_CLOSED, "client_closed", None, None, stream=True
-            )
+            ending = Ending(self.usage, CLIENT_CLOSED, "client_closed", stream=True)
+            self._pipeline.recorder.record(self.trace, ending)
 
     async def chunks(self) -> AsyncIterator[Json]:
         self._started = True
@@ -94,7 +90,8 @@ class PipelineStream:
         error_type: str | None = "client_closed"
         reported: str | None = None
         fingerprint: str | None = None
-        assembler = StreamAssembler() if self._lookup is not None else None
+        sampled = self._pipeline.wants_answer(self.decision.route)
+        assembler = StreamAssembler() if self._lookup is not None or sampled else None
         served = 0  # content chunks sent: the tokens served, if the upstream never says
         try:
             async for chunk in self._restored():
@@ -122,11 +119,12 @@ class PipelineStream:
             if status != 200 and self.usage.total_tokens == 0 and served and trace.request:
                 # the upstream's usage never came: the tokens served, and the prompt estimated
                 self.usage = Usage(prompt_token_estimate(trace.request), served)
-            self.cost_usd = self._pipeline.record(
-                trace, self.usage, status, error_type, reported, fingerprint, stream=True
-            )
+            ending = Ending(self.usage, status, error_type, reported, fingerprint, stream=True)
+            self.cost_usd = self._pipeline.recorder.record(trace, ending)
         if assembler is not None and self._lookup is not None:
             self._pipeline.store(self._lookup, trace, assembler.response(), self.cost_usd)
+        if status == 200 and trace.hit is None:
+            self._pipeline.graded(trace, self.decision, assembler.response().body if assembler else None)
 
     async def _restored(self) -> AsyncIterator[Json]:
         redactions = self.trace.redactions_for(self.trace.served)

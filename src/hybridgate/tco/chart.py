@@ -1,13 +1,14 @@
 """Monthly cost versus daily tokens as a dependency-free SVG, with the break-even marked.
 
-Offline and pure: ``render_svg`` samples the three cost curves from ``tco.model`` on log-log axes
-and returns SVG text; the CLI writes it to a file and the dashboard serves it. No plotting library
-and no I/O.
+Offline and pure: ``layout`` samples the three cost curves from ``tco.model`` on log-log axes;
+``render_svg`` turns that into SVG text (the CLI writes it to a file and the dashboard serves it)
+and ``chart_png.render_png`` into a PNG. No plotting library and no I/O.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from html import escape
 
 from hybridgate.tco.model import (
@@ -40,7 +41,7 @@ def _log_range(values: list[float]) -> tuple[float, float]:
     return low, max(high, low * 10)
 
 
-class _Axes:
+class Axes:
     """Maps data to pixels on log-log axes inside the plot area."""
 
     def __init__(self, x_range: tuple[float, float], y_range: tuple[float, float]) -> None:
@@ -56,8 +57,18 @@ class _Axes:
         return TOP + self.height * (1 - math.log10(max(value, low) / low) / math.log10(high / low))
 
 
-def render_svg(volumes: list[float], a: Assumptions, *, title: str = "Monthly cost vs daily tokens") -> str:
-    """The chart as SVG text; ``volumes`` are the rows' volumes, shown as dots on each curve."""
+@dataclass(frozen=True)
+class Layout:
+    """What both renderings draw: the axes, the sampled curves, the dots and the break-even."""
+
+    axes: Axes
+    samples: list[float]
+    curves: list[list[float]]
+    volumes: list[float]  # positive ones, shown as dots
+    break_even: float | None
+
+
+def layout(volumes: list[float], a: Assumptions) -> Layout:
     if not volumes or all(v <= 0 for v in volumes):
         raise ValueError("the chart needs at least one positive daily token volume")
     break_even = break_even_daily_tokens(a)
@@ -65,7 +76,22 @@ def render_svg(volumes: list[float], a: Assumptions, *, title: str = "Monthly co
     x_range = _log_range(span)
     samples = [x_range[0] * (x_range[1] / x_range[0]) ** (i / (SAMPLES - 1)) for i in range(SAMPLES)]
     curves = _curves(samples, a)
-    axes = _Axes(x_range, _log_range([v for curve in curves for v in curve]))
+    axes = Axes(x_range, _log_range([v for curve in curves for v in curve]))
+    return Layout(axes, samples, curves, [v for v in volumes if v > 0], break_even)
+
+
+def dollars_label(tick: float) -> str:
+    return f"${tick:g}" if tick < 1 else "$" + human_tokens(tick)
+
+
+def break_even_label(break_even: float) -> str:
+    return f"break-even {human_tokens(break_even)} tokens/day"
+
+
+def render_svg(volumes: list[float], a: Assumptions, *, title: str = "Monthly cost vs daily tokens") -> str:
+    """The chart as SVG text; ``volumes`` are the rows' volumes, shown as dots on each curve."""
+    chart = layout(volumes, a)
+    axes, samples, curves, break_even = chart.axes, chart.samples, chart.curves, chart.break_even
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">',
@@ -73,7 +99,7 @@ def render_svg(volumes: list[float], a: Assumptions, *, title: str = "Monthly co
         f'<text x="{LEFT}" y="24" font-size="15" font-weight="bold">{escape(title)}</text>',
         *_grid(axes),
         *_lines(axes, samples, curves),
-        *_dots(axes, [v for v in volumes if v > 0], a),
+        *_dots(axes, chart.volumes, a),
         *_break_even(axes, break_even, a),
         *_legend(),
         "</svg>",
@@ -81,21 +107,21 @@ def render_svg(volumes: list[float], a: Assumptions, *, title: str = "Monthly co
     return "\n".join(parts) + "\n"
 
 
-def _decades(low: float, high: float) -> list[float]:
+def decades(low: float, high: float) -> list[float]:
     return [10.0**e for e in range(round(math.log10(low)), round(math.log10(high)) + 1)]
 
 
-def _grid(axes: _Axes) -> list[str]:
+def _grid(axes: Axes) -> list[str]:
     out = []
     bottom, right = HEIGHT - BOTTOM, WIDTH - RIGHT
-    for tick in _decades(*axes.x_range):
+    for tick in decades(*axes.x_range):
         x = axes.x(tick)
         out.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{bottom}" stroke="#ddd"/>')
         out.append(f'<text x="{x:.1f}" y="{bottom + 18}" text-anchor="middle">{human_tokens(tick)}</text>')
-    for tick in _decades(*axes.y_range):
+    for tick in decades(*axes.y_range):
         y = axes.y(tick)
         out.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" stroke="#ddd"/>')
-        label = f"${tick:g}" if tick < 1 else "$" + human_tokens(tick)
+        label = dollars_label(tick)
         out.append(f'<text x="{LEFT - 8}" y="{y + 4:.1f}" text-anchor="end">{label}</text>')
     out.append(
         f'<rect x="{LEFT}" y="{TOP}" width="{axes.width}" height="{axes.height}" fill="none" stroke="#333"/>'
@@ -110,7 +136,7 @@ def _grid(axes: _Axes) -> list[str]:
     return out
 
 
-def _lines(axes: _Axes, samples: list[float], curves: list[list[float]]) -> list[str]:
+def _lines(axes: Axes, samples: list[float], curves: list[list[float]]) -> list[str]:
     out = []
     for (name, colour), curve in zip(SERIES, curves, strict=True):
         points = " ".join(f"{axes.x(x):.1f},{axes.y(y):.1f}" for x, y in zip(samples, curve, strict=True))
@@ -121,7 +147,7 @@ def _lines(axes: _Axes, samples: list[float], curves: list[list[float]]) -> list
     return out
 
 
-def _dots(axes: _Axes, volumes: list[float], a: Assumptions) -> list[str]:
+def _dots(axes: Axes, volumes: list[float], a: Assumptions) -> list[str]:
     out = []
     for (_, colour), values in zip(SERIES, _curves(volumes, a), strict=True):
         for volume, value in zip(volumes, values, strict=True):
@@ -131,11 +157,11 @@ def _dots(axes: _Axes, volumes: list[float], a: Assumptions) -> list[str]:
     return out
 
 
-def _break_even(axes: _Axes, break_even: float | None, a: Assumptions) -> list[str]:
+def _break_even(axes: Axes, break_even: float | None, a: Assumptions) -> list[str]:
     if break_even is None:
         return [f'<text x="{LEFT + 10}" y="{TOP + 18}">no break-even: the API stays cheaper</text>']
     x, y = axes.x(break_even), axes.y(api_monthly(break_even, a))
-    label = f"break-even {human_tokens(break_even)} tokens/day"
+    label = break_even_label(break_even)
     # Keep the label inside the plot: to the right of the line on the left half, else to its left.
     anchor, dx = ("start", 6) if x < LEFT + axes.width / 2 else ("end", -6)
     return [

@@ -154,10 +154,11 @@ def break_even_daily_tokens(a: Assumptions) -> float | None:
 
 
 def local_tier(
-    profile: GpuProfile, gateway_tps: float | None, *, throughput_given: bool = False
+    profile: GpuProfile, gateway_tps: float | None, *, throughput_source: str = "profile"
 ) -> dict[str, object]:
     """The local tier's effective $/Mtok from the profile's hardware: its price, its throughput
-    (the profile's, or ``--throughput-tps`` measured on that hardware) and its load.
+    (the profile's, ``--throughput-tps``, or ``--measure`` on that hardware; ``throughput_source``
+    says which) and its load.
 
     ``gateway_tps`` (the ledger's local backends, on whatever machine the gateway runs) is reported
     beside it but never priced: multiplying a CPU test model's speed by a GPU's price is nonsense.
@@ -168,7 +169,7 @@ def local_tier(
         "gpu_hourly_usd": profile.hourly_usd,
         "node_monthly_usd": round(profile.hourly_usd * HOURS_PER_MONTH * (1 + profile.platform_overhead), 2),
         "throughput_tps": round(tps, 2),
-        "throughput_source": "given (--throughput-tps)" if throughput_given else "profile",
+        "throughput_source": throughput_source,
         "utilisation": profile.utilisation,
         "usd_per_mtok": round(profile.usd_per_mtok(tps), 4) if tps > 0 else None,
         "gateway_measured_tps": None if gateway_tps is None else round(gateway_tps, 2),

@@ -26,6 +26,7 @@ from hybridgate.tco.model import (
     embed_local_monthly,
     local_tier,
 )
+from hybridgate.tco.profiles import SECONDS_PER_DAY
 
 ROW_FIELDS = ("daily_tokens", "api_monthly_usd", "selfhost_monthly_usd", "hybrid_monthly_usd")
 TABLE_WIDTH = 120
@@ -37,10 +38,12 @@ def build_report(
     *,
     workload: Workload | None = None,
     sources: dict[str, str] | None = None,
+    server: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The whole report as plain JSON-ready data; ``sources`` says where each input came from.
 
     With a ``workload``, its measured daily volume is priced too, as the last row (``measured``).
+    ``server`` is a ``--measure`` load test (``ServerThroughput.to_dict()``) that set the throughput.
     """
     break_even = break_even_daily_tokens(a)
     measured = [] if workload is None else [workload.daily_tokens]
@@ -63,8 +66,9 @@ def build_report(
         "local_tier": local_tier(
             a.profile,
             workload.local_tps if workload else None,
-            throughput_given=(sources or {}).get("throughput") == "given",
-        ),
+            throughput_source=_throughput_source((sources or {}).get("throughput", "profile")),
+        )
+        | {"measured_server": server, "at_measured_volume": _at_volume(a, workload)},
         "savings": _savings(rows, workload),
         "embeddings": {
             "daily_tokens": a.embed_daily_tokens,
@@ -77,6 +81,28 @@ def build_report(
         },
         "measured": None if workload is None else _rounded(dataclasses.asdict(workload)),
     }
+
+
+def _at_volume(a: Assumptions, workload: Workload | None) -> dict[str, Any] | None:
+    """The local tier at the ledger's volume: the nodes it needs, how busy they would be, and the
+    $/Mtok at that utilisation (the tier's formula with the measured load instead of the assumed)."""
+    if workload is None or a.profile.throughput_tps <= 0:
+        return None
+    volume = workload.daily_tokens * a.local_share * (1 + a.overhead)
+    if volume <= 0:
+        return None
+    nodes = a.profile.nodes_for(volume)
+    busy = volume / (nodes * a.profile.throughput_tps * SECONDS_PER_DAY)
+    return {
+        "daily_tokens": round(volume, 2),
+        "nodes": nodes,
+        "utilisation": round(busy, 6),
+        "usd_per_mtok": round(a.profile.usd_per_mtok() * a.profile.utilisation / busy, 4),
+    }
+
+
+def _throughput_source(source: str) -> str:
+    return "given (--throughput-tps)" if source == "given" else source
 
 
 def _savings(rows: list[dict[str, Any]], workload: Workload | None) -> dict[str, Any]:
@@ -152,7 +178,7 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
     lines = [
         f"break-even: {verdict}",
         f"API price: ${a['api_usd_per_mtok']:g}/Mtok ({a['sources'].get('price', 'given')})",
-        f"self-host: {a['profile_title']}"
+        f"self-host: {_hardware(a, tier)}"
         + ("" if a["selfhost_monthly_usd"] is None else f", all-in ${a['selfhost_monthly_usd']:,.0f}/month"),
         "people: included in the all-in figure"
         if people is None
@@ -161,13 +187,20 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
         f"local tier: {tier['throughput_tps']:,} tokens/s ({tier['throughput_source']}) at "
         f"{tier['utilisation']:.0%} utilisation -> "
         + ("-" if tier["usd_per_mtok"] is None else f"{usd(tier['usd_per_mtok'])}/Mtok"),
+        *([] if tier.get("measured_server") is None else _server_lines(tier["measured_server"])),
+        *([] if (v := tier.get("at_measured_volume")) is None else [_volume_line(v)]),
         f"overhead: +{a['overhead']:.0%} tokens for retries, escalations, evals, replays and shadows "
         f"({a['sources'].get('overhead', 'given')})",
     ]
     if tier.get("gateway_measured_tps") is not None:
+        hint = (
+            "the measured server's speed prices it"
+            if tier.get("measured_server")
+            else "pass --measure URL or --throughput-tps"
+        )
         lines.append(
             f"  (this gateway's local backends ran {tier['gateway_measured_tps']:,} tokens/s on its own "
-            "machine; not used to price the profile's hardware: pass --throughput-tps measured there)"
+            f"machine; not used to price the profile's hardware: {hint})"
         )
     lines.append(_embeddings_line(report["embeddings"], a["sources"]))
     lines.extend(_savings_lines(report))
@@ -178,6 +211,38 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
             f"{m['input_share']:.0%} prompt tokens, shape {m['shape']}"
         )
     return lines
+
+
+def _volume_line(v: dict[str, Any]) -> str:
+    return (
+        f"  at the ledger's volume ({human_tokens(v['daily_tokens'])} local tokens/day): {v['nodes']} "
+        f"node{'s' if v['nodes'] > 1 else ''} {v['utilisation']:.2%} busy -> {usd(v['usd_per_mtok'])}/Mtok"
+    )
+
+
+def _hardware(a: dict[str, Any], tier: dict[str, Any]) -> str:
+    if tier.get("measured_server") is None:
+        return str(a["profile_title"])
+    return f"the measured server's hardware at ${tier['gpu_hourly_usd']:g}/hour"
+
+
+def _server_lines(server: dict[str, Any]) -> list[str]:
+    """Each concurrency level of a ``--measure`` load test, and whether it ran to the end."""
+    lines = [f"  measured {server['url']} ({server['model']}, up to {server['max_tokens']} tokens a reply):"]
+    for level in server["levels"]:
+        ttft = level["ttft_p50_ms"], level["ttft_p95_ms"]
+        lines.append(
+            f"    concurrency {level['concurrency']}: {level['output_tps']:,} output tokens/s, "
+            f"TTFT p50 {_ms(ttft[0])} p95 {_ms(ttft[1])}, "
+            f"{level['requests']} answered, {level['errors']} failed or cut short"
+        )
+    if not server["complete"]:
+        lines.append("    incomplete: requests failed or the budget ran out; the figure is a lower bound")
+    return lines
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} ms"
 
 
 def _savings_lines(report: dict[str, Any]) -> list[str]:

@@ -82,8 +82,20 @@ def train_router(
         raise DataFileError(f"{outcomes.source}: {len(outcomes)} rows; training needs at least {MIN_ROWS}")
     if featurizer.spec.answer and outcomes.answers is None:
         raise DataFileError(f"{outcomes.source}: an answer-aware router needs the cheap tier's answers")
-    spec = featurizer.spec
     features = featurizer.many(outcomes.prompts, outcomes.answers)
+    return train_on_features(features, outcomes, featurizer.spec, options, training_info)
+
+
+def train_on_features(
+    features: Features,
+    outcomes: Outcomes,
+    spec: FeatureSpec,
+    options: TrainingOptions,
+    training_info: Mapping[str, object],
+) -> RouterArtifact:
+    """``train_router`` on features already made (stored with production outcomes)."""
+    if len(outcomes) < MIN_ROWS:
+        raise DataFileError(f"{outcomes.source}: {len(outcomes)} rows; training needs at least {MIN_ROWS}")
     folds = fold_ids(len(outcomes), max(2, min(options.folds, len(outcomes) // 2)), options.seed)
     held_out = cross_validated_scores(features, outcomes, folds, spec, options.regularization)
     calibration = calibrate(

@@ -273,7 +273,9 @@ class AnthropicStreamWriter:
         if not isinstance(block, dict):
             return []
         if block.get("type") == "thinking" and isinstance(block.get("signature"), str):
-            return self._delta("thinking", {"type": "signature_delta", "signature": block["signature"]})
+            # the signature ends its block: the next reasoning opens a new one
+            signed = self._delta("thinking", {"type": "signature_delta", "signature": block["signature"]})
+            return signed + self._close()
         if block.get("type") == "redacted_thinking":
             events = self._close()
             self._index += 1

@@ -53,6 +53,51 @@ def anthropic_fields(request: ChatRequest) -> Json:
     return fields if isinstance(fields, dict) else {}
 
 
+# Anthropic's thinking budget as OpenAI's reasoning_effort: the levels sit around the budgets
+# Gemini's OpenAI-compatible API documents for them (low 1024, medium 8192, high 24576 tokens).
+EFFORT_LEVELS: tuple[tuple[int, str], ...] = ((4096, "low"), (16384, "medium"))
+EFFORT_NOTE = "`reasoning_effort`: budget_tokens below 4096 low, below 16384 medium, else high"
+
+
+def reasoning_effort(request: ChatRequest) -> str | None:
+    """The Anthropic edge's ``output_config.effort`` (OpenAI has the same levels), else
+    ``thinking: {"type": "enabled", "budget_tokens": N}``, as a ``reasoning_effort``; None for
+    any other thinking (disabled, adaptive: the server decides)."""
+    fields = anthropic_fields(request)
+    config = fields.get("output_config")
+    if isinstance(config, dict) and isinstance(config.get("effort"), str):
+        return str(config["effort"])
+    thinking = fields.get("thinking")
+    budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled" or not isinstance(budget, int):
+        return None
+    return next((level for below, level in EFFORT_LEVELS if budget < below), "high")
+
+
+# OpenAI's reasoning_effort as an Anthropic thinking budget, the other way round (the same
+# documented budgets). Anthropic wants at least 1024 thinking tokens, counted in max_tokens.
+EFFORT_BUDGETS: dict[str, int] = {"low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768, "max": 65536}
+MIN_THINKING_BUDGET = 1024
+BUDGET_NOTE = (
+    "`thinking`: low 1024, medium 8192, high 24576 tokens (xhigh 32768, max 65536), at most half "
+    "the caller's max tokens (none below 1024), else added to the default max_tokens; none / "
+    "minimal: no thinking; temperature and top_k left out"
+)
+
+
+def thinking_budget(request: ChatRequest, limit: int | None) -> int | None:
+    """The thinking budget for a chat request's ``reasoning_effort`` sent to Anthropic: at most
+    half the caller's output ``limit`` (the answer keeps the rest); None for no thinking (none,
+    minimal, or a limit too small for Anthropic's minimum)."""
+    effort = (request.model_extra or {}).get("reasoning_effort")
+    budget = EFFORT_BUDGETS.get(effort) if isinstance(effort, str) else None
+    if budget is None:
+        return None
+    if limit is not None:
+        budget = min(budget, limit // 2)
+    return budget if budget >= MIN_THINKING_BUDGET else None
+
+
 def anthropic_beta(request: ChatRequest) -> str | None:
     extra = (request.model_extra or {}).get(ANTHROPIC_EXTRA)
     beta = extra.get("beta") if isinstance(extra, dict) else None
@@ -131,8 +176,15 @@ _ANTHROPIC_ROWS: tuple[Field, ...] = (
         "anthropic",
         "thinking",
         ignored("the model does not think on request"),
-        ignored("`reasoning_content` the server returns comes back as thinking blocks"),
+        tr(f"{EFFORT_NOTE}; `reasoning_content` the server returns comes back as thinking blocks"),
         passed("thinking blocks and signatures round-trip"),
+    ),
+    Field(
+        "anthropic",
+        "output_config.effort",
+        ignored(),
+        tr("`reasoning_effort`, the same level (it wins over a thinking budget)"),
+        passed(),
     ),
     Field(
         "anthropic",
@@ -220,14 +272,8 @@ _OPENAI_ROWS: tuple[Field, ...] = (
         refused(),
         _extra("modalities", "audio", "prediction", "web_search_options"),
     ),
-    Field(
-        "openai",
-        "reasoning_effort, verbosity",
-        ignored(),
-        passed(),
-        refused(),
-        _extra("reasoning_effort", "verbosity"),
-    ),
+    Field("openai", "reasoning_effort", ignored(), passed(), tr(BUDGET_NOTE)),
+    Field("openai", "verbosity", ignored(), passed(), refused(), _extra("verbosity")),
     Field(
         "openai", "store, service_tier, prompt_cache_key, safety_identifier", ignored(), passed(), ignored()
     ),
