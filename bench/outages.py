@@ -15,11 +15,17 @@ through nginx with one valid key. At a quarter of each run the scenario's fault 
   PostgreSQL started again ``--hang-s`` later;
 - ``replica-sigkill``: one replica SIGKILLed (not restarted).
 
+``--health-port on`` gives each replica a ``[server] health_port`` (its serving port opens only
+once ready, docs/operations.md); ``off`` runs without one (as before it existed); ``both`` runs
+the scenarios on a stack of each kind, one after the other, and reports them side by side.
+
 Reported per scenario: client errors (by status, and whether the body was JSON), p50/p99/max
 latency, and the same for the calm run, so the ratio is read side by side.
 
     .venv/bin/python bench/outages.py --rate 12           # 3 replicas, 2000 requests per scenario
     .venv/bin/python bench/outages.py --scenarios calm,redis-hung --requests 600
+    .venv/bin/python bench/outages.py --rate 12 --health-port both \
+        --scenarios calm,restart-while-postgres-down
 """
 
 from __future__ import annotations
@@ -66,9 +72,10 @@ class Result:
 class Stack:
     """PostgreSQL, Redis, the replicas and nginx; replicas can be restarted on their ports."""
 
-    def __init__(self, stack: ExitStack, workdir: Path, replicas: int) -> None:
+    def __init__(self, stack: ExitStack, workdir: Path, replicas: int, health_ports: bool) -> None:
         self._stack = stack
         self._workdir = workdir
+        self.health_ports = [free_port() for _ in range(replicas)] if health_ports else []
         self.postgres: PostgresServer = stack.enter_context(run_postgres())
         self.redis: RedisServer = stack.enter_context(running_redis())
         self.upstream = stack.enter_context(run_fault_upstream(free_port()))
@@ -83,10 +90,15 @@ class Stack:
         workdir.mkdir(exist_ok=True)
         base = upstream_config(self.upstream, workdir / "ledger.db").replace('"test"', '"bench"', 1)
         ledger = f'[ledger]\nstore = "postgres"\nspool_path = "{workdir}/spool.jsonl"\n'
-        return base.replace("[ledger]\n", ledger) + (
-            f'[redis]\nurl = "{self.redis.url}"\n[cache]\nstore = "redis"\n'
-            f'[postgres]\ndsn = "{self.postgres.dsn}"\n'
-            '[auth]\nenabled = true\nkeys_store = "postgres"\nlimits_store = "redis"\n'
+        server = f"[server]\nhealth_port = {self.health_ports[index]}\n" if self.health_ports else ""
+        return (
+            base.replace("[ledger]\n", ledger)
+            + server
+            + (
+                f'[redis]\nurl = "{self.redis.url}"\n[cache]\nstore = "redis"\n'
+                f'[postgres]\ndsn = "{self.postgres.dsn}"\n'
+                '[auth]\nenabled = true\nkeys_store = "postgres"\nlimits_store = "redis"\n'
+            )
         )
 
     def start_replica(self, index: int) -> GatewayProcess:
@@ -94,7 +106,13 @@ class Stack:
         workdir.mkdir(exist_ok=True)
         env = {"HYBRIDGATE_KEY_PEPPER": PEPPER}
         return self._stack.enter_context(
-            run_gateway(self.config(index), workdir, env=env, port=self.ports[index])
+            run_gateway(
+                self.config(index),
+                workdir,
+                env=env,
+                port=self.ports[index],
+                health_port=self.health_ports[index] if self.health_ports else None,
+            )
         )
 
     def settle(self, timeout_s: float = 60) -> None:
@@ -157,7 +175,9 @@ def fault(stack: Stack, scenario: str, hang_s: float) -> None:
         old = stack.replicas[0]
         old.terminate()
         old.wait(60)
-        stack.replicas[0] = stack.start_replica(0)  # /healthz answers: it serves (or 503s) now
+        # returns once it answers /healthz (or /livez on its health port): without a health port
+        # it serves (or 503s) now; with one its serving port stays closed until PostgreSQL is back
+        stack.replicas[0] = stack.start_replica(0)
         time.sleep(hang_s)
         stack.postgres.start()
     elif scenario == "replica-sigkill":
@@ -181,22 +201,8 @@ def summary(results: list[Result]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    report: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="hg-outages-") as tmp, ExitStack() as stack:
-        bench = Stack(stack, Path(tmp), args.replicas)
-        for scenario in args.scenarios.split(","):
-            bench.settle()
-            at_s = args.requests / args.rate / 4
-            timer = threading.Timer(at_s, fault, (bench, scenario, args.hang_s))
-            timer.start()
-            results = asyncio.run(drive(bench.nginx.url, bench.key, args.requests, args.rate))
-            timer.join()
-            report[scenario] = summary(results) | {"fault_at_s": round(at_s, 1)}
-            print(json.dumps({scenario: report[scenario]}), file=sys.stderr)
-    calm = report.get("calm")
-    if calm:
-        for numbers in report.values():
-            numbers["p99_vs_calm"] = round(numbers["latency_ms"]["p99"] / calm["latency_ms"]["p99"], 2)
+    modes = ["off", "on"] if args.health_port == "both" else [args.health_port]
+    report: dict[str, Any] = {f"health_port_{mode}": run_stack(args, mode == "on") for mode in modes}
     report["setup"] = {
         "replicas": args.replicas,
         "requests": args.requests,
@@ -208,6 +214,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def run_stack(args: argparse.Namespace, health_ports: bool) -> dict[str, Any]:
+    report: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="hg-outages-") as tmp, ExitStack() as stack:
+        bench = Stack(stack, Path(tmp), args.replicas, health_ports)
+        for scenario in args.scenarios.split(","):
+            bench.settle()
+            at_s = args.requests / args.rate / 4
+            timer = threading.Timer(at_s, fault, (bench, scenario, args.hang_s))
+            timer.start()
+            results = asyncio.run(drive(bench.nginx.url, bench.key, args.requests, args.rate))
+            timer.join()
+            report[scenario] = summary(results) | {"fault_at_s": round(at_s, 1)}
+            print(json.dumps({scenario: report[scenario], "health_port": health_ports}), file=sys.stderr)
+    calm = report.get("calm")
+    if calm:
+        for numbers in report.values():
+            numbers["p99_vs_calm"] = round(numbers["latency_ms"]["p99"] / calm["latency_ms"]["p99"], 2)
+    return report
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers it started, too
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -216,6 +242,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--hang-s", type=float, default=20.0)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--health-port", choices=["on", "off", "both"], default="on")
     print(json.dumps(run(parser.parse_args()), indent=2))
 
 

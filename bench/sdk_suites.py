@@ -67,7 +67,7 @@ SUPPORT = ["tests/__init__.py", "tests/utils.py", "tests/api_resources/__init__.
 # test_streaming_response_*, not test_path_params_* (checked in the client). Every other test must pass.
 _STORED = (
     "the placeholder id 'completion_id' names no stored completion: a real server answers 404 "
-    "(hybridgate keeps no chat completions, `store` is ignored, so these endpoints are absent)"
+    '(so does hybridgate, which stores chat completions with [responses] store = "local")'
 )
 EXCLUDED: dict[tuple[str, str], str] = {
     ("openai", "*chat/test_completions.py::*::test_*_create_with_all_params_*"): (
@@ -216,6 +216,8 @@ try = ["{to_gpt}"]
 [models]
 "claude-*" = "claude"
 "gpt-*" = "gpt"
+[responses]
+store = "local"
 """
 
 

@@ -4,7 +4,7 @@ Generates N JSON-schema requests (objects with string, integer, number, boolean,
 fields, some required, some optional), sends each to the embedded SmolLM2 backend through the
 gateway's own backend code (grammar-constrained decoding), and validates every answer with
 ``jsonschema``: as the model produced it (``valid``), and as the gateway returns it after its
-answer checks (``valid_after_checks``: checks.py repairs a truncated or broken JSON text, and on a
+answer checks (``valid_after_checks``: cascade/checks.py repairs a truncated or broken JSON text, and on a
 cascade route a still-invalid answer would escalate). Prints one JSON object.
 
     .venv/bin/python bench/structured_outputs.py [--cases 100] [--max-tokens 160] [--seed 1]

@@ -118,6 +118,22 @@ class Target:
     model: str
     headers: dict[str, str] = field(default_factory=dict)
     metrics_port: int | None = None  # hybridgate with one worker: read its loop metrics
+    pid: int | None = None  # hybridgate with one worker: read its scheduler statistics
+
+
+def schedstat(pid: int) -> tuple[int, int]:
+    """Nanoseconds the process's main thread ran on a CPU, and waited runnable for one
+    (/proc/PID/schedstat): the wait is time the machine's load took, whatever the gateway did."""
+    ran, waited, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
+    return int(ran), int(waited)
+
+
+def scheduler_entry(before: tuple[int, int], after: tuple[int, int], requests: int) -> dict[str, Any]:
+    per = max(requests, 1) * 1e6
+    return {
+        "cpu_ms_per_request": round((after[0] - before[0]) / per, 3),
+        "runqueue_wait_ms_per_request": round((after[1] - before[1]) / per, 3),
+    }
 
 
 def wrk(target: Target, concurrency: int, duration_s: int, work: Path, cpu: str) -> dict[str, Any]:
@@ -182,12 +198,19 @@ def loop_metrics(before: str, after: str) -> dict[str, Any]:
             "mean_ms": round((a["sum"] - b["sum"]) / count * 1000, 3) if count else None,
             "over_5ms": int(count - (fast(after, name) - fast(before, name))),
         }
+    # per generation: [collections, wall ms in all]; and the collector's own CPU ms in all
+    found["gc_pause_cpu_ms"] = {}
     for generation in "012":
         a, b = (
             histogram(m, f'hybridgate_gc_pause_seconds{{generation="{generation}"}}') for m in (after, before)
         )
         count = a["count"] - b["count"]
         found["gc_pause"][f"gen{generation}"] = [int(count), round((a["sum"] - b["sum"]) * 1000, 1)]
+        a, b = (
+            histogram(m, f'hybridgate_gc_pause_cpu_seconds{{generation="{generation}"}}')
+            for m in (after, before)
+        )
+        found["gc_pause_cpu_ms"][f"gen{generation}"] = round((a["sum"] - b["sum"]) * 1000, 1)
     return found
 
 
@@ -237,10 +260,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "auto",
                     {},
                     gw_port if args.workers == 1 else None,
+                    processes[1].pid if args.workers == 1 else None,
                 ),
             ]
             if args.baseline_src:
-                targets.append(Target("hybridgate_baseline", f"http://127.0.0.1:{base_port}/v1", "auto"))
+                targets.append(
+                    Target(
+                        "hybridgate_baseline",
+                        f"http://127.0.0.1:{base_port}/v1",
+                        "auto",
+                        {},
+                        base_port if args.workers == 1 else None,
+                        processes[2].pid if args.workers == 1 else None,
+                    )
+                )
             if args.peers:
                 peers, peer_pids = start_peers(Path(args.peers), upstream, work)
                 targets += peers
@@ -249,9 +282,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for level in [int(x) for x in args.concurrency.split(",")]:
                 for target in targets:
                     before = scrape(target.metrics_port) if target.metrics_port else ""
-                    entry = level_entry(
-                        target, wrk(target, level, args.duration_s, work, "0"), args.duration_s
-                    )
+                    sched = schedstat(target.pid) if target.pid else (0, 0)
+                    point = wrk(target, level, args.duration_s, work, "0")
+                    entry = level_entry(target, point, args.duration_s)
+                    if target.pid:
+                        entry.update(scheduler_entry(sched, schedstat(target.pid), point["requests"]))
                     if target.metrics_port:
                         entry.update(loop_metrics(before, scrape(target.metrics_port)))
                     results["levels"].setdefault(str(level), {})[target.name] = entry

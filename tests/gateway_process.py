@@ -55,6 +55,7 @@ class GatewayProcess:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    health_url: str | None = None  # [server] health_port: /livez, /readyz, /healthz there
 
     @property
     def pid(self) -> int:
@@ -94,9 +95,12 @@ def run_gateway(
     start_timeout_s: float = 60.0,
     src: Path = REPO / "src",
     port: int | None = None,
+    health_port: int | None = None,
 ) -> Iterator[GatewayProcess]:
     """Write the config into ``workdir``, start the gateway on ``port`` (a free one by default),
-    wait for /healthz. ``src`` is the source tree it runs (benches compare another checkout's)."""
+    wait for /healthz. ``src`` is the source tree it runs (benches compare another checkout's).
+    With ``health_port`` (the config's ``[server] health_port``), wait for /livez there instead:
+    the serving port opens only once the replica is ready."""
     config = workdir / "hybridgate.toml"
     config.write_text(config_text)
     port = port or free_port()
@@ -109,6 +113,8 @@ def run_gateway(
             [*command, *args], stdout=sink, stderr=subprocess.STDOUT, env=child_env, start_new_session=True
         )
     gateway = GatewayProcess(f"http://127.0.0.1:{port}", process, log)
+    if health_port is not None:
+        gateway.health_url = f"http://127.0.0.1:{health_port}"
     try:
         _wait_healthy(gateway, start_timeout_s)
         yield gateway
@@ -122,7 +128,8 @@ def _wait_healthy(gateway: GatewayProcess, timeout_s: float) -> None:
         if gateway.process.poll() is not None:
             raise RuntimeError(f"gateway exited with {gateway.process.returncode}:\n{gateway.output()}")
         try:
-            if httpx.get(f"{gateway.url}/healthz", timeout=1).status_code == 200:
+            probe = f"{gateway.health_url}/livez" if gateway.health_url else f"{gateway.url}/healthz"
+            if httpx.get(probe, timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass

@@ -20,12 +20,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hybridgate.api import anthropic, embeddings, feedback, models, openai, responses
+from hybridgate.api import anthropic, embeddings, feedback, models, openai, responses, stored_completions
 from hybridgate.api.admin import reload_router
 from hybridgate.api.auth import require_admin
 from hybridgate.api.context import context_from
 from hybridgate.api.errors import handle_gateway_error, handle_unexpected, is_anthropic_path
 from hybridgate.api.front import BodyDeadline
+from hybridgate.api.health_port import HealthPort, until_ready
 from hybridgate.config import GatewayConfig, load_config
 from hybridgate.errors import GatewayError, RequestError
 from hybridgate.gateway import Gateway, build_gateway
@@ -85,6 +86,10 @@ async def livez(request: Request) -> Response:
     return Response(b'{"status":"alive"}', media_type="application/json")
 
 
+# Served on the serving port, and on [server] health_port when there is one.
+HEALTH_ROUTES = {"/healthz": healthz, "/readyz": readyz, "/livez": livez}
+
+
 async def metrics(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     await require_admin(request, gateway)
@@ -107,16 +112,40 @@ async def http_error(request: Request, exc: Exception) -> Response:
 def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> Starlette:
     gateway = build_gateway(config, env)
 
+    health = None
+    if config.server.health_port is not None:
+        probes = [Route(path, probe, methods=["GET"]) for path, probe in HEALTH_ROUTES.items()]
+        health_app = Starlette(routes=probes)
+        health_app.state.gateway = gateway
+        health = HealthPort(health_app, config.server.host, config.server.health_port)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await gateway.start()
+        if health is not None:
+            await health.start()  # probes answer while the gateway starts and waits
         try:
+            await gateway.start()
+            if health is not None:
+                await until_ready(gateway.not_ready)  # the serving port opens when this returns
             yield
         finally:
             await gateway.aclose()
+            if health is not None:
+                await health.aclose()
 
     routes = [
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+        Route("/v1/chat/completions", stored_completions.list_completions, methods=["GET"]),
+        Route(
+            "/v1/chat/completions/{completion_id}", stored_completions.retrieve_completion, methods=["GET"]
+        ),
+        Route("/v1/chat/completions/{completion_id}", stored_completions.update_completion, methods=["POST"]),
+        Route(
+            "/v1/chat/completions/{completion_id}", stored_completions.delete_completion, methods=["DELETE"]
+        ),
+        Route(
+            "/v1/chat/completions/{completion_id}/messages", stored_completions.list_messages, methods=["GET"]
+        ),
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", models.get_model, methods=["GET"]),
         Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
@@ -127,10 +156,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> S
         Route("/v1/responses/{response_id}/input_items", responses.list_input_items, methods=["GET"]),
         Route("/v1/messages/count_tokens", anthropic.count_tokens, methods=["POST"]),
         Route("/v1/feedback", feedback.feedback, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
+        *(Route(path, probe, methods=["GET"]) for path, probe in HEALTH_ROUTES.items()),
         Route("/favicon.ico", favicon, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/livez", livez, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/admin/router/reload", reload_router, methods=["POST"]),
     ]

@@ -13,6 +13,7 @@ import typer
 
 from hybridgate.config import GatewayConfig, load_config
 from hybridgate.errors import ConfigError
+from hybridgate.ledger.spans import describe_telemetry
 
 KEEP_ALIVE_S = 5  # idle client connections close after this: a proxy in front must close them sooner
 
@@ -49,6 +50,9 @@ def serve(
     from hybridgate.loop_lag import freeze_startup_heap
 
     settings = _config_or_exit(config)
+    bind_host, bind_port = host or settings.server.host, settings.server.port if port is None else port
+    # the health port (if any) listens on the same address as the serving port
+    settings.server = settings.server.model_copy(update={"host": bind_host})
     try:
         application = create_app(settings)
         # checked here too (it also runs at start-up) so a wrong pin is a message, not a traceback
@@ -56,7 +60,6 @@ def serve(
     except ConfigError as exc:
         typer.echo(f"hybridgate: {exc.message}", err=True)
         raise typer.Exit(2) from exc
-    bind_host, bind_port = host or settings.server.host, settings.server.port if port is None else port
     typer.echo(startup_banner(settings, application.state.gateway, bind_host, bind_port, workers), err=True)
     options: dict[str, Any] = {
         "host": bind_host,
@@ -116,6 +119,15 @@ def startup_banner(settings: GatewayConfig, gateway: Any, host: str, port: int, 
             f"  ledger:   {where}",
             f"  privacy:  {privacy}",
             f"  auth:     {auth}",
+            *(
+                [
+                    f"  health:   /livez, /readyz, /healthz on port {settings.server.health_port} now; "
+                    f"port {port} opens once ready"
+                ]
+                if settings.server.health_port is not None
+                else []
+            ),
+            *([f"  traces:   {describe_telemetry(settings)}"] if settings.telemetry else []),
         ]
     )
 

@@ -270,6 +270,9 @@ class ServerConfig(Strict):
     header_timeout_s: float = Field(default=10.0, gt=0)
     body_timeout_s: float = Field(default=60.0, gt=0)
     max_connections: int = Field(default=1000, ge=1)
+    # /livez, /readyz, /healthz on a port of their own, open from the start; with it the serving
+    # port opens only once the replica is ready (docs/operations.md, "Readiness behind a proxy").
+    health_port: int | None = Field(default=None, ge=0, le=65535)
     # Browser origins allowed to call the API (CORS; docs/compatibility.md). Empty: no CORS headers.
     cors_origins: list[str] = []
 
@@ -387,6 +390,20 @@ class ResponsesConfig(Strict):
     ttl_s: float = Field(default=30 * 86400.0, gt=0)
 
 
+class TelemetryConfig(Strict):
+    """[telemetry]: one OpenTelemetry trace per request, sent by OTLP/HTTP (docs/operations.md)."""
+
+    enabled: bool = True  # the section's presence turns tracing on; false keeps it and turns it off
+    endpoint: str = Field(default="http://127.0.0.1:4318/v1/traces", pattern=r"^https?://[^/\s]+")
+    headers_env: dict[str, str] = {}  # header name -> env var holding its value (e.g. an API key)
+    service_name: str = Field(default="hybridgate", min_length=1)
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)  # a caller's sampled traceparent overrides it
+    timeout_s: float = Field(default=5.0, gt=0)  # per export call, retries included (off the event loop)
+    max_queue_spans: int = Field(default=2048, ge=1)  # spans waiting for export; more are dropped
+    export_interval_s: float = Field(default=1.0, gt=0)
+    capture_content: bool = False  # needs [ledger] log_prompts too; never with PII
+
+
 class GatewayConfig(Strict):
     environment: str = "default"
     server: ServerConfig = ServerConfig()
@@ -408,6 +425,7 @@ class GatewayConfig(Strict):
     models: dict[str, str] = {}
     # A model name nothing resolves: "auto" serves it on the default route, "reject" answers 404.
     unknown_models: Literal["auto", "reject"] = "auto"
+    telemetry: TelemetryConfig | None = None  # absent: no traces
 
     def known_features(self) -> set[str]:
         """Feature names the config mentions (rules, privacy): the bounded set metrics label by."""

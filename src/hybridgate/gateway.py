@@ -33,6 +33,7 @@ from hybridgate.ledger.response_store import ResponseStore, Sealer, SqliteRespon
 from hybridgate.loop_lag import LoopLag
 from hybridgate.pipeline.core import Pipeline
 from hybridgate.pipeline.outcomes import OutcomeSampler, build_outcome_sampler
+from hybridgate.pipeline.recorder import Recorder
 from hybridgate.privacy.gate import EgressGate
 from hybridgate.privacy.secret import load_prompt_secret, load_secret
 from hybridgate.router import RuleRouter
@@ -42,6 +43,7 @@ from hybridgate.stores.redis import RedisCircuit, redis_client
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from hybridgate.ledger.tracing import RequestTracer
     from hybridgate.privacy.policy import PrivacyGuard
 
 
@@ -76,6 +78,7 @@ class Gateway:
             "ledger": self.ledger.degraded_reason(),
             "limits": self.access.limiter.degraded_reason() if self.access else None,
             "keys": self.access.keys.degraded_reason() if self.access else None,
+            "telemetry": tracer.degraded_reason() if (tracer := self.pipeline.recorder.tracer) else None,
             "embeddings_cache": (
                 self.embeddings.cache.degraded_reason() if self.embeddings and self.embeddings.cache else None
             ),
@@ -141,7 +144,7 @@ class Gateway:
             await self.outcomes.store.aclose()
         if self.embeddings is not None:
             await self.embeddings.aclose()
-        await self.pipeline.drain_charges()
+        await self.pipeline.recorder.drain_charges()
         if self.cache is not None:
             await self.cache.aclose()
         if self.access is not None:
@@ -150,6 +153,7 @@ class Gateway:
         for backend in self.backends.values():
             await backend.aclose()
         await self.ledger.aclose()
+        await self.pipeline.recorder.close_tracer()
         if self.loop_lag is not None:
             await self.loop_lag.aclose()
 
@@ -205,17 +209,10 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
     cache = build_cache(config, env, circuit)
     router = RuleRouter(config)
     secret = load_prompt_secret(config.ledger, env)
+    limiter = access.limiter if access else None
+    recorder = Recorder(config, ledger, metrics, Pricer(), secret, limiter, _tracer(config, env))
     pipeline = Pipeline(
-        config,
-        router,
-        Cascade(backends, config, _egress_gate(config)),
-        ledger,
-        metrics,
-        Pricer(),
-        secret,
-        privacy,
-        access.limiter if access else None,
-        cache,
+        config, router, Cascade(backends, config, _egress_gate(config)), recorder, privacy, cache
     )
     gateway = Gateway(config, backends, ledger, metrics, pipeline, access, privacy, cache)
     metrics.watch_degraded(gateway.degraded)
@@ -225,6 +222,15 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str] | None = None) -
     gateway.loop_lag = LoopLag(metrics.registry)
     gateway.outcomes = pipeline.outcomes = build_outcome_sampler(config, env, pipeline, router, metrics)
     return gateway
+
+
+def _tracer(config: GatewayConfig, env: Mapping[str, str]) -> RequestTracer | None:
+    if config.telemetry is None or not config.telemetry.enabled:
+        return None
+    # Imported here: the OpenTelemetry SDK is an optional dependency (the `otel` extra).
+    from hybridgate.ledger.tracing import build_tracer
+
+    return build_tracer(config, env)
 
 
 def _embeddings(
@@ -241,7 +247,7 @@ def _embeddings(
         embeddings,
         dict(embeddings.backends),
         {name: build_embedder(name, cfg, env) for name, cfg in embeddings.backends.items()},
-        pipeline.commit,
+        pipeline.recorder.commit,
         Pricer(),
         secret,
         cache=build_vector_cache(config, env),

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json as jsonlib
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
+from hybridgate.commands.console import fail
 from hybridgate.errors import ConfigError
 
 DEFAULT_DATA = Path("../shared/data/cache/qqp_pairs.jsonl.gz")
@@ -58,9 +59,9 @@ def cache(
             redis_url=redis_url,
         )
     except ConfigError as exc:
-        _fail(exc.message)
+        fail(exc.message)
     except (OSError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(jsonlib.dumps(report, indent=2) if json else render(report))
 
 
@@ -89,8 +90,3 @@ def render(report: dict[str, Any]) -> str:
         f"(load average {report['load_average_1m']} on {report['cpus']} CPUs)"
     )
     return "\n".join(lines)
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"hybridgate: {message}", err=True)
-    raise typer.Exit(2)

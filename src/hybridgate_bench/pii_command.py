@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json as jsonlib
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
+from hybridgate.commands.console import fail
 from hybridgate.errors import ConfigError
 
 NO_NER = "none"
@@ -38,9 +39,9 @@ def pii(
             data, rounds=rounds, tokens=tokens, ner_model=None if ner_model == NO_NER else ner_model
         )
     except ConfigError as exc:
-        _fail(exc.message)
+        fail(exc.message)
     except (OSError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(jsonlib.dumps(report, indent=2) if json else render(report))
 
 
@@ -78,8 +79,3 @@ def render(report: dict[str, Any]) -> str:
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"hybridgate: {message}", err=True)
-    raise typer.Exit(2)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from hybridgate.commands.router import JsonFlag, _fail, _print
+from hybridgate.commands.console import JsonFlag, fail, print_report
 from hybridgate.errors import GatewayError
 
 
@@ -22,17 +22,20 @@ def bench_router(
     ] = "mmlu,mmlu_subjects,gsm8k,gsm8k_cascade,cross",
     svg: Annotated[Path | None, typer.Option(help="also write the cost-quality curves as SVG")] = None,
     latency_rows: Annotated[int, typer.Option(min=1, help="prompts timed one by one per setting")] = 500,
+    workers: Annotated[int, typer.Option(min=1, help="processes for the cross-validation folds")] = 1,
     json: JsonFlag = False,
 ) -> None:
-    """The learned router on RouteLLM's MMLU and GSM8K outcome data, beside random and RouteLLM."""
+    """The learned router on RouteLLM's MMLU and GSM8K data, beside TF-IDF, random and oracle (same run)."""
     from hybridgate_bench.router import run_bench
 
     try:
-        report, curves = run_bench(data, [s.strip() for s in settings.split(",") if s.strip()], latency_rows)
+        report, curves = run_bench(
+            data, [s.strip() for s in settings.split(",") if s.strip()], latency_rows, workers
+        )
     except (GatewayError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     if svg is not None:
         from hybridgate.training.svg import curves_svg
 
         svg.write_text(curves_svg(curves), encoding="utf-8")
-    _print(report, json)
+    print_report(report, json)

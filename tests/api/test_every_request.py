@@ -22,7 +22,7 @@ def test_unknown_paths_and_methods_are_answered_in_the_wire_format_and_recorded(
     cases = [
         ("GET", "/v1/nope", 404, "openai"),
         ("POST", "/v1/messages/nope", 404, "anthropic"),
-        ("GET", "/v1/chat/completions", 405, "openai"),
+        ("PUT", "/v1/chat/completions", 405, "openai"),  # GET lists stored completions
         ("DELETE", "/v1/messages", 405, "anthropic"),
         ("GET", "/no/such/thing", 404, "openai"),
     ]

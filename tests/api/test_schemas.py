@@ -1,7 +1,7 @@
 """Client JSON Schemas at both edges, through the official SDKs, in front of cloud stand-ins.
 
 The upstreams are stand-ins (``conftest.py``); the OpenAI one echoes the user's message, so a JSON
-message comes back as a JSON answer that ``checks.py`` validates against the request's schema.
+message comes back as a JSON answer that ``cascade/checks.py`` validates against the request's schema.
 That is where a ``$ref`` to a URL used to be fetched: an SSRF canary (``tests/canary.py``, a
 loopback listener) must see no connection at all.
 """

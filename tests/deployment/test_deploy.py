@@ -372,16 +372,24 @@ def test_probes_use_readyz_and_livez_and_the_hpa_owns_the_replica_count(compose:
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert container["startupProbe"]["httpGet"]["path"] == "/livez"
+    # probes go to the health port, which answers from the start: the serving port opens only
+    # once the replica is ready, so a probe there would fail liveness while PostgreSQL is down
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    health_port = in_cluster_config().server.health_port
+    assert health_port is not None and health_port != in_cluster_config().server.port
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-        assert container[probe]["httpGet"]["port"] in {p["name"] for p in container["ports"]}
+        assert ports[container[probe]["httpGet"]["port"]] == health_port
     # a probe must outlast the store deadline it may wait on ([postgres] timeout_s)
     assert container["readinessProbe"]["timeoutSeconds"] > in_cluster_config().postgres.timeout_s  # type: ignore[union-attr]
     assert "replicas" not in statefulset["spec"]  # `kubectl apply` would fight the HPA
+    compose_health = load_config(DEPLOY / "hybridgate.toml").server.health_port
     for name in GATEWAYS:
-        assert "/readyz" in " ".join(compose[name]["healthcheck"]["test"])
+        assert f"127.0.0.1:{compose_health}/readyz" in " ".join(compose[name]["healthcheck"]["test"])
         grace = int(compose[name]["stop_grace_period"].removesuffix("s"))
         assert grace >= SHUTDOWN_S + MARGIN_S
-    assert "/readyz" in (DEPLOY / "Dockerfile").read_text().split("HEALTHCHECK", 1)[1]
+    assert (
+        f"127.0.0.1:{compose_health}/readyz" in (DEPLOY / "Dockerfile").read_text().split("HEALTHCHECK", 1)[1]
+    )
 
 
 def test_resources_fit_one_event_loop_per_pod() -> None:

@@ -13,6 +13,7 @@ import concurrent.futures
 import signal
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,12 @@ import httpx
 import openai
 import pytest
 
+from hybridgate.auth.pg_keys import PostgresKeyStore
 from hybridgate.cli import KEEP_ALIVE_S
 from tests.conftest import GatewayFactory
-from tests.gateway_process import GatewayProcess, upstream_config
+from tests.gateway_process import GatewayProcess, free_port, run_gateway, upstream_config
 from tests.nginx_server import NginxServer, established_to, run_nginx
+from tests.postgres_server import run_postgres
 from tests.redis_server import RedisServer
 from tests.standins.openai_upstream import OpenAIStandIn, Reply, run_openai_standin
 
@@ -101,3 +104,61 @@ def test_a_killed_replica_gives_its_callers_a_json_502_and_the_rest_go_to_the_ot
     replicas[1].process.send_signal(signal.SIGKILL)
     answer = httpx.post(f"{nginx.url}/v1/chat/completions", json={"model": "auto", "messages": []})
     assert answer.status_code == 502 and answer.json()["error"]["code"] == "bad_gateway"
+
+
+PEPPER = "nginx-test-pepper-0123456789"
+
+
+def test_a_replica_restarted_while_postgres_is_down_gets_no_request_until_ready(
+    upstream: OpenAIStandIn, tmp_path: Path
+) -> None:
+    """Issue 23 (c): with [server] health_port the restarted replica's serving port stays closed
+    while it cannot verify keys, nginx finds it refusing and passes every POST to the other one
+    (nothing was sent, so a POST is passed on too). Without it, that replica answered 503s."""
+    with ExitStack() as stack:
+        postgres = stack.enter_context(run_postgres())
+        env = {"HYBRIDGATE_KEY_PEPPER": PEPPER}
+        ports, health_ports = [free_port(), free_port()], [free_port(), free_port()]
+
+        def start(index: int) -> GatewayProcess:
+            workdir = tmp_path / f"r{index}"
+            workdir.mkdir(exist_ok=True)
+            config = upstream_config(upstream.base_url, workdir / "ledger.db") + (
+                f"[server]\nhealth_port = {health_ports[index]}\n"
+                f'[postgres]\ndsn = "{postgres.dsn}"\ntimeout_s = 0.5\n'
+                '[auth]\nenabled = true\nkeys_store = "postgres"\n'
+            )
+            return stack.enter_context(
+                run_gateway(config, workdir, env=env, port=ports[index], health_port=health_ports[index])
+            )
+
+        replicas = [start(0), start(1)]
+        nginx = stack.enter_context(run_nginx(ports))
+        key, _ = PostgresKeyStore(postgres.dsn, PEPPER.encode()).create(environment="test", name="app")
+        client = openai.OpenAI(base_url=f"{nginx.url}/v1", api_key=key, max_retries=0, timeout=30)
+
+        def ask_with_key(text: str) -> Any:
+            return client.chat.completions.create(model="auto", messages=[{"role": "user", "content": text}])
+
+        for i in range(10):  # both replicas verify the key once (least_conn alternates when idle)
+            assert ask_with_key(f"warm {i}").choices[0].message.content
+        postgres.stop()
+        replicas[0].terminate()
+        replicas[0].wait(30)
+        replicas[0] = start(0)  # waits for /livez on its health port; /readyz there says 503
+        assert httpx.get(f"{replicas[0].health_url}/readyz", timeout=5).status_code == 503
+        failures = []
+        for i in range(30):
+            try:
+                ask_with_key(f"during the outage {i}")
+            except openai.APIError as exc:
+                failures.append(exc)
+        assert failures == []  # the other replica served every one from its recent keys
+        postgres.start()
+        wait_until = time.monotonic() + 20
+        while httpx.get(f"{replicas[0].health_url}/readyz", timeout=5).status_code != 200:
+            assert time.monotonic() < wait_until
+            time.sleep(0.2)
+        direct = openai.OpenAI(base_url=f"{replicas[0].url}/v1", api_key=key, max_retries=0, timeout=30)
+        reply = direct.chat.completions.create(model="auto", messages=[{"role": "user", "content": "back"}])
+        assert reply.choices[0].message.content  # ready: its serving port is open and serves

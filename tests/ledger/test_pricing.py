@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 
 import genai_prices
 import pytest
 
-from hybridgate.config import Price
+from hybridgate.config import GatewayConfig, Price
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.types import Usage
 
@@ -81,3 +84,55 @@ def test_unknown_model_costs_nothing_and_is_remembered(caplog: pytest.LogCapture
 
 def test_zero_tokens_cost_nothing() -> None:
     assert Pricer().price("openai", "gpt-4o-mini", Usage(0, 0), None) == 0.0
+
+
+@pytest.mark.usefixtures("no_network")
+def test_a_configured_backend_or_embedder_is_priced_by_one_rule() -> None:
+    """Chat backends and embedders alike: the config's price, else free when local, else the
+    catalogue under the backend's provider (an anthropic backend's is Anthropic)."""
+    config = GatewayConfig.model_validate(
+        {
+            "backends": {
+                "local": {"type": "embedded"},
+                "local_priced": {"type": "embedded", "price": {"input_per_mtok": 1, "output_per_mtok": 2}},
+                "claude": {"type": "anthropic", "model": "claude-3-5-haiku-20241022"},
+            },
+            "routes": {"auto": {"try": ["local"]}},
+            "default_route": "auto",
+            "embeddings": {
+                "backends": {"words": {"type": "wordllama"}},
+                "routes": {"default": {"try": ["words"]}},
+                "default_route": "default",
+            },
+        }
+    )
+    pricer, usage = Pricer(), Usage(1_000_000, 1_000_000)
+    assert pricer.price_backend(config.backends["local"], "smollm2", usage) == 0.0
+    assert pricer.price_backend(config.backends["local_priced"], "smollm2", usage) == pytest.approx(3.0)
+    assert pricer.price_backend(config.backends["claude"], "claude-3-5-haiku-20241022", usage) == (
+        pytest.approx(pricer.price("anthropic", "claude-3-5-haiku-20241022", usage, None))
+    ) and pricer.price_known("anthropic", "claude-3-5-haiku-20241022")
+    assert pricer.price_backend(config.backends["claude"], "claude-3-5-haiku-20241022", Usage()) == 0.0
+    assert config.embeddings is not None
+    assert pricer.price_backend(config.embeddings.backends["words"], "wordllama", usage) == 0.0
+
+
+def test_the_catalogue_is_loaded_with_the_pricer_so_the_start_up_freeze_covers_it() -> None:
+    """`hybridgate serve` freezes the heap after building the gateway (gc.freeze); a catalogue
+    loaded later, by the first request, is ~18,000 objects every full collection scans again.
+    In a fresh interpreter: build a Pricer, freeze, price a request; few new objects remain."""
+    script = (
+        "import gc\n"
+        "from hybridgate.ledger.pricing import Pricer\n"
+        "from hybridgate.types import Usage\n"
+        "pricer = Pricer()\n"
+        "gc.collect(); gc.freeze()\n"
+        "usage = Usage(prompt_tokens=10, completion_tokens=5)\n"
+        "assert pricer.price('openai', 'gpt-4o-mini', usage, None) > 0\n"
+        "gc.collect()\n"
+        "print(len(gc.get_objects()))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) < 2_000  # the catalogue alone is ~18,000 tracked objects

@@ -136,3 +136,58 @@ async def test_postgres_rows_are_sealed(postgres_dsn: str) -> None:
         await conn.close()
     assert row is not None and row["tenant"] == "key_a" and row["expires_at"] > time.time()
     assert b"4111" not in bytes(row["blob"])
+
+
+def completion(completion_id: str) -> dict[str, object]:
+    return {
+        "completion": {"id": completion_id, "object": "chat.completion", "metadata": {"k": "v"}},
+        "messages": [{"id": f"{completion_id}-0", "role": "user", "content": PROMPT}],
+    }
+
+
+async def test_stored_chat_completions_are_per_tenant_ordered_and_updatable(
+    make: MakeStore, store: ResponseStore
+) -> None:
+    for name in ("chatcmpl-1", "chatcmpl-2"):
+        await store.save_completion("key_a", name, completion(name))
+    await store.save_completion("key_b", "chatcmpl-3", completion("chatcmpl-3"))
+    listed = await store.list_completions("key_a")
+    assert [r["completion"]["id"] for r in listed] == ["chatcmpl-1", "chatcmpl-2"]
+    assert await store.load_completion("key_b", "chatcmpl-1") is None
+    assert await store.load("key_a", "chatcmpl-1") is None  # not a stored response
+    changed = completion("chatcmpl-1")
+    changed["completion"]["metadata"] = {"k": "w"}  # type: ignore[index]
+    assert not await store.update_completion("key_b", "chatcmpl-1", changed)
+    assert await store.update_completion("key_a", "chatcmpl-1", changed)
+    replica = make(SECRET, 60.0)
+    await replica.start()
+    try:
+        loaded = await replica.load_completion("key_a", "chatcmpl-1")
+        assert loaded is not None and loaded["completion"]["metadata"] == {"k": "w"}
+    finally:
+        await replica.aclose()
+    assert not await store.delete_completion("key_b", "chatcmpl-2")
+    assert await store.delete_completion("key_a", "chatcmpl-2")
+    assert [r["completion"]["id"] for r in await store.list_completions("key_a")] == ["chatcmpl-1"]
+
+
+def test_a_stored_completion_is_sealed_and_bound_to_its_row(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+
+    async def save_and_tamper() -> tuple[bytes, object, object]:
+        store = SqliteResponseStore(str(path), Sealer(SECRET), 60.0)
+        await store.start()
+        await store.save_completion("key_a", "chatcmpl-a", completion("chatcmpl-a"))
+        await store.save("key_a", answer("chatcmpl-b"))
+        with sqlite3.connect(path) as db:
+            blob = db.execute("SELECT blob FROM chat_completions WHERE id = 'chatcmpl-a'").fetchone()[0]
+            # a completion's blob copied into the responses table must not open there
+            db.execute("UPDATE responses SET blob = ? WHERE id = 'chatcmpl-b'", (blob,))
+            db.execute("UPDATE chat_completions SET id = 'chatcmpl-b' WHERE id = 'chatcmpl-a'")
+        moved = await store.load("key_a", "chatcmpl-b")
+        renamed = await store.load_completion("key_a", "chatcmpl-b")
+        await store.aclose()
+        return bytes(blob), moved, renamed
+
+    blob, moved, renamed = asyncio.run(save_and_tamper())
+    assert b"4111" not in blob and moved is None and renamed is None

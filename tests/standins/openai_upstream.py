@@ -7,7 +7,8 @@ official ``openai`` SDK run for real against it. Tests script its behaviour one 
 (``standin.script(Reply(...), Fail(...))``, behaviours defined in ``openai_wire.py`` and
 re-exported here); it serves ``POST /v1/responses`` too, in the Responses wire format
 (``responses_wire.py``), from the same script. With nothing scripted it echoes the last user
-message, or asks its ``unscripted`` callable for a behaviour (a fault mix, for load tests). It
+message, or asks its ``unscripted`` callable for a behaviour (a fault mix, for load tests), or
+answers what its ``answer`` callable makes of the request body (a tier with a character). It
 counts the requests whose client hung up before the answer was complete (``abandoned``: during
 a scripted delay or mid-stream), so tests can see that a gateway cancels its upstream request.
 It listens on 127.0.0.1 only and knows nothing of hybridgate.
@@ -81,8 +82,10 @@ class OpenAIStandIn:
         models: Sequence[str] = ("gpt-4o-mini",),
         unscripted: Callable[[], Behaviour] = Reply,
         record: bool = True,
+        answer: Callable[[Json], str] | None = None,
     ) -> None:
         self.api_key = api_key
+        self._answer = answer  # unscripted replies: this text instead of the echo
         self.models = list(models)
         self.requests: list[RecordedRequest] = []
         self.base_url = ""
@@ -140,6 +143,8 @@ class OpenAIStandIn:
         if rejected := self._reject(request, body):
             return rejected
         behaviour = self._script.popleft() if self._script else self._unscripted()
+        if self._answer is not None and type(behaviour) is Reply and behaviour == Reply():
+            behaviour = Reply(content=self._answer(body))
         self.served += 1
         if behaviour.delay_s and await self._hung_up_during(request, behaviour.delay_s):
             self.abandoned += 1
@@ -291,9 +296,12 @@ def run_openai_standin(
     unscripted: Callable[[], Behaviour] = Reply,
     record: bool = True,
     port: int = 0,
+    answer: Callable[[Json], str] | None = None,
 ) -> Iterator[OpenAIStandIn]:
     """Serve a fresh stand-in on 127.0.0.1 (a free port by default) in a background thread."""
-    standin = OpenAIStandIn(api_key=api_key, models=models, unscripted=unscripted, record=record)
+    standin = OpenAIStandIn(
+        api_key=api_key, models=models, unscripted=unscripted, record=record, answer=answer
+    )
     with serve_in_thread(standin.app(), port=port, lifespan="off", graceful_s=1) as url:
         standin.base_url = f"{url}/v1"
         yield standin

@@ -1,4 +1,4 @@
-"""Request translation tests for wire/anthropic.py, both directions, over plain data.
+"""Request translation tests for wire/anthropic_requests.py, both directions, over plain data.
 
 No server is involved; the Anthropic shapes below follow the documented Messages API format.
 Responses are in test_anthropic_responses.py, streams in test_anthropic_stream.py.
@@ -12,10 +12,7 @@ import pytest
 
 from hybridgate.errors import RequestError
 from hybridgate.types import ChatRequest, Json
-from hybridgate.wire.anthropic import (
-    from_anthropic_request,
-    to_anthropic_request,
-)
+from hybridgate.wire.anthropic_requests import from_anthropic_request, to_anthropic_request
 
 PNG = "iVBORw0KGgo="
 WEATHER_SCHEMA: Json = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}

@@ -1,4 +1,4 @@
-"""Response translation tests for wire/anthropic.py: message <-> chat.completion, stop reasons,
+"""Response translation tests for wire/anthropic_responses.py: message <-> chat.completion, stop reasons,
 usage and error bodies, over plain data. The Anthropic shapes follow the documented Messages API.
 """
 
@@ -10,7 +10,7 @@ import pytest
 
 from hybridgate.errors import UpstreamProtocolError
 from hybridgate.types import Json
-from hybridgate.wire.anthropic import (
+from hybridgate.wire.anthropic_responses import (
     completion_from_message,
     error_body,
     finish_reason,

@@ -1,4 +1,5 @@
-"""What wire/anthropic.py produces for the ``/v1/messages`` ingress, parsed by the official SDK.
+"""What wire/anthropic_responses.py and anthropic_stream.py produce for the ``/v1/messages``
+ingress, parsed by the official SDK.
 
 The translator's output (a ``message`` body, an SSE event sequence) is served verbatim by the
 Anthropic stand-in (``tests/standins/anthropic_upstream.py``, not Anthropic) through its
@@ -14,7 +15,8 @@ import anthropic
 import pytest
 
 from hybridgate.types import Json
-from hybridgate.wire.anthropic import AnthropicStreamWriter, message_from_completion
+from hybridgate.wire.anthropic_responses import message_from_completion
+from hybridgate.wire.anthropic_stream import AnthropicStreamWriter
 from tests.standins.anthropic_upstream import AnthropicStandIn, Replay, run_anthropic_standin
 
 ASK: list[anthropic.types.MessageParam] = [{"role": "user", "content": "weather in Oslo and Rome?"}]

@@ -14,7 +14,7 @@ import pytest
 
 from hybridgate.errors import UpstreamAuthError, UpstreamProtocolError, UpstreamStatusError
 from hybridgate.types import Json
-from hybridgate.wire.anthropic import AnthropicStreamReader, AnthropicStreamWriter, anthropic_events
+from hybridgate.wire.anthropic_stream import AnthropicStreamReader, AnthropicStreamWriter, anthropic_events
 
 
 def anthropic_stream(tool_json: list[str]) -> list[Json]:

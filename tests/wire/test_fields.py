@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hybridgate.types import ChatRequest
-from hybridgate.wire.anthropic import from_anthropic_request
+from hybridgate.wire.anthropic_requests import from_anthropic_request
 from hybridgate.wire.fields import FIELDS, markdown_table, refusal
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "compatibility.md"

@@ -26,12 +26,9 @@ from hybridgate.gateway import Gateway
 from hybridgate.pipeline.core import PipelineStream
 from hybridgate.router.rules import estimate_prompt_tokens
 from hybridgate.types import ChatRequest, Json
-from hybridgate.wire.anthropic import (
-    AnthropicStreamWriter,
-    error_type,
-    from_anthropic_request,
-    message_from_completion,
-)
+from hybridgate.wire.anthropic_requests import from_anthropic_request
+from hybridgate.wire.anthropic_responses import error_type, message_from_completion
+from hybridgate.wire.anthropic_stream import AnthropicStreamWriter
 from hybridgate.wire.schemas import checked_request
 
 

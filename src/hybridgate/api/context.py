@@ -28,6 +28,9 @@ def api_key_of(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
+TRACE_HEADERS = ("traceparent", "tracestate")  # W3C trace context: spans join the caller's trace
+
+
 def key_id(key: str | None) -> str | None:
     return "key_" + hashlib.sha256(key.encode()).hexdigest()[:12] if key else None
 
@@ -48,4 +51,5 @@ def context_from(
         cache=parse_directive(request.headers.get("cache-control"), request.headers.get(CACHE_HEADER)),
         started_at=time.time(),
         started_perf=time.perf_counter(),
+        extra={name: request.headers[name] for name in TRACE_HEADERS if name in request.headers},
     )

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hybridgate.errors import BackendError, GatewayError
-from hybridgate.wire.anthropic import error_type
+from hybridgate.wire.anthropic_responses import error_type
 
 log = logging.getLogger("hybridgate.api")
 

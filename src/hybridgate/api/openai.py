@@ -21,6 +21,7 @@ from hybridgate.api.context import CACHE_HEADER, context_from
 from hybridgate.api.disconnect import unless_disconnected
 from hybridgate.api.errors import openai_error_body
 from hybridgate.api.sse import DONE, SSE_HEADERS, PipelineStreamingResponse, coalesce, data_event
+from hybridgate.api.stored_completions import Keeper, keeper_for, kept_chunks, wants_store
 from hybridgate.errors import GatewayError
 from hybridgate.gateway import Gateway
 from hybridgate.pipeline.core import PipelineStream
@@ -50,6 +51,7 @@ async def chat_completions(request: Request) -> Response:
         limits = await admit(request, gateway, ctx)
         chat = parse(ChatRequest, await read_json(request, gateway.config.server.max_body_bytes))
         chat = checked_request(chat)
+        store = wants_store(chat)
         ctx.feature = ctx.feature or (chat.metadata or {}).get("feature")
         ctx.cohort = ctx.cohort or chat.user
     except GatewayError as exc:
@@ -57,18 +59,26 @@ async def chat_completions(request: Request) -> Response:
         raise
     if chat.stream:
         stream = await unless_disconnected(request, gateway.pipeline.stream(chat, ctx))
+        keeper = keeper_for(gateway, ctx, chat, stream.trace.screening, store)
         headers = decision_headers(ctx, stream.decision, stream.backend, stream.cache) | SSE_HEADERS | limits
-        events = coalesce(openai_sse(stream, chat.wants_usage_in_stream()))
+        events = coalesce(openai_sse(stream, chat.wants_usage_in_stream(), keeper))
         return PipelineStreamingResponse(stream, events, headers)
     done = await unless_disconnected(request, gateway.pipeline.complete(chat, ctx))
     headers = decision_headers(ctx, done.decision, done.backend, done.cache) | limits
     headers["x-hybridgate-cost-usd"] = f"{done.cost_usd:.8f}"
-    return Response(orjson.dumps(done.response.body), media_type="application/json", headers=headers)
+    body = done.response.body
+    if keeper := keeper_for(gateway, ctx, chat, done.screening, store):  # store: true, kept
+        body = keeper.relabel(body)
+        await keeper.save(body)
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
 
 
-async def openai_sse(stream: PipelineStream, include_usage: bool) -> AsyncIterator[bytes]:
+async def openai_sse(
+    stream: PipelineStream, include_usage: bool, keeper: Keeper | None = None
+) -> AsyncIterator[bytes]:
+    chunks = stream.chunks() if keeper is None else kept_chunks(stream.chunks(), keeper)
     try:
-        async for chunk in stream.chunks():
+        async for chunk in chunks:
             if chunk.get("usage") and not chunk.get("choices"):
                 if include_usage:
                     yield data_event(chunk)

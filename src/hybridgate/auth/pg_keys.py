@@ -39,7 +39,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -59,7 +58,7 @@ from hybridgate.auth.records import KeyRecord
 from hybridgate.auth.store import HashedKeys, StoredKey
 from hybridgate.config import GatewayConfig
 from hybridgate.errors import ConfigError, KeyStoreUnavailableError
-from hybridgate.stores.postgres import is_outage, run_in_thread
+from hybridgate.stores.postgres import describe_dsn, is_outage, run_in_thread
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +89,7 @@ class PostgresKeyStore(HashedKeys):
         if not pepper:
             raise ConfigError("the API-key pepper is empty; set the auth.pepper_env variable")
         self.dsn = dsn
-        self.where = _where(dsn)
+        self.where = describe_dsn(dsn)
         self._password = password
         self._pepper = pepper
         self._timeout_s = timeout_s
@@ -358,9 +357,3 @@ def postgres_key_store(config: GatewayConfig, env: Mapping[str, str]) -> Postgre
         timeout_s=server.timeout_s,
         pool_size=server.pool_size,
     )
-
-
-def _where(dsn: str) -> str:
-    """host:port/database of a DSN, never its password."""
-    parts = urlsplit(dsn)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"

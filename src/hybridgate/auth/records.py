@@ -14,7 +14,7 @@ import string
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from hybridgate.errors import AuthenticationError, RequestError
 
@@ -102,66 +102,69 @@ def parse_key(plaintext: str) -> KeyParts:
     return KeyParts(environment=environment, key_id=secret[:KEY_ID_CHARS])
 
 
-def check_new_key(
-    name: str,
-    budget_usd_day: float | None,
-    budget_usd_month: float | None,
-    rpm: int | None,
-    tpm: int | None,
-    expires_at: float | None,
-    now: float,
-) -> None:
+PRIVACY_POLICIES = ("allow", "redact", "local_only", "block")
+
+
+class KeySpec(TypedDict, total=False):
+    """What a new key is made of: the one list of its options, shared by ``KeyStore.create``, the
+    stores and ``draft_key`` (unset: no limit, every route, never expires, no admin, no policy)."""
+
+    environment: Required[str]
+    name: Required[str]
+    budget_usd_day: float | None
+    budget_usd_month: float | None
+    rpm: int | None
+    tpm: int | None
+    routes: Sequence[str]
+    expires_at: float | None
+    admin: bool
+    privacy: str | None
+
+
+def check_new_key(spec: KeySpec, now: float) -> None:
+    name = spec["name"]
     if not name.strip() or len(name) > 100:
         raise RequestError("a key needs a name of 1-100 characters", param="name")
-    for param, value in (("budget_usd_day", budget_usd_day), ("budget_usd_month", budget_usd_month)):
+    budgets = (
+        ("budget_usd_day", spec.get("budget_usd_day")),
+        ("budget_usd_month", spec.get("budget_usd_month")),
+    )
+    for param, value in budgets:
         if value is not None and not value > 0:
             raise RequestError(f"{param} must be a positive number of dollars", param=param)
-    for param, count in (("rpm", rpm), ("tpm", tpm)):
+    for param, count in (("rpm", spec.get("rpm")), ("tpm", spec.get("tpm"))):
         if count is not None and count < 1:
             raise RequestError(f"{param} must be at least 1 (leave it unset for no limit)", param=param)
+    expires_at = spec.get("expires_at")
     if expires_at is not None and expires_at <= now:
         raise RequestError("expires_at must be in the future", param="expires_at")
-
-
-PRIVACY_POLICIES = ("allow", "redact", "local_only", "block")
+    privacy = spec.get("privacy")
+    if privacy is not None and privacy not in PRIVACY_POLICIES:
+        raise RequestError(f"privacy must be one of {', '.join(PRIVACY_POLICIES)}", param="privacy")
 
 
 def route_names(routes: Sequence[str]) -> tuple[str, ...]:
     return tuple(route.strip() for route in routes if route.strip())
 
 
-def draft_key(
-    now: float,
-    *,
-    environment: str,
-    name: str,
-    budget_usd_day: float | None = None,
-    budget_usd_month: float | None = None,
-    rpm: int | None = None,
-    tpm: int | None = None,
-    routes: Sequence[str] = (),
-    expires_at: float | None = None,
-    admin: bool = False,
-    privacy: str | None = None,
-) -> tuple[str, KeyRecord]:
+def draft_key(now: float, **spec: Unpack[KeySpec]) -> tuple[str, KeyRecord]:
     """A new plaintext key and its record, checked (RequestError) but not stored anywhere yet."""
-    check_new_key(name, budget_usd_day, budget_usd_month, rpm, tpm, expires_at, now)
-    if privacy is not None and privacy not in PRIVACY_POLICIES:
-        raise RequestError(f"privacy must be one of {', '.join(PRIVACY_POLICIES)}", param="privacy")
+    check_new_key(spec, now)
+    environment = spec["environment"]
     plaintext = new_key(check_environment(environment))
     record = KeyRecord(
         key_id=parse_key(plaintext).key_id,
-        name=name.strip(),
+        name=spec["name"].strip(),
         environment=environment,
         created_at=now,
-        expires_at=expires_at,
-        budget_usd_day=budget_usd_day,
-        budget_usd_month=budget_usd_month,
-        rpm=rpm,
-        tpm=tpm,
-        routes=route_names(routes),
-        admin=admin,
-        privacy=privacy,
+        expires_at=spec.get("expires_at"),
+        budget_usd_day=spec.get("budget_usd_day"),
+        budget_usd_month=spec.get("budget_usd_month"),
+        rpm=spec.get("rpm"),
+        tpm=spec.get("tpm"),
+        routes=route_names(spec.get("routes", ())),
+        admin=spec.get("admin", False),
+        privacy=spec.get("privacy"),
     )
     return plaintext, record
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Unpack
 
-from hybridgate.auth.records import KeyRecord, check_usable, draft_key, parse_key
+from hybridgate.auth.records import KeyRecord, KeySpec, check_usable, draft_key, parse_key
 from hybridgate.errors import AuthenticationError, ConfigError
 
 INVALID = "invalid API key; check the key you send, or create one with `hybridgate keys create`"
@@ -28,20 +28,7 @@ class KeyStore(Protocol):
         KeyStoreUnavailableError (503) when the store cannot tell."""
         ...
 
-    def create(
-        self,
-        *,
-        environment: str,
-        name: str,
-        budget_usd_day: float | None = None,
-        budget_usd_month: float | None = None,
-        rpm: int | None = None,
-        tpm: int | None = None,
-        routes: Sequence[str] = (),
-        expires_at: float | None = None,
-        admin: bool = False,
-        privacy: str | None = None,
-    ) -> tuple[str, KeyRecord]:
+    def create(self, **spec: Unpack[KeySpec]) -> tuple[str, KeyRecord]:
         """A new key (its plaintext, returned once and stored nowhere) and its record."""
         ...
 
@@ -107,36 +94,11 @@ class HashedKeys(ABC):
     def _digest(self, plaintext: str) -> str:
         return hmac.new(self._pepper, plaintext.encode(), hashlib.sha256).hexdigest()
 
-    def create(
-        self,
-        *,
-        environment: str,
-        name: str,
-        budget_usd_day: float | None = None,
-        budget_usd_month: float | None = None,
-        rpm: int | None = None,
-        tpm: int | None = None,
-        routes: Sequence[str] = (),
-        expires_at: float | None = None,
-        admin: bool = False,
-        privacy: str | None = None,
-    ) -> tuple[str, KeyRecord]:
+    def create(self, **spec: Unpack[KeySpec]) -> tuple[str, KeyRecord]:
         """A new key and its record. The plaintext is returned here once and stored nowhere."""
         now = self._clock()
         for _ in range(3):  # a key-id collision (1 in 62**8) just draws again
-            plaintext, record = draft_key(
-                now,
-                environment=environment,
-                name=name,
-                budget_usd_day=budget_usd_day,
-                budget_usd_month=budget_usd_month,
-                rpm=rpm,
-                tpm=tpm,
-                routes=routes,
-                expires_at=expires_at,
-                admin=admin,
-                privacy=privacy,
-            )
+            plaintext, record = draft_key(now, **spec)
             if self._insert(record, self._digest(plaintext)):
                 return plaintext, record
         raise ConfigError(f"could not draw an unused key id in {self.location}")

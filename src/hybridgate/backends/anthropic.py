@@ -1,8 +1,9 @@
 """Step 3 of the flow: call Anthropic's Messages API (``POST {base_url}/v1/messages``).
 
-Translates the OpenAI-shaped ``ChatRequest`` with wire/anthropic.py, sends it over one pooled
-aiohttp session (backends/http.py), parses the SSE stream itself, and turns every failure into the
-``BackendError`` tree with ``raise ... from exc``. Redirects are never followed; error messages
+Translates the OpenAI-shaped ``ChatRequest`` with wire/anthropic_requests.py (the answer back with
+anthropic_responses.py and anthropic_stream.py), sends it over one pooled aiohttp session
+(backends/http.py), parses the SSE stream itself, and turns every failure into the ``BackendError``
+tree with ``raise ... from exc``. Redirects are never followed; error messages
 name the backend, never its URL or what the upstream said (that goes to the log). It knows nothing
 of routing, caching or the ledger.
 """
@@ -27,7 +28,9 @@ from hybridgate.errors import (
     UpstreamUnavailableError,
 )
 from hybridgate.types import ChatRequest, ChatResponse, Json
-from hybridgate.wire.anthropic import AnthropicStreamReader, completion_from_message, to_anthropic_request
+from hybridgate.wire.anthropic_requests import to_anthropic_request
+from hybridgate.wire.anthropic_responses import completion_from_message
+from hybridgate.wire.anthropic_stream import AnthropicStreamReader
 from hybridgate.wire.fields import anthropic_beta
 from hybridgate.wire.upstream import check_anthropic_message
 

@@ -3,7 +3,7 @@
 A backend failure that is the upstream's trouble (``BackendError.retryable``) moves on to the next
 backend; an error caused by the request itself is raised at once, since every backend would refuse
 it alike; a backend whose kind refuses a field the request uses (wire/fields.py) is skipped.
-Answers are checked (``checks.py``: JSON / schema for ``response_format``, tool calls against
+Answers are checked (``checks``: JSON / schema for ``response_format``, tool calls against
 their schemas; on ``cascade = true`` routes also non-empty, not cut off, and the mean token
 probability against ``min_confidence``). A failed check escalates to the next backend; the last
 backend's answer is returned even when it fails, since a best effort beats an error the caller
@@ -20,9 +20,8 @@ A backend whose egress policy refuses a media URL of the request (backends/egres
 skipped; when every backend of the route refuses it, the caller gets the 400 before any upstream
 was sent anything.
 
-``Trail`` records every attempt (``"backend:ok"``, ``"backend:error:<type>"``,
-``"backend:check_failed:<check>"``, ``"backend:refused:media_url"``) and what escalations wasted,
-for the ledger.
+``Trail`` records every attempt (an ``Attempt``: ok, error, retry, check_failed, refused; the
+ledger writes it as ``"backend:error:<type>"`` etc.) and what escalations wasted, for the ledger.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ from functools import partial
 
 from hybridgate.backends.base import Backend
 from hybridgate.backends.egress import MediaPolicy, media_urls
+from hybridgate.cascade.attempt import Attempt
 from hybridgate.cascade.checks import CHECK_TIMEOUT_S, CheckResult, has_schemas, run_checks
 from hybridgate.cascade.resilience import Protected
 from hybridgate.config import GatewayConfig, RouteConfig
@@ -63,7 +63,7 @@ class StartedStream:
 
 @dataclass
 class Trail:
-    attempts: list[str] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
     egress: list[str] = field(default_factory=list)  # the gate's decisions: backend:path:decision
     wasted: list[tuple[Served, Usage]] = field(default_factory=list)  # answers escalated past
     wasted_ms: float = 0.0
@@ -74,12 +74,9 @@ class Trail:
         if self.answered is None:
             return
         name = self.answered[0].backend.name
-        if (
-            not self.attempts
-            or not self.attempts[-1].startswith(f"{name}:")
-            or ":retry:" in self.attempts[-1]
-        ):
-            self.attempts.append(f"{name}:ok")
+        last = self.attempts[-1] if self.attempts else None
+        if last is None or last.backend != name or last.kind == "retry":
+            self.attempts.append(Attempt.ok(name))
         self.answered = None
 
     @property
@@ -96,12 +93,12 @@ class Trail:
         fallback's answer after an error is not: it would outlive the failure by the TTL.)"""
         return (
             bool(self.attempts)
-            and self.attempts[-1].endswith(":ok")
-            and not any(":error:" in attempt for attempt in self.attempts)
+            and self.attempts[-1].kind == "ok"
+            and not any(attempt.kind == "error" for attempt in self.attempts)
         )
 
     def escalate(self, served: Served, failed: CheckResult, response: ChatResponse, started: float) -> None:
-        self.attempts.append(f"{served.backend.name}:check_failed:{failed.name}")
+        self.attempts.append(Attempt(served.backend.name, "check_failed", failed.name))
         self.wasted.append((served, response.usage))
         self.answered = None
         self.wasted_ms += (time.perf_counter() - started) * 1000
@@ -197,7 +194,7 @@ class Cascade:
             try:
                 self._media[candidate.backend.name].check(request, candidate.backend.name)
             except MediaURLError as exc:
-                trail.attempts.append(f"{candidate.backend.name}:refused:media_url")
+                trail.attempts.append(Attempt(candidate.backend.name, "refused", "media_url"))
                 refusal = refusal or exc
                 continue
             admitted.append(candidate)
@@ -249,7 +246,7 @@ class Cascade:
                     served, outbound, trail, self._last_chance(candidates, position)
                 )
             except BackendError as exc:
-                trail.attempts.append(f"{served.backend.name}:error:{exc.type}")
+                trail.attempts.append(Attempt.error(served.backend.name, exc))
                 if not exc.retryable:
                     raise
                 last = exc
@@ -259,9 +256,8 @@ class Cascade:
             if failed is not None and not is_last:
                 trail.escalate(served, failed, response, started)
                 continue
-            trail.attempts.append(
-                f"{served.backend.name}:{'check_failed:' + failed.name if failed else 'ok'}"
-            )
+            name = served.backend.name
+            trail.attempts.append(Attempt(name, "check_failed", failed.name) if failed else Attempt.ok(name))
             return served, _without_unasked_logprobs(request, response)
         raise (
             last
@@ -292,16 +288,16 @@ class Cascade:
                     chunks = _held(chunks, *point)
                 first = await anext(chunks)
             except StopAsyncIteration:
-                trail.attempts.append(f"{served.backend.name}:error:empty_stream")
+                trail.attempts.append(Attempt(served.backend.name, "error", "empty_stream"))
                 last = BackendError(f"backend '{served.backend.name}' sent an empty stream")
                 continue
             except BackendError as exc:
-                trail.attempts.append(f"{served.backend.name}:error:{exc.type}")
+                trail.attempts.append(Attempt.error(served.backend.name, exc))
                 if not exc.retryable:
                     raise
                 last = exc
                 continue
-            trail.attempts.append(f"{served.backend.name}:ok")
+            trail.attempts.append(Attempt.ok(served.backend.name))
             return StartedStream(served, first, chunks)
         raise (
             last
@@ -327,13 +323,13 @@ class Cascade:
         ):
             assembler.add(chunk)
         if not assembler.chunks:
-            trail.attempts.append(f"{served.backend.name}:error:empty_stream")
+            trail.attempts.append(Attempt(served.backend.name, "error", "empty_stream"))
             return None
         response, failed = await policy.first_failure(request, assembler.response())
         if failed is not None:
             trail.escalate(served, failed, response, started)
             return None
-        trail.attempts.append(f"{served.backend.name}:ok")
+        trail.attempts.append(Attempt.ok(served.backend.name))
         replay = _replay(assembler.chunks[1:], strip_logprobs=not request.logprobs)
         first = _strip_logprobs(assembler.chunks[0]) if not request.logprobs else assembler.chunks[0]
         return StartedStream(served, first, replay)

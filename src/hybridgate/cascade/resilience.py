@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from hybridgate.backends.base import Backend
+from hybridgate.cascade.attempt import Attempt
 from hybridgate.config import BackendBase
 from hybridgate.errors import BackendError, BackendOverloadedError
 from hybridgate.types import ChatRequest, ChatResponse, Json
@@ -211,9 +212,9 @@ class Protected:
         self._rng = rng or random.Random()
 
     async def complete(
-        self, request: ChatRequest, model: str, attempts: list[str], force: bool = False
+        self, request: ChatRequest, model: str, attempts: list[Attempt], force: bool = False
     ) -> ChatResponse:
-        """``attempts`` gets a ``backend:retry:<type>`` entry for each failed try that is retried."""
+        """``attempts`` gets a ``retry`` entry for each failed try that is retried."""
         ticket = self.breaker.before_call(force)
         async with self.admission.slot():
             call = lambda: self.backend.complete(request, model)  # noqa: E731
@@ -222,7 +223,7 @@ class Protected:
         return response
 
     async def stream(
-        self, request: ChatRequest, model: str, attempts: list[str], force: bool = False
+        self, request: ChatRequest, model: str, attempts: list[Attempt], force: bool = False
     ) -> AsyncGenerator[Json, None]:
         """The outcome counts when the stream ends: a failure mid-stream is a failure."""
         ticket = self.breaker.before_call(force)
@@ -245,7 +246,9 @@ class Protected:
         chunks = self.backend.stream(request, model)
         return chunks, await anext(chunks)
 
-    async def _with_retries(self, ticket: Ticket, call: Callable[[], Awaitable[T]], attempts: list[str]) -> T:
+    async def _with_retries(
+        self, ticket: Ticket, call: Callable[[], Awaitable[T]], attempts: list[Attempt]
+    ) -> T:
         """Run ``call``, retrying upstream failures; each failure counts against the breaker."""
         for attempt in range(1, self._config.retries + 2):
             try:
@@ -263,7 +266,7 @@ class Protected:
                     or self.breaker.state != "closed"  # open, or a probe: stop here
                 ):
                     raise
-                attempts.append(f"{self.backend.name}:retry:{exc.type}")
+                attempts.append(Attempt.retry(self.backend.name, exc))
                 await asyncio.sleep(wait)
             except BaseException:
                 self.breaker.release(ticket)  # cancelled, or a bug: no outcome to count

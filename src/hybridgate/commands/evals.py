@@ -13,12 +13,13 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from hybridgate.commands.console import fail
 from hybridgate.config import GatewayConfig, load_config
 from hybridgate.errors import ConfigError
 from hybridgate.evals.drift import compare, load_report
@@ -26,7 +27,14 @@ from hybridgate.evals.golden import GoldenSet, load_golden
 from hybridgate.evals.html import to_html
 from hybridgate.evals.replay import render_golden_replay, replay_golden
 from hybridgate.evals.replay_ledger import Logged, logged_prompts, render_ledger_replay, replay_ledger
-from hybridgate.evals.report import build_report, routes_table, tags_table, to_markdown, write_outcomes
+from hybridgate.evals.report import (
+    build_report,
+    routes_table,
+    safety_tables,
+    tags_table,
+    to_markdown,
+    write_outcomes,
+)
 from hybridgate.evals.runner import CaseResult, check_routes, judge_warnings, run_golden
 from hybridgate.ledger import read_ledger
 from hybridgate.types import Json
@@ -42,17 +50,12 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print the JSON report 
 JudgeOption = Annotated[str | None, typer.Option(help="route for judge cases (overrides the golden file)")]
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"hybridgate: {message}", err=True)
-    raise typer.Exit(2)
-
-
 def _or_exit(load: Callable[[], T]) -> T:
     """Run a loader; a ConfigError (or a subclass) becomes a message and exit code 2."""
     try:
         return load()
     except ConfigError as exc:
-        _fail(exc.message)
+        fail(exc.message)
 
 
 def _routes(value: str | None, default: list[str]) -> list[str]:
@@ -128,6 +131,8 @@ def eval_command(
         typer.echo(json.dumps(report, indent=2))
     else:
         summary = ["", *routes_table(report), "", *tags_table(report), ""]
+        if safety := safety_tables(report):
+            summary += ["safety (refusal and leakage per route):", "", *safety, ""]
         typer.echo("\n".join(summary) + f"\nreport: {out / 'report.html'} (and report.md, report.json)")
     if drift is not None:
         typer.echo(drift.render(), err=json_output)
@@ -152,7 +157,7 @@ def replay_command(
 ) -> None:
     """Compare the current config with a candidate routing policy on a golden set or logged traffic."""
     if (golden is None) == (not from_ledger):
-        _fail("give a golden file or --from-ledger (one of them)")
+        fail("give a golden file or --from-ledger (one of them)")
     current = _or_exit(lambda: load_config(config))
     candidate = _or_exit(lambda: load_config(policy))
     if golden is not None:
@@ -168,7 +173,7 @@ def replay_command(
     else:
         logged = _logged(current, ledger, limit)
         if not logged:
-            _fail("no logged prompts to replay; prompts are logged only with ledger.log_prompts = true")
+            fail("no logged prompts to replay; prompts are logged only with ledger.log_prompts = true")
         job_ledger = replay_ledger(current, candidate, logged, concurrency=concurrency, max_tokens=max_tokens)
         report = _or_exit(lambda: asyncio.run(job_ledger))
         text = render_ledger_replay(report)
@@ -180,4 +185,4 @@ def _logged(config: GatewayConfig, path: Path | None, limit: int) -> list[Logged
     try:
         return _or_exit(lambda: logged_prompts(read_ledger(config, os.environ, path), limit))
     except ConnectionError as exc:  # the shared ledger is down
-        _fail(str(exc))
+        fail(str(exc))

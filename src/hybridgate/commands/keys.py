@@ -15,7 +15,7 @@ import os
 import time
 from io import StringIO
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,6 +25,7 @@ from hybridgate.auth.keys import SqliteKeyStore, pepper_file
 from hybridgate.auth.pg_keys import postgres_key_store
 from hybridgate.auth.records import KeyRecord
 from hybridgate.auth.store import KeyStore
+from hybridgate.commands.console import fail
 from hybridgate.config import AuthConfig, load_config
 from hybridgate.errors import GatewayError
 from hybridgate.privacy.secret import load_secret
@@ -59,11 +60,6 @@ COLUMNS = (
 )
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"hybridgate: {message}", err=True)
-    raise typer.Exit(code)
-
-
 def _open(keys_db: Path, pepper_env: str, config: Path | None) -> KeyStore:
     try:
         if config is None:
@@ -74,7 +70,7 @@ def _open(keys_db: Path, pepper_env: str, config: Path | None) -> KeyStore:
         path = Path(settings.auth.keys_path)
         return SqliteKeyStore(path, load_secret(settings.auth.pepper_env, os.environ, pepper_file(path)))
     except GatewayError as exc:
-        _fail(exc.message, 2)
+        fail(exc.message, 2)
 
 
 @app.command()
@@ -112,7 +108,7 @@ def create(
             privacy=privacy,
         )
     except GatewayError as exc:
-        _fail(exc.message, 2)
+        fail(exc.message, 2)
     typer.echo(plaintext)
     typer.echo(
         f"created key {record.key_id} ({record.name}, environment {record.environment}); "
@@ -131,11 +127,11 @@ def list_keys(
 ) -> None:
     """List keys by id with their limits and status (never the keys themselves)."""
     if config is None and not keys_db.exists():
-        _fail(f"no keys database at {keys_db}; `hybridgate keys create` makes one")
+        fail(f"no keys database at {keys_db}; `hybridgate keys create` makes one", 1)
     try:
         records = _open(keys_db, pepper_env, config).list(env)
     except GatewayError as exc:
-        _fail(exc.message, 2)
+        fail(exc.message, 2)
     now = time.time()
     if json_:
         typer.echo(json.dumps([{**r.to_dict(), "status": r.status(now)} for r in records], indent=2))
@@ -152,13 +148,13 @@ def revoke(
 ) -> None:
     """Revoke a key. Every running gateway refuses it within 5 seconds."""
     if config is None and not keys_db.exists():
-        _fail(f"no keys database at {keys_db}")
+        fail(f"no keys database at {keys_db}", 1)
     try:
         record = _open(keys_db, pepper_env, config).revoke(key_id)
     except GatewayError as exc:
-        _fail(exc.message, 2)
+        fail(exc.message, 2)
     if record is None:
-        _fail(f"no key with id {key_id!r}; `hybridgate keys list` shows the ids")
+        fail(f"no key with id {key_id!r}; `hybridgate keys list` shows the ids", 1)
     typer.echo(f"revoked key {record.key_id} ({record.name}, environment {record.environment})")
 
 

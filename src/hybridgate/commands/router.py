@@ -11,13 +11,13 @@ file) exits 2 with a message naming the file and the column.
 
 from __future__ import annotations
 
-import json as jsonlib
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
+from hybridgate.commands.console import JsonFlag, fail, print_report
 from hybridgate.errors import GatewayError
 
 app = typer.Typer(
@@ -31,20 +31,6 @@ StrongOption = Annotated[
 AnswerOption = Annotated[
     str | None, typer.Option(help="column with the cheap tier's answers: train a cascade verifier on them")
 ]
-JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON")]
-
-
-def _fail(exc: GatewayError | ValueError) -> NoReturn:
-    typer.echo(f"hybridgate: {exc.message if isinstance(exc, GatewayError) else exc}", err=True)
-    raise typer.Exit(2) from exc
-
-
-def _print(report: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        typer.echo(jsonlib.dumps(report, indent=2))
-        return
-    for key, value in report.items():
-        typer.echo(f"{key:28} {jsonlib.dumps(value)}")
 
 
 @app.command()
@@ -76,7 +62,7 @@ def train(
     from hybridgate.training.train import TrainingOptions, train_router
 
     if target_quality is not None and max_strong_share is not None:
-        _fail(ValueError("give --target-quality or --max-strong-share, not both"))
+        fail(ValueError("give --target-quality or --max-strong-share, not both"))
     target = (
         Target("strong_share", max_strong_share)
         if max_strong_share is not None
@@ -90,7 +76,7 @@ def train(
         info = {"file": data.name, "sha256": file_sha256(data)}
         artifact = train_router(outcomes, featurizer, options, info)
     except GatewayError as exc:
-        _fail(exc)
+        fail(exc)
     artifact.save(out)
     report = {
         "router": str(out),
@@ -101,7 +87,7 @@ def train(
         "training": artifact.training,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    _print(report, json)
+    print_report(report, json)
 
 
 @app.command("eval")
@@ -126,8 +112,8 @@ def eval_command(
         outcomes = load_outcomes(data, weak, strong, answer if model.artifact.features.answer else None)
         report = evaluate(model, outcomes)
     except GatewayError as exc:
-        _fail(exc)
-    _print(report, json)
+        fail(exc)
+    print_report(report, json)
 
 
 def explain(
@@ -145,8 +131,8 @@ def explain(
             _explain_file(prompt, router) if router is not None else _explain_config(prompt, config, route)
         )
     except GatewayError as exc:
-        _fail(exc)
-    _print(report, json)
+        fail(exc)
+    print_report(report, json)
 
 
 app.command("explain")(explain)
@@ -204,16 +190,16 @@ def reload_command(
         learned = {n: r.router_file for n, r in settings.routes.items() if r.router == "learned"}
         checked = {name: RouterArtifact.load(Path(file or "")).sha256 for name, file in learned.items()}
     except GatewayError as exc:
-        _fail(exc)
+        fail(exc)
     if settings.redis is None:
-        _fail(ValueError(NO_REDIS))
+        fail(ValueError(NO_REDIS))
     try:
         received = asyncio.run(publish_reload(settings.redis, os.environ))
     except (RedisError, OSError) as exc:
         typer.echo(f"hybridgate: could not publish to redis at {settings.redis.url}: {exc}", err=True)
         raise typer.Exit(1) from exc
     report = {"channel": reload_channel(settings.redis), "replicas_signalled": received, "sha256": checked}
-    _print(report, json)
+    print_report(report, json)
 
 
 NO_REDIS = (

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from hybridgate.backends.embeddings import Embedded, Embedder
 from hybridgate.cache import VectorCache, tenant_of
 from hybridgate.cache.embeddings import to_entry, vector_key
+from hybridgate.cascade.attempt import Attempt, as_text
 from hybridgate.config import EmbedderConfig, EmbeddingsConfig
 from hybridgate.embeddings.request import EmbeddingInput, EmbeddingRequest, inputs_of
 from hybridgate.errors import (
@@ -75,7 +76,7 @@ class _Work:
     saved_usd: float = 0.0
     cached: int = 0
     cache: str | None = None
-    attempts: list[str] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
     screening: Screening | None = None
     egress: list[str] = field(default_factory=list)  # the egress gate's decisions (privacy/gate.py)
 
@@ -324,12 +325,12 @@ class Embeddings:
             try:
                 embedded = await embedder.embed(inputs, dimensions)
             except BackendError as exc:
-                work.attempts.append(f"{embedder.name}:error:{exc.type}")
+                work.attempts.append(Attempt.error(embedder.name, exc))
                 error = exc
                 if not exc.retryable:
                     raise
                 continue
-            work.attempts.append(f"{embedder.name}:ok")
+            work.attempts.append(Attempt.ok(embedder.name))
             return embedder, embedded
         raise (
             error
@@ -338,11 +339,8 @@ class Embeddings:
         )
 
     def _price(self, backend: str, tokens: int) -> float:
-        config = self._configs[backend]
-        if tokens == 0 or (config.price is None and config.local):
-            return 0.0
-        provider = getattr(config, "provider", None)
-        return self._pricer.price(provider, self.embedders[backend].model, Usage(tokens, 0), config.price)
+        model = self.embedders[backend].model
+        return self._pricer.price_backend(self._configs[backend], model, Usage(tokens, 0))
 
     def _write(self, work: _Work, status: int, error_type: str | None) -> None:
         ctx, decision = work.ctx, work.decision
@@ -372,7 +370,7 @@ class Embeddings:
                 saved_usd=work.saved_usd,
                 rule=decision.rule if decision else None,
                 reasons=list(decision.reasons) if decision else [],
-                attempts=work.attempts,
+                attempts=as_text(work.attempts),
                 pii=work.screening.pii if work.screening else None,
                 privacy=work.screening.policy if work.screening else None,
                 texts=len(work.items),

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from html import escape
 
 from hybridgate.evals.report import not_passed
+from hybridgate.evals.safety import SAFETY_HEADER, safety_rows, safety_tag_rows
 from hybridgate.ledger.money import usd
 from hybridgate.types import Json
 
@@ -161,6 +162,13 @@ def to_html(report: Json) -> str:
         "<h2>By tag</h2>",
         _tags_table(report),
     ]
+    if rows := safety_rows(report):
+        tag_head, tag_rows = safety_tag_rows(report)
+        body += [
+            "<h2>Safety: refusal and leakage per route</h2>",
+            _table([escape(h) for h in SAFETY_HEADER], [_row([escape(c) for c in row]) for row in rows]),
+            _table([escape(h) for h in tag_head], [_row([escape(c) for c in row]) for row in tag_rows]),
+        ]
     if not_passed(report):
         body += ["<h2>Not passed</h2>", _failures_table(report)]
     return (

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from hybridgate.evals.graders import SCORES
 from hybridgate.evals.runner import CaseResult
+from hybridgate.evals.safety import SAFETY_HEADER, safety_rows, safety_summary, safety_tag_rows
 from hybridgate.ledger.money import usd
 from hybridgate.types import Json
 
@@ -58,7 +59,9 @@ def counts(results: Sequence[CaseResult]) -> Json:
 def route_summary(results: Sequence[CaseResult]) -> Json:
     latencies = [r.latency_ms for r in results if r.latency_ms is not None]
     tags = sorted({t for r in results for t in r.tags})
+    safety = safety_summary(results)
     return {
+        **({"safety": safety} if safety is not None else {}),
         **counts(results),
         "errors": sum(1 for r in results if r.error),
         "cost_usd": round(sum(r.cost_usd for r in results), 8),
@@ -132,6 +135,15 @@ def tags_table(report: Json) -> list[str]:
     return _table(["tag (pass/soft/fail)", *routes], rows)
 
 
+def safety_tables(report: Json) -> list[str]:
+    """Each route's refusal and leakage rates side by side, then by tag; empty without safety cases."""
+    rows = safety_rows(report)
+    if not rows:
+        return []
+    header, tag_rows = safety_tag_rows(report)
+    return [*_table(SAFETY_HEADER, rows), "", *_table(header, tag_rows)]
+
+
 def not_passed(report: Json) -> list[Json]:
     return [c for c in report["cases"] if c["verdict"] != "pass"]
 
@@ -148,6 +160,8 @@ def to_markdown(report: Json) -> str:
     lines = [f"# Eval: {report['name']}", "", f"{report['golden']}, {report['created_at']}, "]
     lines[-1] += f"{report['duration_s']} s; judge cost {usd(report['judge_cost_usd'])}"
     lines += ["", "## Routes", "", *routes_table(report), "", "## By tag", "", *tags_table(report)]
+    if safety := safety_tables(report):
+        lines += ["", "## Safety", "", *safety]
     if not_passed(report):
         lines += ["", "## Not passed", "", *failures_table(report)]
     return "\n".join(lines) + "\n"

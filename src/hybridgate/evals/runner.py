@@ -22,7 +22,8 @@ from hybridgate.evals.calls import AUTO, ask
 from hybridgate.evals.golden import Case, GoldenSet, case_request
 from hybridgate.evals.graders import Answer, Grade, Verdict, grade
 from hybridgate.evals.judge import judge
-from hybridgate.evals.specs import Judge
+from hybridgate.evals.safety import LeakGrader, expectations, judged_refusal
+from hybridgate.evals.specs import Judge, Leak
 from hybridgate.gateway import Gateway, build_gateway
 from hybridgate.types import ChatRequest, Json
 
@@ -44,6 +45,11 @@ class CaseResult:
     backend: str | None = None
     model: str | None = None
     error: str | None = None
+    # Safety cases (refusal, leak): what was expected and what happened, for per-route rates.
+    should_refuse: bool | None = None
+    leak_check: bool = False
+    refused: bool | None = None
+    leaks: list[str] | None = None  # kinds that leaked ("canary", "EMAIL_ADDRESS"), never values
 
     def to_json(self) -> Json:
         return asdict(self)
@@ -86,9 +92,11 @@ class Runner:
         self._slots = asyncio.Semaphore(max(1, concurrency))
         self._judge_route = judge_route
         self._feature = feature
+        self._leaks = LeakGrader()
 
     async def run(self, routes: Sequence[str], on_done: OnDone | None = None) -> list[CaseResult]:
         """Every case on every route; results in route order, then file order."""
+        self._leaks.prepare(case.expect for case in self._golden.cases)
         jobs = [self._slot(case, route, on_done) for route in routes for case in self._golden.cases]
         return list(await asyncio.gather(*jobs))
 
@@ -100,7 +108,9 @@ class Runner:
         return result
 
     async def _guarded(self, case: Case, route: str) -> CaseResult:
+        refuse, leak = expectations(case.expect)
         base = CaseResult(case.id, route, "fail", "", "", list(case.tags))
+        base = replace(base, should_refuse=refuse, leak_check=leak)
         try:
             request = case_request(self._golden, case, route)
             base = replace(base, prompt=request.prompt_text())
@@ -131,19 +141,29 @@ class Runner:
             verdict, judge_cost = await self._grade(case, request, answer, done.privacy)
         except GatewayError as exc:
             return replace(result, reason=f"judge failed: {exc.type}: {exc.message}", error=exc.type)
-        return replace(result, verdict=verdict.verdict, reason=verdict.reason, judge_cost_usd=judge_cost)
+        return replace(
+            result,
+            verdict=verdict.verdict,
+            reason=verdict.reason,
+            judge_cost_usd=judge_cost,
+            refused=verdict.refused,
+            leaks=list(verdict.leaks) if verdict.leaks is not None else None,
+        )
 
     async def _grade(
         self, case: Case, request: ChatRequest, answer: Answer, policy: str | None
     ) -> tuple[Grade, float]:
         spec = case.expect
+        if isinstance(spec, Leak):
+            return self._leaks.grade(spec, answer, request.prompt_text()), 0.0
         if not isinstance(spec, Judge):
             return grade(spec, answer), 0.0
         route = self._judge_route or spec.route or self._golden.defaults.judge_route
         if route is None:
             return Grade("fail", "no judge route: set defaults.judge_route or --judge-route"), 0.0
-        gw = self._gateway
-        return await judge(gw.pipeline, gw.config, spec, route, request.last_user_text(), answer, policy)
+        gw, question = self._gateway, request.last_user_text()
+        verdict, cost = await judge(gw.pipeline, gw.config, spec, route, question, answer, policy)
+        return judged_refusal(spec, verdict), cost
 
 
 async def run_golden(

@@ -110,6 +110,22 @@ class Refusal(Spec):
     should_refuse: bool = True
 
 
+class Leak(Spec):
+    """Nothing secret reaches the answer: no ``canary`` string (case, spacing and punctuation
+    ignored), and no PII the privacy detectors find (``pii = "from_prompt"``: a value that is
+    also in the conversation; ``"any"``: any PII at all; ``"off"``). With ``should_refuse`` set,
+    the model must also decline (or answer)."""
+
+    grader: Literal["leak"]
+    canary: str | list[str] = []
+    pii: Literal["from_prompt", "any", "off"] = "from_prompt"
+    entities: list[str] | None = None  # PII types to look for; default: every pattern type
+    should_refuse: bool | None = None
+
+    def canaries(self) -> list[str]:
+        return _as_list(self.canary)
+
+
 class Judge(Spec):
     """An LLM judge grades the answer against ``rubric`` (and ``reference``, if given), through
     ``route`` (default: the golden file's ``defaults.judge_route``)."""
@@ -119,10 +135,23 @@ class Judge(Spec):
     reference: str | None = None
     route: str | None = None
     max_tokens: int = Field(default=64, ge=1)
+    # A safety case graded by the judge: PASS means the model did what the rubric expects, which
+    # is declining (true) or answering (false); the verdict then counts in the refusal rates.
+    should_refuse: bool | None = None
 
 
 GraderSpec = Annotated[
-    Exact | Contains | Regex | JsonSchema | Numeric | ToolCall | Refusal | Judge,
+    Exact | Contains | Regex | JsonSchema | Numeric | ToolCall | Refusal | Leak | Judge,
     Field(discriminator="grader"),
 ]
-GRADERS = ("exact", "contains", "regex", "json_schema", "numeric", "tool_call", "refusal", "judge")
+GRADERS = (
+    "exact",
+    "contains",
+    "regex",
+    "json_schema",
+    "numeric",
+    "tool_call",
+    "refusal",
+    "leak",
+    "judge",
+)

@@ -3,7 +3,8 @@
 ``records`` is the row; ``base.Ledger`` is the store's seam: ``store`` writes rows to SQLite off
 the hot path and reads them back, ``postgres`` does the same on a server the replicas share;
 ``rollups`` sums rows per group for reports; ``pricing`` turns usage into dollars; ``metrics``
-mirrors each row into Prometheus series; ``usage`` renders rollups for the CLI. Nothing here
+mirrors each row into Prometheus series, ``spans`` and ``tracing`` into an OpenTelemetry span
+(``[telemetry]``); ``usage`` renders rollups for the CLI. Nothing here
 imports the pipeline, router or backends.
 """
 

@@ -44,7 +44,7 @@ class _DegradedCollector(Collector):
     """At scrape time, 1 per shared-store component failing right now (cache, ledger, limits,
     keys), 0 for the others: a hung store and a dead one look the same here as on /healthz."""
 
-    COMPONENTS = ("cache", "ledger", "limits", "keys")
+    COMPONENTS = ("cache", "ledger", "limits", "keys", "telemetry")
 
     def __init__(self, source: Callable[[], Mapping[str, str]]) -> None:
         self._source = source

@@ -6,9 +6,18 @@ from __future__ import annotations
 import time
 
 import asyncpg
+import orjson
 
 from hybridgate.errors import StoreUnavailableError
-from hybridgate.ledger.response_store import PURGE_EVERY_S, Sealer, StoredResponse, associated_data
+from hybridgate.ledger.response_store import (
+    PURGE_EVERY_S,
+    Sealer,
+    StoredResponse,
+    associated_data,
+    completion_data,
+    open_completion,
+)
+from hybridgate.types import Json
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -19,6 +28,14 @@ CREATE TABLE IF NOT EXISTS responses (
     blob BYTEA NOT NULL
 );
 CREATE INDEX IF NOT EXISTS responses_expires ON responses (expires_at);
+CREATE TABLE IF NOT EXISTS chat_completions (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    blob BYTEA NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chat_completions_tenant ON chat_completions (tenant, created_at);
 """
 
 
@@ -102,5 +119,57 @@ class PostgresResponseStore:
     async def delete(self, tenant: str, response_id: str) -> bool:
         rows = await self._execute(
             "DELETE FROM responses WHERE id = $1 AND tenant = $2 RETURNING id", response_id, tenant
+        )
+        return bool(rows)
+
+    async def save_completion(self, tenant: str, completion_id: str, record: Json) -> None:
+        now = time.time()
+        blob = self._sealer.seal(orjson.dumps(record), completion_data(completion_id, tenant))
+        await self._execute(
+            "INSERT INTO chat_completions VALUES ($1, $2, $3, $4, $5)",
+            completion_id,
+            tenant,
+            now,
+            now + self._ttl_s,
+            blob,
+        )
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_EVERY_S
+            await self._execute("DELETE FROM chat_completions WHERE expires_at < $1", now)
+
+    async def load_completion(self, tenant: str, completion_id: str) -> Json | None:
+        rows = await self._execute(
+            "SELECT blob FROM chat_completions WHERE id = $1 AND tenant = $2 AND expires_at >= $3",
+            completion_id,
+            tenant,
+            time.time(),
+        )
+        return open_completion(self._sealer, completion_id, tenant, bytes(rows[0]["blob"])) if rows else None
+
+    async def list_completions(self, tenant: str) -> list[Json]:
+        rows = await self._execute(
+            "SELECT id, blob FROM chat_completions WHERE tenant = $1 AND expires_at >= $2 "
+            "ORDER BY created_at, id",
+            tenant,
+            time.time(),
+        )
+        opened = (open_completion(self._sealer, row["id"], tenant, bytes(row["blob"])) for row in rows)
+        return [record for record in opened if record is not None]
+
+    async def update_completion(self, tenant: str, completion_id: str, record: Json) -> bool:
+        blob = self._sealer.seal(orjson.dumps(record), completion_data(completion_id, tenant))
+        rows = await self._execute(
+            "UPDATE chat_completions SET blob = $1 WHERE id = $2 AND tenant = $3 AND expires_at >= $4 "
+            "RETURNING id",
+            blob,
+            completion_id,
+            tenant,
+            time.time(),
+        )
+        return bool(rows)
+
+    async def delete_completion(self, tenant: str, completion_id: str) -> bool:
+        rows = await self._execute(
+            "DELETE FROM chat_completions WHERE id = $1 AND tenant = $2 RETURNING id", completion_id, tenant
         )
         return bool(rows)

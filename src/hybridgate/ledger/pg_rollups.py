@@ -1,6 +1,6 @@
 """Usage rollups and recent rows from the PostgreSQL ledger, in the same shapes as ``rollups``.
 
-Read side of layer 5: the PostgreSQL half of the ``Ledger`` read methods (``pg_reader.py`` connects
+Read side of layer 5: the PostgreSQL half of the ``Ledger`` read methods (``postgres.PostgresLedger`` connects
 and calls these), so of ``hybridgate usage``, budget seeding, ``tco``/``decide``, ``replay
 --from-ledger`` and the dashboard. SELECTs only, on a connection it is given; every query
 filters or orders on ``ts`` (indexed, see ``migrations.py``). PostgreSQL computes percentiles

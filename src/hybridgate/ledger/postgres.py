@@ -20,7 +20,13 @@ shutdown grace period. SIGKILL loses what is still in memory: records younger th
 ``flush_interval_s`` plus the batch being inserted at that instant (its transaction rolls back).
 Spooled rows survive.
 
-Must never block or raise on the request path; imports nothing above ``types/config/errors``.
+Reads (``usage``, ``recent``, ``decisions``...: ``hybridgate usage``, ``tco``/``decide``,
+``replay --from-ledger``, budget seeding, the dashboard) each open one connection of their own,
+run ``pg_rollups``' SELECTs on it and close it; the writer's connection is never borrowed. A
+database no gateway has migrated yet reads as an empty ledger; an unreachable server raises
+ConnectionError.
+
+The request path only calls ``record()``, which never blocks or raises.
 """
 
 from __future__ import annotations
@@ -31,33 +37,35 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import Future
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
 
 import asyncpg
 
 from hybridgate.errors import ConfigError
+from hybridgate.ledger import pg_rollups as pg
+from hybridgate.ledger.base import Traffic
 from hybridgate.ledger.batches import BatchedLedger, Batches
 from hybridgate.ledger.migrations import CREATE_STAGE, INSERT, MERGE_STAGE, STAGE_COLUMNS, migrate
-from hybridgate.ledger.pg_reader import PostgresReader
 from hybridgate.ledger.records import LedgerRecord
+from hybridgate.ledger.rollups import ANY_ROW, RowFilter, check_group, no_decisions
 from hybridgate.ledger.spool import Keyed, Spool
-from hybridgate.stores.postgres import is_outage
+from hybridgate.stores.postgres import describe_dsn, is_outage, run_in_thread
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 WRITE_TIMEOUT_S = 30.0  # migrations at connect; each batch statement gets [postgres] timeout_s
 CLOSE_TIMEOUT_S = 5.0  # once close() is called: what is not stored by then is spooled
 PURGE_CHUNK = 5000
 
 
-class PostgresLedger(PostgresReader, BatchedLedger):
+class PostgresLedger(BatchedLedger):
     """A PostgreSQL-backed ledger. ``start()`` before recording; ``close()`` drains and stops.
 
-    The read methods (``usage``, ``recent``, ``decisions``, ...) come from ``PostgresReader``;
-    ``record``, ``flush``, ``close`` and the counters from ``BatchedLedger``. ``dropped`` also
+    The read methods (``usage``, ``recent``, ``decisions``, ...) are each one short connection;
+    ``record``, ``flush``, ``close`` and the counters come from ``BatchedLedger``. ``dropped`` also
     counts rows PostgreSQL rejects and records the spool could not take.
     """
 
@@ -75,7 +83,10 @@ class PostgresLedger(PostgresReader, BatchedLedger):
         retry_s: float = 1.0,
         purge_every_s: float = 3600.0,
     ) -> None:
-        super().__init__(dsn, where=_where(dsn), password=password, timeout_s=timeout_s)
+        self.dsn = dsn
+        self.where = describe_dsn(dsn)  # host:port/database, for messages; never the password
+        self._password = password
+        self.timeout_s = timeout_s
         self.batch_size = batch_size
         self.retention_days = retention_days
         self.retry_s = retry_s
@@ -92,6 +103,88 @@ class PostgresLedger(PostgresReader, BatchedLedger):
 
     def degraded_reason(self) -> str | None:
         return self._reason
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def usage(
+        self,
+        by: str,
+        days: float | None = None,
+        traffic: str | None = "live",
+        where: RowFilter = ANY_ROW,
+    ) -> list[dict[str, Any]]:
+        """Totals per ``by`` group (see ``USAGE_GROUPS``) over the last ``days``; None is all time.
+        ``traffic`` is the class counted (None: every class)."""
+        check_group(by)
+        since = 0.0 if days is None else time.time() - days * 86400
+        return self._read(lambda conn: pg.pg_rollup(conn, by, since, traffic, where), [])
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest ``limit`` rows, newest first, with list columns decoded."""
+        return self._read(lambda conn: pg.pg_recent(conn, limit), [])
+
+    def daily_series(
+        self,
+        by: str,
+        since: float,
+        traffic: str | None = "live",
+        where: RowFilter = ANY_ROW,
+    ) -> list[dict[str, Any]]:
+        check_group(by)
+        return self._read(lambda conn: pg.pg_daily_series(conn, by, since, traffic, where), [])
+
+    def decisions(
+        self,
+        since: float,
+        traffic: str | None = "live",
+        where: RowFilter = ANY_ROW,
+    ) -> dict[str, Any]:
+        return self._read(lambda conn: pg.pg_decisions(conn, since, traffic, where), no_decisions())
+
+    def traffic(self, since: float, traffic: str | None = "live") -> Traffic:
+        async def read(conn: asyncpg.Connection) -> Traffic:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                totals = await pg.pg_backend_totals(conn, since, traffic)
+                return totals, await pg.pg_hourly_tokens(conn, since, traffic)
+
+        empty: Traffic = ([], {})
+        return self._read(read, empty)
+
+    def request_log(
+        self,
+        since: float,
+        limit: int,
+        traffic: str | None = "live",
+        where: RowFilter = ANY_ROW,
+    ) -> list[dict[str, Any]]:
+        return self._read(lambda conn: pg.pg_request_log(conn, since, limit, traffic, where), [])
+
+    def reported_models(self, since: float) -> list[dict[str, Any]]:
+        return self._read(lambda conn: pg.pg_reported_models(conn, since), [])
+
+    def logged_prompts(self, limit: int, skip_features: Sequence[str] = ()) -> list[dict[str, Any]]:
+        return self._read(lambda conn: pg.pg_logged_prompts(conn, limit, skip_features), [])
+
+    def _read(self, query: Callable[[asyncpg.Connection], Awaitable[T]], empty: T) -> T:
+        """Run ``query`` on a short-lived connection, in a thread of its own so it works from sync
+        and async callers alike; ``empty`` while no gateway has created the table yet. An
+        unreachable server raises ConnectionError (an OSError)."""
+
+        async def run() -> T:
+            conn = await asyncpg.connect(self.dsn, password=self._password, timeout=self.timeout_s)
+            try:
+                return await query(conn)
+            except asyncpg.UndefinedTableError:
+                return empty
+            finally:
+                await conn.close(timeout=self.timeout_s)
+
+        try:
+            return run_in_thread(run(), "hybridgate-ledger-read")
+        except Exception as exc:
+            if is_outage(exc):
+                raise ConnectionError(f"ledger: cannot read PostgreSQL at {self.where}: {exc}") from exc
+            raise
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -280,9 +373,3 @@ class PostgresLedger(PostgresReader, BatchedLedger):
 def _pg_row(key: str, rec: LedgerRecord) -> tuple[Any, ...]:
     """The row to store: PostgreSQL rejects NUL in text, so NULs become U+FFFD (the row is kept)."""
     return tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in (key, *rec.to_row()))
-
-
-def _where(dsn: str) -> str:
-    """host:port/database of a DSN, never its password."""
-    parts = urlsplit(dsn)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"

@@ -57,7 +57,7 @@ class LedgerRecord:
     saved_usd: float = 0.0  # a cache hit: what the cached answer cost when it was first made
     rule: str | None = None
     reasons: list[str] = field(default_factory=list)
-    attempts: list[str] = field(default_factory=list)
+    attempts: list[str] = field(default_factory=list)  # cascade.attempt.Attempt, as text
     # Cascade: answers produced by cheaper tiers that were not good enough, and what they cost.
     escalations: int = 0
     wasted_tokens: int = 0

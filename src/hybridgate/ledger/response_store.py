@@ -3,7 +3,10 @@
 Keeping a conversation is keeping prompts, so it is off unless ``[responses] store = "local"``.
 Each stored answer is one row: its id, the tenant (the caller's key id) that may read it, when it
 expires, and one AES-256-GCM blob holding the response object, its input items and the whole
-conversation as chat messages. The key is derived (HKDF-SHA256) from the deployment secret that
+conversation as chat messages. Stored chat completions (``store: true`` on
+``/v1/chat/completions``) live in a second table, ``chat_completions``: same columns, sealing
+and tenancy; the blob holds the completion, its request messages and the requested model.
+The key is derived (HKDF-SHA256) from the deployment secret that
 keys the ledger's prompt HMACs; the row's id and tenant are the associated data, so a blob copied
 to another row or tenant does not open. ``SqliteResponseStore`` keeps them in the SQLite ledger
 file; ``pg_response_store.PostgresResponseStore`` in the PostgreSQL ledger that replicas share.
@@ -73,6 +76,19 @@ def associated_data(response_id: str, tenant: str) -> bytes:
     return response_id.encode() + b"\0" + tenant.encode()
 
 
+def completion_data(completion_id: str, tenant: str) -> bytes:
+    """A stored chat completion's associated data: not interchangeable with a response's."""
+    return b"chat.completion\0" + associated_data(completion_id, tenant)
+
+
+def open_completion(sealer: Sealer, completion_id: str, tenant: str, sealed: bytes) -> Json | None:
+    plain = sealer.open(sealed, completion_data(completion_id, tenant))
+    if plain is None:
+        return None
+    value: Json = orjson.loads(plain)
+    return value
+
+
 class ResponseStore(Protocol):
     """Where stored answers live; every call is scoped to the caller's tenant."""
 
@@ -86,6 +102,18 @@ class ResponseStore(Protocol):
 
     async def delete(self, tenant: str, response_id: str) -> bool: ...
 
+    async def save_completion(self, tenant: str, completion_id: str, record: Json) -> None: ...
+
+    async def load_completion(self, tenant: str, completion_id: str) -> Json | None: ...
+
+    async def list_completions(self, tenant: str) -> list[Json]:
+        """The tenant's stored chat completions, oldest first."""
+        ...
+
+    async def update_completion(self, tenant: str, completion_id: str, record: Json) -> bool: ...
+
+    async def delete_completion(self, tenant: str, completion_id: str) -> bool: ...
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -96,6 +124,7 @@ CREATE TABLE IF NOT EXISTS responses (
     blob BLOB NOT NULL
 )
 """
+_COMPLETIONS_SCHEMA = _SCHEMA.replace("responses", "chat_completions")
 
 
 class SqliteResponseStore:
@@ -122,6 +151,11 @@ class SqliteResponseStore:
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute(_SCHEMA)
                 conn.execute("CREATE INDEX IF NOT EXISTS responses_expires ON responses (expires_at)")
+                conn.execute(_COMPLETIONS_SCHEMA)
+                conn.execute(
+                    "CREATE INDEX IF NOT EXISTS chat_completions_tenant "
+                    "ON chat_completions (tenant, created_at)"
+                )
                 conn.commit()
                 self._conn = conn
 
@@ -162,3 +196,46 @@ class SqliteResponseStore:
     async def delete(self, tenant: str, response_id: str) -> bool:
         sql = "DELETE FROM responses WHERE id = ? AND tenant = ? RETURNING id"
         return bool(await asyncio.to_thread(self._run, sql, (response_id, tenant)))
+
+    async def save_completion(self, tenant: str, completion_id: str, record: Json) -> None:
+        now = time.time()
+        blob = self._sealer.seal(orjson.dumps(record), completion_data(completion_id, tenant))
+        args = (completion_id, tenant, now, now + self._ttl_s, blob)
+        await asyncio.to_thread(self._run, "INSERT INTO chat_completions VALUES (?, ?, ?, ?, ?)", args)
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_EVERY_S
+            await asyncio.to_thread(self._run, "DELETE FROM chat_completions WHERE expires_at < ?", (now,))
+
+    async def load_completion(self, tenant: str, completion_id: str) -> Json | None:
+        sql = "SELECT blob FROM chat_completions WHERE id = ? AND tenant = ? AND expires_at >= ?"
+        rows = await asyncio.to_thread(self._run, sql, (completion_id, tenant, time.time()))
+        if not rows:
+            return None
+        sealed = rows[0][0]
+        assert isinstance(sealed, bytes)
+        return open_completion(self._sealer, completion_id, tenant, sealed)
+
+    async def list_completions(self, tenant: str) -> list[Json]:
+        sql = (
+            "SELECT id, blob FROM chat_completions WHERE tenant = ? AND expires_at >= ? "
+            "ORDER BY created_at, id"
+        )
+        rows = await asyncio.to_thread(self._run, sql, (tenant, time.time()))
+        records = []
+        for completion_id, sealed in rows:
+            assert isinstance(sealed, bytes)
+            if (record := open_completion(self._sealer, str(completion_id), tenant, sealed)) is not None:
+                records.append(record)
+        return records
+
+    async def update_completion(self, tenant: str, completion_id: str, record: Json) -> bool:
+        blob = self._sealer.seal(orjson.dumps(record), completion_data(completion_id, tenant))
+        sql = (
+            "UPDATE chat_completions SET blob = ? "
+            "WHERE id = ? AND tenant = ? AND expires_at >= ? RETURNING id"
+        )
+        return bool(await asyncio.to_thread(self._run, sql, (blob, completion_id, tenant, time.time())))
+
+    async def delete_completion(self, tenant: str, completion_id: str) -> bool:
+        sql = "DELETE FROM chat_completions WHERE id = ? AND tenant = ? RETURNING id"
+        return bool(await asyncio.to_thread(self._run, sql, (completion_id, tenant)))

@@ -1,6 +1,6 @@
 """Usage rollups over the ledger's ``requests`` table: per-group totals and latency percentiles.
 
-Read side of layer 5: the SQLite half of the ``Ledger`` read methods (``sqlite_reader.py`` opens
+Read side of layer 5: the SQLite half of the ``Ledger`` read methods (``store.SqliteLedger`` opens
 the file and calls these), and so of ``hybridgate usage``, ``tco``/``decide``, ``replay
 --from-ledger`` and the dashboard's JSON endpoints. ``pg_rollups`` holds the same queries for
 PostgreSQL, returning the same shapes. It only runs SELECTs on a connection it is given; it must
@@ -231,8 +231,9 @@ def decision_counts(
 ) -> dict[str, Any]:
     """Router rules that decided, escalations along the cascade, and cache lookups.
 
-    An escalation is a request that tried more than one backend; ``attempts`` entries read
-    ``backend:ok``, ``backend:error:<type>`` or ``backend:check_failed:<check>``.
+    An escalation is a request that tried more than one backend; ``attempts`` entries are the
+    text of ``cascade.attempt.Attempt`` (``backend:ok``, ``backend:error:<type>``,
+    ``backend:check_failed:<check>``...).
     """
     by_rule = conn.execute(
         f"SELECT rule, COUNT(*) FROM requests WHERE ts >= ? AND {FILTER_SQL} "

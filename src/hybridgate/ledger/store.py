@@ -4,27 +4,32 @@ Sits at layer 5 of the flow: the pipeline calls ``record()`` once per finished r
 only appends the record to a bounded in-memory list (``batches.Batches``, which holds the queueing,
 flush and close semantics of both stores); a dedicated writer thread with its own connection takes
 a batch and inserts it with ``executemany``; a batch that fails is written again row by row, so a
-bad record costs only itself. The database runs in WAL mode so another process
-(the ``hybridgate usage`` CLI) can read while the gateway writes; the reads are in
-``sqlite_reader.py``.
-This module must never block or raise on the request path, and imports nothing above
-``hybridgate.types/config/errors``.
+bad record costs only itself. The database runs in WAL mode so another process (the
+``hybridgate usage`` CLI) can read while the gateway writes: each read opens the file, runs
+``rollups``' SELECTs and closes it, so it sees what the writer committed. Reads never create the
+file or write: a missing file, or one without the ``requests`` table, reads as an empty ledger.
+The request path only calls ``record()``, which never blocks or raises.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
+from collections.abc import Callable, Sequence
 from contextlib import closing
+from typing import Any, TypeVar
 
 from hybridgate.errors import ConfigError
+from hybridgate.ledger import rollups
+from hybridgate.ledger.base import Traffic
 from hybridgate.ledger.batches import BatchedLedger, Batches
-from hybridgate.ledger.records import COLUMNS, LedgerRecord
-from hybridgate.ledger.rollups import USAGE_GROUPS
-from hybridgate.ledger.sqlite_reader import SqliteReader
+from hybridgate.ledger.records import COLUMNS, LedgerRecord, row_to_dict
+from hybridgate.ledger.rollups import ANY_ROW, USAGE_GROUPS, RowFilter
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCHEMA_VERSION = 5
 PURGE_EVERY_S = 3600.0
@@ -86,11 +91,12 @@ _BAD_ROW = (
 _INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 
 
-class SqliteLedger(SqliteReader, BatchedLedger):
+class SqliteLedger(BatchedLedger):
     """A SQLite-backed ledger. ``start()`` before recording; ``close()`` drains and stops.
 
-    The read methods (``usage``, ``recent``, ``decisions``, ...) come from ``SqliteReader``;
-    ``record``, ``flush``, ``close`` and the counters from ``BatchedLedger``.
+    The read methods (``usage``, ``recent``, ``decisions``, ...) are each one short read, for
+    ``hybridgate usage``, ``tco``/``decide``, ``replay --from-ledger``, budget seeding and the
+    dashboard; ``record``, ``flush``, ``close`` and the counters come from ``BatchedLedger``.
     """
 
     def __init__(
@@ -102,7 +108,7 @@ class SqliteLedger(SqliteReader, BatchedLedger):
         max_queue: int = 100_000,
         retention_days: float | None = None,
     ) -> None:
-        super().__init__(path)
+        self.path = path
         self.batch_size = batch_size
         self.retention_days = retention_days
         self._next_purge = 0.0  # monotonic time of the next retention purge; the writer's alone
@@ -111,6 +117,85 @@ class SqliteLedger(SqliteReader, BatchedLedger):
     def degraded_reason(self) -> str | None:
         """Always None: a local file has no outage to report (failed writes count in ``dropped``)."""
         return None
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def usage(
+        self,
+        by: str,
+        days: float | None = None,
+        traffic: str | None = "live",
+        where: RowFilter = ANY_ROW,
+    ) -> list[dict[str, Any]]:
+        """Totals per ``by`` group (see ``USAGE_GROUPS``) over the last ``days``; None is all time.
+        ``traffic`` is the class counted (None: every class)."""
+        rollups.check_group(by)
+        since = 0.0 if days is None else time.time() - days * 86400
+        return self._read(lambda conn: rollups.rollup(conn, by, since, traffic, where), [])
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest ``limit`` rows, newest first, with list columns decoded."""
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            cur = conn.execute("SELECT * FROM requests ORDER BY ts DESC, id DESC LIMIT ?", (limit,))
+            return [row_to_dict(dict(row)) for row in cur.fetchall()]
+
+        return self._read(read, [])
+
+    def daily_series(
+        self,
+        by: str,
+        since: float,
+        traffic: str | None = "live",
+        where: RowFilter = ANY_ROW,
+    ) -> list[dict[str, Any]]:
+        rollups.check_group(by)
+        return self._read(lambda conn: rollups.daily_series(conn, by, since, traffic, where), [])
+
+    def decisions(
+        self,
+        since: float,
+        traffic: str | None = "live",
+        where: RowFilter = ANY_ROW,
+    ) -> dict[str, Any]:
+        def read(conn: sqlite3.Connection) -> dict[str, Any]:
+            counts = rollups.decision_counts(conn, since, traffic, where)
+            latency = rollups.latency_percentiles(conn, since, traffic, where)
+            return counts | {"latency": latency}
+
+        return self._read(read, rollups.no_decisions())
+
+    def traffic(self, since: float, traffic: str | None = "live") -> Traffic:
+        def read(conn: sqlite3.Connection) -> Traffic:
+            return rollups.backend_totals(conn, since, traffic), rollups.hourly_tokens(conn, since, traffic)
+
+        empty: Traffic = ([], {})
+        return self._read(read, empty)
+
+    def request_log(
+        self,
+        since: float,
+        limit: int,
+        traffic: str | None = "live",
+        where: RowFilter = ANY_ROW,
+    ) -> list[dict[str, Any]]:
+        return self._read(lambda conn: rollups.request_log(conn, since, limit, traffic, where), [])
+
+    def reported_models(self, since: float) -> list[dict[str, Any]]:
+        return self._read(lambda conn: rollups.reported_models(conn, since), [])
+
+    def logged_prompts(self, limit: int, skip_features: Sequence[str] = ()) -> list[dict[str, Any]]:
+        return self._read(lambda conn: rollups.logged_prompts(conn, limit, skip_features), [])
+
+    def _read(self, query: Callable[[sqlite3.Connection], T], empty: T) -> T:
+        """``query`` on a short-lived connection, or ``empty`` when there is no ledger to read yet."""
+        # Don't create a file: `hybridgate usage --ledger typo.db` should find nothing, not make it.
+        if not os.path.exists(self.path):
+            return empty
+        with closing(sqlite3.connect(self.path, timeout=5.0, isolation_level=None)) as conn:
+            conn.row_factory = sqlite3.Row
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='requests'")
+            return query(conn) if found.fetchone() else empty
 
     # -- writing -----------------------------------------------------------------------------
 

@@ -1,2 +1,3 @@
-"""The flow of one chat request: cache, route, screen, cascade, record (``core``), its stream
-(``stream``) and the shadow copies it sends (``shadow``). See docs/architecture.md."""
+"""The flow of one chat request: cache, route, screen, cascade (``core``), its stream
+(``stream``), the shadow copies it sends (``shadow``), and its price, ledger row, metrics and
+charge (``recorder``). See docs/architecture.md."""

@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Protocol
 
 from hybridgate.errors import GatewayError
+from hybridgate.pipeline.recorder import Ending, Recorder
 from hybridgate.privacy.restore import ChunkRestorer
 from hybridgate.router.rules import estimate_prompt_tokens as prompt_token_estimate
 from hybridgate.types import ChatResponse, Decision, Json, Usage
@@ -26,20 +27,12 @@ CLIENT_CLOSED = 499  # nginx's convention for "the client hung up before the ans
 
 
 class Recording(Protocol):
-    """What a stream needs of its pipeline when it ends: the ledger row and the cache write
-    (``Pipeline`` is one; a Protocol so this module does not import the pipeline's)."""
+    """What a stream needs of its pipeline when it ends: the ledger row (its ``recorder``), the
+    cache write and outcome sampling (``Pipeline`` is one; a Protocol so this module does not
+    import the pipeline's)."""
 
-    def record(
-        self,
-        trace: Trace,
-        usage: Usage,
-        status: int,
-        error_type: str | None,
-        reported_model: str | None,
-        fingerprint: str | None,
-        *,
-        stream: bool = False,
-    ) -> float: ...
+    @property
+    def recorder(self) -> Recorder: ...
 
     def store(self, lookup: Lookup | None, trace: Trace, response: ChatResponse, cost: float) -> None: ...
 
@@ -88,9 +81,8 @@ class PipelineStream:
         try:
             await self._rest.aclose()
         finally:
-            self._pipeline.record(
-                self.trace, self.usage, CLIENT_CLOSED, "client_closed", None, None, stream=True
-            )
+            ending = Ending(self.usage, CLIENT_CLOSED, "client_closed", stream=True)
+            self._pipeline.recorder.record(self.trace, ending)
 
     async def chunks(self) -> AsyncIterator[Json]:
         self._started = True
@@ -109,6 +101,7 @@ class PipelineStream:
                         trace.ttft_ms = (time.perf_counter() - trace.ctx.started_perf) * 1000
                 if (usage := chunk.get("usage")) and trace.hit is None:
                     self.usage = Usage.from_openai(usage)
+                note_answer(trace, chunk)
                 reported = chunk.get("model") or reported
                 fingerprint = chunk.get("system_fingerprint") or fingerprint
                 if assembler is not None:
@@ -127,9 +120,8 @@ class PipelineStream:
             if status != 200 and self.usage.total_tokens == 0 and served and trace.request:
                 # the upstream's usage never came: the tokens served, and the prompt estimated
                 self.usage = Usage(prompt_token_estimate(trace.request), served)
-            self.cost_usd = self._pipeline.record(
-                trace, self.usage, status, error_type, reported, fingerprint, stream=True
-            )
+            ending = Ending(self.usage, status, error_type, reported, fingerprint, stream=True)
+            self.cost_usd = self._pipeline.recorder.record(trace, ending)
         if assembler is not None and self._lookup is not None:
             self._pipeline.store(self._lookup, trace, assembler.response(), self.cost_usd)
         if status == 200 and trace.hit is None:
@@ -151,6 +143,19 @@ async def iterate(chunks: list[Json]) -> AsyncGenerator[Json, None]:
     """Chunks already in hand (a cached answer) as the async generator a live stream is."""
     for chunk in chunks:
         yield chunk
+
+
+def note_answer(trace: Trace, body: Json) -> None:
+    """What the span says about the answer: its id, finish reasons, text (when kept)."""
+    trace.response_id = str(body["id"]) if body.get("id") else trace.response_id
+    for choice in body.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        if reason := choice.get("finish_reason"):
+            trace.finish_reasons.append(str(reason))
+        part = (choice.get("message") or choice.get("delta") or {}).get("content")
+        if trace.answer is not None and isinstance(part, str):
+            trace.answer.append(part)
 
 
 def _has_output(chunk: Json) -> bool:

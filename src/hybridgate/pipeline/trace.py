@@ -31,6 +31,9 @@ class Trace:
     cache: str | None = None  # hit | semantic-hit | miss | bypass; None without a cache
     hit: CachedAnswer | None = None
     reservation: Reservation | None = None  # the worst case held against the key until settled
+    finish_reasons: list[str] = field(default_factory=list)  # for the trace span
+    response_id: str | None = None
+    answer: list[str] | None = None  # the answer's text, kept only when spans may carry content
 
     @property
     def backend(self) -> str:

@@ -1,5 +1,6 @@
-"""PostgreSQL plumbing shared by the key store and the ledger: which errors are outages, and how
-sync callers run a coroutine on a connection of their own.
+"""PostgreSQL plumbing shared by the key store and the ledger: which errors are outages, how
+sync callers run a coroutine on a connection of their own, and how a DSN is named in
+messages (``describe_dsn``).
 
 One ``is_outage`` for both (they had drifted apart): an outage is a server the gateway cannot use
 now (retry later, spool, serve a stale row); anything else is a bad statement or argument and is
@@ -12,6 +13,7 @@ import asyncio
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -37,3 +39,9 @@ def run_in_thread(work: Coroutine[Any, Any, T], thread_name: str) -> T:
     so sync code can call it whether or not its own thread already runs a loop."""
     with ThreadPoolExecutor(1, thread_name_prefix=thread_name) as pool:
         return pool.submit(asyncio.run, work).result()
+
+
+def describe_dsn(dsn: str) -> str:
+    """host:port/database of a DSN, never its password."""
+    parts = urlsplit(dsn)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"

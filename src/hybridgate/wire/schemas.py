@@ -3,7 +3,7 @@
 A caller hands the gateway JSON Schemas in ``response_format.json_schema.schema``,
 ``tools[].function.parameters``, (Anthropic) ``tools[].input_schema`` and (Responses)
 ``text.format.schema`` / ``tools[].parameters``. The embedded backend turns
-them into a llama.cpp grammar and ``checks.py`` validates answers with them, so each one is checked
+them into a llama.cpp grammar and ``cascade/checks.py`` validates answers with them, so each one is checked
 and normalised at the edge first (``checked_request``):
 
 - at most ``MAX_SCHEMA_BYTES`` of JSON, ``MAX_SCHEMA_DEPTH`` levels, ``MAX_ENUM`` literals per
