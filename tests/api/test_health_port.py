@@ -85,8 +85,13 @@ def test_the_serving_port_opens_only_once_postgres_was_reached_and_probes_answer
         assert refuses(gateway.url)
 
         postgres.start()
-        wait_for(lambda: httpx.get(f"{health}/readyz", timeout=5).status_code == 200)
-        wait_for(lambda: not refuses(gateway.url), timeout_s=5)
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{health}/readyz", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, "never ready"
+            time.sleep(0.02)
+        # ready means the serving port takes connections now: a probe that said "ready" before
+        # the port listened would send a Service's traffic to a closed port
+        assert not refuses(gateway.url)
         key, _ = PostgresKeyStore(postgres.dsn, PEPPER.encode()).create(environment="test", name="app")
         client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
         reply = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
