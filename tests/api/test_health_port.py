@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -58,13 +58,6 @@ def refuses(url: str) -> bool:
             return False
     except ConnectionRefusedError:
         return True
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def test_the_serving_port_opens_only_once_postgres_was_reached_and_probes_answer_meanwhile(
