@@ -75,6 +75,16 @@ async def readyz(request: Request) -> Response:
     return Response(orjson.dumps(body), status_code=503 if waiting else 200, media_type="application/json")
 
 
+async def readyz_beside(request: Request) -> Response:
+    """/readyz on the health port: also 503 until the serving port is about to listen, so a probe
+    never calls a replica ready whose serving port would still refuse connections."""
+    if not request.app.state.serving:
+        waiting = {**await request.app.state.gateway.not_ready(), "serving_port": "opens once ready"}
+        body = {"status": "not ready", "waiting_for": waiting}
+        return Response(orjson.dumps(body), status_code=503, media_type="application/json")
+    return await readyz(request)
+
+
 async def favicon(request: Request) -> Response:
     """Browsers ask every page's host for one (the dashboard's too): no icon, and no ledger row for
     a 404 nobody sent on purpose."""
@@ -114,9 +124,10 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> S
 
     health = None
     if config.server.health_port is not None:
-        probes = [Route(path, probe, methods=["GET"]) for path, probe in HEALTH_ROUTES.items()]
-        health_app = Starlette(routes=probes)
+        beside = {**HEALTH_ROUTES, "/readyz": readyz_beside}
+        health_app = Starlette(routes=[Route(path, probe, methods=["GET"]) for path, probe in beside.items()])
         health_app.state.gateway = gateway
+        health_app.state.serving = False
         health = HealthPort(health_app, config.server.host, config.server.health_port)
 
     @asynccontextmanager
@@ -125,8 +136,10 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> S
             await health.start()  # probes answer while the gateway starts and waits
         try:
             await gateway.start()
-            if health is not None:
-                await until_ready(gateway.not_ready)  # the serving port opens when this returns
+            if health is not None and await until_ready(gateway.not_ready):
+                # uvicorn binds the serving port as soon as this lifespan yields (the next turn
+                # of the loop at most): from here the health port's /readyz may say ready
+                health_app.state.serving = True
             yield
         finally:
             await gateway.aclose()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -60,13 +60,6 @@ def refuses(url: str) -> bool:
         return True
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
-
-
 def test_the_serving_port_opens_only_once_postgres_was_reached_and_probes_answer_meanwhile(
     upstream: OpenAIStandIn, postgres: PostgresServer, tmp_path: Path
 ) -> None:
@@ -85,8 +78,13 @@ def test_the_serving_port_opens_only_once_postgres_was_reached_and_probes_answer
         assert refuses(gateway.url)
 
         postgres.start()
-        wait_for(lambda: httpx.get(f"{health}/readyz", timeout=5).status_code == 200)
-        wait_for(lambda: not refuses(gateway.url), timeout_s=5)
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{health}/readyz", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, "never ready"
+            time.sleep(0.02)
+        # ready means the serving port takes connections now: a probe that said "ready" before
+        # the port listened would send a Service's traffic to a closed port
+        assert not refuses(gateway.url)
         key, _ = PostgresKeyStore(postgres.dsn, PEPPER.encode()).create(environment="test", name="app")
         client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
         reply = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
