@@ -60,8 +60,8 @@ def stack(
 
 
 def ask(url: str, text: str, timeout_s: float = 30) -> Any:
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=timeout_s)
-    return client.chat.completions.create(model="auto", messages=[{"role": "user", "content": text}])
+    with openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=timeout_s) as client:
+        return client.chat.completions.create(model="auto", messages=[{"role": "user", "content": text}])
 
 
 def test_nginx_closes_idle_upstream_connections_before_the_gateway_does(
@@ -135,7 +135,9 @@ def test_a_replica_restarted_while_postgres_is_down_gets_no_request_until_ready(
         replicas = [start(0), start(1)]
         nginx = stack.enter_context(run_nginx(ports))
         key, _ = PostgresKeyStore(postgres.dsn, PEPPER.encode()).create(environment="test", name="app")
-        client = openai.OpenAI(base_url=f"{nginx.url}/v1", api_key=key, max_retries=0, timeout=30)
+        client = stack.enter_context(
+            openai.OpenAI(base_url=f"{nginx.url}/v1", api_key=key, max_retries=0, timeout=30)
+        )
 
         def ask_with_key(text: str) -> Any:
             return client.chat.completions.create(model="auto", messages=[{"role": "user", "content": text}])
@@ -159,6 +161,8 @@ def test_a_replica_restarted_while_postgres_is_down_gets_no_request_until_ready(
         while httpx.get(f"{replicas[0].health_url}/readyz", timeout=5).status_code != 200:
             assert time.monotonic() < wait_until
             time.sleep(0.2)
-        direct = openai.OpenAI(base_url=f"{replicas[0].url}/v1", api_key=key, max_retries=0, timeout=30)
+        direct = stack.enter_context(
+            openai.OpenAI(base_url=f"{replicas[0].url}/v1", api_key=key, max_retries=0, timeout=30)
+        )
         reply = direct.chat.completions.create(model="auto", messages=[{"role": "user", "content": "back"}])
         assert reply.choices[0].message.content  # ready: its serving port is open and serves

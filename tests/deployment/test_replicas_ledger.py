@@ -61,12 +61,12 @@ def start_replicas(
 
 
 def ask(replica: GatewayProcess, request_id: str) -> str:
-    client = openai.OpenAI(base_url=f"{replica.url}/v1", api_key="unused", max_retries=0)
-    reply = client.chat.completions.create(
-        model="auto",
-        messages=[{"role": "user", "content": "hi"}],
-        extra_headers={"x-request-id": request_id},
-    )
+    with openai.OpenAI(base_url=f"{replica.url}/v1", api_key="unused", max_retries=0) as client:
+        reply = client.chat.completions.create(
+            model="auto",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"x-request-id": request_id},
+        )
     return reply.choices[0].message.content or ""
 
 
