@@ -98,6 +98,25 @@ async def test_answers_expire(make: MakeStore) -> None:
         await short.aclose()
 
 
+def test_expired_rows_of_both_tables_are_purged_whichever_table_is_busy(tmp_path: Path) -> None:
+    """One purge clock per store: a stream of saved responses must not keep expired chat
+    completions from being deleted (each table once ran its own check of the shared clock)."""
+    path = tmp_path / "ledger.db"
+
+    async def save_then_expire() -> None:
+        store = SqliteResponseStore(str(path), Sealer(SECRET), 0.2)
+        await store.start()
+        await store.save_completion("key_a", "chatcmpl-old", {"id": "chatcmpl-old"})
+        await asyncio.sleep(0.3)
+        store._next_purge = 0.0  # the purge interval has passed
+        await store.save("key_a", answer("resp_busy"))  # only the responses table is written
+        await store.aclose()
+
+    asyncio.run(save_then_expire())
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM chat_completions").fetchone()[0] == 0
+
+
 def test_sealed_at_rest_and_bound_to_its_row(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
 

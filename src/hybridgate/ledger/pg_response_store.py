@@ -100,9 +100,7 @@ class PostgresResponseStore:
             now + self._ttl_s,
             blob,
         )
-        if now >= self._next_purge:
-            self._next_purge = now + PURGE_EVERY_S
-            await self._execute("DELETE FROM responses WHERE expires_at < $1", now)
+        await self._purge_if_due(now)
 
     async def load(self, tenant: str, response_id: str) -> StoredResponse | None:
         rows = await self._execute(
@@ -115,6 +113,13 @@ class PostgresResponseStore:
             return None
         plain = self._sealer.open(bytes(rows[0]["blob"]), associated_data(response_id, tenant))
         return StoredResponse.from_bytes(plain) if plain is not None else None
+
+    async def _purge_if_due(self, now: float) -> None:
+        """Every PURGE_EVERY_S, delete the expired rows of both tables (one clock for both)."""
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_EVERY_S
+            for table in ("responses", "chat_completions"):
+                await self._execute(f"DELETE FROM {table} WHERE expires_at < $1", now)
 
     async def delete(self, tenant: str, response_id: str) -> bool:
         rows = await self._execute(
@@ -133,9 +138,7 @@ class PostgresResponseStore:
             now + self._ttl_s,
             blob,
         )
-        if now >= self._next_purge:
-            self._next_purge = now + PURGE_EVERY_S
-            await self._execute("DELETE FROM chat_completions WHERE expires_at < $1", now)
+        await self._purge_if_due(now)
 
     async def load_completion(self, tenant: str, completion_id: str) -> Json | None:
         rows = await self._execute(

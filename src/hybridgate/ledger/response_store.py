@@ -179,9 +179,7 @@ class SqliteResponseStore:
         blob = self._sealer.seal(stored.to_bytes(), associated_data(response_id, tenant))
         args = (response_id, tenant, now, now + self._ttl_s, blob)
         await asyncio.to_thread(self._run, "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)", args)
-        if now >= self._next_purge:
-            self._next_purge = now + PURGE_EVERY_S
-            await asyncio.to_thread(self._run, "DELETE FROM responses WHERE expires_at < ?", (now,))
+        await self._purge_if_due(now)
 
     async def load(self, tenant: str, response_id: str) -> StoredResponse | None:
         sql = "SELECT blob FROM responses WHERE id = ? AND tenant = ? AND expires_at >= ?"
@@ -193,6 +191,14 @@ class SqliteResponseStore:
         plain = self._sealer.open(sealed, associated_data(response_id, tenant))
         return StoredResponse.from_bytes(plain) if plain is not None else None
 
+    async def _purge_if_due(self, now: float) -> None:
+        """Every PURGE_EVERY_S, delete the expired rows of both tables (one clock for both, so a
+        busy table never keeps the other's purge from coming due)."""
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_EVERY_S
+            for table in ("responses", "chat_completions"):
+                await asyncio.to_thread(self._run, f"DELETE FROM {table} WHERE expires_at < ?", (now,))
+
     async def delete(self, tenant: str, response_id: str) -> bool:
         sql = "DELETE FROM responses WHERE id = ? AND tenant = ? RETURNING id"
         return bool(await asyncio.to_thread(self._run, sql, (response_id, tenant)))
@@ -202,9 +208,7 @@ class SqliteResponseStore:
         blob = self._sealer.seal(orjson.dumps(record), completion_data(completion_id, tenant))
         args = (completion_id, tenant, now, now + self._ttl_s, blob)
         await asyncio.to_thread(self._run, "INSERT INTO chat_completions VALUES (?, ?, ?, ?, ?)", args)
-        if now >= self._next_purge:
-            self._next_purge = now + PURGE_EVERY_S
-            await asyncio.to_thread(self._run, "DELETE FROM chat_completions WHERE expires_at < ?", (now,))
+        await self._purge_if_due(now)
 
     async def load_completion(self, tenant: str, completion_id: str) -> Json | None:
         sql = "SELECT blob FROM chat_completions WHERE id = ? AND tenant = ? AND expires_at >= ?"
