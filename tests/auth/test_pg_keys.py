@@ -305,6 +305,29 @@ async def test_a_hung_server_never_holds_up_a_cached_key_and_degrades_the_store(
     await store.aclose()
 
 
+async def test_a_hang_costs_one_short_wait_per_key_not_one_per_request(
+    own_postgres: PostgresServer, clock: FakeClock
+) -> None:
+    # The wait for a refresh is long here (1 s) and the lookup timeout longer (10 s), so the store
+    # is not yet degraded when the second request comes: it must not wait again for the same hang.
+    store = PostgresKeyStore(own_postgres.dsn, PEPPER, clock=clock, timeout_s=10.0, stale_wait_s=1.0)
+    await store.start()
+    key, record = store.create(environment="prod", name="app1")
+    assert await store.verify(key) == record
+    own_postgres.pause()
+    try:
+        clock.advance(CACHE_TTL_S + 1)
+        assert await store.verify(key) == record  # waited for the hung refresh, then the cached row
+        assert store.degraded_reason() is None  # the refresh is still in flight: not yet degraded
+        started = time.monotonic()
+        assert await store.verify(key) == record
+        elapsed = time.monotonic() - started
+        assert elapsed < 0.5, f"a second request waited {elapsed:.2f}s for a refresh that already hung"
+    finally:
+        own_postgres.resume()
+    await store.aclose()
+
+
 async def test_unknown_keys_get_their_503_within_the_lookup_timeout_from_a_hung_server(
     own_postgres: PostgresServer, clock: FakeClock
 ) -> None:

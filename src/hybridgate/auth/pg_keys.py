@@ -21,11 +21,14 @@ Deadlines, whatever the failure (refused, hung: connections accepted but never a
 PostgreSQL gets ``timeout_s`` per lookup in all (retry included), and a lookup that runs out
 degrades the store exactly as a refused connection does; the connection it used is dropped, never
 reused. A key with a cached row never waits on PostgreSQL: once its row is older than
-``cache_ttl_s`` it is refreshed in the background (one query per key id at a time) and the request
-waits for that refresh at most ``STALE_WAIT_S``, then is served from its cached row (at once while
-degraded). So a revocation is seen within ``cache_ttl_s`` while PostgreSQL answers within
-``STALE_WAIT_S``. An unknown key gets its 503 within ``timeout_s``. ``not_ready()`` (for
-/readyz) is a reason until PostgreSQL has been reached once since start: without it no key works.
+``cache_ttl_s`` it is refreshed in the background (one query per key id at a time) and requests
+wait for that refresh until ``stale_wait_s`` (100 ms) after it started, then are served from the
+cached row: a request that arrives later than that, while the refresh still hangs, does not wait
+at all, so a hang that has not yet tripped the degraded state costs one short wait per key, not
+one per request (and none once degraded). So a revocation is seen within ``cache_ttl_s`` while
+PostgreSQL answers within ``stale_wait_s``. An unknown key gets its 503 within ``timeout_s``.
+``not_ready()`` (for /readyz) is a reason until PostgreSQL has been reached once since start:
+without it no key works.
 
 Admin path (``create``, ``list``, ``revoke``, ``get``; sync, for the CLI): a short-lived
 connection in a thread of its own, so it works from sync and async callers alike. Imports only
@@ -66,7 +69,7 @@ T = TypeVar("T")
 CACHE_TTL_S = 5.0
 STALE_TTL_S = 300.0
 RETRY_S = 1.0
-STALE_WAIT_S = 0.1  # how long a key with a cached row waits for its refresh before using the row
+STALE_WAIT_S = 0.1  # how long after a refresh starts a request with a cached row waits for it
 
 
 class PostgresKeyStore(HashedKeys):
@@ -85,6 +88,7 @@ class PostgresKeyStore(HashedKeys):
         stale_ttl_s: float = STALE_TTL_S,
         retry_s: float = RETRY_S,
         wait_s: float | None = None,
+        stale_wait_s: float = STALE_WAIT_S,
     ) -> None:
         if not pepper:
             raise ConfigError("the API-key pepper is empty; set the auth.pepper_env variable")
@@ -98,13 +102,15 @@ class PostgresKeyStore(HashedKeys):
         self._clock = clock
         self._stale_ttl_s = stale_ttl_s
         self._retry_s = retry_s
+        self._stale_wait_s = stale_wait_s
         self._cache = KeyCache(ttl_s=cache_ttl_s, stale_ttl_s=stale_ttl_s)
         self._slots: asyncio.Semaphore | None = None  # one per pool connection, made on the loop
         self._pool: asyncpg.Pool | None = None
         self._migrated = False
         self._reason: str | None = None
         self._retry_at = 0.0
-        self._refreshing: dict[str, asyncio.Task[StoredKey | None]] = {}  # key id -> its refresh
+        # key id -> its refresh in flight, and the loop time until which a request waits for it
+        self._refreshing: dict[str, tuple[asyncio.Task[StoredKey | None], float]] = {}
 
     # -- request path ------------------------------------------------------------------------
 
@@ -167,26 +173,28 @@ class PostgresKeyStore(HashedKeys):
         if hit is not None:
             return hit.stored
         stale = self._cache.stale(key_id, now)
-        refresh = self._refresh(key_id)
+        refresh, wait_until = self._refresh(key_id)
         try:
             if stale is None:
                 return await asyncio.shield(refresh)  # bounded by timeout_s inside
-            wait_s = 0.0 if self._reason is not None else STALE_WAIT_S
-            done, _ = await asyncio.wait({refresh}, timeout=wait_s)
+            wait_s = 0.0 if self._reason is not None else wait_until - asyncio.get_running_loop().time()
+            done, _ = await asyncio.wait({refresh}, timeout=max(wait_s, 0.0))
             return refresh.result() if done else stale
         except KeyStoreUnavailableError:
             if stale is not None:
                 return stale  # verified recently: keep serving it through the outage
             raise
 
-    def _refresh(self, key_id: str) -> asyncio.Task[StoredKey | None]:
-        """The one query for this key id in flight, started if none is; it caches what it reads."""
-        task = self._refreshing.get(key_id)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._fetch_and_keep(key_id))
-            self._refreshing[key_id] = task
+    def _refresh(self, key_id: str) -> tuple[asyncio.Task[StoredKey | None], float]:
+        """The one query for this key id in flight (started if none is; it caches what it reads)
+        and the loop time until which a request with a cached row waits for it."""
+        refresh = self._refreshing.get(key_id)
+        if refresh is None:
+            loop = asyncio.get_running_loop()
+            task = loop.create_task(self._fetch_and_keep(key_id))
+            refresh = self._refreshing[key_id] = (task, loop.time() + self._stale_wait_s)
             task.add_done_callback(lambda done: self._refreshed(key_id, done))
-        return task
+        return refresh
 
     def _refreshed(self, key_id: str, task: asyncio.Task[StoredKey | None]) -> None:
         self._refreshing.pop(key_id, None)
