@@ -14,6 +14,13 @@
 
 from __future__ import annotations
 
+import os
+
+# One BLAS thread per process, set before numpy loads OpenBLAS (children inherit it): on this
+# 2-core shared machine OpenBLAS's spinning threads made each L-BFGS step of router training
+# ~25x slower (tests/router/test_bench.py: 104 s -> 14 s under load).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
