@@ -329,7 +329,7 @@ class PostgresLedger(BatchedLedger):
             except Exception as exc:
                 if is_outage(exc):
                     raise
-                logger.error("ledger: PostgreSQL rejected request %s: %s", rec.request_id, exc)
+                logger.error("ledger: PostgreSQL rejected request %r: %s", rec.request_id, exc)
                 self._batches.lose(1)
 
     async def _purge(self, conn: asyncpg.Connection) -> None:

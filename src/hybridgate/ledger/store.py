@@ -245,7 +245,7 @@ class SqliteLedger(BatchedLedger):
                         conn.execute(_INSERT, rec.to_row())
                     except _BAD_ROW:
                         logger.exception(
-                            "ledger: could not write request %s to %s", rec.request_id, self.path
+                            "ledger: could not write request %r to %s", rec.request_id, self.path
                         )
                         lost += 1
         except Exception:  # the file itself failed (disk full, I/O): the whole batch is lost
