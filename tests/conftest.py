@@ -35,7 +35,7 @@ from hybridgate.training.calibration import Target
 from hybridgate.training.dataset import load_outcomes
 from hybridgate.training.train import TrainingOptions, train_router
 from tests.gateway_process import GatewayProcess, run_gateway
-from tests.postgres_server import PostgresServer, new_database, run_postgres
+from tests.postgres_server import PostgresServer, drop_database, new_database, run_postgres
 from tests.postgres_server import postgres_template as make_postgres_template
 from tests.redis_server import RedisServer, running_redis
 from tests.router.synthetic import rows, write_csv
@@ -65,9 +65,11 @@ def own_postgres(postgres_template: Path) -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-def postgres_dsn(postgres_server: PostgresServer) -> str:
-    """A new, empty database on the session's server."""
-    return new_database(postgres_server)
+def postgres_dsn(postgres_server: PostgresServer) -> Iterator[str]:
+    """A new, empty database on the session's server, dropped after the test."""
+    dsn = new_database(postgres_server)
+    yield dsn
+    drop_database(postgres_server, dsn)
 
 
 @pytest.fixture(scope="session")

@@ -49,13 +49,19 @@ def bin_dir() -> Path:
     return Path(found[-1]).parent
 
 
+def memory_dir() -> str | None:
+    """``/dev/shm`` where it is writable (a tmpfs: initdb, a copy of the template and each CREATE
+    DATABASE are 4-5x faster there than on this machine's disk), else the default temp directory."""
+    return "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+
+
 class PostgresServer:
     """One cluster, one database; ``dsn`` connects as the superuser over TCP."""
 
     def __init__(self) -> None:
         self.bin = bin_dir()
         self.port = free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="hybridgate-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix="hybridgate-pg-", dir=memory_dir()))
         self.data = self.root / "data"
         self._as_owner: list[str] = []
         if os.geteuid() == 0:
@@ -206,6 +212,13 @@ def new_database(server: PostgresServer) -> str:
     name = f"t_{uuid.uuid4().hex[:12]}"
     asyncio.run(execute(server.dsn, f"CREATE DATABASE {name}"))
     return server.dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(server: PostgresServer, dsn: str) -> None:
+    """Drop the database of ``dsn`` (made by ``new_database``), cutting any connection still open:
+    the session's server would otherwise keep every test's ~11 MB in memory until the end."""
+    name = dsn.rsplit("/", 1)[1]
+    asyncio.run(execute(server.dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 async def execute(dsn: str, sql: str, *args: object) -> str:
