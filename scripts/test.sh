@@ -14,4 +14,6 @@ scripts/deps/nginx.sh      # tests/deployment/test_nginx.py runs the shipped dep
 # included; the data files go to the checkout whatever directory a test or its child runs in.
 export COVERAGE_FILE="$PWD/.coverage"
 rm -f .coverage .coverage.*
-.venv/bin/pytest -q --cov --cov-report=term "$@"
+# Two workers (pytest-xdist), one test file each at a time: many tests wait on child processes and
+# sockets, so two share the 2 cores well. Each worker has its own session servers; coverage combines.
+.venv/bin/pytest -q -n 2 --dist loadfile --cov --cov-report=term "$@"

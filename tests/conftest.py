@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: the expensive real parts are started once per session.
+"""Fixtures shared by the whole suite: the expensive real parts are started once per session
+(per pytest-xdist worker when scripts/test.sh runs the suite on two: each has its own).
 
 - ``postgres_server``: one real PostgreSQL server (tests/postgres_server.py) for the session;
   ``postgres_dsn`` is a fresh, empty database on it for each test. Tests that stop, kill or pause
