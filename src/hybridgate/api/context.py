@@ -6,8 +6,8 @@ The API key itself is never stored: only a short SHA-256 prefix identifies it in
 from __future__ import annotations
 
 import hashlib
+import os
 import time
-import uuid
 from typing import Literal
 
 from starlette.requests import Request
@@ -38,7 +38,8 @@ def key_id(key: str | None) -> str | None:
 def context_from(
     request: Request, api: Literal["openai", "anthropic", "embeddings", "responses"], environment: str
 ) -> RequestContext:
-    request_id = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}"
+    # 32 random hex digits, like a uuid4's, without building a UUID object (a few us per request)
+    request_id = request.headers.get("x-request-id") or f"req_{os.urandom(16).hex()}"
     request.state.request_id = request_id
     return RequestContext(
         request_id=request_id,

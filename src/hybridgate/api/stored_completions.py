@@ -98,9 +98,11 @@ def keeper_for(
     gateway: Gateway, ctx: RequestContext, chat: ChatRequest, screening: Screening | None, wanted: bool
 ) -> Keeper | None:
     """A keeper when the caller asked, the deployment stores, and the privacy rule allows."""
+    if not wanted or gateway.responses is None:
+        return None  # before the import below: it runs on every request (a lookup, but not free)
     from hybridgate.api.responses import keeps_prompts  # api.responses imports api.openai
 
-    if not wanted or gateway.responses is None or not keeps_prompts(screening):
+    if not keeps_prompts(screening):
         return None
     return Keeper(gateway, ctx, chat)
 
