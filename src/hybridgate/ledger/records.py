@@ -77,12 +77,15 @@ class LedgerRecord:
     traffic: str = "live"
 
     def __post_init__(self) -> None:
+        values = self.__dict__  # built once per request: the common case (in range) only reads
         for name in INT_FIELDS:
-            setattr(self, name, min(max(int(getattr(self, name)), 0), MAX_INT))
+            value = values[name]
+            if type(value) is not int or not 0 <= value <= MAX_INT:
+                values[name] = min(max(int(value), 0), MAX_INT)
         for name in FLOAT_FIELDS:
-            value = getattr(self, name)
+            value = values[name]
             if value is not None and not math.isfinite(value):
-                setattr(self, name, None if name == "ttft_ms" else 0.0)
+                values[name] = None if name == "ttft_ms" else 0.0
 
     @property
     def is_error(self) -> bool:
