@@ -232,6 +232,7 @@ def profiler(args: argparse.Namespace, target: Target, level: int) -> subprocess
     if not args.profile or target.name != "hybridgate" or target.pid is None:
         return None
     command = [args.py_spy, "record", "--pid", str(target.pid), "--rate", "500", "--nonblocking"]
+    command += ["--native"] if args.profile_native else []
     command += ["--duration", str(args.duration_s), "--format", "speedscope"]
     command += ["-o", f"{args.profile}.c{level}.json"]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -353,6 +354,7 @@ def main() -> None:
     parser.add_argument("--peers", default=None, help="the rig's peers install dir: LiteLLM and Portkey too")
     parser.add_argument("--ledger-batch-size", type=int, default=None, help="[ledger] batch_size")
     parser.add_argument("--profile", default=None, help="py-spy speedscope output prefix (OUT.cN.json)")
+    parser.add_argument("--profile-native", action="store_true", help="py-spy --native (C frames too)")
     parser.add_argument("--py-spy", default=str(Path(sys.executable).parent / "py-spy"))
     print(json.dumps(run(parser.parse_args()), indent=2))
 
