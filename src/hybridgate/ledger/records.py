@@ -8,6 +8,7 @@ I/O, nor import anything above ``hybridgate.types`` / ``config`` / ``errors``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import hmac
 import json
 import math
@@ -121,7 +122,7 @@ def row_to_dict(row: dict[str, Any]) -> dict[str, Any]:
 
 def prompt_hmac(secret: bytes, text: str) -> str:
     """HMAC-SHA256 of the prompt as hex: equal prompts match, but the text can't be recovered."""
-    return hmac.digest(secret, text.encode("utf-8"), "sha256").hex()  # hmac.new's digest, in one C call
+    return hmac.new(secret, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def cohort_label(secret: bytes, labels: Collection[str], cohort: str | None) -> str | None:
