@@ -11,10 +11,15 @@ pauses are read per load level as the difference of the histograms' sums and cou
     .venv/bin/python bench/tail_latency.py --baseline-src /tmp/old/src   # + another checkout, same run
     .venv/bin/python bench/tail_latency.py --workers 2 --gateway-cpus 0,1
     .venv/bin/python bench/tail_latency.py --peers /tmp/peers    # + LiteLLM and Portkey, same run
+    .venv/bin/python bench/tail_latency.py --concurrency 8 --profile /tmp/p   # + py-spy: /tmp/p.c8.json
 
 ``--peers DIR``: the rig's ``peers/setup_peers.sh`` install (``PEERS=DIR``); LiteLLM and Portkey
 are started by the rig's own start scripts on CPU 1 beside hybridgate (each measured alone: the
-targets take turns at each load level, after the upstream measured directly).
+targets take turns at each load level, after the upstream measured directly). CPU per request
+is the gateway's main thread (the event loop) and, as ``process_cpu_ms_per_request``, every
+thread (the ledger writer's too). ``--profile OUT`` records the gateway under test with py-spy
+(speedscope JSON per level; ``--profile-native`` adds C frames); ``--ledger-batch-size N`` sets
+``[ledger] batch_size``.
 """
 
 from __future__ import annotations
