@@ -110,7 +110,7 @@ class WordLlamaEmbedder:
     def pool(self, ids: NDArray[np.int64]) -> NDArray[np.float32]:
         if len(ids) == 0:
             return np.zeros(self.dim, dtype=np.float32)
-        pooled: NDArray[np.float32] = self.vectors[np.clip(ids, 0, self.vocab_size - 1)].mean(axis=0)
+        pooled: NDArray[np.float32] = np.take(self.vectors, ids, axis=0, mode="clip").mean(axis=0)
         return pooled
 
 

@@ -488,6 +488,46 @@ def _mean(values: list[Any]) -> float | None:
     return round(float(np.mean(present)), 4) if present else None
 
 
+def run_latency(root: Path, settings: list[str], latency_rows: int = 500, warm: int = 2000) -> dict[str, Any]:
+    """Decision latency alone (``--latency-only``): per setting, a router of the bench's shape
+    (fitted on the first fold's training rows, shipped regularisation) scores ``latency_rows``
+    prompts one at a time, twice: after 20 other requests, and after ``warm`` other requests (a
+    router that has served traffic: the tokeniser's memory of pieces is warm). CPU time is the
+    deciding thread's, independent of what else the machine runs; wall clock is not."""
+    unknown = [s for s in settings if s not in SETTINGS]
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)}; settings: {', '.join(SETTINGS)}")
+    started = time.perf_counter()
+    bench = Bench(load_routellm(root), latency_rows)
+    results: dict[str, Any] = {}
+    for setting in settings:
+        key = {"mmlu_subjects": "mmlu", "cross": "gsm8k"}.get(setting, setting)
+        task = bench.task(key)
+        if setting == "cross":
+            mmlu = bench.task("mmlu")
+            fitted = bench._fit(mmlu, np.concatenate([mmlu.dev, mmlu.rows]), Regularization())
+            router = bench._router(mmlu.spec, fitted)
+        else:
+            folds = bench._folds(setting, task, 0)
+            router = bench._router(task.spec, bench._fit(task, task.rows[folds != 0], Regularization()))
+        prompts = [task.outcomes.prompts[i] for i in task.rows]
+        answers = task.outcomes.answers if task.spec.answer else None
+        texts = [answers[i] for i in task.rows] if answers else None
+        results[setting] = {"rows": len(prompts)}
+        for label, n in (("after_20", 0), (f"after_{warm}", warm)):
+            # A fresh embedder each time: its memory of pieces starts empty.
+            fresh = LearnedRouter(router.artifact, WordLlamaEmbedder(), router.threshold)
+            results[setting][label] = decision_latency_ms(fresh, prompts, texts, latency_rows, warm=n)
+    worst = max(r[f"after_{warm}"]["decision_cpu_p99_ms"] for r in results.values()) if results else 0.0
+    return {
+        "decision_latency": results,
+        "timed_requests_per_setting": latency_rows,
+        "decision_cpu_p99_goal_ms": {"goal": DECISION_P99_GOAL_MS, "worst_warm_cpu_p99": worst},
+        "machine": {"cpus": os.cpu_count(), "load_average_1m": load_average(), "nice": os.nice(0)},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
 def run_bench(
     root: Path, settings: list[str], latency_rows: int = 500, workers: int = 1
 ) -> tuple[dict[str, Any], dict[str, Curve]]:

@@ -108,7 +108,7 @@ def prompt_stats(text: str) -> list[float]:
         _count(encoded, UPPER) / n,
         math.log1p(text.count("?")),
         sum(lengths) / len(words) / 5 if words else 0.0,
-        sum(1 for x in lengths if x >= LONG_WORD) / len(words) if words else 0.0,
+        len([x for x in lengths if x >= LONG_WORD]) / len(words) if words else 0.0,
         math.log1p(text.count("|")),
         math.log1p(len(OPTION_LINE.findall(text))),
         float(_has(text, NEGATION_WORDS) and NEGATION.search(text) is not None),
