@@ -18,7 +18,7 @@ from hybridgate.errors import GatewayError
 def bench_router(
     data: Annotated[Path, typer.Option(help="RouteLLM outcome data: the folder with mmlu/ and gsm8k/")],
     settings: Annotated[
-        str, typer.Option(help="comma-separated: mmlu,mmlu_subjects,gsm8k,gsm8k_cascade,cross")
+        str, typer.Option(help="comma-separated: mmlu,mmlu_subjects,gsm8k,gsm8k_cascade,gsm8k_gated,cross")
     ] = "mmlu,mmlu_subjects,gsm8k,gsm8k_cascade,cross",
     svg: Annotated[Path | None, typer.Option(help="also write the cost-quality curves as SVG")] = None,
     latency_rows: Annotated[int, typer.Option(min=1, help="prompts timed one by one per setting")] = 500,
