@@ -184,19 +184,31 @@ def fault(stack: Stack, scenario: str, hang_s: float) -> None:
         stack.replicas[-1].process.send_signal(signal.SIGKILL)
 
 
-def summary(results: list[Result]) -> dict[str, Any]:
+def latency(results: list[Result]) -> dict[str, Any]:
     latencies = sorted(r.latency_s * 1000 for r in results)
+    if not latencies:
+        return {"requests": 0}
+    return {
+        "p50": round(percentile(latencies, 50), 1),
+        "p99": round(percentile(latencies, 99), 1),
+        "max": round(latencies[-1], 1),
+        "over_50ms": sum(1 for x in latencies if x > 50),
+    }
+
+
+def summary(results: list[Result], window: tuple[float, float]) -> dict[str, Any]:
+    """Errors and latency over the run, and latency apart for the requests sent in ``window``
+    (the fault's seconds, the same seconds of the calm run) and the others."""
     errors = [r for r in results if r.status != 200]
+    inside = [r for r in results if window[0] <= r.at_s < window[1]]
     return {
         "requests": len(results),
         "client_errors": len(errors),
         "errors_by_status": dict(Counter(str(r.status) for r in errors)),
         "errors_not_json": sum(1 for r in errors if not r.json_body),
-        "latency_ms": {
-            "p50": round(percentile(latencies, 50), 1),
-            "p99": round(percentile(latencies, 99), 1),
-            "max": round(latencies[-1], 1),
-        },
+        "latency_ms": latency(results),
+        "latency_ms_in_fault_window": latency(inside) | {"requests": len(inside)},
+        "latency_ms_outside_it": latency([r for r in results if not window[0] <= r.at_s < window[1]]),
     }
 
 
@@ -225,7 +237,8 @@ def run_stack(args: argparse.Namespace, health_ports: bool) -> dict[str, Any]:
             timer.start()
             results = asyncio.run(drive(bench.nginx.url, bench.key, args.requests, args.rate))
             timer.join()
-            report[scenario] = summary(results) | {"fault_at_s": round(at_s, 1)}
+            window = (at_s, at_s + args.hang_s + 2)  # + 2 s: the recovery
+            report[scenario] = summary(results, window) | {"fault_at_s": round(at_s, 1)}
             print(json.dumps({scenario: report[scenario], "health_port": health_ports}), file=sys.stderr)
     calm = report.get("calm")
     if calm:

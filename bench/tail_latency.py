@@ -11,10 +11,15 @@ pauses are read per load level as the difference of the histograms' sums and cou
     .venv/bin/python bench/tail_latency.py --baseline-src /tmp/old/src   # + another checkout, same run
     .venv/bin/python bench/tail_latency.py --workers 2 --gateway-cpus 0,1
     .venv/bin/python bench/tail_latency.py --peers /tmp/peers    # + LiteLLM and Portkey, same run
+    .venv/bin/python bench/tail_latency.py --concurrency 8 --profile /tmp/p   # + py-spy: /tmp/p.c8.json
 
 ``--peers DIR``: the rig's ``peers/setup_peers.sh`` install (``PEERS=DIR``); LiteLLM and Portkey
 are started by the rig's own start scripts on CPU 1 beside hybridgate (each measured alone: the
-targets take turns at each load level, after the upstream measured directly).
+targets take turns at each load level, after the upstream measured directly). CPU per request
+is the gateway's main thread (the event loop) and, as ``process_cpu_ms_per_request``, every
+thread (the ledger writer's too). ``--profile OUT`` records the gateway under test with py-spy
+(speedscope JSON per level; ``--profile-native`` adds C frames); ``--ledger-batch-size N`` sets
+``[ledger] batch_size``.
 """
 
 from __future__ import annotations
@@ -128,10 +133,22 @@ def schedstat(pid: int) -> tuple[int, int]:
     return int(ran), int(waited)
 
 
-def scheduler_entry(before: tuple[int, int], after: tuple[int, int], requests: int) -> dict[str, Any]:
+def process_cpu_ns(pid: int) -> int:
+    """Nanoseconds every live thread of the process ran (the ledger writer's too)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total
+
+
+def scheduler_entry(
+    before: tuple[int, int, int], after: tuple[int, int, int], requests: int
+) -> dict[str, Any]:
     per = max(requests, 1) * 1e6
     return {
         "cpu_ms_per_request": round((after[0] - before[0]) / per, 3),
+        "process_cpu_ms_per_request": round((after[2] - before[2]) / per, 3),
         "runqueue_wait_ms_per_request": round((after[1] - before[1]) / per, 3),
     }
 
@@ -214,6 +231,18 @@ def loop_metrics(before: str, after: str) -> dict[str, Any]:
     return found
 
 
+def profiler(args: argparse.Namespace, target: Target, level: int) -> subprocess.Popen[bytes] | None:
+    """``--profile OUT``: py-spy samples the gateway under test (not the baseline) while wrk runs
+    at the first concurrency level; a speedscope file per level (``OUT.c8.json``)."""
+    if not args.profile or target.name != "hybridgate" or target.pid is None:
+        return None
+    command = [args.py_spy, "record", "--pid", str(target.pid), "--rate", "500", "--nonblocking"]
+    command += ["--native"] if args.profile_native else []
+    command += ["--duration", str(args.duration_s), "--format", "speedscope"]
+    command += ["-o", f"{args.profile}.c{level}.json"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     src = Path(args.src).resolve()
     results: dict[str, Any] = {"levels": {}}
@@ -223,7 +252,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         work = Path(tmp)
         up_port, gw_port = free_port(), free_port()
         upstream = f"http://127.0.0.1:{up_port}/v1"
-        (work / "hg.toml").write_text(CONFIG.format(ledger=work / "ledger.db", upstream=up_port))
+        config = CONFIG.format(ledger=work / "ledger.db", upstream=up_port)
+        if args.ledger_batch_size:  # the ledger writer's batch: how much work each write does at once
+            config = config.replace("[ledger]\n", f"[ledger]\nbatch_size = {args.ledger_batch_size}\n")
+        (work / "hg.toml").write_text(config)
         processes.append(
             subprocess.Popen(
                 ["taskset", "-c", "0", sys.executable, str(RIG / "upstream.py"), "--port", str(up_port)],
@@ -282,11 +314,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for level in [int(x) for x in args.concurrency.split(",")]:
                 for target in targets:
                     before = scrape(target.metrics_port) if target.metrics_port else ""
-                    sched = schedstat(target.pid) if target.pid else (0, 0)
+                    sched = (*schedstat(target.pid), process_cpu_ns(target.pid)) if target.pid else (0, 0, 0)
+                    spy = profiler(args, target, level)
                     point = wrk(target, level, args.duration_s, work, "0")
+                    if spy is not None:
+                        spy.wait(timeout=args.duration_s + 60)
                     entry = level_entry(target, point, args.duration_s)
                     if target.pid:
-                        entry.update(scheduler_entry(sched, schedstat(target.pid), point["requests"]))
+                        after = (*schedstat(target.pid), process_cpu_ns(target.pid))
+                        entry.update(scheduler_entry(sched, after, point["requests"]))
                     if target.metrics_port:
                         entry.update(loop_metrics(before, scrape(target.metrics_port)))
                     results["levels"].setdefault(str(level), {})[target.name] = entry
@@ -304,6 +340,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "gateway_cpus": args.gateway_cpus,
         "duration_s": args.duration_s,
         "peers": args.peers,
+        "ledger_batch_size": args.ledger_batch_size,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
         "python": platform.python_version(),
         "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
@@ -320,6 +357,10 @@ def main() -> None:
     parser.add_argument("--gateway-cpus", default="1")
     parser.add_argument("--baseline-src", default=None, help="another checkout's src: measured beside")
     parser.add_argument("--peers", default=None, help="the rig's peers install dir: LiteLLM and Portkey too")
+    parser.add_argument("--ledger-batch-size", type=int, default=None, help="[ledger] batch_size")
+    parser.add_argument("--profile", default=None, help="py-spy speedscope output prefix (OUT.cN.json)")
+    parser.add_argument("--profile-native", action="store_true", help="py-spy --native (C frames too)")
+    parser.add_argument("--py-spy", default=str(Path(sys.executable).parent / "py-spy"))
     print(json.dumps(run(parser.parse_args()), indent=2))
 
 

@@ -13,9 +13,15 @@ import uvicorn
 
 @contextmanager
 def serve_in_thread(
-    app: Any, *, port: int = 0, lifespan: Literal["auto", "on", "off"] = "on", graceful_s: int | None = None
+    app: Any,
+    *,
+    port: int = 0,
+    lifespan: Literal["auto", "on", "off"] = "on",
+    graceful_s: int | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1 (a free port unless given); yields ``http://127.0.0.1:PORT``."""
+    """Serve ``app`` on 127.0.0.1 (a free port unless given); yields ``http://127.0.0.1:PORT``.
+    ``options``: more uvicorn settings (``api.front.uvicorn_options``: the gateway's own front)."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -23,6 +29,7 @@ def serve_in_thread(
         log_level="warning",
         lifespan=lifespan,
         timeout_graceful_shutdown=graceful_s,
+        **(options or {}),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

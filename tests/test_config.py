@@ -50,6 +50,20 @@ def test_a_route_named_auto_that_default_route_shadows_is_refused(tmp_path: Path
     assert load_config(path).default_route == "fast"  # a rule reaches it: not a trap
 
 
+def test_an_environment_no_key_can_name_is_refused_when_keys_are_required(tmp_path: Path) -> None:
+    # Keys look like hg-<environment>-<secret> and must name the gateway's environment, so with
+    # "Production" and auth on every request would get a 401, whatever key it brought.
+    base = '[backends.local]\ntype = "embedded"\n[routes.auto]\ntry = ["local"]\n'
+    path = tmp_path / "gw.toml"
+    path.write_text(f'environment = "Production"\n[auth]\nenabled = true\n{base}')
+    with pytest.raises(ConfigError, match="environment: 'Production' cannot name API keys"):
+        load_config(path)
+    path.write_text(f'environment = "Production"\n{base}')  # no keys: only a label
+    assert load_config(path).environment == "Production"
+    path.write_text(f'environment = "prod-eu.1"\n[auth]\nenabled = true\n{base}')
+    assert load_config(path).environment == "prod-eu.1"
+
+
 def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="hybridgate init"):
         load_config(tmp_path / "none.toml")

@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hybridgate.errors import ConfigError
 
 _HOST_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+# What an environment name may be when API keys carry it (hg-<environment>-<secret>).
+ENVIRONMENT_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
 
 
 class Strict(BaseModel):
@@ -478,6 +480,11 @@ class GatewayConfig(Strict):
             problems.append('auth.keys_store = "postgres" needs a [postgres] section (it holds the keys)')
         if self.default_route not in self.routes:
             problems.append(f"default_route: '{self.default_route}' is not a route")
+        if self.auth.enabled and not ENVIRONMENT_PATTERN.fullmatch(self.environment):
+            problems.append(
+                f"environment: '{self.environment}' cannot name API keys (1-32 lowercase letters, digits, "
+                "'_', '.' or '-', starting with a letter or digit), so with [auth] enabled no key would work"
+            )
         for alias, route_name in self.models.items():
             if route_name not in self.routes:
                 problems.append(f"models.'{alias}': unknown route '{route_name}'")

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hybridgate.api.front import uvicorn_options
 from hybridgate.app import create_app
 from hybridgate.config import GatewayConfig
 from hybridgate.gateway import Gateway
@@ -67,8 +68,10 @@ class Setup:
     probe: LoopProbe
 
 
-@pytest.fixture
-def setup(tmp_path: Path) -> Iterator[Setup]:
+@pytest.fixture(params=["uvicorn", "front"])
+def setup(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Setup]:
+    """The app behind plain uvicorn (the route listens for ``http.disconnect``) and behind the
+    gateway's own front, as ``serve`` runs it (``GatewayProtocol`` tells the route itself)."""
     with run_openai_standin(api_key="sk-up") as upstream:
         config = GatewayConfig.model_validate(
             {
@@ -87,7 +90,8 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
         )
         app = create_app(config, env={"UP_KEY": "sk-up", "HYBRIDGATE_HMAC_SECRET": "s"})
         probe = LoopProbe(app)
-        with serve_in_thread(probe) as url:
+        options = uvicorn_options(config.server) if request.param == "front" else None
+        with serve_in_thread(probe, options=options) as url:
             yield Setup(url, app.state.gateway, upstream, probe)
 
 
@@ -109,8 +113,6 @@ def read_two_chunks_and_hang_up(url: str, request_id: str) -> None:
             seen += line.startswith("data: ")
             if seen == 2:
                 break  # leaving both blocks closes the connection mid-stream
-
-
 
 
 def ledger_row(gateway: Gateway, request_id: str) -> dict[str, Any]:

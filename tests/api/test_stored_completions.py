@@ -176,6 +176,12 @@ def test_stored_completion_lists_retrieves_updates_and_deletes(rig: Rig) -> None
     assert [(r["api"], r["status"]) for r in rows] == [("openai", 200)] * 6 + [("openai", 404)]
 
 
+def test_the_provider_keeps_no_second_copy_of_a_completion_the_gateway_keeps(rig: Rig) -> None:
+    kept = ask(rig.owner, "kept once", store=True)
+    assert "store" not in rig.chat.last_request.body  # OpenAI's default: the provider keeps nothing
+    assert rig.owner.chat.completions.retrieve(kept.id).choices[0].message.content == "echo: kept once"
+
+
 def test_a_streamed_completion_is_kept_once_the_stream_completes(rig: Rig) -> None:
     stream = rig.owner.chat.completions.create(
         model="auto",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
@@ -21,7 +22,7 @@ from redis.asyncio import Redis
 
 from hybridgate.auth.redis_limits import RedisLimiter
 from hybridgate.config import RedisConfig
-from hybridgate.stores.redis import redis_client
+from hybridgate.stores.redis import RedisCircuit, redis_client
 from tests.auth import test_limits as same
 from tests.auth.clock import FakeClock
 from tests.auth.slow_proxy import SlowProxy
@@ -176,7 +177,8 @@ async def test_a_charge_redis_applied_but_answered_too_late_counts_once(
     async with SlowProxy(redis_server.port).running() as proxy:
         prefix = f"test-{secrets.token_hex(4)}:"
         config = RedisConfig(url=f"redis://127.0.0.1:{proxy.port}/0", key_prefix=prefix, timeout_s=0.5)
-        limiter = RedisLimiter(redis_client(config, {}), key_prefix=prefix, clock=clock)
+        circuit = RedisCircuit()
+        limiter = RedisLimiter(redis_client(config, {}, circuit), key_prefix=prefix, clock=clock)
         try:
             await limiter.charge(key_id, 1.0, 100)
             proxy.delay_s = 2.0  # Redis applies the next charge; its answer arrives after the timeout
@@ -184,7 +186,13 @@ async def test_a_charge_redis_applied_but_answered_too_late_counts_once(
             reason = limiter.degraded_reason()
             assert reason is not None and "TimeoutError" in reason
             proxy.delay_s = 0.0
-            clock.advance(2)  # past the retry interval: the next call writes the late charge back
+            clock.advance(2)  # past the retry interval: this call starts the circuit's probe
+            await limiter.charge(key_id, 0.0, 0)
+            deadline = time.monotonic() + 10
+            while circuit.reason is not None:  # the probe's PING answers in the background
+                assert time.monotonic() < deadline, circuit.reason
+                await asyncio.sleep(0.01)
+            clock.advance(2)  # the next call writes the late charge back
             await limiter.charge(key_id, 0.0, 0)
             assert limiter.degraded_reason() is None
         finally:

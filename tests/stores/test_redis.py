@@ -9,6 +9,7 @@ the OpenAI stand-in from tests/standins (a test server on loopback, not OpenAI).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Iterator
@@ -18,10 +19,12 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from hybridgate.app import create_app
 from hybridgate.auth.keys import SqliteKeyStore
 from hybridgate.config import GatewayConfig
+from hybridgate.stores.redis import RedisCircuit
 from tests.hung_server import hung_server
 from tests.redis_server import running_redis
 from tests.servers import serve_in_thread
@@ -129,3 +132,25 @@ def wait_hit(caller: openai.OpenAI, text: str, timeout_s: float = 5) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+async def test_an_open_circuit_fails_every_call_at_once_the_probing_one_too() -> None:
+    """No caller waits for the background probe (one did, 50 ms, once a second per process)."""
+    circuit = RedisCircuit()
+    circuit.failed()  # a call timed out: open
+    answer = asyncio.Event()
+
+    async def probe() -> None:  # a PING that answers when the test says so
+        await answer.wait()
+        circuit.answered()
+
+    with pytest.raises(RedisConnectionError):
+        circuit.admit(probe)  # starts the probe and fails at once, as every call while open
+    with pytest.raises(RedisConnectionError):
+        circuit.admit(probe)  # the probe is in flight: no second one, no wait
+    answer.set()
+    for _ in range(100):  # loop turns, not time: the probe task resumes and answers
+        if circuit.reason is None:
+            break
+        await asyncio.sleep(0)
+    circuit.admit(probe)  # the probe's answer closed the circuit for the calls after it

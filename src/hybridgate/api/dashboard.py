@@ -35,9 +35,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from hybridgate.auth.records import ENVIRONMENT_PATTERN
 from hybridgate.auth.records import PREFIX as KEY_PREFIX
-from hybridgate.config import GatewayConfig
+from hybridgate.config import ENVIRONMENT_PATTERN, GatewayConfig
 from hybridgate.errors import RequestError, StoreUnavailableError, UpstreamUnavailableError
 from hybridgate.ledger.base import Ledger
 from hybridgate.ledger.records import TRAFFIC_CLASSES

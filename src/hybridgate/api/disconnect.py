@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from starlette.requests import Request
 
+from hybridgate.api.front import HANG_UP, HangUp
 from hybridgate.errors import ClientClosedError
 
 T = TypeVar("T")
@@ -26,6 +27,9 @@ async def _disconnected(request: Request) -> None:
 
 async def unless_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> T:
     """``await work``, cancelling it (and raising ``ClientClosedError``) if the client hangs up."""
+    hang_up: HangUp | None = request.scope.get(HANG_UP)
+    if hang_up is not None:  # served by GatewayProtocol: it says when the connection is lost
+        return await _until_hang_up(hang_up, work)
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_disconnected(request))
     try:
@@ -38,3 +42,21 @@ async def unless_disconnected(request: Request, work: Coroutine[Any, Any, T]) ->
     with contextlib.suppress(asyncio.CancelledError):
         await task
     raise ClientClosedError("the client closed the connection before the answer was ready")
+
+
+async def _until_hang_up(hang_up: HangUp, work: Coroutine[Any, Any, T]) -> T:
+    """``unless_disconnected`` told by the protocol, not by a second task listening for
+    ``http.disconnect`` and ``asyncio.wait`` on both (~20 us per request). The work still runs
+    as a task of its own, cancelled when the client hangs up (after its first step, if it is
+    gone already, so the pipeline always records the request)."""
+    task = asyncio.ensure_future(work)
+    hung_up = task.cancel  # bound once: ``forget`` must find the same object
+    hang_up.call(hung_up)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not hang_up.lost:
+            raise  # this request itself was cancelled (a shutdown), and with it its work
+        raise ClientClosedError("the client closed the connection before the answer was ready") from None
+    finally:
+        hang_up.forget(hung_up)

@@ -10,6 +10,10 @@ is the ASGI half of the body limit: a route still reading the body at the deadli
 ledger has the row. A body the route answered without reading (a 413, a 401) is read and dropped
 until the deadline, so the client gets the answer instead of a reset; then the connection closes.
 
+Each request it serves carries a ``HangUp`` in its ASGI scope (``HANG_UP``): the callbacks a
+route registers there run when the client's connection is lost before the answer is complete
+(``api/disconnect.py``), without a task per request listening for ``http.disconnect``.
+
 Errors written here, before any route is known, use one JSON body that parses as both wire
 formats (OpenAI's ``error.message``/``error.code``, Anthropic's ``type: error``).
 It must not import anything above ``hybridgate.config`` and ``hybridgate.errors``.
@@ -18,9 +22,10 @@ It must not import anything above ``hybridgate.config`` and ``hybridgate.errors`
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGIReceiveEvent, ASGISendCallable, Scope
@@ -45,6 +50,38 @@ class FrontLimits:
     @classmethod
     def of(cls, server: ServerConfig) -> FrontLimits:
         return cls(server.header_timeout_s, server.body_timeout_s, server.max_connections)
+
+
+# The ASGI scope key of a request's ``HangUp`` (requests served by ``GatewayProtocol`` only).
+HANG_UP = "hybridgate.hang_up"
+
+
+class HangUp:
+    """One request's client hanging up: ``lost`` once its connection is gone before the answer
+    was complete, and the callbacks to run then."""
+
+    __slots__ = ("_callbacks", "lost")
+
+    def __init__(self) -> None:
+        self.lost = False
+        self._callbacks: list[Callable[[], object]] = []
+
+    def call(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` when the client hangs up (soon, if it already has)."""
+        if self.lost:
+            asyncio.get_running_loop().call_soon(callback)
+        else:
+            self._callbacks.append(callback)
+
+    def forget(self, callback: Callable[[], object]) -> None:
+        if callback in self._callbacks:
+            self._callbacks.remove(callback)
+
+    def lose(self) -> None:
+        self.lost = True
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
 
 
 def uvicorn_options(server: ServerConfig) -> dict[str, Any]:
@@ -106,6 +143,11 @@ class GatewayProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
         super().connection_lost(exc)
+        # uvicorn told the cycle (its receive now says http.disconnect); tell the route too
+        if self.cycle is not None and self.cycle.disconnected:
+            hang_up = cast(dict[str, Any], self.cycle.scope).get(HANG_UP)
+            if hang_up is not None:
+                hang_up.lose()
 
     def data_received(self, data: bytes) -> None:
         if self._lingering:
@@ -121,6 +163,7 @@ class GatewayProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.cycle is not None and self.cycle.scope is self.scope:  # a new request's cycle
             self.cycle.transport = _ClosingTransport(self)
+            cast(dict[str, Any], self.scope)[HANG_UP] = HangUp()
 
     def on_message_complete(self) -> None:
         self._body_done = True

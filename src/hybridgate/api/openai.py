@@ -21,7 +21,7 @@ from hybridgate.api.context import CACHE_HEADER, context_from
 from hybridgate.api.disconnect import unless_disconnected
 from hybridgate.api.errors import openai_error_body
 from hybridgate.api.sse import DONE, SSE_HEADERS, PipelineStreamingResponse, coalesce, data_event
-from hybridgate.api.stored_completions import Keeper, keeper_for, kept_chunks, wants_store
+from hybridgate.api.stored_completions import Keeper, keeper_for, kept_chunks, kept_here
 from hybridgate.errors import GatewayError
 from hybridgate.gateway import Gateway
 from hybridgate.pipeline.core import PipelineStream
@@ -51,7 +51,7 @@ async def chat_completions(request: Request) -> Response:
         limits = await admit(request, gateway, ctx)
         chat = parse(ChatRequest, await read_json(request, gateway.config.server.max_body_bytes))
         chat = checked_request(chat)
-        store = wants_store(chat)
+        store = kept_here(gateway, chat)
         ctx.feature = ctx.feature or (chat.metadata or {}).get("feature")
         ctx.cohort = ctx.cohort or chat.user
     except GatewayError as exc:

@@ -5,7 +5,8 @@ completion, and ``GET /v1/chat/completions`` (list), ``GET`` / ``POST`` (metadat
 Kept only with ``[responses] store = "local"`` (the Responses API's store: same tables' database,
 sealing, time to live), per caller key, and only when the privacy screen found no PII in the
 prompt or the caller's policy is ``allow`` (``keeps_prompts``). With storing off, ``store: true``
-is ignored as before and the read endpoints answer 400 naming the setting.
+is ignored as before (passed to the upstream) and the read endpoints answer 400 naming the
+setting; with it on, the upstream call goes without ``store``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ def wants_store(chat: ChatRequest) -> bool:
     if value is not None and not isinstance(value, bool):
         raise RequestError("invalid request: store: must be a boolean", param="store")
     return bool(value)
+
+
+def kept_here(gateway: Gateway, chat: ChatRequest) -> bool:
+    """``wants_store``; when this deployment keeps completions, ``store`` is also taken out of
+    what goes upstream: the caller reads the gateway's copy back, so the provider keeps none (as
+    the Responses API sends ``store: false``). With storing off it is forwarded as before."""
+    wanted = wants_store(chat)
+    if gateway.responses is not None and chat.model_extra:
+        chat.model_extra.pop("store", None)
+    return wanted
 
 
 def _tenant(ctx: RequestContext) -> str:
@@ -98,9 +109,11 @@ def keeper_for(
     gateway: Gateway, ctx: RequestContext, chat: ChatRequest, screening: Screening | None, wanted: bool
 ) -> Keeper | None:
     """A keeper when the caller asked, the deployment stores, and the privacy rule allows."""
+    if not wanted or gateway.responses is None:
+        return None  # before the import below: it runs on every request (a lookup, but not free)
     from hybridgate.api.responses import keeps_prompts  # api.responses imports api.openai
 
-    if not wanted or gateway.responses is None or not keeps_prompts(screening):
+    if not keeps_prompts(screening):
         return None
     return Keeper(gateway, ctx, chat)
 

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Required, TypedDict, Unpack
 
+from hybridgate.config import ENVIRONMENT_PATTERN
 from hybridgate.errors import AuthenticationError, RequestError
 
 PREFIX = "hg"
@@ -23,7 +24,6 @@ SECRET_CHARS = 43
 KEY_ID_CHARS = 8
 # Base62 is URL-safe and has no '-', so the environment may contain '-' and still parse.
 ALPHABET = string.ascii_letters + string.digits
-ENVIRONMENT_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
 _SECRET_PATTERN = re.compile(f"[{ALPHABET}]{{{SECRET_CHARS}}}")
 # Longer input is not a key; refusing it early keeps huge headers off the HMAC.
 MAX_KEY_CHARS = len(PREFIX) + 2 + 32 + SECRET_CHARS

@@ -120,10 +120,15 @@ class ReplicaPool:
     def _pick(self, tried: Collection[Replica]) -> Replica | None:
         """None when every usable server is full; raises when none is usable at all."""
         now = self._clock()
+        limit = self._config.replica_max_in_flight
+        if len(self.replicas) == 1:  # one server (most backends): the same choice without the lists
+            only = self.replicas[0]
+            if not only.usable(now) or only in tried:
+                raise UpstreamUnavailableError(self._no_server_message())
+            return None if limit is not None and only.in_flight >= limit else only
         usable = [r for r in self.replicas if r.usable(now) and r not in tried]
         if not usable:
             raise UpstreamUnavailableError(self._no_server_message())
-        limit = self._config.replica_max_in_flight
         fewest = min(r.in_flight for r in usable)
         if limit is not None and fewest >= limit:
             return None

@@ -122,11 +122,11 @@ class Policy:
         failed = None
         checking = partial(run_checks, strict=self.strict, min_confidence=self.min_confidence)
         try:
-            async with asyncio.timeout(CHECK_TIMEOUT_S):
-                if has_schemas(request):
+            if has_schemas(request):
+                async with asyncio.timeout(CHECK_TIMEOUT_S):
                     checks = await asyncio.to_thread(checking, request, response)
-                else:  # nothing to validate against a schema: cheap, stays on the loop
-                    checks = checking(request, response)
+            else:  # nothing to validate against a schema: cheap, stays on the loop (no await: no timeout)
+                checks = checking(request, response)
         except TimeoutError as exc:
             error = RequestError(
                 f"checking the answer against the request's JSON schemas took over {CHECK_TIMEOUT_S:g}s; "

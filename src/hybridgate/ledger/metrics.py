@@ -174,6 +174,7 @@ class GatewayMetrics:
         # As bounded as the series themselves: one entry per label combination already exported.
         self._children: dict[_Key, _Children] = {}
         self._cache_children: dict[tuple[str, str], Counter] = {}
+        self._egress_children: dict[str, Counter] = {}  # by the ledger's egress entry text
 
     def watch_degraded(self, source: Callable[[], Mapping[str, str]]) -> None:
         """Export ``hybridgate_degraded`` from ``source`` (the gateway's ``degraded()``) at scrape."""
@@ -215,8 +216,10 @@ class GatewayMetrics:
         if rec.cache is not None:
             self._observe_cache(rec.cache, rec.route or NONE, rec.saved_usd)
         for entry in rec.egress:
-            backend, path, decision = entry.rsplit(":", 2)
-            self.egress.labels(backend, path, decision).inc()
+            egress = self._egress_children.get(entry)
+            if egress is None:
+                egress = self._egress_children[entry] = self.egress.labels(*entry.rsplit(":", 2))
+            egress.inc()
         if rec.error_type is not None:
             self.errors.labels(rec.route or NONE, rec.status, rec.error_type).inc()
         # Only requests sent with the pinned id count: a caller naming another model explicitly

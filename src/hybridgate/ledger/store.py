@@ -227,7 +227,9 @@ class SqliteLedger(BatchedLedger):
             return
         try:
             with conn:
-                conn.executemany(_INSERT, [rec.to_row() for rec in batch])
+                # Rows built one at a time as SQLite takes them: the GIL is released while each
+                # row is inserted, so the event loop never waits for a whole batch's conversion.
+                conn.executemany(_INSERT, (rec.to_row() for rec in batch))
         except Exception:
             # The writer thread must outlive any bad batch (disk full, a malformed record): if it
             # died, every later record would silently pile up unwritten. One bad record must not

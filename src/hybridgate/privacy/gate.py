@@ -182,9 +182,16 @@ def _known_message_fields(message: Message) -> Message:
 
 
 def _cleared(request: ChatRequest, backend: str) -> ClearedRequest:
-    fields: dict[str, Any] = dict(request)
-    cleared = ClearedRequest.model_construct(_fields_set=set(request.model_fields_set), **fields)
-    cleared._cleared_for = backend
+    """A shallow copy of ``request`` as a ``ClearedRequest``: what ``model_construct`` with the
+    request's fields would build, set the way pydantic's own ``model_copy`` sets a copy's state
+    (model_construct re-checked every field and extra: ~15 us per request)."""
+    cleared = ClearedRequest.__new__(ClearedRequest)
+    extra = request.__pydantic_extra__
+    object.__setattr__(cleared, "__dict__", dict(request.__dict__))
+    object.__setattr__(cleared, "__pydantic_extra__", None if extra is None else dict(extra))
+    object.__setattr__(cleared, "__pydantic_fields_set__", set(request.model_fields_set))
+    private = {name: attr.get_default() for name, attr in ClearedRequest.__private_attributes__.items()}
+    object.__setattr__(cleared, "__pydantic_private__", private | {"_cleared_for": backend})
     return cleared
 
 

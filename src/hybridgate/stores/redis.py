@@ -13,10 +13,10 @@ A circuit (``RedisCircuit``), shared by the clients of one process that are give
 silence Redis: the failures that cost ``timeout_s`` each), every call fails at once with a
 ConnectionError, which its caller treats exactly as a refused connection. A refusal trips nothing:
 it costs no time, and callers handle it as before.
-Every ``retry_s`` a PING probes Redis in the background; the call that started it waits for it at
-most ``PROBE_WAIT_S`` (50 ms), and its answer closes the circuit. So a hung Redis costs the call
-that found it hung one ``timeout_s``, then at most 50 ms once a second, and looks to every caller
-exactly like a refused connection.
+Every ``retry_s`` a PING probes Redis in the background; no call waits for it (the call that
+started it fails at once like the others), and its answer closes the circuit for the calls after
+it. So a hung Redis costs the calls that found it hung one ``timeout_s``, then nothing, and looks
+to every caller exactly like a refused connection.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from hybridgate.errors import ConfigError
 
 log = logging.getLogger(__name__)
 RETRY_S = 1.0
-PROBE_WAIT_S = 0.05  # what the call that starts a probe waits for it
 
 
 class RedisCircuit:
@@ -50,19 +49,16 @@ class RedisCircuit:
         self._next_probe = 0.0  # time.monotonic() from which the next call starts a probe
         self._probe: asyncio.Task[None] | None = None
 
-    async def admit(self, probe: Callable[[], Awaitable[None]]) -> None:
+    def admit(self, probe: Callable[[], Awaitable[None]]) -> None:
         """Return if calls may go to Redis; else raise at once. While open, the first call from
-        ``_next_probe`` on starts ``probe`` in the background and waits for it at most
-        ``PROBE_WAIT_S``: a Redis that is back answers a PING by then, a hung one costs no more."""
+        ``_next_probe`` on also starts ``probe`` on the running loop, and does not wait for it
+        either (a wait there delayed one request a second per process through a whole hang)."""
         if self.reason is None:
             return
         now = time.monotonic()
         if now >= self._next_probe and (self._probe is None or self._probe.done()):
             self._next_probe = now + self.retry_s
             self._probe = asyncio.get_running_loop().create_task(self._probing(probe))
-            await asyncio.wait({self._probe}, timeout=PROBE_WAIT_S)
-            if self.reason is None:
-                return
         raise RedisConnectionError(f"{self.reason}; probed in the background every {self.retry_s:g}s")
 
     async def _probing(self, probe: Callable[[], Awaitable[None]]) -> None:
@@ -112,7 +108,7 @@ class _CircuitPool(BlockingConnectionPool):
     circuit: RedisCircuit
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        await self.circuit.admit(self._ping)
+        self.circuit.admit(self._ping)
         return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
 
     async def release(self, connection: Any) -> None:

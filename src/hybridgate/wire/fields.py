@@ -311,11 +311,17 @@ FIELDS: tuple[Field, ...] = (
 )
 
 
+# Per backend kind, the rows it refuses that a request can use (FIELDS order): what ``refusal`` checks.
+_REFUSED: dict[Tier, tuple[Field, ...]] = {
+    tier: tuple(f for f in FIELDS if f.used is not None and f.cell(tier).handling == "refused")
+    for tier in TIERS
+}
+
+
 def refusal(request: ChatRequest, tier: Tier) -> RequestError | None:
     """The 400 a backend kind gives this request, naming the first field it cannot serve."""
-    for field in FIELDS:
-        if field.used is None or field.cell(tier).handling != "refused":
-            continue
+    for field in _REFUSED[tier]:
+        assert field.used is not None
         if names := field.used(request):
             return RequestError(
                 f"'{names[0]}' ({field.name}) cannot be served by a {tier} backend, and no other "
