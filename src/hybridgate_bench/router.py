@@ -328,6 +328,12 @@ class Bench:
             report["learned_with_task_minus_learned_at_95"] = paired_bootstrap(
                 with_task[0], learned[0], weak, strong
             )
+        if setting in ("mmlu", "gsm8k"):
+            # The learned and TF-IDF scores, rank-averaged: the one signal that helped on the
+            # development split (bench/router_signals_dev.py); a candidate, reported beside them.
+            blend = [rank_blend(a, b) for a, b in zip(learned, tfidf, strict=True)]
+            report["routers"]["learned_tfidf_blend"] = self._router_report(blend, task, rows)
+            report["blend_minus_learned_at_95"] = paired_bootstrap(blend[0], learned[0], weak, strong)
         if setting in GOALS:
             report["goal"] = goal_report(setting, report["routers"]["learned"])
         latency_rows = rows
@@ -485,6 +491,14 @@ class Bench:
         if task.outcomes.weak_cost is not None and task.outcomes.strong_cost is not None:
             report["cost"] = cost_report(repeats, task, rows)
         return report
+
+
+def rank_blend(a: Floats, b: Floats) -> Floats:
+    """Two routers' scores as ranks (0..1 over the evaluated rows), summed: equal weights, no fit."""
+    n = max(1, len(a) - 1)
+    ranks_a = np.argsort(np.argsort(a, kind="stable"), kind="stable") / n
+    ranks_b = np.argsort(np.argsort(b, kind="stable"), kind="stable") / n
+    return np.asarray(ranks_a + ranks_b, dtype=np.float64)
 
 
 def cost_report(repeats: list[Floats], task: Task, rows: Ints) -> dict[str, Any]:

@@ -148,7 +148,9 @@ def test_bench_router_measures_every_router_on_the_same_rows(tmp_path: Path) -> 
         routers = result["routers"]
         expected = {"learned", "tfidf_lr", "random", "random_line", "oracle"}
         # Per-subject intercepts are measured beside the learned router where subjects exist.
-        assert set(routers) == expected | ({"learned_with_task"} if name == "mmlu" else set()), name
+        extra = {"learned_with_task"} if name == "mmlu" else set()
+        extra |= {"learned_tfidf_blend"} if name in ("mmlu", "gsm8k") else set()
+        assert set(routers) == expected | extra, name
         for router in ("learned", "tfidf_lr", "oracle"):
             assert 0.0 <= routers[router]["strong_share_at_95"] <= 1.0
             assert set(routers[router]["routellm"]) == {
