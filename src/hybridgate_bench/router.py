@@ -46,6 +46,7 @@ from hybridgate.training.evaluation import decision_latency_ms, load_average
 from hybridgate.training.quality import Curve, curve, random_share_for_quality
 from hybridgate.training.train import n_stats, take
 from hybridgate_bench.router_data import STRONG, WEAK, BenchData, load_routellm
+from hybridgate_bench.router_gated import choose_skip_share, gated_at95, gated_bootstrap, gated_curve
 from hybridgate_bench.router_metrics import (
     full_summary,
     paired_bootstrap,
@@ -57,12 +58,19 @@ from hybridgate_bench.router_tfidf import TfidfRouter, tf_rows
 
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
-SETTINGS = ("mmlu", "mmlu_subjects", "gsm8k", "gsm8k_cascade", "cross")
+SETTINGS = ("mmlu", "mmlu_subjects", "gsm8k", "gsm8k_cascade", "gsm8k_gated", "cross")
 FOLDS = 5
-SHUFFLES = {"gsm8k": 3, "gsm8k_cascade": 3}  # 1.3k rows make one shuffle noisy; MMLU: one
+SHUFFLES = {"gsm8k": 3, "gsm8k_cascade": 3, "gsm8k_gated": 3}  # 1.3k rows make one shuffle noisy; MMLU: one
 # RouteLLM's best routers at 95% of GPT-4's quality, as published (arXiv 2406.18665, LMSYS blog
 # 2024-07-01): trained on Chatbot Arena preferences, not on these rows or folds.
-PUBLISHED = {"mmlu": 0.55, "mmlu_subjects": 0.55, "gsm8k": 0.65, "gsm8k_cascade": 0.65, "cross": 0.65}
+PUBLISHED = {
+    "mmlu": 0.55,
+    "mmlu_subjects": 0.55,
+    "gsm8k": 0.65,
+    "gsm8k_cascade": 0.65,
+    "gsm8k_gated": 0.65,
+    "cross": 0.65,
+}
 GOALS = {"mmlu": 0.35, "gsm8k": 0.55, "gsm8k_cascade": 0.45}
 DECISION_P99_GOAL_MS = 2.0
 # Chosen among on the development split (5-fold CV there, by strong share at 95%).
@@ -255,6 +263,8 @@ class Bench:
     def run(self, setting: str) -> tuple[dict[str, Any], Curve]:
         if setting not in SETTINGS:
             raise ValueError(f"unknown setting '{setting}'; settings: {', '.join(SETTINGS)}")
+        if setting == "gsm8k_gated":
+            return self._gated()
         started = time.perf_counter()
         key = {"mmlu_subjects": "mmlu", "cross": "gsm8k"}.get(setting, setting)
         task = self.task(key)
@@ -318,6 +328,12 @@ class Bench:
             report["learned_with_task_minus_learned_at_95"] = paired_bootstrap(
                 with_task[0], learned[0], weak, strong
             )
+        if setting in ("mmlu", "gsm8k"):
+            # The learned and TF-IDF scores, rank-averaged: the one signal that helped on the
+            # development split (bench/router_signals_dev.py); a candidate, reported beside them.
+            blend = [rank_blend(a, b) for a, b in zip(learned, tfidf, strict=True)]
+            report["routers"]["learned_tfidf_blend"] = self._router_report(blend, task, rows)
+            report["blend_minus_learned_at_95"] = paired_bootstrap(blend[0], learned[0], weak, strong)
         if setting in GOALS:
             report["goal"] = goal_report(setting, report["routers"]["learned"])
         latency_rows = rows
@@ -332,6 +348,97 @@ class Bench:
         )
         report["seconds"] = round(time.perf_counter() - started, 1)
         return report, curve(learned[0], weak, strong)
+
+    def _gated(self) -> tuple[dict[str, Any], Curve]:
+        """The router-gated cascade (``router_gated``): GSM8K's prompt router picks which requests
+        skip the cheap call, the cascade router (reading the cheap answer) escalates the rest.
+        Learned and TF-IDF routers each gate and escalate with their own scores; the skip share is
+        chosen on the development split; the plain cascade (skip share 0) is in the same run."""
+        started = time.perf_counter()
+        plain, casc = self.task("gsm8k"), self.task("gsm8k_cascade")
+        ch_p, ch_c = self.choose("gsm8k"), self.choose("gsm8k_cascade")
+        reg_p, reg_c = Regularization(**ch_p["regularization"]), Regularization(**ch_c["regularization"])
+        out = plain.outcomes
+        assert out.weak_cost is not None and out.strong_cost is not None
+        dev, rows = plain.dev, plain.rows
+        dev_folds = group_fold_ids(plain.groups[dev], FOLDS, 0)
+        shuffles = [
+            group_fold_ids(plain.groups[rows], FOLDS, seed) for seed in range(SHUFFLES["gsm8k_gated"])
+        ]
+
+        def four(r: Ints, f: Ints) -> list[CrossValidation]:
+            return [
+                learned_cv(plain, r, f, reg_p),
+                learned_cv(casc, r, f, reg_c),
+                tfidf_cv(plain, r, f, ch_p["tfidf_c"]),
+                tfidf_cv(casc, r, f, ch_c["tfidf_c"]),
+            ]
+
+        cvs = four(dev, dev_folds) + [cv for f in shuffles for cv in four(rows, f)]
+        scores, _ = run_all(cvs, self.workers)
+
+        def columns(r: Ints) -> tuple[Floats, Floats, Floats, Floats]:
+            assert out.weak_cost is not None and out.strong_cost is not None
+            return out.weak[r], out.strong[r], out.weak_cost[r], out.strong_cost[r]
+
+        routers: dict[str, Any] = {}
+        chosen: dict[str, Any] = {}
+        for offset, name in ((0, "learned"), (2, "tfidf_lr")):
+            q, tried = choose_skip_share(scores[offset], scores[offset + 1], *columns(dev))
+            chosen[name] = {"skip_share": q, "tried_on_development_split": tried}
+            per_shuffle = [scores[4 + 4 * j + offset : 4 + 4 * j + offset + 2] for j in range(len(shuffles))]
+            gated = [gated_at95(skip, esc, *columns(rows), q) for skip, esc in per_shuffle]
+            cascade = [gated_at95(skip, esc, *columns(rows), 0.0) for skip, esc in per_shuffle]
+            routers[name] = {
+                "gated": {k: _mean([g[k] for g in gated]) for k in gated[0]},
+                "plain_cascade": {k: _mean([c[k] for c in cascade]) for k in cascade[0]},
+                "gated_cost_share_per_shuffle": [
+                    round(g["cost_share_of_all_strong_at_95"], 4) for g in gated
+                ],
+                "gated_minus_plain_cost_share": gated_bootstrap(
+                    per_shuffle[0][0], per_shuffle[0][1], *columns(rows), q
+                ),
+                # Information only (the choice is made on the development split above).
+                "every_skip_share_on_reported_rows": [
+                    {
+                        "skip_share": share,
+                        "cost_share_of_all_strong_at_95": _mean(
+                            [
+                                gated_at95(skip, esc, *columns(rows), share)["cost_share_of_all_strong_at_95"]
+                                for skip, esc in per_shuffle
+                            ]
+                        ),
+                    }
+                    for share in (0.0, 0.1, 0.2, 0.3, 0.4)
+                ],
+            }
+        learned = routers["learned"]["gated"]
+        report: dict[str, Any] = {
+            "rows_evaluated": len(rows),
+            "development_rows_excluded": len(dev),
+            "folds": "5 folds grouped by normalised prompt hash, 3 shuffles (the gsm8k folds)",
+            "policy": (
+                "the top skip_share of requests by the prompt router's score go to the strong tier "
+                "alone; the rest get the cheap answer, escalated by the cascade router's score"
+            ),
+            "chosen_on_development_split": {"gsm8k": ch_p, "gsm8k_cascade": ch_c, **chosen},
+            "routers": routers,
+            "goal": {
+                "cost_share_of_all_strong_at_95": GOALS["gsm8k_cascade"],
+                "measured_cost_share": learned["cost_share_of_all_strong_at_95"],
+                "met": bool(learned["cost_share_of_all_strong_at_95"] <= GOALS["gsm8k_cascade"]),
+                "missed_by": round(
+                    max(0.0, learned["cost_share_of_all_strong_at_95"] - GOALS["gsm8k_cascade"]), 4
+                ),
+            },
+        }
+        skip, esc = scores[4], scores[5]
+        q = chosen["learned"]["skip_share"]
+        router = self._router(plain.spec, self._fit(plain, rows[shuffles[0] != 0], reg_p))
+        report.update(decision_latency_ms(router, [out.prompts[i] for i in rows], None, self.latency_rows))
+        report["decision_note"] = "the skip decision scores the prompt alone, before any call"
+        report["seconds"] = round(time.perf_counter() - started, 1)
+        return report, gated_curve(skip, esc, *columns(rows), q)
 
     def with_subjects(self, task: Task) -> Task:
         """The MMLU task with one-hot subject columns after the statistics (L2 like them)."""
@@ -384,6 +491,14 @@ class Bench:
         if task.outcomes.weak_cost is not None and task.outcomes.strong_cost is not None:
             report["cost"] = cost_report(repeats, task, rows)
         return report
+
+
+def rank_blend(a: Floats, b: Floats) -> Floats:
+    """Two routers' scores as ranks (0..1 over the evaluated rows), summed: equal weights, no fit."""
+    n = max(1, len(a) - 1)
+    ranks_a = np.argsort(np.argsort(a, kind="stable"), kind="stable") / n
+    ranks_b = np.argsort(np.argsort(b, kind="stable"), kind="stable") / n
+    return np.asarray(ranks_a + ranks_b, dtype=np.float64)
 
 
 def cost_report(repeats: list[Floats], task: Task, rows: Ints) -> dict[str, Any]:
@@ -488,6 +603,46 @@ def _mean(values: list[Any]) -> float | None:
     return round(float(np.mean(present)), 4) if present else None
 
 
+def run_latency(root: Path, settings: list[str], latency_rows: int = 500, warm: int = 2000) -> dict[str, Any]:
+    """Decision latency alone (``--latency-only``): per setting, a router of the bench's shape
+    (fitted on the first fold's training rows, shipped regularisation) scores ``latency_rows``
+    prompts one at a time, twice: after 20 other requests, and after ``warm`` other requests (a
+    router that has served traffic: the tokeniser's memory of pieces is warm). CPU time is the
+    deciding thread's, independent of what else the machine runs; wall clock is not."""
+    unknown = [s for s in settings if s not in SETTINGS]
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)}; settings: {', '.join(SETTINGS)}")
+    started = time.perf_counter()
+    bench = Bench(load_routellm(root), latency_rows)
+    results: dict[str, Any] = {}
+    for setting in settings:
+        key = {"mmlu_subjects": "mmlu", "cross": "gsm8k"}.get(setting, setting)
+        task = bench.task(key)
+        if setting == "cross":
+            mmlu = bench.task("mmlu")
+            fitted = bench._fit(mmlu, np.concatenate([mmlu.dev, mmlu.rows]), Regularization())
+            router = bench._router(mmlu.spec, fitted)
+        else:
+            folds = bench._folds(setting, task, 0)
+            router = bench._router(task.spec, bench._fit(task, task.rows[folds != 0], Regularization()))
+        prompts = [task.outcomes.prompts[i] for i in task.rows]
+        answers = task.outcomes.answers if task.spec.answer else None
+        texts = [answers[i] for i in task.rows] if answers else None
+        results[setting] = {"rows": len(prompts)}
+        for label, n in (("after_20", 0), (f"after_{warm}", warm)):
+            # A fresh embedder each time: its memory of pieces starts empty.
+            fresh = LearnedRouter(router.artifact, WordLlamaEmbedder(), router.threshold)
+            results[setting][label] = decision_latency_ms(fresh, prompts, texts, latency_rows, warm=n)
+    worst = max(r[f"after_{warm}"]["decision_cpu_p99_ms"] for r in results.values()) if results else 0.0
+    return {
+        "decision_latency": results,
+        "timed_requests_per_setting": latency_rows,
+        "decision_cpu_p99_goal_ms": {"goal": DECISION_P99_GOAL_MS, "worst_warm_cpu_p99": worst},
+        "machine": {"cpus": os.cpu_count(), "load_average_1m": load_average(), "nice": os.nice(0)},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
 def run_bench(
     root: Path, settings: list[str], latency_rows: int = 500, workers: int = 1
 ) -> tuple[dict[str, Any], dict[str, Curve]]:
@@ -503,7 +658,7 @@ def run_bench(
             results[setting]["cascade_latency"] = cascade_latency(
                 bench.task(setting), bench.task(setting).rows
             )
-    p99 = max((r["decision_p99_ms"] for r in results.values()), default=0.0)
+    p99 = max((r.get("decision_p99_ms", 0.0) for r in results.values()), default=0.0)
     report = {
         "benchmarks": results,
         "weak": WEAK,

@@ -18,20 +18,28 @@ from hybridgate.errors import GatewayError
 def bench_router(
     data: Annotated[Path, typer.Option(help="RouteLLM outcome data: the folder with mmlu/ and gsm8k/")],
     settings: Annotated[
-        str, typer.Option(help="comma-separated: mmlu,mmlu_subjects,gsm8k,gsm8k_cascade,cross")
+        str, typer.Option(help="comma-separated: mmlu,mmlu_subjects,gsm8k,gsm8k_cascade,gsm8k_gated,cross")
     ] = "mmlu,mmlu_subjects,gsm8k,gsm8k_cascade,cross",
     svg: Annotated[Path | None, typer.Option(help="also write the cost-quality curves as SVG")] = None,
     latency_rows: Annotated[int, typer.Option(min=1, help="prompts timed one by one per setting")] = 500,
     workers: Annotated[int, typer.Option(min=1, help="processes for the cross-validation folds")] = 1,
+    latency_only: Annotated[
+        bool, typer.Option(help="only the decision latency per setting (CPU and wall p50/p99), in ~a minute")
+    ] = False,
     json: JsonFlag = False,
 ) -> None:
     """The learned router on RouteLLM's MMLU and GSM8K data, beside TF-IDF, random and oracle (same run)."""
-    from hybridgate_bench.router import run_bench
+    from hybridgate_bench.router import run_bench, run_latency
 
+    names = [s.strip() for s in settings.split(",") if s.strip()]
+    if latency_only:
+        try:
+            print_report(run_latency(data, names, latency_rows), json)
+        except (GatewayError, ValueError) as exc:
+            fail(exc)
+        return
     try:
-        report, curves = run_bench(
-            data, [s.strip() for s in settings.split(",") if s.strip()], latency_rows, workers
-        )
+        report, curves = run_bench(data, names, latency_rows, workers)
     except (GatewayError, ValueError) as exc:
         fail(exc)
     if svg is not None:

@@ -13,10 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from hybridgate.training.quality import curve, random_share_for_quality
 from hybridgate_bench.router import SETTINGS, TFIDF_C, parallel, run_bench
 from hybridgate_bench.router_data import STRONG, WEAK
+from hybridgate_bench.router_gated import SKIP_SHARES, choose_skip_share, gated_at95, gated_curve
 from hybridgate_bench.router_metrics import (
     full_summary,
     paired_bootstrap,
@@ -141,10 +143,14 @@ def test_bench_router_measures_every_router_on_the_same_rows(tmp_path: Path) -> 
     report, curves = run_bench(write_routellm_layout(tmp_path / "data"), list(SETTINGS), latency_rows=5)
     assert set(curves) == set(SETTINGS)
     for name, result in report["benchmarks"].items():
+        if name == "gsm8k_gated":
+            continue  # its own report: below
         routers = result["routers"]
         expected = {"learned", "tfidf_lr", "random", "random_line", "oracle"}
         # Per-subject intercepts are measured beside the learned router where subjects exist.
-        assert set(routers) == expected | ({"learned_with_task"} if name == "mmlu" else set()), name
+        extra = {"learned_with_task"} if name == "mmlu" else set()
+        extra |= {"learned_tfidf_blend"} if name in ("mmlu", "gsm8k") else set()
+        assert set(routers) == expected | extra, name
         for router in ("learned", "tfidf_lr", "oracle"):
             assert 0.0 <= routers[router]["strong_share_at_95"] <= 1.0
             assert set(routers[router]["routellm"]) == {
@@ -169,6 +175,42 @@ def test_bench_router_measures_every_router_on_the_same_rows(tmp_path: Path) -> 
     assert cost["cost_share_of_all_strong_at_95"] > cascade["routers"]["learned"]["strong_share_at_95"]
     assert cascade["goal"]["judged_on"].startswith("cost_share_of_all_strong_at_95")
     assert cascade["cascade_latency"]["cheap_answer_tokens_p50"] > 0
+    gated = report["benchmarks"]["gsm8k_gated"]
+    for router in ("learned", "tfidf_lr"):
+        chosen = gated["chosen_on_development_split"][router]["skip_share"]
+        assert chosen in SKIP_SHARES
+        assert gated["routers"][router]["gated"]["skipped_share"] == pytest.approx(chosen, abs=0.01)
+    # Skip share 0 is the plain cascade: the same scores, folds and costs as gsm8k_cascade.
+    plain = gated["routers"]["learned"]["plain_cascade"]["cost_share_of_all_strong_at_95"]
+    assert plain == pytest.approx(cost["cost_share_of_all_strong_at_95"], abs=1e-3)
+
+
+def test_gated_cascade_costs_on_a_hand_made_example() -> None:
+    # 4 requests. Strong call 1.0 each, cheap call 0.1. The cheap tier fails rows 0 and 1.
+    weak = np.array([0.0, 0.0, 1.0, 1.0])
+    strong = np.ones(4)
+    weak_cost, strong_cost = np.full(4, 0.1), np.ones(4)
+    skip = np.array([0.9, 0.1, 0.2, 0.0])  # the prompt router is sure only about row 0
+    escalate = np.array([0.0, 0.8, 0.1, 0.2])  # the answer router spots row 1
+    # 95% of the strong quality is 0.95. Plain cascade, escalating in the answer router's order
+    # (row 1, 3, 2, 0): quality 0.5, 0.75, 0.75, 0.75, 1.0; 0.95 is 80% of the way through the
+    # 4th escalation: strong share 0.95; cost 4 cheap calls + 3.8 strong = 4.2 of all-strong 4.
+    plain = gated_at95(skip, escalate, weak, strong, weak_cost, strong_cost, 0.0)
+    assert plain["strong_share_at_95"] == pytest.approx(0.95)
+    assert plain["cost_share_of_all_strong_at_95"] == pytest.approx(4.2 / 4)
+    # Gated, skip share 1/4: row 0 goes straight to the strong tier (1.0, no cheap call); rows
+    # 1-3 get cheap answers (0.3): quality 0.75; escalating row 1 reaches 1.0, so 0.95 is 80% of
+    # that step: strong share (1 + 0.8) / 4, cost 1.0 + 0.3 + 0.8 = 2.1.
+    gated = gated_at95(skip, escalate, weak, strong, weak_cost, strong_cost, 0.25)
+    assert gated["strong_share_at_95"] == pytest.approx(0.45)
+    assert gated["cost_share_of_all_strong_at_95"] == pytest.approx(2.1 / 4)
+    assert gated["escalated_share"] == pytest.approx(0.2)
+    # Skipping every request is all-strong, with no cheap call at all.
+    everything = gated_curve(skip, escalate, weak, strong, weak_cost, strong_cost, 1.0)
+    assert everything.cost_at(1.0) == pytest.approx(4.0)
+    # Choosing the skip share on these rows picks the cheapest.
+    best, tried = choose_skip_share(skip, escalate, weak, strong, weak_cost, strong_cost)
+    assert best == min(tried, key=lambda t: t["cost_share_of_all_strong_at_95"])["skip_share"]
 
 
 def test_folds_run_in_forked_workers_give_the_serial_results() -> None:

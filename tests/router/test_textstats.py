@@ -46,3 +46,38 @@ def test_long_texts_are_windowed() -> None:
     cut = window(text)
     assert "MIDDLE" not in cut and cut.startswith("a") and cut.endswith("b")
     assert window("short") == "short"
+
+
+def test_fast_paths_equal_the_plain_definitions() -> None:
+    # prompt_stats counts ASCII classes on UTF-8 bytes and skips a regex when its literal parts
+    # are absent; the plain definitions (str.count per character, every regex run) must agree.
+    import math
+    import string
+
+    from hybridgate.router.textstats import CODE, FRACTION, MATH_CHARS, NEGATION, NUMBER
+
+    texts = [
+        "",
+        "Which is NOT prime?\nA. 2\nB. 3\nC. 9\nD. 5",
+        "٣ Arabic-Indic digits ٤٥ only",  # \d matches them: not an ASCII-only text
+        "ÉCOLE ÜBER naïve café 1/2 = 0.5 + (3 * 4) ^ 2",
+        "def f(x): return {x; y}\n```python\n```",
+        "undefined returned; never mind, it is false",
+        "snake_def return_value deft",
+        "\ud800 lone surrogate 7",
+        "plain words and nothing else",
+    ]
+    for text in texts:
+        plain = window(text)
+        n = len(plain) + 1
+        values = prompt_stats(text)
+        stat_of = dict(zip(PROMPT_STAT_NAMES, values, strict=True))
+        numbers = NUMBER.findall(plain)
+        assert stat_of["digit_fraction"] == sum(map(plain.count, string.digits)) / n
+        assert stat_of["math_char_fraction"] == sum(map(plain.count, MATH_CHARS)) / n
+        assert stat_of["upper_fraction"] == sum(map(plain.count, string.ascii_uppercase)) / n
+        assert stat_of["log_numbers"] == math.log1p(len(numbers))
+        assert stat_of["longest_number"] == max(map(len, numbers), default=0) / 5
+        assert stat_of["has_fraction"] == float(FRACTION.search(plain) is not None)
+        assert stat_of["has_negation"] == float(NEGATION.search(plain) is not None)
+        assert stat_of["has_code"] == float(CODE.search(plain) is not None)

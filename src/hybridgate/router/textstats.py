@@ -24,7 +24,13 @@ CODE = re.compile(r"```|\bdef |\breturn\b|[{};]")
 SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 FRACTION = re.compile(r"\d/\d")
 MATH_CHARS = "+-*/=^<>()"
+# Substrings every match of a pattern contains: a text without them skips the (slower) regex.
+NEGATION_WORDS = ("NOT", "EXCEPT", "LEAST", "never", "false")
+CODE_MARKS = ("```", "def ", "return", "{", "}", ";")
 LONG_WORD = 9
+DIGITS = string.digits.encode()
+MATH_BYTES = MATH_CHARS.encode()
+UPPER = string.ascii_uppercase.encode()
 HEDGE = re.compile(
     r"\b(?:however|actually|wait|assum\w*|approximately|round\w*|cannot|can't|impossible|"
     r"mistake|incorrect|re-?evaluat\w*|recalculat\w*|sorry|unclear)\b",
@@ -82,36 +88,43 @@ def prompt_stats(text: str) -> list[float]:
     n = len(text) + 1
     words = text.split()
     lengths = list(map(len, words))
-    numbers = NUMBER.findall(text)
+    encoded = text.encode("utf-8", "surrogatepass")  # counts of ASCII characters, at C speed
+    digits = _count(encoded, DIGITS)
+    # \d matches other scripts' digits too: only an ASCII text without digits skips the search
+    numbers = NUMBER.findall(text) if digits or not text.isascii() else []
     return [
         math.log1p(full_length),
         math.log1p(len(words)),
         math.log1p(text.count("\n")),
         math.log1p(len(SENTENCE_END.findall(text))),
-        _count(text, string.digits) / n,
+        digits / n,
         math.log1p(len(numbers)),
         max(map(len, numbers), default=0) / 5,
         float(any("." in x for x in numbers)),
         float("%" in text),
         float("$" in text or "\u20ac" in text or "\u00a3" in text),
-        float(FRACTION.search(text) is not None),
-        _count(text, MATH_CHARS) / n,
-        _count(text, string.ascii_uppercase) / n,
+        float("/" in text and FRACTION.search(text) is not None),
+        _count(encoded, MATH_BYTES) / n,
+        _count(encoded, UPPER) / n,
         math.log1p(text.count("?")),
         sum(lengths) / len(words) / 5 if words else 0.0,
-        sum(1 for x in lengths if x >= LONG_WORD) / len(words) if words else 0.0,
+        len([x for x in lengths if x >= LONG_WORD]) / len(words) if words else 0.0,
         math.log1p(text.count("|")),
         math.log1p(len(OPTION_LINE.findall(text))),
-        float(NEGATION.search(text) is not None),
-        float(CODE.search(text) is not None),
+        float(_has(text, NEGATION_WORDS) and NEGATION.search(text) is not None),
+        float(_has(text, CODE_MARKS) and CODE.search(text) is not None),
         math.log1p(len(set(text.lower().split()))),
     ]
 
 
-def _count(text: str, characters: str) -> int:
-    # One str.count per character runs at C speed; a per-character Python loop or
-    # str.translate with a table is 10-50x slower on long prompts.
-    return sum(map(text.count, characters))
+def _count(encoded: bytes, characters: bytes) -> int:
+    """How many of the (ASCII) characters the UTF-8 text holds: a multi-byte character never
+    contains an ASCII byte, and deleting bytes runs in C (str.count per character was 3x slower)."""
+    return len(encoded) - len(encoded.translate(None, characters))
+
+
+def _has(text: str, needles: tuple[str, ...]) -> bool:
+    return any(needle in text for needle in needles)
 
 
 def answer_stats(answer: str, prompt: str) -> list[float]:

@@ -32,8 +32,13 @@ def decision_latency_ms(
     answers: list[str] | None = None,
     limit: int = 500,
     seed: int = 0,
+    warm: int = 0,
 ) -> dict[str, float]:
-    """p50/p99 of single-request scoring over up to ``limit`` of the given prompts."""
+    """p50/p99 of single-request scoring over up to ``limit`` of the given prompts.
+
+    The warm-up scores other prompts than the timed ones when there are enough (``WARMUP``, or
+    ``warm`` when larger: the state of a router that has served that many requests), so no timed
+    prompt has been seen before."""
     if not prompts:
         return {
             "decision_p50_ms": 0.0,
@@ -41,8 +46,10 @@ def decision_latency_ms(
             "decision_cpu_p50_ms": 0.0,
             "decision_cpu_p99_ms": 0.0,
         }
-    rows = np.random.default_rng(seed).permutation(len(prompts))[:limit]
-    for i in rows[:WARMUP]:
+    order = np.random.default_rng(seed).permutation(len(prompts))
+    rows = order[:limit]
+    others = order[limit : limit + max(warm, WARMUP)]
+    for i in others if len(others) else rows[:WARMUP]:
         router.score(prompts[i], answers[i] if answers else None)
     wall, cpu = [], []
     for i in rows:
