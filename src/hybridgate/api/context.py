@@ -68,8 +68,8 @@ def key_id(key: str | None) -> str | None:
 def context_from(
     request: Request, api: Literal["openai", "anthropic", "embeddings", "responses"], environment: str
 ) -> RequestContext:
-    # 32 random hex digits, like a uuid4's, without building a UUID object (a few us per request)
     headers = _read_headers(request)
+    # 32 random hex digits, like a uuid4's, without building a UUID object (a few us per request)
     request_id = headers.get("x-request-id") or f"req_{os.urandom(16).hex()}"
     request.state.request_id = request_id
     return RequestContext(
