@@ -30,6 +30,7 @@ import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from hybridgate.ledger.records import LedgerRecord
 
@@ -40,11 +41,12 @@ from hybridgate.ledger.records import LedgerRecord
 # core and preempts the writer when it wakes; the writer still gets ~10 % under full load, more
 # than it needs (~4 % at the gateway's top throughput), and all of any idle time.
 WRITER_NICE = 10
+Item = TypeVar("Item")
 
 
-class Batches:
-    """Pending records, the writer thread that takes them, and the counters ``flush()`` and
-    ``dropped`` are built on."""
+class Batches(Generic[Item]):
+    """Pending records (``LedgerRecord``, or rows already built from them), the writer thread
+    that takes them, and the counters ``flush()`` and ``dropped`` are built on."""
 
     def __init__(self, *, batch_size: int, flush_interval_s: float, max_queue: int) -> None:
         self.batch_size = batch_size
@@ -55,7 +57,7 @@ class Batches:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._progress = threading.Condition(self._lock)
-        self._pending: list[LedgerRecord] = []
+        self._pending: list[Item] = []
         self._accepted = 0  # records ever appended to _pending
         self._handled = 0  # records the writer has stored, spooled, or counted as dropped
         self._flush_wanted = False
@@ -82,7 +84,7 @@ class Batches:
 
     # -- the request path --------------------------------------------------------------------
 
-    def add(self, rec: LedgerRecord) -> None:
+    def add(self, rec: Item) -> None:
         with self._lock:
             # Checked under the lock so nothing is appended after close() has taken the last batch.
             if self._closed or len(self._pending) >= self._max_queue:
@@ -95,7 +97,7 @@ class Batches:
 
     # -- the writer thread -------------------------------------------------------------------
 
-    def take(self, idle_s: float | None) -> tuple[list[LedgerRecord], bool]:
+    def take(self, idle_s: float | None) -> tuple[list[Item], bool]:
         """The next batch (empty after ``idle_s`` with nothing to do), and whether this is the last."""
         with self._lock:
             if not self._wake.wait_for(self._anything, idle_s):
@@ -150,11 +152,11 @@ class Batches:
         return len(self._pending) >= self.batch_size or self._flush_wanted or self._closed
 
 
-class BatchedLedger(ABC):
+class BatchedLedger(ABC, Generic[Item]):
     """``record``/``flush``/``close`` and their counters for a store whose ``__init__`` sets
     ``_batches`` and whose ``start()`` prepares the store, then ``_batches.start_writer``s."""
 
-    _batches: Batches
+    _batches: Batches[Item]
 
     @property
     def dropped(self) -> int:
@@ -169,9 +171,9 @@ class BatchedLedger(ABC):
     def start(self) -> None:
         """Prepare the store (raising if the configuration cannot work) and start the writer."""
 
+    @abstractmethod
     def record(self, rec: LedgerRecord) -> None:
         """Queue one record for writing. Never blocks, never raises: a full queue drops it."""
-        self._batches.add(rec)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Block until everything recorded so far is stored (or spooled). False if ``timeout`` ran out."""

@@ -61,7 +61,7 @@ CLOSE_TIMEOUT_S = 5.0  # once close() is called: what is not stored by then is s
 PURGE_CHUNK = 5000
 
 
-class PostgresLedger(BatchedLedger):
+class PostgresLedger(BatchedLedger[LedgerRecord]):
     """A PostgreSQL-backed ledger. ``start()`` before recording; ``close()`` drains and stops.
 
     The read methods (``usage``, ``recent``, ``decisions``, ...) are each one short connection;
@@ -92,7 +92,9 @@ class PostgresLedger(BatchedLedger):
         self.retry_s = retry_s
         self.purge_every_s = purge_every_s
         self.spool = Spool(spool_path)
-        self._batches = Batches(batch_size=batch_size, flush_interval_s=flush_interval_s, max_queue=max_queue)
+        self._batches: Batches[LedgerRecord] = Batches(
+            batch_size=batch_size, flush_interval_s=flush_interval_s, max_queue=max_queue
+        )
         self._conn: asyncpg.Connection | None = None  # the writer thread's, only touched there
         self._reason: str | None = None
         self._next_purge = 0.0
@@ -100,6 +102,10 @@ class PostgresLedger(BatchedLedger):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing_at: float | None = None  # time.monotonic() of close()
         self._deadline: asyncio.Timeout | None = None  # the write in flight, if any
+
+    def record(self, rec: LedgerRecord) -> None:
+        """Queue one record for writing. Never blocks, never raises: a full queue drops it."""
+        self._batches.add(rec)
 
     def degraded_reason(self) -> str | None:
         return self._reason

@@ -1,10 +1,14 @@
 """The request ledger in SQLite: written off the hot path in batches, read by the CLI.
 
 Sits at layer 5 of the flow: the pipeline calls ``record()`` once per finished request. That call
-only appends the record to a bounded in-memory list (``batches.Batches``, which holds the queueing,
-flush and close semantics of both stores); a dedicated writer thread with its own connection takes
-a batch and inserts it with ``executemany``; a batch that fails is written again row by row, so a
-bad record costs only itself. The database runs in WAL mode so another process (the
+turns the record into its row and appends it to a bounded in-memory list (``batches.Batches``,
+which holds the queueing, flush and close semantics of both stores); a feeding thread hands each
+batch to a writer *process* (``sqlite_writer``: its own interpreter, at the idle CPU priority, so
+its inserts never take the event loop's core or GIL) that inserts it with ``executemany`` and
+acknowledges it; a batch that fails is written again row by row, so a bad record costs only itself.
+A writer process that dies is replaced; the rows it had not acknowledged are counted lost.
+
+The database runs in WAL mode so another process (the
 ``hybridgate usage`` CLI) can read while the gateway writes: each read opens the file, runs
 ``rollups``' SELECTs and closes it, so it sees what the writer committed. Reads never create the
 file or write: a missing file, or one without the ``requests`` table, reads as an empty ledger.
@@ -13,16 +17,21 @@ The request path only calls ``record()``, which never blocks or raises.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import marshal
 import os
 import sqlite3
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from typing import Any, TypeVar
 
 from hybridgate.errors import ConfigError
-from hybridgate.ledger import rollups
+from hybridgate.ledger import rollups, sqlite_writer
 from hybridgate.ledger.base import Traffic
 from hybridgate.ledger.batches import BatchedLedger, Batches
 from hybridgate.ledger.records import COLUMNS, LedgerRecord, row_to_dict
@@ -32,7 +41,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SCHEMA_VERSION = 5
-PURGE_EVERY_S = 3600.0
 # Columns added after version 1, by the version that added them: older files gain them on open.
 ADDED_COLUMNS: dict[str, int] = {"saved_usd": 2, "texts": 3, "cached_texts": 3, "egress": 4, "traffic": 5}
 
@@ -78,20 +86,11 @@ COLUMN_TYPES: dict[str, str] = {
 INDEXED = ("ts", "feature", "route", "model", "cohort")
 __all__ = ["USAGE_GROUPS", "SqliteLedger"]
 
-# What one record can cause (a constraint, a value SQLite cannot bind); anything else is the file.
-_BAD_ROW = (
-    sqlite3.IntegrityError,
-    sqlite3.InterfaceError,
-    sqlite3.ProgrammingError,
-    sqlite3.DataError,
-    ValueError,
-    TypeError,
-    OverflowError,
-)
+_ID_INDEX = COLUMNS.index("request_id")
 _INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 
 
-class SqliteLedger(BatchedLedger):
+class SqliteLedger(BatchedLedger[tuple[Any, ...]]):
     """A SQLite-backed ledger. ``start()`` before recording; ``close()`` drains and stops.
 
     The read methods (``usage``, ``recent``, ``decisions``, ...) are each one short read, for
@@ -111,8 +110,10 @@ class SqliteLedger(BatchedLedger):
         self.path = path
         self.batch_size = batch_size
         self.retention_days = retention_days
-        self._next_purge = 0.0  # monotonic time of the next retention purge; the writer's alone
-        self._batches = Batches(batch_size=batch_size, flush_interval_s=flush_interval_s, max_queue=max_queue)
+        self._batches: Batches[tuple[Any, ...]] = Batches(
+            batch_size=batch_size, flush_interval_s=flush_interval_s, max_queue=max_queue
+        )
+        self._child: _Child  # the writer process, from start()
 
     def degraded_reason(self) -> str | None:
         """Always None: a local file has no outage to report (failed writes count in ``dropped``)."""
@@ -199,81 +200,122 @@ class SqliteLedger(BatchedLedger):
 
     # -- writing -----------------------------------------------------------------------------
 
+    def record(self, rec: LedgerRecord) -> None:
+        """Queue one record's row for the writer process. Never blocks, never raises: a record
+        that cannot become a row, or a full queue, is dropped and counted."""
+        try:
+            row = rec.to_row()  # here, on the caller's thread: ~6 us, no CPU burst elsewhere
+        except Exception:
+            logger.exception("ledger: could not write request %r to %s", rec.request_id, self.path)
+            self._batches.lose(1)
+            return
+        self._batches.add(row)
+
     def start(self) -> None:
-        """Create the schema (raising here, at start-up, if the file is unusable) and the writer."""
+        """Create the schema (raising here, at start-up, if the file is unusable), the writer
+        process and the thread that feeds it."""
         if self._batches.started:
             return
-        with closing(_connect(self.path)) as conn:
+        with closing(sqlite_writer.connect(self.path)) as conn:
             _ensure_schema(conn, self.path)
-            self._purge(conn)
+        self._child = _Child.spawn(self.path, self.retention_days, self._batches)
         self._batches.start_writer(self._run)
 
     def _run(self) -> None:
-        conn = _connect(self.path)
+        """The feeding thread: each batch to the writer process, which it restarts if it died."""
+        while True:
+            batch, last = self._batches.take(1.0)
+            for start in range(0, len(batch), self.batch_size):
+                self._send(batch[start : start + self.batch_size])
+            if not self._child.alive():
+                self._restart()
+            if last:
+                self._child.stop()
+                return
+
+    def _send(self, rows: list[tuple[Any, ...]]) -> None:
+        if not self._child.send(rows):
+            self._restart()  # it died before reading this batch, so nothing of it was written
+            if not self._child.send(rows):
+                self._batches.lose(len(rows))
+                self._batches.done(len(rows))
+
+    def _restart(self) -> None:
+        exit = self._child.exit
+        logger.error("ledger: the writer process for %s exited (%s); starting another", self.path, exit)
+        self._child.stop()
+        self._child = _Child.spawn(self.path, self.retention_days, self._batches)
+
+
+class _Child:
+    """One writer process (``sqlite_writer``), and the thread that reads its acknowledgements into
+    the ledger's ``Batches``: ``done`` once a batch is committed, ``lose`` for rows it refused."""
+
+    def __init__(self, process: subprocess.Popen[bytes], batches: Batches[tuple[Any, ...]]) -> None:
+        self._process = process
+        self._batches = batches
+        self._lock = threading.Lock()
+        self._in_flight = 0  # rows sent and not yet acknowledged
+        self._acks = threading.Thread(target=self._read_acks, name="hybridgate-ledger-acks", daemon=True)
+        self._acks.start()
+
+    @classmethod
+    def spawn(cls, path: str, retention_days: float | None, batches: Batches[tuple[Any, ...]]) -> _Child:
+        retention = "" if retention_days is None else repr(retention_days)
+        # -I -S: the script imports only the standard library; no site-packages, no environment.
+        argv = [sys.executable, "-I", "-S", sqlite_writer.__file__, path, _INSERT, str(_ID_INDEX), retention]
+        return cls(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE), batches)
+
+    @property
+    def exit(self) -> str:
+        code = self._process.poll()
+        return "running" if code is None else f"exit status {code}"
+
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def send(self, rows: list[tuple[Any, ...]]) -> bool:
+        """Hand ``rows`` over; False if the process is gone (none of them was taken)."""
+        payload = marshal.dumps(rows)
+        assert self._process.stdin is not None
         try:
-            while True:
-                batch, last = self._batches.take(None)
-                for start in range(0, len(batch), self.batch_size):
-                    self._write(conn, batch[start : start + self.batch_size])
-                self._purge(conn)
-                self._batches.done(len(batch))
-                if last:
-                    return
-        finally:
-            conn.close()
+            with self._lock:
+                self._in_flight += len(rows)
+            self._process.stdin.write(sqlite_writer.FRAME.pack(len(payload)) + payload)
+            self._process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            with self._lock:
+                self._in_flight -= len(rows)
+            return False
+        return True
 
-    def _write(self, conn: sqlite3.Connection, batch: list[LedgerRecord]) -> None:
-        if not batch:
-            return
-        try:
-            with conn:
-                # Rows built one at a time as SQLite takes them: the GIL is released while each
-                # row is inserted, so the event loop never waits for a whole batch's conversion.
-                conn.executemany(_INSERT, (rec.to_row() for rec in batch))
-        except Exception:
-            # The writer thread must outlive any bad batch (disk full, a malformed record): if it
-            # died, every later record would silently pile up unwritten. One bad record must not
-            # cost the others (other tenants' rows): the batch is written again one row at a time.
-            logger.warning("ledger: a batch of %d records failed; writing them one by one", len(batch))
-            self._write_each(conn, batch)
+    def stop(self) -> None:
+        """Close its input, let it write what it has, and wait; rows it never acknowledged (it
+        died) are counted lost, so ``flush()`` does not wait for them."""
+        assert self._process.stdin is not None
+        with contextlib.suppress(OSError):
+            self._process.stdin.close()
+        self._process.wait()
+        self._acks.join()
+        assert self._process.stdout is not None
+        self._process.stdout.close()
+        with self._lock:
+            unacknowledged, self._in_flight = self._in_flight, 0
+        if unacknowledged:
+            logger.error("ledger: %d records sent to the writer process were not written", unacknowledged)
+            self._batches.lose(unacknowledged)
+            self._batches.done(unacknowledged)
 
-    def _write_each(self, conn: sqlite3.Connection, batch: list[LedgerRecord]) -> None:
-        """Insert row by row in one transaction; a row that fails is logged and counted lost."""
-        lost = 0
-        try:
-            with conn:
-                for rec in batch:
-                    try:
-                        conn.execute(_INSERT, rec.to_row())
-                    except _BAD_ROW:
-                        logger.exception(
-                            "ledger: could not write request %r to %s", rec.request_id, self.path
-                        )
-                        lost += 1
-        except Exception:  # the file itself failed (disk full, I/O): the whole batch is lost
-            logger.exception("ledger: could not write %d records to %s", len(batch), self.path)
-            lost = len(batch)
-        self._batches.lose(lost)
-
-    def _purge(self, conn: sqlite3.Connection) -> None:
-        """Delete rows older than ``retention_days``: at start-up, then at most every PURGE_EVERY_S."""
-        if self.retention_days is None or time.monotonic() < self._next_purge:
-            return
-        self._next_purge = time.monotonic() + PURGE_EVERY_S
-        cutoff = time.time() - self.retention_days * 86400
-        try:
-            with conn:
-                conn.execute("DELETE FROM requests WHERE ts < ?", (cutoff,))
-        except sqlite3.Error:
-            logger.exception("ledger: could not delete expired rows from %s", self.path)
-
-
-def _connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=5.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    # NORMAL is durable across application crashes in WAL mode; only power loss may drop the tail.
-    conn.execute("PRAGMA synchronous=NORMAL")
-    return conn
+    def _read_acks(self) -> None:
+        assert self._process.stdout is not None
+        ack = sqlite_writer.ACK
+        while len(data := self._process.stdout.read(ack.size)) == ack.size:
+            handled, lost = ack.unpack(data)
+            with self._lock:
+                self._in_flight -= handled
+            if lost:
+                self._batches.lose(lost)
+            self._batches.done(handled)
 
 
 def _ensure_schema(conn: sqlite3.Connection, path: str) -> None:
