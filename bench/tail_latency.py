@@ -134,11 +134,14 @@ def schedstat(pid: int) -> tuple[int, int]:
 
 
 def process_cpu_ns(pid: int) -> int:
-    """Nanoseconds every live thread of the process ran (the ledger writer's too)."""
+    """Nanoseconds every live thread of the process and of its child processes ran (the ledger
+    writer's too, whether a thread or a process of its own)."""
     total = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(OSError):
             total += int((task / "schedstat").read_text().split()[0])
+        with contextlib.suppress(OSError, ValueError):
+            total += sum(process_cpu_ns(int(child)) for child in (task / "children").read_text().split())
     return total
 
 
