@@ -40,15 +40,20 @@ def run_embedded_gateway(workdir: Path, *, extra: str = "") -> Iterator[GatewayP
         yield gateway
 
 
+ENGINE_MODULE = b"hybridgate.backends.embedded.engine"
+
+
 def engine_pids(parent: int) -> list[int]:
-    """The embedded engine processes the gateway ``parent`` started (its children running python)."""
+    """The embedded engine processes the gateway ``parent`` started: its children running the
+    engine module (not its other children, such as the ledger's writer process)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().split(b"\0")
         except (OSError, IndexError):
             continue  # gone meanwhile
-        if int(fields[1]) == parent and fields[0] != "Z":
+        if int(fields[1]) == parent and fields[0] != "Z" and ENGINE_MODULE in command:
             found.append(int(stat.parent.name))
     return sorted(found)
 

@@ -100,6 +100,24 @@ def test_an_idle_process_is_replaced_too_and_flush_does_not_hang(ledger: SqliteL
     assert ledger.dropped == 0
 
 
+@linux_only
+def test_a_signal_to_the_whole_group_does_not_cut_the_writer_short(
+    ledger: SqliteLedger, tmp_path: Path
+) -> None:
+    """Ctrl-C or a SIGTERM sent to the gateway's process group reaches the writer too: it keeps
+    going until the gateway, draining, closes its input."""
+    ledger.record(rec(1))
+    assert ledger.flush(timeout=10)  # the writer is past its start-up
+    pid = writer_pid(ledger)
+    assert os.getpgid(pid) != os.getpgid(0)  # its own group: a Ctrl-C at the terminal misses it
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        os.kill(pid, sig)
+    ledger.record(rec(2))
+    assert ledger.flush(timeout=10)
+    assert writer_pid(ledger) == pid and ledger._child.alive()
+    assert ids(tmp_path / "ledger.db") == ["req-1", "req-2"]
+
+
 def test_a_record_that_cannot_become_a_row_is_dropped_at_once(ledger: SqliteLedger) -> None:
     ledger.record(rec(1, reasons=None))  # a caller bug: list(None)
     ledger.record(rec(2))
@@ -157,7 +175,10 @@ def test_what_is_queued_at_the_end_of_input_is_written_before_the_process_exits(
         payload = marshal.dumps([rec(i).to_row() for i in range(start, start + 4)])
         os.write(to_writer, sqlite_writer.FRAME.pack(len(payload)) + payload)
     os.close(to_writer)
-    process.run()  # returns at end of input, having written both batches itself
+    runner = threading.Thread(target=process.run)  # it lowers its thread's priority: not ours
+    runner.start()
+    runner.join(timeout=10)  # it returns at end of input, having written both batches itself
+    assert not runner.is_alive()
     assert ids(path) == [f"req-{i}" for i in range(8)]
     acks = os.read(from_writer, 2 * sqlite_writer.ACK.size)
     assert list(sqlite_writer.ACK.iter_unpack(acks)) == [(4, 0), (4, 0)]

@@ -33,6 +33,7 @@ import logging
 import marshal
 import os
 import select
+import signal
 import sqlite3
 import struct
 import sys
@@ -231,6 +232,12 @@ def idle_priority() -> None:
 
 def main(argv: Sequence[str]) -> int:
     path, insert, id_index, retention = argv
+    # Its life is its input: the gateway closes it to stop this process, and a gateway that dies
+    # closes it too. A Ctrl-C or a SIGTERM sent to the whole group must not cut the rows it holds
+    # while the gateway drains.
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     logging.basicConfig(stream=sys.stderr, format="hybridgate ledger writer: %(levelname)s %(message)s")
     rows = RowWriter(path, insert, int(id_index), float(retention) if retention else None)
     WriterProcess(rows, sys.stdin.fileno(), sys.stdout.fileno()).run()

@@ -264,7 +264,10 @@ class _Child:
         retention = "" if retention_days is None else repr(retention_days)
         # -I -S: the script imports only the standard library; no site-packages, no environment.
         argv = [sys.executable, "-I", "-S", sqlite_writer.__file__, path, _INSERT, str(_ID_INDEX), retention]
-        return cls(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE), batches)
+        # Its own process group: a Ctrl-C at the terminal reaches the gateway, which drains and
+        # then closes this process's input; the process itself ignores such signals too.
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, process_group=0)
+        return cls(process, batches)
 
     @property
     def exit(self) -> str:

@@ -82,14 +82,24 @@ def from_responses_request(body: Json, history: list[Message] | None = None) -> 
     for key in ("user", "metadata"):
         if body.get(key) is not None:
             data[key] = body[key]
-    if isinstance(reasoning := body.get("reasoning"), dict) and reasoning.get("effort"):
-        data["reasoning_effort"] = reasoning["effort"]
+    if effort := _reasoning_effort(body.get("reasoning")):
+        data["reasoning_effort"] = effort
     try:
         return ChatRequest.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         param = _responses_param(".".join(str(p) for p in first["loc"]))
         raise _fail(first["msg"], param) from exc
+
+
+def _reasoning_effort(reasoning: Any) -> str | None:
+    """``reasoning.effort``, once ``reasoning`` is checked to be an object (the answer echoes it)."""
+    if reasoning is None:
+        return None
+    if not isinstance(reasoning, dict):
+        raise _fail("must be an object", "reasoning")
+    effort = reasoning.get("effort")
+    return None if effort is None else _text(effort, "reasoning.effort")
 
 
 def _check_fields(body: Json) -> None:
