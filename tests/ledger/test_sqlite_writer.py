@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,21 @@ def test_a_record_that_cannot_become_a_row_is_dropped_at_once(ledger: SqliteLedg
     ledger.record(rec(2))
     assert ledger.flush(timeout=10)
     assert ledger.dropped == 1
+
+
+def test_a_value_only_python_knows_costs_only_its_own_row(ledger: SqliteLedger, tmp_path: Path) -> None:
+    """A caller bug (an object where a number belongs) reaches the writer's hand-off, not SQLite:
+    its row is dropped and counted, the feeding thread goes on, the other rows are written."""
+    ledger.record(rec(1))
+    ledger.record(rec(2, model=complex(1, 2)))  # SQLite cannot bind it
+    ledger.record(rec(3, cost_usd=Decimal("0.1")))  # marshal cannot carry it
+    ledger.record(rec(4))
+    assert ledger.flush(timeout=10)
+    assert ids(tmp_path / "ledger.db") == ["req-1", "req-4"]
+    assert ledger.dropped == 2
+    ledger.record(rec(5))
+    assert ledger.flush(timeout=10)
+    assert ids(tmp_path / "ledger.db")[-1] == "req-5"
 
 
 def test_closing_ends_the_writer_process(tmp_path: Path) -> None:

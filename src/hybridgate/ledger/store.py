@@ -234,11 +234,30 @@ class SqliteLedger(BatchedLedger[tuple[Any, ...]]):
                 return
 
     def _send(self, rows: list[tuple[Any, ...]]) -> None:
-        if not self._child.send(rows):
+        try:
+            payload = marshal.dumps(rows)
+        except ValueError:  # a value only Python knows (a Decimal, say): drop its row alone
+            rows = self._plain(rows)
+            payload = marshal.dumps(rows)
+        if not self._child.send(payload, len(rows)):
             self._restart()  # it died before reading this batch, so nothing of it was written
-            if not self._child.send(rows):
+            if not self._child.send(payload, len(rows)):
                 self._batches.lose(len(rows))
                 self._batches.done(len(rows))
+
+    def _plain(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The rows that ``marshal`` can carry; the others are logged and counted lost."""
+        kept = []
+        for row in rows:
+            try:
+                marshal.dumps(row)
+            except ValueError:
+                logger.exception("ledger: could not write request %r to %s", row[_ID_INDEX], self.path)
+                self._batches.lose(1)
+                self._batches.done(1)
+            else:
+                kept.append(row)
+        return kept
 
     def _restart(self) -> None:
         exit = self._child.exit
@@ -277,18 +296,17 @@ class _Child:
     def alive(self) -> bool:
         return self._process.poll() is None
 
-    def send(self, rows: list[tuple[Any, ...]]) -> bool:
-        """Hand ``rows`` over; False if the process is gone (none of them was taken)."""
-        payload = marshal.dumps(rows)
+    def send(self, payload: bytes, count: int) -> bool:
+        """Hand over a batch of ``count`` rows; False if the process is gone (it took none)."""
         assert self._process.stdin is not None
         try:
             with self._lock:
-                self._in_flight += len(rows)
+                self._in_flight += count
             self._process.stdin.write(sqlite_writer.FRAME.pack(len(payload)) + payload)
             self._process.stdin.flush()
         except (BrokenPipeError, OSError):
             with self._lock:
-                self._in_flight -= len(rows)
+                self._in_flight -= count
             return False
         return True
 
