@@ -214,28 +214,71 @@ def _since(days: float | None) -> float:
     return 0.0 if days is None else time.time() - days * 86400
 
 
-def _register_commands() -> None:
-    from hybridgate.commands import keys, router
-    from hybridgate.commands.decide import decide_command
-    from hybridgate.commands.evals import eval_command, replay_command
-    from hybridgate.commands.tco import tco_command
-    from hybridgate_bench.commands import register as register_bench
+def _keys() -> None:
+    from hybridgate.commands import keys
 
     app.add_typer(keys.app, name="keys", help="Create, list and revoke virtual API keys.")
+
+
+def _tco() -> None:
+    from hybridgate.commands.tco import tco_command
+
     app.command("tco")(tco_command)
+
+
+def _decide() -> None:
+    from hybridgate.commands.decide import decide_command
+
     app.command("decide")(decide_command)
+
+
+def _evals() -> None:
+    from hybridgate.commands.evals import eval_command, replay_command
+
     app.command("eval")(eval_command)
     app.command("replay")(replay_command)
+
+
+def _bench() -> None:
+    from hybridgate_bench.commands import register as register_bench
+
     register_bench(bench)  # the benchmarks live outside the product (hybridgate_bench)
-    app.add_typer(router.app, name="router", help="Train, evaluate and explain learned routers.")
-    app.command("route")(router.explain)
     app.add_typer(bench, name="bench", help="Benchmarks that print JSON (see docs/benchmarks.md).")
 
 
-# ``serve`` (every gateway process) needs none of the other commands: importing them all would add
-# ~0.6 s to each start.
-if sys.argv[1:2] != ["serve"]:
-    _register_commands()
+def _router() -> None:
+    from hybridgate.commands import router
+
+    app.add_typer(router.app, name="router", help="Train, evaluate and explain learned routers.")
+    app.command("route")(router.explain)
+
+
+# The commands that live in modules of their own, registered on demand: importing them all costs
+# ~0.8 s, which ``serve`` (every gateway process) and ``keys create`` should not pay.
+COMMANDS = {
+    "keys": _keys,
+    "tco": _tco,
+    "decide": _decide,
+    "eval": _evals,
+    "replay": _evals,
+    "router": _router,
+    "route": _router,
+    "bench": _bench,
+}
+BUILT_IN = {"serve", "init", "usage"}
+
+
+def register_commands(argv: list[str]) -> None:
+    """Register the command ``argv`` runs, or all of them for help, a typo or an embedding caller."""
+    name = argv[1] if len(argv) > 1 else ""
+    if name in BUILT_IN:
+        return
+    wanted = [COMMANDS[name]] if name in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for register in wanted:
+        register()
+
+
+register_commands(sys.argv)
 
 
 def main() -> None:

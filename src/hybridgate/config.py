@@ -306,6 +306,9 @@ class AuthConfig(Strict):
     # A request's worst case, reserved against its key's budgets and tokens per minute until it
     # ends, assumes this many output tokens when it sets no max_tokens (docs/operations.md).
     reserve_output_tokens: int = Field(default=4096, ge=1)
+    # How long a replica trusts a key row it read: a revocation made elsewhere (the CLI, another
+    # replica) takes effect within this; lower costs one store lookup per key id per interval.
+    key_cache_ttl_s: float = Field(default=5.0, gt=0, le=300)
 
 
 PrivacyPolicy = Literal["allow", "redact", "local_only", "block"]

@@ -172,7 +172,8 @@ def _access(config: GatewayConfig, env: Mapping[str, str], circuit: RedisCircuit
     if config.auth.keys_store == "postgres":
         return Access(postgres_key_store(config, env), limiter)
     pepper = load_secret(config.auth.pepper_env, env, pepper_file(config.auth.keys_path))
-    return Access(SqliteKeyStore(config.auth.keys_path, pepper), limiter)
+    store = SqliteKeyStore(config.auth.keys_path, pepper, cache_ttl_s=config.auth.key_cache_ttl_s)
+    return Access(store, limiter)
 
 
 def _privacy_guard(config: GatewayConfig) -> PrivacyGuard | None:

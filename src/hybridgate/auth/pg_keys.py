@@ -364,4 +364,5 @@ def postgres_key_store(config: GatewayConfig, env: Mapping[str, str]) -> Postgre
         password=env.get(server.password_env) if server.password_env else None,
         timeout_s=server.timeout_s,
         pool_size=server.pool_size,
+        cache_ttl_s=config.auth.key_cache_ttl_s,
     )
