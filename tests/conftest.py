@@ -128,3 +128,35 @@ def start_gateway(tmp_path: Path) -> Iterator[GatewayFactory]:
             return stack.enter_context(run_gateway(config_text, workdir, **options))  # type: ignore[arg-type]
 
         yield start
+
+
+# The slowest files (``pytest --durations=0``, 2026-12-07), handed out first: pytest-xdist's
+# ``--dist loadfile`` gives workers whole files in collection order, and a slow file handed out
+# last keeps one worker busy after the others have finished. The rest keep their order.
+SLOW_FIRST = (
+    "tests/deployment/test_nginx.py",
+    "tests/backends/test_embedded_hostile.py",
+    "tests/deployment/test_replicas_limits.py",
+    "tests/deployment/test_replicas_ledger.py",
+    "tests/deployment/test_replicas_router.py",
+    "tests/backends/test_local_tier.py",
+    "tests/api/test_responses.py",
+    "tests/compat/test_litellm.py",
+    "tests/deployment/test_replicas_keys.py",
+    "tests/api/test_fuzz.py",
+    "tests/api/test_health_port.py",
+    "tests/router/test_bench.py",
+    "tests/training/test_retrain.py",
+    "tests/deployment/test_readiness.py",
+    "tests/tco/test_throughput.py",
+    "tests/api/test_front.py",
+    "tests/ledger/test_tracing.py",
+    "tests/pipeline/test_outcomes.py",
+    "tests/backends/test_embedded.py",
+    "tests/deployment/test_quickstart.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(SLOW_FIRST)))
