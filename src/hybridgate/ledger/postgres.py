@@ -76,7 +76,7 @@ class PostgresLedger(BatchedLedger[LedgerRecord]):
         spool_path: str,
         password: str | None = None,
         timeout_s: float = 2.0,
-        batch_size: int = 200,
+        batch_size: int = 1000,
         flush_interval_s: float = 0.5,
         max_queue: int = 100_000,
         retention_days: float | None = None,

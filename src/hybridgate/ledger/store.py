@@ -102,7 +102,7 @@ class SqliteLedger(BatchedLedger[tuple[Any, ...]]):
         self,
         path: str,
         *,
-        batch_size: int = 200,
+        batch_size: int = 1000,
         flush_interval_s: float = 0.5,
         max_queue: int = 100_000,
         retention_days: float | None = None,
