@@ -224,8 +224,12 @@ def test_healthz_answers_while_a_huge_schema_is_in_flight(
     hostile.start()
     latencies = probe_while(client, hostile)
     hostile.join()
+    # The loop answered throughout: on the loop the grammar held every probe for ~30 s. A probe
+    # or two may still wait for a CPU on this shared machine (one took 0.7 s with three test
+    # workers on two cores), so the typical probe is held to 100 ms and the worst to 3 s.
     assert len(latencies) >= 3
-    assert statistics.quantiles(latencies, n=100)[98] < 100, sorted(latencies)[-5:]
+    assert statistics.median(latencies) < 100, sorted(latencies)[-5:]
+    assert max(latencies) < 3000, sorted(latencies)[-5:]
     assert answers[0].status_code in (200, 400), answers[0].text
     assert time.monotonic() - started < 60
 
