@@ -243,6 +243,7 @@ def test_a_native_crash_costs_only_the_request_in_flight(
         model="auto",
         messages=[{"role": "user", "content": "Count from 1 to 200."}],
         max_tokens=400,
+        temperature=0,  # the long count every time: a short sampled answer could end before the kill
         stream=True,
         extra_headers=ident,
     )
