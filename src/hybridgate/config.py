@@ -284,7 +284,8 @@ class LedgerConfig(Strict):
     hmac_secret_env: str = "HYBRIDGATE_HMAC_SECRET"
     log_prompts: bool = False
     flush_interval_s: float = Field(default=0.5, gt=0)
-    batch_size: int = Field(default=1000, ge=1)  # 200 cost the p99 at c = 1 (docs/benchmarks.md)
+    # Rows per write; unset: the store's own (SQLite 1000, PostgreSQL 200; docs/configuration.md).
+    batch_size: int | None = Field(default=None, ge=1)
     # "postgres": one ledger shared by every replica (needs [postgres]); see docs/ledger.md.
     store: Literal["sqlite", "postgres"] = "sqlite"
     spool_path: str = "hybridgate-ledger-spool.jsonl"  # postgres: rows kept here while it is down

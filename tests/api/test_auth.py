@@ -21,6 +21,7 @@ from hybridgate.config import GatewayConfig
 from hybridgate.gateway import Gateway
 from tests.servers import serve_in_thread
 from tests.standins.openai_upstream import run_openai_standin
+from tests.waiting import wait_until
 
 PEPPER = "test-pepper-0123456789"
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
@@ -227,3 +228,38 @@ def test_made_up_keys_create_no_limiter_state(rig: AuthRig) -> None:
     with rig.client(real) as client:
         client.chat.completions.create(model="auto", messages=HI)
     assert len(limiter) == before + 1  # a verified key does get its counts
+
+
+def test_a_revocation_made_by_another_process_is_refused_within_key_cache_ttl_s(tmp_path: Path) -> None:
+    """``[auth] key_cache_ttl_s``: how long a gateway trusts a key row it read. The revocation is
+    made through a second store on the same file, as ``hybridgate keys revoke`` does."""
+    ttl_s = 0.3
+    with run_openai_standin() as upstream:
+        config = GatewayConfig.model_validate(
+            {
+                "environment": "prod",
+                "ledger": {"path": str(tmp_path / "gw.db")},
+                "auth": {"enabled": True, "keys_path": str(tmp_path / "keys.db"), "key_cache_ttl_s": ttl_s},
+                "backends": {"up": {"type": "openai_compat", "base_url": upstream.base_url, "model": "m"}},
+                "routes": {"auto": {"try": ["up"]}},
+                "privacy": {"policy": "allow", "ner_model": None},
+            }
+        )
+        app = create_app(config, env={"HYBRIDGATE_KEY_PEPPER": PEPPER})
+        cli = SqliteKeyStore(tmp_path / "keys.db", PEPPER.encode())
+        key, record = cli.create(environment="prod", name="app")
+        with (
+            serve_in_thread(app) as url,
+            openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0) as client,
+        ):
+            client.chat.completions.create(model="auto", messages=HI)  # the row is now cached
+            cli.revoke(record.key_id)
+
+            def refused() -> bool:
+                try:
+                    client.chat.completions.create(model="auto", messages=HI)
+                except openai.AuthenticationError as exc:
+                    return "revoked" in str(exc)
+                return False
+
+            assert wait_until(refused, timeout_s=5, what="the revocation") < ttl_s + 1.0

@@ -380,3 +380,23 @@ def test_a_hung_server_degrades_and_spools_within_the_timeout_then_replays_once(
         wait_until(replayed(store), 15, "the spool to be replayed")
         store.close()
         assert request_ids(pg.dsn) == sorted(f"r-{i}" for i in range(30))
+
+
+@pytest.mark.parametrize(
+    ("ledger_settings", "kind", "batch"),
+    [
+        ({}, SqliteLedger, 1000),  # a hand-off to the writer process: fewer is a lower c = 1 tail
+        ({"store": "postgres"}, PostgresLedger, 200),  # a COPY from a thread of the gateway
+        ({"batch_size": 50}, SqliteLedger, 50),
+        ({"store": "postgres", "batch_size": 50}, PostgresLedger, 50),
+    ],
+)
+def test_each_store_has_its_own_batch_size_unless_one_is_set(
+    tmp_path: Path, ledger_settings: dict[str, object], kind: type[SqliteLedger | PostgresLedger], batch: int
+) -> None:
+    base = {"backends": {"b": {"type": "embedded"}}, "routes": {"auto": {"try": ["b"]}}, "postgres": {}}
+    settings = {"path": str(tmp_path / "l.db"), **ledger_settings}
+    config = GatewayConfig.model_validate(base | {"ledger": settings})
+    store = build_ledger(config, {})
+    assert isinstance(store, (SqliteLedger, PostgresLedger)) and type(store) is kind
+    assert store.batch_size == batch

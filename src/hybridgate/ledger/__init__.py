@@ -17,6 +17,7 @@ from hybridgate.ledger.base import Ledger
 from hybridgate.ledger.metrics import GatewayMetrics
 from hybridgate.ledger.pricing import Pricer
 from hybridgate.ledger.records import LedgerRecord, prompt_hmac
+from hybridgate.ledger.store import BATCH_SIZE as SQLITE_BATCH_SIZE
 from hybridgate.ledger.store import USAGE_GROUPS, SqliteLedger
 from hybridgate.ledger.usage import render_usage
 
@@ -40,13 +41,13 @@ def build_ledger(config: GatewayConfig, env: Mapping[str, str]) -> Ledger:
     if settings.store == "sqlite":
         return SqliteLedger(
             settings.path,
-            batch_size=settings.batch_size,
+            batch_size=settings.batch_size or SQLITE_BATCH_SIZE,
             flush_interval_s=settings.flush_interval_s,
             retention_days=settings.retention_days,
         )
     assert config.postgres is not None  # the config validator requires [postgres] for this store
     # Imported here: only replicas with a shared ledger need asyncpg loaded.
-    from hybridgate.ledger.postgres import PostgresLedger
+    from hybridgate.ledger.postgres import BATCH_SIZE, PostgresLedger
 
     server = config.postgres
     return PostgresLedger(
@@ -54,7 +55,7 @@ def build_ledger(config: GatewayConfig, env: Mapping[str, str]) -> Ledger:
         password=env.get(server.password_env) if server.password_env else None,
         timeout_s=server.timeout_s,
         spool_path=settings.spool_path,
-        batch_size=settings.batch_size,
+        batch_size=settings.batch_size or BATCH_SIZE,
         flush_interval_s=settings.flush_interval_s,
         retention_days=settings.retention_days,
     )

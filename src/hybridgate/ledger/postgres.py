@@ -59,6 +59,7 @@ T = TypeVar("T")
 WRITE_TIMEOUT_S = 30.0  # migrations at connect; each batch statement gets [postgres] timeout_s
 CLOSE_TIMEOUT_S = 5.0  # once close() is called: what is not stored by then is spooled
 PURGE_CHUNK = 5000
+BATCH_SIZE = 200  # rows per COPY from the writer thread
 
 
 class PostgresLedger(BatchedLedger[LedgerRecord]):
@@ -76,7 +77,7 @@ class PostgresLedger(BatchedLedger[LedgerRecord]):
         spool_path: str,
         password: str | None = None,
         timeout_s: float = 2.0,
-        batch_size: int = 1000,
+        batch_size: int = BATCH_SIZE,
         flush_interval_s: float = 0.5,
         max_queue: int = 100_000,
         retention_days: float | None = None,

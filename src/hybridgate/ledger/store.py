@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SCHEMA_VERSION = 5
+# Rows per hand-off to the writer process: fewer hand-offs, a lower p99 at c = 1 than 200
+# (docs/benchmarks.md, "Throughput and tail latency").
+BATCH_SIZE = 1000
 # Columns added after version 1, by the version that added them: older files gain them on open.
 ADDED_COLUMNS: dict[str, int] = {"saved_usd": 2, "texts": 3, "cached_texts": 3, "egress": 4, "traffic": 5}
 
@@ -102,7 +105,7 @@ class SqliteLedger(BatchedLedger[tuple[Any, ...]]):
         self,
         path: str,
         *,
-        batch_size: int = 1000,
+        batch_size: int = BATCH_SIZE,
         flush_interval_s: float = 0.5,
         max_queue: int = 100_000,
         retention_days: float | None = None,
